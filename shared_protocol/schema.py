@@ -1,0 +1,138 @@
+"""Typed (de)serialisation of message dataclasses to a JSON body plus named arrays.
+
+A message is a frozen dataclass. Its scalar fields go to the JSON body, ``np.ndarray`` fields
+travel as raw array frames (nested dataclasses contribute ``parent.child`` names). Decoding
+checks every field's type against the annotations and names the field that is wrong; unknown
+body keys are ignored so a newer minor version can add fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .errors import ProtocolError
+
+T = TypeVar("T")
+
+_MAX_STRING = 8192
+_MAX_ITEMS = 256
+
+
+def to_parts(obj: Any, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Split a dataclass instance into (JSON body, arrays by wire name)."""
+    body: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, np.ndarray):
+            arrays[prefix + f.name] = value
+        elif dataclasses.is_dataclass(value):
+            sub_body, sub_arrays = to_parts(value, f"{prefix}{f.name}.")
+            body[f.name] = sub_body
+            arrays.update(sub_arrays)
+        else:
+            body[f.name] = _to_json(value)
+    return body, arrays
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_to_json(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        body, arrays = to_parts(value)
+        if arrays:
+            raise ProtocolError(f"{type(value).__name__} inside a list cannot carry arrays")
+        return body
+    if isinstance(value, Mapping):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def from_parts(
+    cls: type[T], body: Mapping[str, Any], arrays: Mapping[str, np.ndarray], prefix: str = ""
+) -> T:
+    """Build ``cls`` from a body and arrays, raising ProtocolError that names the bad field."""
+    if not isinstance(body, Mapping):
+        raise ProtocolError(f"field {prefix.rstrip('.') or 'body'!r} must be an object")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        annotation = _hints(cls)[f.name]
+        name = prefix + f.name
+        if annotation is np.ndarray:
+            if name not in arrays:
+                raise ProtocolError(f"array {name!r} is missing", field=name)
+            kwargs[f.name] = arrays[name]
+            continue
+        if f.name not in body:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ProtocolError(f"field {name!r} is missing", field=name)
+            continue
+        kwargs[f.name] = _convert(annotation, body[f.name], name, arrays)
+    return cls(**kwargs)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _convert(annotation: Any, value: Any, name: str, arrays: Mapping[str, np.ndarray]) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, name, arrays)
+    if annotation is Any:
+        return _check_plain_json(value, name)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise _type_error(name, "a boolean", value)
+        return value
+    if annotation is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _type_error(name, "an integer", value)
+        return value
+    if annotation is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise _type_error(name, "a number", value)
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise _type_error(name, "a string", value)
+        if len(value) > _MAX_STRING:
+            raise ProtocolError(f"field {name!r} is longer than {_MAX_STRING} characters")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list) or len(value) > _MAX_ITEMS:
+            raise _type_error(name, f"a list of at most {_MAX_ITEMS} items", value)
+        return tuple(_convert(args[0], v, f"{name}[{i}]", arrays) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict) or len(value) > _MAX_ITEMS:
+            raise _type_error(name, f"an object of at most {_MAX_ITEMS} keys", value)
+        return {str(k): _convert(args[1], v, f"{name}.{k}", arrays) for k, v in value.items()}
+    if dataclasses.is_dataclass(annotation):
+        return from_parts(annotation, value, arrays, f"{name}.")
+    raise TypeError(f"unsupported annotation {annotation!r} on {name}")  # a bug in a message class
+
+
+def _check_plain_json(value: Any, name: str) -> Any:
+    if isinstance(value, dict | list):
+        raise _type_error(name, "a string, number, boolean or null", value)
+    return value
+
+
+def _type_error(name: str, expected: str, value: Any) -> ProtocolError:
+    return ProtocolError(
+        f"field {name!r} must be {expected}, got {type(value).__name__}", field=name
+    )

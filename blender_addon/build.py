@@ -1,0 +1,207 @@
+"""Armature and Action writer: the bpy side of scene building.
+
+Portable over 4.2 (legacy ``action.fcurves``) and 4.4+ (slotted actions). On 4.4+ a slot is
+always created and assigned explicitly: auto-assignment silently picks no slot for a reused
+action, and nothing animates (blender_notes §2.2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
+
+import bpy
+import numpy as np
+
+from .core import rig
+from .core.channels import Channel, bone_path, pose_channels
+from .core.conversion import PoseChannels, model_to_pose, pose_to_model
+from .core.errors import SceneError
+from .core.protocol import motion
+
+IS_SLOTTED = bpy.app.version >= (4, 4, 0)
+SKELETON_KEY = "hy_motion_skeleton"  # armature data custom property: the exact skeleton JSON
+SLOT_NAME = "HY-Motion"
+_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def object_context(obj: bpy.types.Object) -> Iterator[None]:
+    """Context for object operators: works from timers (no window) and headless."""
+    context = bpy.context
+    override: dict[str, Any] = {
+        "active_object": obj,
+        "object": obj,
+        "selected_objects": [obj],
+        "selected_editable_objects": [obj],
+    }
+    if context.window is None and context.window_manager and context.window_manager.windows:
+        override["window"] = context.window_manager.windows[0]
+    with context.temp_override(**override):
+        yield
+
+
+def build_armature(
+    scene: bpy.types.Scene, skeleton: motion.Skeleton, name: str = "HY-Motion"
+) -> bpy.types.Object:
+    """A new armature object from the skeleton on the wire, linked to ``scene``."""
+    layout = rig.rig_layout(skeleton)
+    data = bpy.data.armatures.new(name)
+    data[SKELETON_KEY] = rig.skeleton_to_json(skeleton)
+    obj = bpy.data.objects.new(name, data)
+    scene.collection.objects.link(obj)
+    view_layer = bpy.context.view_layer or scene.view_layers[0]
+    if view_layer.objects.active is not None and view_layer.objects.active.mode != "OBJECT":
+        with object_context(view_layer.objects.active):
+            bpy.ops.object.mode_set(mode="OBJECT")
+    view_layer.objects.active = obj
+    with object_context(obj):
+        bpy.ops.object.mode_set(mode="EDIT")
+        try:
+            _add_bones(data, layout)
+        finally:
+            bpy.ops.object.mode_set(mode="OBJECT")
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_mode = "QUATERNION"
+    return obj
+
+
+def _add_bones(data: bpy.types.Armature, layout: rig.RigLayout) -> None:
+    # One EDIT-mode pass; EditBones are only referenced inside it (names afterwards).
+    bones = []
+    for joint, name in enumerate(layout.names):
+        bone = data.edit_bones.new(name)
+        bone.head = layout.heads[joint].tolist()
+        bone.tail = layout.tails[joint].tolist()
+        bone.align_roll(layout.roll_targets[joint].tolist())
+        bone.use_connect = False
+        bones.append(bone)
+    for joint, parent in enumerate(layout.parents):
+        if parent >= 0:
+            bones[joint].parent = bones[int(parent)]
+
+
+def armature_skeleton(data: bpy.types.Armature) -> motion.Skeleton:
+    text = data.get(SKELETON_KEY)
+    if not isinstance(text, str):
+        raise SceneError(f"armature {data.name!r} was not built by HY-Motion")
+    return rig.skeleton_from_json(text)
+
+
+def rest_frame(data: bpy.types.Armature, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Rest matrices (J, 3, 3) in joint order and the root's rest head (3,), armature space."""
+    # Index by name: armature.bones is depth-first, not creation order.
+    matrices = np.array([np.array(data.bones[n].matrix_local)[:3, :3] for n in names])
+    return matrices, np.array(data.bones[names[0]].head_local, dtype=np.float64)
+
+
+def motion_to_channels(
+    data: bpy.types.Armature,
+    skeleton: motion.Skeleton,
+    rotations: np.ndarray,
+    root_positions: np.ndarray,
+    frame_start: int = 1,
+) -> list[Channel]:
+    matrices, root_head = rest_frame(data, skeleton.joint_names)
+    pose = model_to_pose(rotations, root_positions, matrices, root_head)
+    return pose_channels(skeleton.joint_names, pose, frame_start)
+
+
+def write_action(name: str, channels: Sequence[Channel]) -> bpy.types.Action:
+    """A new Action holding ``channels``, written in bulk (``keyframe_points.add`` + foreach)."""
+    action = bpy.data.actions.new(name)
+    action.use_fake_user = True  # takes not on any armature must survive save and reload
+    new_curve = _curve_factory(action)
+    for channel in channels:
+        curve = new_curve(channel.data_path, channel.index, channel.group)
+        count = channel.co.size // 2
+        points = curve.keyframe_points
+        points.add(count)
+        points.foreach_set("co", channel.co)
+        points.foreach_set("interpolation", np.full(count, _LINEAR, dtype=np.int32))
+        curve.update()
+    return action
+
+
+def _curve_factory(action: bpy.types.Action) -> Any:
+    if not IS_SLOTTED:
+        action.id_root = "OBJECT"  # type: ignore[attr-defined]
+
+        def legacy(path: str, index: int, group: str) -> bpy.types.FCurve:
+            return action.fcurves.new(path, index=index, action_group=group)  # type: ignore[attr-defined]
+
+        return legacy
+    slot = action.slots.new(id_type="OBJECT", name=SLOT_NAME)
+    layer = action.layers.new("Layer")
+    strip = cast(Any, layer.strips.new(type="KEYFRAME"))
+    bag = strip.channelbag(slot, ensure=True)
+    groups: dict[str, Any] = {}
+
+    def slotted(path: str, index: int, group: str) -> bpy.types.FCurve:
+        curve = bag.fcurves.new(path, index=index)  # no group_name before 5.0
+        if group not in groups:
+            groups[group] = bag.groups.new(group)
+        curve.group = groups[group]
+        return curve
+
+    return slotted
+
+
+def assign_action(obj: bpy.types.Object, action: bpy.types.Action) -> None:
+    """Play ``action`` on ``obj``, with its slot assigned explicitly on 4.4+."""
+    anim = obj.animation_data or obj.animation_data_create()
+    anim.action = action
+    if IS_SLOTTED:
+        anim.action_slot = action.slots[0]  # type: ignore[attr-defined]
+
+
+def find_curve(action: bpy.types.Action, path: str, index: int) -> bpy.types.FCurve | None:
+    if not IS_SLOTTED:
+        return action.fcurves.find(path, index=index)  # type: ignore[attr-defined]
+    for layer in action.layers:
+        for strip in layer.strips:
+            bag = cast(Any, strip).channelbag(action.slots[0])
+            curve = bag.fcurves.find(path, index=index) if bag is not None else None
+            if curve is not None:
+                return curve
+    return None
+
+
+def action_frames(action: bpy.types.Action) -> tuple[int, int]:
+    start, end = action.frame_range
+    return int(round(start)), int(round(end))
+
+
+def read_motion(
+    action: bpy.types.Action, data: bpy.types.Armature
+) -> tuple[motion.Skeleton, np.ndarray, np.ndarray]:
+    """Model-space (skeleton, rotations (F, J, 4), pelvis positions (F, 3)) of an action.
+
+    Samples the curves per frame, so edits the artist made after generating are exported too.
+    """
+    skeleton = armature_skeleton(data)
+    names = skeleton.joint_names
+    start, end = action_frames(action)
+    frames = np.arange(start, end + 1, dtype=np.float64)
+
+    def sample(path: str, index: int, default: float) -> np.ndarray:
+        curve = find_curve(action, path, index)
+        if curve is None:
+            return np.full(frames.size, default)
+        return np.array([curve.evaluate(f) for f in frames])
+
+    quats = np.stack(
+        [
+            np.stack(
+                [sample(bone_path(n, "rotation_quaternion"), i, float(i == 0)) for i in range(4)],
+                -1,
+            )
+            for n in names
+        ],
+        axis=1,
+    )
+    location = np.stack([sample(bone_path(names[0], "location"), i, 0.0) for i in range(3)], -1)
+    matrices, root_head = rest_frame(data, names)
+    rotations, pelvis = pose_to_model(PoseChannels(quats, location), matrices, root_head)
+    return skeleton, rotations.astype(np.float32), pelvis.astype(np.float32)

@@ -1,0 +1,56 @@
+"""Errors the add-on raises itself (the daemon's own errors come from the shared protocol).
+
+They extend the shared ``HYMotionError`` so the UI, the operators and the batch handle every
+failure the same way: a message plus a ``hint`` saying what to do.
+"""
+
+from __future__ import annotations
+
+from .protocol import errors
+
+HYMotionError = errors.HYMotionError
+
+
+class SettingsError(HYMotionError):
+    """A preference or panel value cannot be used (address, key, folder)."""
+
+    code = "bad_settings"
+    hint = "Fix it in Edit > Preferences > Add-ons > HY-Motion."
+
+
+class OnlineAccessRefused(SettingsError):
+    """A non-loopback daemon while Blender's 'Allow Online Access' is off."""
+
+    code = "online_access_refused"
+    hint = (
+        "Enable Edit > Preferences > System > Network > Allow Online Access, start Blender with "
+        "--online-mode, or use a daemon on this machine (tcp://127.0.0.1:...)."
+    )
+
+
+class ExportError(HYMotionError):
+    """An export could not be written; nothing was left behind."""
+
+    code = "export_failed"
+    hint = "Pick a folder you can write to (Preferences > Default export folder)."
+
+
+class FileExists(ExportError):
+    """The target file exists and overwriting was not confirmed."""
+
+    code = "file_exists"
+    hint = "Confirm the overwrite, or choose another folder."
+
+
+class SceneError(HYMotionError):
+    """The scene does not hold what an operation needs (a missing action or armature)."""
+
+    code = "scene"
+    hint = "Generate again, or pick another take."
+
+
+class BatchInputError(HYMotionError):
+    """The batch's prompt file or arguments cannot be used."""
+
+    code = "batch_input"
+    hint = "Run the batch with --help for the file format and the options."

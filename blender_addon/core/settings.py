@@ -1,0 +1,130 @@
+"""Panel and preference values -> protocol requests and client configuration (no bpy).
+
+Everything is checked here, before anything is sent: the UI and the batch show the same typed
+errors (empty prompt, out-of-range values, a remote daemon while online access is off, keys).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import OnlineAccessRefused, SettingsError
+from .protocol import client, keys, messages
+
+_TCP = re.compile(r"^tcp://(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d{1,5})$")
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """The panel's generation fields, as the artist set them."""
+
+    prompt: str
+    duration_s: float
+    candidates: int
+    guidance: float
+    steps: int
+    #: None: a random seed is drawn per request (and shown on the takes).
+    seed: int | None = None
+    model: str | None = None
+
+
+def build_request(
+    settings: GenerateSettings, limits: messages.Limits | None = None
+) -> messages.Generate:
+    """A validated Generate request; raises InvalidArgument naming the field."""
+    seed = settings.seed if settings.seed is not None else random.randint(0, MAX_SEED)
+    request = messages.Generate(
+        prompt=settings.prompt.strip(),
+        duration_s=settings.duration_s,
+        candidates=settings.candidates,
+        seed=seed,
+        guidance=settings.guidance,
+        steps=settings.steps,
+        model=settings.model or None,
+    )
+    request.validate(limits or messages.DEFAULT_LIMITS)
+    return request
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """The preferences' connection fields."""
+
+    address: str
+    #: Daemon's CURVE public key (40 Z85 characters); empty for a loopback daemon.
+    server_key: str = ""
+    #: The artist's ``NAME.key_secret`` file; empty for a loopback daemon.
+    client_secret_file: str = ""
+    connect_timeout_s: float = 1.0
+    heartbeat_s: float = 2.0
+    artist: str = ""
+
+
+def is_loopback(address: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// to 127.0.0.0/8, ::1 or localhost."""
+    if address.startswith(("ipc://", "inproc://")):
+        return True
+    match = _TCP.match(address)
+    if match is None:
+        return False
+    host = match.group("host").strip("[]")
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_address(address: str, online_access: bool) -> None:
+    """Refuse malformed addresses, and remote ones when Blender's online access is off."""
+    if not (_TCP.match(address) or address.startswith(("ipc://", "inproc://"))):
+        raise SettingsError(
+            f"{address!r} is not a daemon address",
+            field="address",
+            allowed="tcp://HOST:PORT, e.g. tcp://127.0.0.1:5557",
+        )
+    if not is_loopback(address) and not online_access:
+        raise OnlineAccessRefused(
+            f"{address} is another machine and Blender's online access is off, so the add-on "
+            "does not connect to it",
+            field="address",
+        )
+
+
+def client_config(settings: ConnectionSettings, online_access: bool) -> client.ClientConfig:
+    """A ClientConfig with keys loaded; says which key is wrong or missing and how to fix it."""
+    address = settings.address.strip()
+    check_address(address, online_access)
+    server_key = None
+    key_pair = None
+    if settings.server_key.strip():
+        server_key = keys.parse_public_key(settings.server_key)
+        if not settings.client_secret_file.strip():
+            raise SettingsError(
+                "the daemon has a server key but you have no key pair",
+                field="client_secret_file",
+            )
+        key_pair = keys.load_keypair(Path(settings.client_secret_file).expanduser())
+    elif not is_loopback(address):
+        raise SettingsError(
+            f"a daemon on another machine ({address}) needs CURVE keys: paste its public key "
+            "(the operator's server.key) and generate or import your key pair",
+            field="server_key",
+        )
+    extra = {"artist": settings.artist} if settings.artist else {}
+    return client.ClientConfig(
+        address=address,
+        server_key=server_key,
+        client_keys=key_pair,
+        connect_timeout_s=settings.connect_timeout_s,
+        heartbeat_s=settings.heartbeat_s,
+        client_name="hy-motion-blender",
+        **extra,
+    )

@@ -1,0 +1,107 @@
+"""Jobs and the table that finds them by id, by (artist, request id) and by peer.
+
+A job is created when a generate request is admitted and lives until its result has been kept
+for ``result_retention_s``. ``peer`` is the routing id its messages go to; a resubmission from a
+new connection moves it (routing ids change on every reconnect).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from daemon.engine_api import JobSpec
+from shared_protocol import JobInfo, Message
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(eq=False)
+class Job:
+    spec: JobSpec
+    artist: str
+    request_id: str
+    peer: bytes
+    state: JobState = JobState.QUEUED
+    stage: str = "queued"
+    submitted_at: float = field(default_factory=time.time)
+    queued_mono: float = field(default_factory=time.monotonic)
+    started_mono: float | None = None
+    #: Set from the event loop, read by the worker thread through ``should_stop``.
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = ""
+    #: The terminal message (result, error or cancelled), resent on fetch or resubmission.
+    final: Message | None = None
+    last_progress_mono: float = 0.0
+    step_started_mono: float = 0.0
+
+    @property
+    def job_id(self) -> str:
+        return self.spec.job_id
+
+    @property
+    def candidates(self) -> int:
+        return len(self.spec.seeds)
+
+    def info(self, queue_position: int | None) -> JobInfo:
+        return JobInfo(
+            job_id=self.job_id,
+            artist=self.artist,
+            state=self.state.value,
+            prompt=self.spec.prompt,
+            candidates=self.candidates,
+            frames=self.spec.frames,
+            model=self.spec.model,
+            stage=self.stage,
+            queue_position=queue_position,
+            submitted_at=self.submitted_at,
+        )
+
+
+class JobTable:
+    """Every known job; finished ones until they expire. Used from the event loop only."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Job] = {}
+        self._by_request: dict[tuple[str, str], Job] = {}
+
+    def add(self, job: Job) -> None:
+        self._by_id[job.job_id] = job
+        self._by_request[(job.artist, job.request_id)] = job
+
+    def get(self, job_id: str) -> Job | None:
+        return self._by_id.get(job_id)
+
+    def by_request(self, artist: str, request_id: str) -> Job | None:
+        return self._by_request.get((artist, request_id))
+
+    def drop(self, job: Job) -> None:
+        if self._by_id.get(job.job_id) is job:
+            del self._by_id[job.job_id]
+        if self._by_request.get((job.artist, job.request_id)) is job:
+            del self._by_request[(job.artist, job.request_id)]
+
+    def on_peer(self, peer: bytes) -> list[Job]:
+        return [j for j in self._by_id.values() if j.peer == peer and not j.state.finished]
+
+    def unfinished(self) -> list[Job]:
+        return [j for j in self._by_id.values() if not j.state.finished]
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(list(self._by_id.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_id)

@@ -1,0 +1,242 @@
+"""The transport and lifecycle: one ROUTER socket, its receive loop, workers, shutdown.
+
+``serve()`` is ``startup()`` -> wait for the stop event -> ``shutdown()``. The receive loop only
+decodes and dispatches; it never waits on inference. A message cannot kill the loop: frames
+without the protocol signature are dropped and counted, anything else that fails to decode is
+answered with a typed error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from daemon.auth import AllowList, start_auth, watch_handshakes
+from daemon.config import DaemonConfig, metrics_address
+from daemon.engine_api import Engine
+from daemon.logs import EventLog, close_handlers, setup_logging
+from daemon.metrics import Metrics
+from daemon.service import Service
+from daemon.workers import DeviceWorker
+from shared_protocol import (
+    REQUEST_LIMITS,
+    Error,
+    Message,
+    ProtocolError,
+    decode,
+    encode,
+    new_id,
+)
+from shared_protocol.keys import load_keypair
+from shared_protocol.wire import check_signature
+
+#: Requests are tiny; libzmq drops a connection that sends a bigger frame (per frame limit).
+_MAX_FRAME_BYTES = 1 << 20
+_RCVHWM = 100
+_HANDSHAKE_IVL_MS = 5000
+#: Bounded wait for an engine to notice a cancel once the grace period is over.
+_CANCEL_WAIT_S = 10.0
+#: Long enough for the final replies of a drain to leave; a closing daemon never hangs on it.
+_SHUTDOWN_LINGER_MS = 500
+
+
+class Server:
+    def __init__(
+        self, config: DaemonConfig, engines: Sequence[Engine], log_name: str | None = None
+    ) -> None:
+        if len(engines) != len(config.devices):
+            raise ValueError(f"{len(engines)} engines for {len(config.devices)} devices")
+        self.config = config
+        self._engines = list(engines)
+        self._log_name = log_name or f"hymotion.daemon.{new_id()[:8]}"
+        self.address = ""
+        self.metrics = Metrics(config.devices)
+        self.log: EventLog
+        self.service: Service
+        self.workers: list[DeviceWorker] = []
+        self.allow_list: AllowList | None = None
+        self._context: zmq.asyncio.Context
+        self._socket: zmq.asyncio.Socket
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._auth: Any = None
+        self._metrics_http: Any = None
+        self._log_handlers: list[Any] = []
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        await self.startup()
+        try:
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    # --- startup -------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        config = self.config
+        self.log, self._log_handlers = setup_logging(
+            config.log_level,
+            config.log_stderr,
+            config.logs_path if config.log_file else None,
+            self._log_name,
+        )
+        self._context = zmq.asyncio.Context()
+        self._socket = self._router()
+        self.service = Service(
+            config, self._engines, self, self.log, self.metrics, self._wake_workers
+        )
+        self.workers = [
+            DeviceWorker(device, engine, self.service, config.batch_window_s)
+            for device, engine in zip(config.devices, self._engines, strict=True)
+        ]
+        self._socket.bind(config.bind)
+        self.address = self._socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._receive_loop(), name="receive")]
+        self._tasks += [loop.create_task(w.run(), name=f"worker-{w.device}") for w in self.workers]
+        if config.curve:
+            self._tasks.append(
+                loop.create_task(watch_handshakes(self._socket, self.log, self.metrics))
+            )
+        if config.metrics_bind is not None:
+            host, port = metrics_address(config.metrics_bind)
+            self._metrics_http = self.metrics.serve_http(host, port)
+        self.log.info(
+            "started",
+            address=self.address,
+            curve=config.curve,
+            devices=list(config.devices),
+            session=self.service.session,
+            models=[(m.name, m.available, m.error) for m in self._engines[0].models()],
+            metrics=config.metrics_bind,
+        )
+
+    def _router(self) -> zmq.asyncio.Socket:
+        config = self.config
+        socket = self._context.socket(zmq.ROUTER)
+        # Sends to a vanished peer raise EHOSTUNREACH: that is how a dead client is noticed.
+        socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        socket.setsockopt(zmq.MAXMSGSIZE, _MAX_FRAME_BYTES)
+        socket.setsockopt(zmq.RCVHWM, _RCVHWM)
+        socket.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_IVL_MS)
+        socket.setsockopt(zmq.HEARTBEAT_IVL, int(config.heartbeat_s * 1000))
+        socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(config.heartbeat_s * 3000))
+        socket.setsockopt(zmq.LINGER, 0)
+        if config.curve:
+            assert config.server_secret_key is not None and config.allowed_keys_dir is not None
+            self.allow_list = AllowList(config.allowed_keys_dir, self.log, self.metrics)
+            self._auth = start_auth(self._context, self.allow_list)
+            keys = load_keypair(config.server_secret_key)
+            socket.curve_secretkey = keys.secret
+            socket.curve_publickey = keys.public
+            socket.curve_server = True
+        return socket
+
+    def _wake_workers(self) -> None:
+        for worker in self.workers:
+            worker.wake()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the allow-list (existing connections keep their identity)."""
+        if self.allow_list is not None:
+            self.allow_list.reload()
+
+    # --- transport -----------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while True:
+            frames = await self._socket.recv_multipart(copy=False)
+            try:
+                self._on_frames(frames)
+            except Exception:  # never let one message end the loop
+                self.log.error("receive_failed", exc=True, log_id=new_id()[:12])
+
+    def _on_frames(self, frames: list[zmq.Frame]) -> None:
+        peer = frames[0].bytes
+        body = [f.bytes for f in frames[1:]]
+        user_id = self._user_id(frames[-1]) if self.config.curve else None
+        try:
+            if not body:
+                raise ProtocolError("empty message")
+            check_signature(body[0])
+        except ProtocolError as exc:
+            if exc.code == "bad_request":  # no HYMP signature at all: garbage, drop silently
+                self.metrics.malformed.labels(reason="no_signature").inc()
+                return
+            self.metrics.malformed.labels(reason=exc.code).inc()
+            self.send(peer, Error.from_exception(exc), None)
+            return
+        try:
+            envelope = decode(body, REQUEST_LIMITS)
+        except ProtocolError as exc:
+            self.metrics.malformed.labels(reason=exc.code).inc()
+            self.log.debug("malformed", reason=exc.message, artist=user_id)
+            self.send(peer, Error.from_exception(exc), None)
+            return
+        self.service.handle(peer, user_id, envelope)
+
+    @staticmethod
+    def _user_id(frame: zmq.Frame) -> str | None:
+        try:
+            return frame.get("User-Id") or None
+        except zmq.ZMQError:
+            return None
+
+    def send(self, peer: bytes, message: Message, re: str | None) -> None:
+        """Send without ever blocking; a vanished peer's jobs are cancelled."""
+        frames = encode(message.envelope(re=re, session=self.service.session))
+        future = self._socket.send_multipart([peer, *frames], flags=zmq.DONTWAIT)
+        exc = future.exception() if future.done() else None
+        if exc is None:
+            return
+        if isinstance(exc, zmq.Again):  # the peer is at its high-water mark: it is not reading
+            self.metrics.dropped_sends.labels(why="hwm").inc()
+        elif isinstance(exc, zmq.ZMQError) and exc.errno == zmq.EHOSTUNREACH:
+            self.metrics.dropped_sends.labels(why="peer_gone").inc()
+            # Later, not now: the caller may be iterating over this peer's jobs.
+            asyncio.get_running_loop().call_soon(self.service.peer_gone, peer)
+        else:
+            raise exc
+
+    # --- shutdown ------------------------------------------------------------------------------
+
+    async def _workers_idle(self) -> None:
+        await asyncio.gather(*(w.idle.wait() for w in self.workers))
+
+    async def shutdown(self) -> None:
+        """Stop admitting, tell queued clients to retry, drain or cancel, close, flush logs."""
+        started = time.monotonic()
+        self.log.info(
+            "shutdown_begin",
+            queued=self.service.scheduler.depth,
+            running=sum(len(w.current) for w in self.workers),
+        )
+        self.service.begin_shutdown()
+        try:
+            await asyncio.wait_for(self._workers_idle(), self.config.grace_period_s)
+        except TimeoutError:
+            self.log.warning(
+                "grace_period_over", cancelling=[j.job_id for w in self.workers for j in w.current]
+            )
+            self.service.cancel_running()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._workers_idle(), _CANCEL_WAIT_S)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for worker in self.workers:
+            worker.close()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
+        if self._auth is not None:
+            self._auth.stop()
+        self._socket.close(linger=_SHUTDOWN_LINGER_MS)
+        self._context.term()
+        self.log.info("shutdown_done", seconds=round(time.monotonic() - started, 3))
+        close_handlers(self._log_name, self._log_handlers)

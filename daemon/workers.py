@@ -1,0 +1,78 @@
+"""One worker per device: takes a batch from the service and runs it on a single thread.
+
+The engine runs in a one-thread executor, so the event loop keeps answering while the device
+works; progress callbacks hop back to the loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from daemon.engine_api import Engine
+from daemon.jobs import Job
+from daemon.service import Service
+
+
+class DeviceWorker:
+    def __init__(self, device: str, engine: Engine, service: Service, batch_window_s: float):
+        self.device = device
+        self.engine = engine
+        self._service = service
+        self._batch_window_s = batch_window_s
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{device}")
+        self._work = asyncio.Event()
+        self.current: list[Job] = []
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def wake(self) -> None:
+        self._work.set()
+
+    async def run(self) -> None:
+        """Take and run batches until cancelled (at shutdown, once idle)."""
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            if self._batch_window_s:
+                # Let jobs that arrive together share one engine call.
+                await asyncio.sleep(self._batch_window_s)
+            while not self._service.shutting_down:
+                batch = self._service.take_batch(self.engine)
+                if not batch:
+                    break
+                await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        self.current = batch
+        self.idle.clear()
+        stops = {job.job_id: job.cancel_event for job in batch}
+
+        def progress(job_id: str, stage: str, step: int, total: int) -> None:
+            loop.call_soon_threadsafe(self._service.on_progress, job_id, stage, step, total)
+
+        def should_stop(job_id: str) -> bool:
+            event = stops.get(job_id)
+            return event is not None and event.is_set()
+
+        specs = [job.spec for job in batch]
+        started = time.monotonic()
+        try:
+            outcomes = await loop.run_in_executor(
+                self._executor, self.engine.run_batch, specs, progress, should_stop
+            )
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"engine returned {len(outcomes)} outcomes for {len(batch)}")
+        except Exception as exc:
+            self._service.fail_batch(batch, exc, time.monotonic() - started)
+        else:
+            self._service.finish_batch(self.engine, batch, outcomes, time.monotonic() - started)
+        finally:
+            self.current = []
+            self.idle.set()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()

@@ -1,0 +1,58 @@
+"""A raw DEALER peer for protocol tests: send typed messages, receive with a timeout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import zmq
+
+from shared_protocol import REPLY_LIMITS, Envelope, Hello, Message, decode, encode, new_id
+from shared_protocol.messages import parse_reply
+
+RECV_TIMEOUT_S = 10.0
+
+
+class Peer:
+    """One DEALER connection. Every receive has a timeout; ``TimeoutError`` when it expires."""
+
+    def __init__(self, context: zmq.Context, address: str, **curve: bytes) -> None:
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.linger = 0
+        for name, value in curve.items():  # curve_serverkey / curve_publickey / curve_secretkey
+            setattr(self.socket, name, value)
+        self.socket.connect(address)
+
+    def send(self, message: Message, msg_id: str | None = None) -> str:
+        msg_id = msg_id or new_id()
+        self.socket.send_multipart(encode(message.envelope(msg_id=msg_id)))
+        return msg_id
+
+    def send_raw(self, frames: Sequence[bytes]) -> None:
+        self.socket.send_multipart(list(frames))
+
+    def recv(self, timeout_s: float = RECV_TIMEOUT_S) -> tuple[Envelope, Message | None]:
+        if not self.socket.poll(int(timeout_s * 1000), zmq.POLLIN):
+            raise TimeoutError(f"nothing received within {timeout_s} s")
+        envelope = decode(self.socket.recv_multipart(), REPLY_LIMITS)
+        return envelope, parse_reply(envelope)
+
+    def recv_until(
+        self,
+        predicate: type[Message] | tuple[type[Message], ...],
+        re: str | None = None,
+        timeout_s: float = RECV_TIMEOUT_S,
+    ) -> tuple[Envelope, Message]:
+        """Skip messages until one of the given type(s) (answering ``re`` if given) arrives."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            envelope, message = self.recv(max(0.0, deadline - time.monotonic()))
+            if isinstance(message, predicate) and (re is None or envelope.re == re):
+                return envelope, message
+
+    def hello(self, artist: str = "alice") -> Message:
+        msg_id = self.send(Hello(artist=artist, client="tests"))
+        return self.recv_until(Message, re=msg_id)[1]  # type: ignore[type-abstract]
+
+    def close(self) -> None:
+        self.socket.close(linger=0)

@@ -60,6 +60,9 @@ from shared_protocol.keys import ARTIST_NAME
 
 CAPABILITIES = ("progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas")
 _MAX_PEERS = 4096
+#: A vanished connection's jobs wait this long for their client to reconnect and resubmit
+#: (a Lazy Pirate client reopens its socket in milliseconds) before they are cancelled.
+ORPHAN_GRACE_S = 0.25
 #: Progress messages per job are throttled to this interval (stage changes always go out).
 _PROGRESS_INTERVAL_S = 0.1
 
@@ -324,11 +327,18 @@ class Service:
             )
 
     def peer_gone(self, peer: bytes) -> None:
-        """The connection vanished (EHOSTUNREACH): its jobs stop costing the GPU."""
+        """The connection vanished (EHOSTUNREACH): its jobs stop costing the GPU soon."""
         self._peers.pop(peer, None)
-        for job in self.jobs.on_peer(peer):
-            self._log.info("client_gone", job_id=job.job_id, artist=job.artist)
-            self.cancel_job(job, "disconnected")
+        orphans = self.jobs.on_peer(peer)
+        if orphans:
+            loop = asyncio.get_running_loop()
+            loop.call_later(ORPHAN_GRACE_S, self._cancel_orphans, peer, orphans)
+
+    def _cancel_orphans(self, peer: bytes, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.peer == peer and not job.state.finished:  # not resubmitted meanwhile
+                self._log.info("client_gone", job_id=job.job_id, artist=job.artist)
+                self.cancel_job(job, "disconnected")
 
     def take_batch(self, engine: Engine) -> list[Job]:
         batch = self.scheduler.pop_batch(engine.batch_key, engine.max_batch_candidates)

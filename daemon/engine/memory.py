@@ -1,0 +1,84 @@
+"""Device-memory plan: what each component needs, so jobs that cannot fit are refused early.
+
+Figures are estimates from parameter counts (spec §8.2) plus an activation model of the
+shortcut sampler; ``check`` prints them and ``check_admissible`` compares them with the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .mmdit import MMDiTConfig
+
+GIB = 1024**3
+#: Qwen3-8B text encoder bytes per mode (bf16 8.19 B params; bitsandbytes int8 / nf4 figures
+#: from spec §8.3: ≈ 8.7 GB / ≈ 5.5 GB incl. the bf16 embeddings).
+QWEN_BYTES = {"none": 16.4e9, "8bit": 8.7e9, "4bit": 5.5e9}
+CLIP_BYTES = 0.5e9
+CUDA_CONTEXT_BYTES = 0.6e9
+#: Activation model: per motion row and token, about this many D-wide values are alive at the
+#: peak of a block (qkv 3D, MLP hidden 4D, residual and norm copies), plus the attention scores.
+LIVE_WIDTHS = 16
+
+
+def bytes_per_value(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    dit_bytes: float
+    text_bytes: float  # on the device at rest (0 when offloaded or on the CPU)
+    text_peak_bytes: float  # on the device while encoding
+    context_bytes: float
+
+    @property
+    def resident_bytes(self) -> float:
+        return self.dit_bytes + self.text_bytes + self.context_bytes
+
+    def lines(self) -> list[str]:
+        return [
+            f"DiT weights          {self.dit_bytes / GIB:7.2f} GiB",
+            f"text encoders (rest) {self.text_bytes / GIB:7.2f} GiB",
+            f"text encoders (peak) {self.text_peak_bytes / GIB:7.2f} GiB",
+            f"runtime context      {self.context_bytes / GIB:7.2f} GiB",
+            f"resident total       {self.resident_bytes / GIB:7.2f} GiB",
+        ]
+
+
+def plan(
+    parameters: int,
+    dtype: torch.dtype,
+    placement: str,
+    quantization: str,
+    device: torch.device,
+    text_bytes: float | None = None,
+) -> MemoryPlan:
+    """Device bytes for one model; ``text_bytes`` overrides the Qwen3-8B + CLIP-L figure."""
+    text = text_bytes if text_bytes is not None else QWEN_BYTES[quantization] + CLIP_BYTES
+    on_device = placement == "resident" or (quantization != "none" and placement != "cpu")
+    peak = text if placement != "cpu" else 0.0
+    return MemoryPlan(
+        dit_bytes=parameters * bytes_per_value(dtype),
+        text_bytes=text if on_device else 0.0,
+        text_peak_bytes=peak,
+        context_bytes=CUDA_CONTEXT_BYTES if device.type == "cuda" else 0.0,
+    )
+
+
+def activation_bytes(
+    cfg: MMDiTConfig, rows: int, frames: int, text_tokens: int, dtype: torch.dtype
+) -> float:
+    """Peak activations of one sampler step with ``rows`` motion rows (2 × candidates with CFG).
+
+    Counts the cached text stream (keys/values of every block) and one block's live tensors.
+    """
+    width = bytes_per_value(dtype)
+    tokens = frames + text_tokens
+    blocks = cfg.double_blocks + cfg.single_blocks
+    text_cache = 2 * blocks * rows * text_tokens * cfg.feat_dim * width
+    live = rows * tokens * cfg.feat_dim * LIVE_WIDTHS * width
+    scores = rows * cfg.num_heads * frames * tokens * 4  # float32 softmax in the math kernel
+    return float(text_cache + live + scores)

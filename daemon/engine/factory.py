@@ -124,7 +124,7 @@ def _choice(values: dict[str, Any], key: str, allowed: tuple[str, ...]) -> None:
         )
 
 
-class _Loader:
+class ModelLoader:
     """Loads models one by one, sharing text encoders and the grounding between them."""
 
     def __init__(self, opts: EngineOptions, device: torch.device) -> None:
@@ -217,7 +217,7 @@ def create_engine(options: Mapping[str, Any], device: str) -> HYMotionEngine:
         # process-wide switches: TF32 matmuls/convolutions on Ampere and newer
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    loader = _Loader(opts, torch_device)
+    loader = ModelLoader(opts, torch_device)
     served: dict[str, ServedModel] = {}
     for name, source in opts.models or ((TINY, TINY),):
         try:

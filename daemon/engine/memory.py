@@ -38,6 +38,12 @@ class MemoryPlan:
     def resident_bytes(self) -> float:
         return self.dit_bytes + self.text_bytes + self.context_bytes
 
+    def peak_bytes(self, activations: float) -> float:
+        """Highest device use: while encoding (offload brings the encoders in) or sampling."""
+        encoding = self.dit_bytes + max(self.text_peak_bytes, self.text_bytes)
+        sampling = self.dit_bytes + self.text_bytes + activations
+        return max(encoding, sampling) + self.context_bytes
+
     def lines(self) -> list[str]:
         return [
             f"DiT weights          {self.dit_bytes / GIB:7.2f} GiB",

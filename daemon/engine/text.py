@@ -10,6 +10,7 @@ import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -149,7 +150,7 @@ class QwenEncoder:
         self.quantized = quantization != "none"
         if not self.quantized:
             self.model.to(device)
-        self.crop_start = self._find_crop_start()
+        self.crop_start = find_crop_start(self.tokenizer, system_prompt)
 
     @property
     def device(self) -> torch.device:
@@ -160,22 +161,7 @@ class QwenEncoder:
             self.model.to(device)
 
     def chat(self, prompt: str) -> str:
-        messages = [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": prompt},
-        ]
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=False, enable_thinking=False
-        )
-
-    def _find_crop_start(self) -> int:
-        """Index of the first user token: where the marker's tokens start in the template."""
-        whole = self.tokenizer(self.chat(CROP_MARKER), add_special_tokens=True)["input_ids"]
-        marker = self.tokenizer(CROP_MARKER, add_special_tokens=False)["input_ids"]
-        for start in range(len(whole) - len(marker) + 1):
-            if whole[start : start + len(marker)] == marker:
-                return start
-        return len(whole) - 1
+        return chat_text(self.tokenizer, self.system_prompt, prompt)
 
     def encode(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor, list[bool]]:
         """-> ctxt (P, 128, C) in the model dtype, lengths (P,), truncated flags."""
@@ -202,6 +188,29 @@ class QwenEncoder:
     @property
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+
+def chat_text(tokenizer: Any, system_prompt: str, prompt: str) -> str:
+    """§3.2 [system, user] through the Qwen3 chat template, no generation prompt, no thinking."""
+    messages = [
+        {"role": "system", "content": system_prompt},
+        {"role": "user", "content": prompt},
+    ]
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=False, enable_thinking=False
+    )
+
+
+def find_crop_start(tokenizer: Any, system_prompt: str) -> int:
+    """Index of the first user token: where the marker's tokens start in the templated text
+    (fallback: length − 1), computed from the real tokenizer as upstream does at start-up."""
+    whole = tokenizer(chat_text(tokenizer, system_prompt, CROP_MARKER), add_special_tokens=True)
+    marker = tokenizer(CROP_MARKER, add_special_tokens=False)["input_ids"]
+    ids = whole["input_ids"]
+    for start in range(len(ids) - len(marker) + 1):
+        if ids[start : start + len(marker)] == marker:
+            return start
+    return len(ids) - 1
 
 
 def _quantization_args(source: str, quantization: str, device: torch.device) -> dict[str, object]:

@@ -114,6 +114,18 @@ def _quiet_transformers() -> None:
     logging.disable_progress_bar()  # no "Writing model shards" bars in the daemon log
 
 
+def plausible_stats() -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean/std (201,) that keep untrained output near a standing rest pose: identity rot6d
+    means, 1 m root height, small spreads, and the exactly-zero pelvis position dims."""
+    mean = torch.zeros(201)
+    mean[1] = 1.0
+    mean[3 : 3 + 6 * BODY_JOINTS] = torch.tensor([1.0, 0, 0, 1.0, 0, 0]).repeat(BODY_JOINTS)
+    std = torch.full((201,), 0.1)
+    std[0:3] = 0.05
+    std[135:138] = 0.0
+    return mean, std
+
+
 def _write_model(model_dir: Path) -> None:
     model_dir.mkdir(parents=True)
     (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(tiny_config_yaml(), sort_keys=False))
@@ -124,14 +136,7 @@ def _write_model(model_dir: Path) -> None:
             fan_in = param.shape[-1] if param.ndim > 1 else 1
             scale = 1.0 if name.startswith("null") or param.ndim == 1 else fan_in**-0.5
             param.copy_(torch.randn(param.shape, generator=gen) * scale * 0.5)
-        # stats chosen so untrained output stays near the rest pose: identity rot6d means,
-        # standing root height, small spreads
-        mean = torch.zeros(201)
-        mean[1] = 1.0
-        mean[3 : 3 + 6 * BODY_JOINTS] = torch.tensor([1.0, 0, 0, 1.0, 0, 0]).repeat(BODY_JOINTS)
-        std = torch.full((201,), 0.1)
-        std[0:3] = 0.05
-        std[135:138] = 0.0  # the root-relative pelvis position, exactly 0 like the official stats
+        mean, std = plausible_stats()
         module.mean.copy_(mean)
         module.std.copy_(std)
     save_checkpoint(module, model_dir)

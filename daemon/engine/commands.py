@@ -1,0 +1,292 @@
+"""Engine subcommands of ``python -m daemon``: ``check``, ``convert`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared_protocol import HYMotionError
+
+from .bench import parse_cases, run_pipeline, run_random
+from .checkpoint import (
+    CONFIG_FILE,
+    check_state_dict,
+    convert,
+    parse_config,
+    read_state_dict,
+    weights_file,
+)
+from .errors import TextEncoderError
+from .factory import PRECISIONS, TINY, EngineOptions, ModelLoader
+from .grounding import MeshGrounding, rest_mesh_floor
+from .memory import GIB, activation_bytes, plan
+from .pipeline import MotionPipeline
+from .prompt import resolve_system_prompt
+from .text import PLACEMENTS, QUANTIZATIONS, TEXT_SLOTS, find_crop_start
+
+EXPECTED_CROP_START = 101  # spec §3.2, for the real Qwen3 tokenizer and the official prompt
+LITE_TARGET_GIB = 12.0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``check``, ``convert`` and ``bench`` to the daemon's argparse subparsers."""
+    check = subparsers.add_parser("check", help="validate model and text-encoder directories")
+    _engine_flags(check)
+    check.add_argument(
+        "--load-encoders",
+        action="store_true",
+        help="also load the text-encoder weights (needs their memory)",
+    )
+    check.add_argument("--vram-gb", type=float, help="device memory to plan for")
+    check.set_defaults(func=check_command)
+
+    conv = subparsers.add_parser("convert", help="latest.ckpt -> model.safetensors")
+    conv.add_argument("model_dir", type=Path)
+    conv.add_argument("--out", type=Path, help="output file (default MODEL_DIR/model.safetensors)")
+    conv.set_defaults(func=convert_command)
+
+    bench = subparsers.add_parser("bench", help="engine speed against its reference mode")
+    _engine_flags(bench)
+    bench.add_argument(
+        "--model",
+        default=TINY,
+        help="tiny | lite-random | standard-random | a model name from --models",
+    )
+    bench.add_argument("--steps", type=int, help="sampler steps (default 50; 2 for *-random)")
+    bench.add_argument("--candidates", default="1,4,8")
+    bench.add_argument("--seconds", default="2,5,12")
+    bench.add_argument("--no-reference", action="store_true", help="skip the reference mode")
+    bench.add_argument("--quick", action="store_true", help="small grid, few steps (smoke run)")
+    bench.set_defaults(func=bench_command)
+
+
+def _engine_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="daemon TOML config (its [engine] table)")
+    parser.add_argument(
+        "--model-dir",
+        action="append",
+        default=[],
+        metavar="[NAME=]DIR",
+        help="model directory (repeatable); 'tiny' for the built-in model",
+    )
+    parser.add_argument("--clip", help="CLIP directory or hub id")
+    parser.add_argument("--qwen", help="Qwen3 directory or hub id")
+    parser.add_argument("--system-prompt-file", help="file with the official system prompt")
+    parser.add_argument("--mesh-dir", help="directory of the wooden mesh .bin files")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS))
+    parser.add_argument("--text-encoders", choices=PLACEMENTS)
+    parser.add_argument("--qwen-quantization", choices=QUANTIZATIONS)
+    parser.add_argument("--tiny-dir", help="where the tiny model lives / is created")
+    parser.add_argument("--device", default="cpu")
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The [engine] table of --config, overridden by the command-line flags."""
+    table: dict[str, Any] = {}
+    if args.config:
+        with args.config.open("rb") as f:
+            table = dict(tomllib.load(f).get("engine", {}))
+    if args.model_dir:
+        table["models"] = dict(_named(spec) for spec in args.model_dir)
+    for key in (
+        "clip",
+        "qwen",
+        "system_prompt_file",
+        "mesh_dir",
+        "precision",
+        "text_encoders",
+        "qwen_quantization",
+        "tiny_dir",
+    ):
+        if getattr(args, key) is not None:
+            table[key] = getattr(args, key)
+    return EngineOptions.from_mapping(table)
+
+
+def _named(spec: str) -> tuple[str, str]:
+    name, sep, path = spec.partition("=")
+    if not sep:
+        return (TINY if spec == TINY else Path(spec).name), spec
+    return name, path
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+def check_command(args: argparse.Namespace) -> int:
+    opts = engine_options(args)
+    device = torch.device(args.device)
+    failures = 0
+    real = False
+    for name, source in opts.models or ((TINY, TINY),):
+        print(f"model {name} ({source}):")
+        try:
+            _check_model(opts, name, source, device, args)
+            real = real or source != TINY
+        except HYMotionError as exc:
+            failures += 1
+            print(f"  FAILED: {exc.message}")
+    if real:
+        try:
+            _check_encoders(opts, args.load_encoders, device)
+        except HYMotionError as exc:
+            failures += 1
+            print(f"  FAILED: {exc.message}")
+    if opts.mesh_dir:
+        try:
+            mesh = MeshGrounding.load(Path(opts.mesh_dir))
+            print(
+                f"mesh {opts.mesh_dir}: official files, rest floor "
+                f"{rest_mesh_floor(mesh):.3f} m (exact grounding)"
+            )
+        except HYMotionError as exc:
+            failures += 1
+            print(f"mesh FAILED: {exc.message}")
+    else:
+        print("mesh: not configured, grounding approximated from joints (see docs/engine.md)")
+    print("OK" if not failures else f"{failures} problem(s)")
+    return 0 if not failures else 1
+
+
+def _check_model(
+    opts: EngineOptions, name: str, source: str, device: torch.device, args: argparse.Namespace
+) -> None:
+    if source == TINY:
+        served = ModelLoader(opts, device).load(name, source)
+        print(f"  {served.info.label}: loaded, {served.info.parameters:,} values")
+        return
+    model_dir = Path(source).expanduser()
+    config = parse_config(model_dir / CONFIG_FILE)
+    net = config.network
+    print(
+        f"  config.yml: D={net.feat_dim}, {net.num_layers} layers ({net.double_blocks} double "
+        f"+ {net.single_blocks} single), {net.num_heads} heads, mask {net.mask_mode}, "
+        f"{config.steps} steps, guidance {config.guidance:g}, noise generator "
+        f"{'on the device' if config.generator_on_device else 'on the CPU'}"
+    )
+    path = weights_file(model_dir)
+    state = read_state_dict(path)
+    check_state_dict(state, net, path)
+    values = sum(t.numel() for t in state.values())
+    print(f"  {path.name}: {len(state)} tensors, {values:,} values, names and shapes OK")
+    _print_plan(opts, values, device, net, args.vram_gb)
+
+
+def _print_plan(
+    opts: EngineOptions, values: int, device: torch.device, net: Any, vram_gb: float | None
+) -> None:
+    dtype = PRECISIONS[opts.precision]
+    act = activation_bytes(net, 8, 360, TEXT_SLOTS, dtype)  # 4 candidates x CFG, 12 s
+    chosen = plan(values, dtype, opts.text_encoders, opts.qwen_quantization, device)
+    print(
+        f"  memory plan on {device} ({opts.precision}, text encoders {opts.text_encoders}, "
+        f"Qwen3 {opts.qwen_quantization}):"
+    )
+    for line in chosen.lines():
+        print(f"    {line}")
+    print(f"    peak with 4 candidates x 12 s  {chosen.peak_bytes(act) / GIB:7.2f} GiB")
+    target = vram_gb or LITE_TARGET_GIB
+    fits = [
+        f"{p}/{q}"
+        for p in PLACEMENTS
+        for q in QUANTIZATIONS
+        if plan(values, dtype, p, q, torch.device("cuda")).peak_bytes(act) <= target * GIB
+    ]
+    print(
+        f"  modes (text_encoders/qwen_quantization) within {target:g} GiB of VRAM: "
+        f"{', '.join(fits) or 'none'}"
+    )
+
+
+def _check_encoders(opts: EngineOptions, load: bool, device: torch.device) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    prompt_file = Path(opts.system_prompt_file) if opts.system_prompt_file else None
+    prompt = resolve_system_prompt(prompt_file, official=True)
+    print("system prompt: official string, sha256 OK")
+    for source, what, width in ((opts.clip, "CLIP", 768), (opts.qwen, "Qwen3", 4096)):
+        try:
+            config = AutoConfig.from_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(source)
+        except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
+            raise TextEncoderError(
+                source, f"cannot read the {what} config/tokenizer: {exc}"
+            ) from exc
+        hidden = getattr(getattr(config, "text_config", config), "hidden_size", None)
+        if hidden != width:
+            raise TextEncoderError(source, f"{what} hidden size {hidden}, expected {width}")
+        line = f"{what} {source}: hidden {hidden}, tokenizer OK"
+        if what == "Qwen3":
+            crop = find_crop_start(tokenizer, prompt)
+            line += f", crop_start {crop} (spec: {EXPECTED_CROP_START})"
+            if crop != EXPECTED_CROP_START:
+                line += " -- differs, check the tokenizer and system prompt"
+        print(line)
+    if load:
+        loader = ModelLoader(opts, device)
+        encoders = loader.encoders(opts.clip, opts.qwen, official=True)
+        features = encoders.encode(["A person walks forward."])
+        print(
+            f"encoders loaded; 'A person walks forward.' -> {int(features.lengths[0])} text "
+            "tokens (spec: 7)"
+        )
+
+
+# --- convert ----------------------------------------------------------------------------------
+
+
+def convert_command(args: argparse.Namespace) -> int:
+    target = convert(args.model_dir, args.out)
+    count = len(read_state_dict(target))
+    print(f"wrote {target} ({count} tensors, checked against {CONFIG_FILE})")
+    return 0
+
+
+# --- bench ------------------------------------------------------------------------------------
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    device = torch.device(args.device)
+    out = sys.stdout
+    if args.model.endswith("-random"):
+        size = args.model.removesuffix("-random")
+        steps = args.steps or 2
+        cases = parse_cases("1", "2") if args.quick else parse_cases(args.candidates, args.seconds)
+        run_random(size, device, steps, cases, out, not args.no_reference)
+        return 0
+    opts = engine_options(args)
+    steps = args.steps or (10 if args.quick else 50)
+    cases = parse_cases("1,4", "2,5") if args.quick else parse_cases(args.candidates, args.seconds)
+    sources = dict(opts.models) or {TINY: TINY}
+    if args.model not in sources:
+        sources = {args.model: args.model} if args.model == TINY else sources
+    if args.model not in sources:
+        print(f"error: model {args.model!r} is not in --model-dir/--config", file=sys.stderr)
+        return 2
+    base = ModelLoader(opts, device).load(args.model, sources[args.model]).pipeline
+    assert base is not None
+    variants = {} if args.quick else _variants(opts, device, args.model, sources[args.model], base)
+    run_pipeline(base, args.model, steps, cases, out, not args.no_reference, variants)
+    return 0
+
+
+def _variants(
+    opts: EngineOptions, device: torch.device, name: str, source: str, base: MotionPipeline
+) -> dict[str, MotionPipeline]:
+    """bf16 (and TF32 on CUDA) copies of the model, and Heun at half the steps."""
+    out: dict[str, MotionPipeline] = {}
+    precisions = ["bf16"] + (["tf32"] if device.type == "cuda" else [])
+    for precision in precisions:
+        loader = ModelLoader(EngineOptions(**{**opts.__dict__, "precision": precision}), device)
+        pipeline = loader.load(name, source).pipeline
+        assert pipeline is not None
+        out[f"{precision} Euler"] = pipeline
+    out["fp32 Heun, half the steps"] = MotionPipeline(
+        base.weights, base.config, base.text, base.grounding, device, solver="heun"
+    )
+    return out

@@ -87,7 +87,7 @@ def test_files_that_are_not_the_official_assets_are_refused(tmp_path: Path) -> N
 
 
 def test_missing_and_inconsistent_mesh_files_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="v_template.bin"):
+    with pytest.raises(CheckpointError, match=r"v_template\.bin"):
         MeshGrounding.load(tmp_path)
     verts, weights, indices = _mesh()
     _write(tmp_path, verts, weights[:-1], indices)

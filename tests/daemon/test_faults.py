@@ -43,15 +43,15 @@ def _poll_until(
 
 
 @pytest.mark.slow
-def test_client_killed_mid_job_frees_the_worker(
-    tmp_path: Path, peers: Callable[..., Peer]
-) -> None:
+def test_client_killed_mid_job_frees_the_worker(tmp_path: Path, peers: Callable[..., Peer]) -> None:
     engine = TestEngine(step_s=0.02)
     with run_daemon(make_config(tmp_path), [engine]) as daemon:
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         client = subprocess.Popen(
             [sys.executable, "-m", "tests.support.job_client", daemon.address],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
         )
         try:
             assert client.stdout is not None
@@ -77,7 +77,10 @@ def test_client_killed_mid_job_frees_the_worker(
 def test_daemon_killed_and_restarted_client_resubmits(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, ["--step-s", "0.02", "--heartbeat-s", "0.2"]).start()
     config = ClientConfig(
-        address=daemon.address, artist="alice", heartbeat_s=0.2, liveness=3,
+        address=daemon.address,
+        artist="alice",
+        heartbeat_s=0.2,
+        liveness=3,
         connect_timeout_s=20.0,
     )
     try:
@@ -90,7 +93,8 @@ def test_daemon_killed_and_restarted_client_resubmits(tmp_path: Path) -> None:
             _poll_until(client, lambda e: isinstance(e.message, Disconnected))
             daemon.start()  # same port
             seen = _poll_until(
-                client, lambda e: e.request_id == request_id and isinstance(e.message, Result),
+                client,
+                lambda e: e.request_id == request_id and isinstance(e.message, Result),
                 timeout_s=30,
             )
             connected = [e.message for e in seen if isinstance(e.message, Connected)]
@@ -113,7 +117,8 @@ def test_frozen_daemon_resumed_does_not_run_the_resubmitted_job_twice(tmp_path: 
             _poll_until(client, lambda e: isinstance(e.message, Disconnected))
             daemon.signal(signal.SIGCONT)
             seen += _poll_until(
-                client, lambda e: e.request_id == request_id and isinstance(e.message, Result),
+                client,
+                lambda e: e.request_id == request_id and isinstance(e.message, Result),
                 timeout_s=30,
             )
             time.sleep(0.3)
@@ -147,7 +152,7 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, peers: Callable[..., Peer
         late_id = queued.send(Generate(prompt="wave", duration_s=1.0, candidates=1, steps=4))
         _, busy = queued.recv_until(Error, re=late_id)
         assert busy.code == "busy" and busy.details["reason"] == "shutting_down"
-        _, result = running.recv_until(Result, re=run_id)  # the running job finished
+        running.recv_until(Result, re=run_id)  # the running job finished
         assert daemon.wait(30) == 0
     finally:
         daemon.kill()

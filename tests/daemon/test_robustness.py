@@ -42,21 +42,32 @@ def malformed_messages(rng: random.Random) -> list[list[bytes]]:
         lambda: [
             SIGNATURE,
             json.dumps(
-                {"v": "1.0", "type": "ping", "id": "a", "body": {},
-                 "arrays": [{"name": "a", "dtype": "<f4", "shape": [10**12]}]}
+                {
+                    "v": "1.0",
+                    "type": "ping",
+                    "id": "a",
+                    "body": {},
+                    "arrays": [{"name": "a", "dtype": "<f4", "shape": [10**12]}],
+                }
             ).encode(),
             b"\x00" * 16,
-        ],  # fmt: skip
+        ],
         lambda: [
             SIGNATURE,
             json.dumps(
-                {"v": "1.0", "type": rng.choice(["generate", "cancel", "fetch", "hello", "zap"]),
-                 "id": rng.choice(["ok", "", "x" * 100, "bad id"]),
-                 "body": {"prompt": rng.choice([1, None, [], "walk"]),
-                          "duration_s": rng.choice(["2", 1e300, -1, None]),
-                          "job_id": rng.choice([3, "j"]), "artist": rng.choice([4, "a b"])}}
+                {
+                    "v": "1.0",
+                    "type": rng.choice(["generate", "cancel", "fetch", "hello", "zap"]),
+                    "id": rng.choice(["ok", "", "x" * 100, "bad id"]),
+                    "body": {
+                        "prompt": rng.choice([1, None, [], "walk"]),
+                        "duration_s": rng.choice(["2", 1e300, -1, None]),
+                        "job_id": rng.choice([3, "j"]),
+                        "artist": rng.choice([4, "a b"]),
+                    },
+                }
             ).encode(),
-        ],  # fmt: skip
+        ],
         lambda: _flip(rng, valid_ping),
         lambda: _flip(rng, valid_gen),
         lambda: [SIGNATURE, b"\xff\xfe" + rng.randbytes(10)],
@@ -119,8 +130,13 @@ def test_fifty_clients_four_jobs_each_answered_exactly_once(
                 for k in range(jobs_each):
                     request_id = f"job-{i}-{k}"
                     peer.send(
-                        Generate(prompt=f"walk {i} {k}", duration_s=1.0, candidates=1, steps=4,
-                                 seed=i * 10 + k),
+                        Generate(
+                            prompt=f"walk {i} {k}",
+                            duration_s=1.0,
+                            candidates=1,
+                            steps=4,
+                            seed=i * 10 + k,
+                        ),
                         msg_id=request_id,
                     )
                     sent[request_id] = i

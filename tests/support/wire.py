@@ -19,6 +19,8 @@ class Peer:
     def __init__(self, context: zmq.Context, address: str, **curve: bytes) -> None:
         self.socket = context.socket(zmq.DEALER)
         self.socket.linger = 0
+        # A DEALER with no connected peer blocks on send; fail instead of hanging a test.
+        self.socket.sndtimeo = int(RECV_TIMEOUT_S * 1000)
         for name, value in curve.items():  # curve_serverkey / curve_publickey / curve_secretkey
             setattr(self.socket, name, value)
         self.socket.connect(address)

@@ -39,6 +39,8 @@ class QuotaBook:
         self._path = path
         self._clock = clock
         self._usage: dict[str, dict[str, _Window]] = {}
+        #: Why the saved usage could not be read (the daemon logs it), or None.
+        self.load_error: str | None = None
         if path is not None and path.is_file():
             self._load(path)
 
@@ -110,6 +112,7 @@ class QuotaBook:
                 }
                 for artist, windows in data.items()
             }
-        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             # A damaged usage file must not stop the daemon; usage restarts from zero.
             self._usage = {}
+            self.load_error = f"{path}: {exc}"

@@ -106,6 +106,8 @@ class Server:
         if config.metrics_bind is not None:
             host, port = metrics_address(config.metrics_bind)
             self._metrics_http = self.metrics.serve_http(host, port)
+        if self.service.quotas.load_error is not None:
+            self.log.error("quota_usage_unreadable", error=self.service.quotas.load_error)
         self.log.info(
             "started",
             address=self.address,

@@ -1,0 +1,133 @@
+"""The scheduler and quota book, pure: no sockets, a fake clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.config import QuotaLimits
+from daemon.engine_api import JobSpec
+from daemon.jobs import Job
+from daemon.quotas import QuotaBook
+from daemon.scheduler import Scheduler, SchedulerLimits
+from shared_protocol import Busy, QuotaExceeded
+
+_count = 0
+
+
+def job(artist: str, candidates: int = 1, steps: int = 50) -> Job:
+    global _count
+    _count += 1
+    spec = JobSpec(f"j{_count}", "walk", 60, tuple(range(candidates)), 5.0, steps, "m")
+    return Job(spec=spec, artist=artist, request_id=f"r{_count}", peer=b"p")
+
+
+def _key(spec: JobSpec) -> tuple[int, float]:
+    return (spec.steps, spec.guidance)
+
+
+def test_round_robin_across_artists() -> None:
+    scheduler = Scheduler(SchedulerLimits(max_queue=100, max_per_artist=100))
+    greedy = [job("greedy") for _ in range(8)]
+    for j in greedy:
+        scheduler.push(j)
+    single = job("single")
+    scheduler.push(single)
+    assert scheduler.positions()[single.job_id] == 1
+    ran = [scheduler.pop_batch(_key, lambda m: 1)[0] for _ in range(9)]
+    assert ran[:3] == [greedy[0], single, greedy[1]]
+    assert scheduler.pop_batch(_key, lambda m: 1) == []
+
+
+def test_served_artists_go_to_the_back_of_the_rotation() -> None:
+    scheduler = Scheduler(SchedulerLimits(max_queue=100, max_per_artist=100))
+    a1, a2, b1, c1 = job("a"), job("a"), job("b"), job("c")
+    for j in (a1, a2, b1, c1):
+        scheduler.push(j)
+    assert scheduler.pop_batch(_key, lambda m: 2) == [a1, b1]
+    assert scheduler.order() == [c1, a2]
+
+
+def test_batches_only_equal_keys_within_the_candidate_limit() -> None:
+    scheduler = Scheduler(SchedulerLimits(max_queue=100, max_per_artist=100))
+    first, other_steps, fits, too_big, last = (
+        job("a", 2), job("b", 1, steps=25), job("c", 3), job("d", 4), job("e", 3),
+    )  # fmt: skip
+    for j in (first, other_steps, fits, too_big, last):
+        scheduler.push(j)
+    assert scheduler.pop_batch(_key, lambda m: 8) == [first, fits, last]
+    assert scheduler.pop_batch(_key, lambda m: 8) == [other_steps]
+    # A job bigger than the limit still runs, alone.
+    assert scheduler.pop_batch(_key, lambda m: 2) == [too_big]
+
+
+def test_admission_limits_and_retry_after_follow_recent_batches() -> None:
+    scheduler = Scheduler(SchedulerLimits(max_queue=3, max_per_artist=2), initial_batch_s=1.0)
+    for j in (job("a"), job("a")):
+        scheduler.push(j)
+    with pytest.raises(Busy) as per_artist:
+        scheduler.check_admission("a")
+    assert per_artist.value.reason == "artist_limit"
+    scheduler.push(job("b"))
+    with pytest.raises(Busy) as full:
+        scheduler.check_admission("c")
+    assert full.value.reason == "queue_full"
+    assert full.value.retry_after_s == pytest.approx(4 * 1.0)  # 4 batches ahead x 1 s
+    for _ in range(20):
+        scheduler.record_batch(3.0)
+    assert scheduler.batch_seconds == pytest.approx(3.0, rel=0.01)
+
+
+def test_release_and_remove_free_the_artist_slot() -> None:
+    scheduler = Scheduler(SchedulerLimits(max_queue=10, max_per_artist=1))
+    queued = job("a")
+    scheduler.push(queued)
+    assert scheduler.remove(queued) and not scheduler.remove(queued)
+    scheduler.release(queued)
+    scheduler.check_admission("a")  # free again
+    running = job("a")
+    scheduler.push(running)
+    assert scheduler.pop_batch(_key, lambda m: 8) == [running]
+    with pytest.raises(Busy):  # running still counts against the artist
+        scheduler.check_admission("a")
+    scheduler.release(running)
+    scheduler.check_admission("a")
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_quotas_reset_with_their_window_and_survive_a_restart(tmp_path: Path) -> None:
+    clock = Clock(10 * 3600 + 100.0)
+    limits = {"alice": QuotaLimits(jobs_per_hour=2, gpu_seconds_per_day=10.0)}
+    path = tmp_path / "usage.json"
+    book = QuotaBook(lambda a: limits.get(a, QuotaLimits()), path, clock)
+    book.charge_job("alice")
+    book.charge_job("alice")
+    with pytest.raises(QuotaExceeded) as hourly:
+        book.check("alice")
+    assert hourly.value.resets_at == 11 * 3600 and hourly.value.limit == "jobs_per_hour"
+    book.check("bob")  # unlimited by default
+    restarted = QuotaBook(lambda a: limits.get(a, QuotaLimits()), path, clock)
+    with pytest.raises(QuotaExceeded):
+        restarted.check("alice")
+    clock.now = 11 * 3600 + 1.0  # next hour
+    restarted.check("alice")
+    restarted.charge_gpu("alice", 10.5)
+    with pytest.raises(QuotaExceeded) as daily:
+        restarted.check("alice")
+    assert daily.value.limit == "gpu_seconds_per_day" and daily.value.resets_at == 86400
+
+
+def test_a_damaged_usage_file_does_not_stop_the_daemon(tmp_path: Path) -> None:
+    path = tmp_path / "usage.json"
+    path.write_text("{not json")
+    book = QuotaBook(lambda a: QuotaLimits(jobs_per_day=1), path)
+    assert book.load_error is not None
+    book.check("alice")

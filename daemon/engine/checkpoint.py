@@ -145,8 +145,14 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
             return load_file(path)
         except (SafetensorError, OSError) as exc:
             raise CheckpointError(path, f"unreadable safetensors file ({exc}); truncated?") from exc
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its index is at the end
+        raise CheckpointError(
+            path,
+            "unreadable or truncated: not a complete torch.save zip archive",
+            "the full latest.ckpt download",
+        )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             path,

@@ -441,13 +441,13 @@ class Service:
             )
             return JobState.FAILED, Error.from_exception(error)
         for stage, seconds in timings.items():
-            self._metrics.stage_seconds.labels(stage=stage).observe(seconds)
+            if stage != "queue":  # observed when the job left the queue, for every job
+                self._metrics.stage_seconds.labels(stage=stage).observe(seconds)
         return JobState.DONE, result
 
     def _finish(self, job: Job, state: JobState, final: Message) -> None:
         job.state, job.final, job.stage = state, final, state.value
         self.scheduler.release(job)
-        self._outbox.send(job.peer, final, job.request_id)
         outcome = {JobState.DONE: "ok", JobState.FAILED: "error"}.get(state, "cancelled")
         self._metrics.jobs.labels(outcome=outcome).inc()
         self._metrics.queue_depth.set(self.scheduler.depth)
@@ -463,6 +463,8 @@ class Service:
         )
         # Keep it for fetch and resubmission, then forget it.
         asyncio.get_running_loop().call_later(self._config.result_retention_s, self.jobs.drop, job)
+        # Last: whoever reads the answer sees the metrics and log that go with it.
+        self._outbox.send(job.peer, final, job.request_id)
 
     # --- shutdown ------------------------------------------------------------------------------
 

@@ -191,12 +191,11 @@ class Bench:
             torch.backends.cudnn.allow_tf32 = tf32
             steps = self.steps // 2 if name.startswith("heun") else self.steps
             request = replace(self.request(case), steps=max(steps, 1))
-            seconds, (out,) = _timed(
-                pipeline.device,
-                lambda p=pipeline, r=request: [
-                    x for x in p.generate([r], _ignore, _never) if isinstance(x, Generated)
-                ],
-            )
+
+            def run(p: MotionPipeline = pipeline, r: Request = request) -> list[Generated]:
+                return [x for x in p.generate([r], _ignore, _never) if isinstance(x, Generated)]
+
+            seconds, (out,) = _timed(pipeline.device, run)
             d_latent, d_joints = _difference(out, base)
             self.out.write(
                 f"  {name:28s} {seconds:8.3f} s  max|Δlatent| {d_latent:.2e}  "

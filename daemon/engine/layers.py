@@ -9,6 +9,7 @@ queries never attend to motion keys, so the text stream never depends on the mot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -83,8 +84,9 @@ class TimestepEncoder(nn.Module):
 
     def forward(self, t: Tensor) -> Tensor:
         """t (B,) -> (B, 1, D)."""
-        emb = timestep_embedding(t, self.blocks[0].in_features, self.time_factor)
-        return self.blocks(emb.to(self.blocks[0].weight.dtype)).unsqueeze(1)
+        first = cast(nn.Linear, self.blocks[0])
+        emb = timestep_embedding(t, first.in_features, self.time_factor)
+        return self.blocks(emb.to(first.weight.dtype)).unsqueeze(1)
 
 
 class ModulateDiT(nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -118,6 +119,14 @@ class HunyuanMotionMMDiT(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.input_encoder.weight.dtype
 
+    @property
+    def doubles(self) -> list[MMDoubleStreamBlock]:
+        return cast(list[MMDoubleStreamBlock], list(self.double_blocks))
+
+    @property
+    def singles(self) -> list[MMSingleStreamBlock]:
+        return cast(list[MMSingleStreamBlock], list(self.single_blocks))
+
     # --- shared pieces ------------------------------------------------------------------------
 
     def _rope(self, positions: Tensor) -> Rope:
@@ -141,7 +150,7 @@ class HunyuanMotionMMDiT(nn.Module):
         idx = torch.arange(length, device=x_valid.device)
         offset = idx[None, :] - idx[:, None]  # key − query
         if self.cfg.mask_mode == "narrowband":
-            band = offset.abs() <= self.cfg.band
+            band = offset.abs() <= (self.cfg.band or 0)
         elif self.cfg.mask_mode == "causal":
             band = offset <= 0
         else:
@@ -181,11 +190,11 @@ class HunyuanMotionMMDiT(nn.Module):
         )
         allowed[..., :frames, :frames] = self.motion_allowed(x_valid)
         allowed[..., :, frames:] = ctxt_valid[:, None, None, :]
-        for block in self.double_blocks:
-            xm, xt = block(xm, xt, c, rope, allowed)
+        for double in self.doubles:
+            xm, xt = double(xm, xt, c, rope, allowed)
         seq = torch.cat([xm, xt], dim=1)  # (B, T, D)
-        for block in self.single_blocks:
-            seq = block(seq, c, rope, allowed)
+        for single in self.singles:
+            seq = single(seq, c, rope, allowed)
         return self.final_layer(seq[:, :frames], c)
 
     # --- exact shortcut: text stream once per (prompt branch, step) -----------------------------
@@ -200,12 +209,12 @@ class HunyuanMotionMMDiT(nn.Module):
         rope = self._rope(self._text_positions(ctxt_valid.shape[1], ctxt.device))
         allowed = ctxt_valid[:, None, None, :]  # (G, 1, 1, T_t)
         double_kv, single_kv = [], []
-        for block in self.double_blocks:
-            xt, kv = block.text_forward(xt, c, rope, allowed)
+        for double in self.doubles:
+            xt, kv = double.text_forward(xt, c, rope, allowed)
             double_kv.append(kv)
-        last = len(self.single_blocks) - 1
-        for i, block in enumerate(self.single_blocks):
-            xt, kv = block.text_forward(xt, c, rope, allowed, update=i < last)
+        last = len(self.singles) - 1
+        for i, single in enumerate(self.singles):
+            xt, kv = single.text_forward(xt, c, rope, allowed, update=i < last)
             single_kv.append(kv)
         return TextStream(c, double_kv, single_kv, ctxt_valid)
 
@@ -225,16 +234,19 @@ class HunyuanMotionMMDiT(nn.Module):
             ],
             dim=-1,
         )  # (B, 1, L, L + T_t)
-        for block, kv in zip(self.double_blocks, text.double_kv, strict=True):
-            xm = block.motion_forward(xm, c, rope, KV(kv.k[group], kv.v[group]), allowed)
-        for block, kv in zip(self.single_blocks, text.single_kv, strict=True):
-            xm = block.motion_forward(xm, c, rope, KV(kv.k[group], kv.v[group]), allowed)
+        for double, kv in zip(self.doubles, text.double_kv, strict=True):
+            xm = double.motion_forward(xm, c, rope, KV(kv.k[group], kv.v[group]), allowed)
+        for single, kv in zip(self.singles, text.single_kv, strict=True):
+            xm = single.motion_forward(xm, c, rope, KV(kv.k[group], kv.v[group]), allowed)
         return self.final_layer(xm, c)
 
 
 class HYMotionWeights(nn.Module):
     """Every tensor of ``model_state_dict``: the DiT plus the pipeline's learned null features
     and the latent mean/std (428 tensors Standard, 308 Lite)."""
+
+    mean: Tensor  # (201,) buffers, float32 whatever the network's dtype
+    std: Tensor
 
     def __init__(self, cfg: MMDiTConfig) -> None:
         super().__init__()

@@ -206,53 +206,34 @@ class MotionPipeline:
 
     def _velocity_fn(self, jobs: list[_Job], frames: int) -> Callable[[Tensor, Tensor], Tensor]:
         """Guided velocity of the stacked candidates of ``jobs`` (R, L, 201) at time t."""
-        texts = max(j.length for j in jobs)  # text slots past every prompt are never keys
-        # text groups: each job's conditional branch, then its unconditional one when guided
-        vtxt, ctxt, lengths = [], [], []
-        for job in jobs:
-            vtxt.append(job.vtxt)
-            ctxt.append(job.ctxt[:, :texts])
-            lengths.append(job.length)
-        for job in (j for j in jobs if j.cfg):
-            uncond_v, uncond_c = self._null_features(job, texts)
-            vtxt.append(uncond_v)
-            ctxt.append(uncond_c)
-            lengths.append(job.length)  # §3.3: the unconditional branch keeps the cond mask
-        slot = torch.arange(texts, device=self.device)
-        text_valid = slot[None] < torch.tensor(lengths, device=self.device)[:, None]
-        counts = [j.x.shape[0] for j in jobs]
-        cond_group = torch.repeat_interleave(torch.arange(len(jobs)), torch.tensor(counts))
-        guided = [i for i, j in enumerate(jobs) if j.cfg]
-        uncond_group = torch.cat(
-            [torch.full((counts[i],), len(jobs) + k) for k, i in enumerate(guided)]
-            or [torch.zeros(0, dtype=torch.long)]
-        )
-        uncond_rows = torch.cat(
-            [torch.arange(sum(counts[:i]), sum(counts[: i + 1])) for i in guided]
-            or [torch.zeros(0, dtype=torch.long)]
-        )
-        group = torch.cat([cond_group, uncond_group]).to(self.device)
-        frame_valid = (
-            torch.arange(frames)[None]
-            < torch.tensor([j.x.shape[1] for j in jobs for _ in range(j.x.shape[0])])[:, None]
-        )
-        frame_valid = torch.cat([frame_valid, frame_valid[uncond_rows]]).to(self.device)
-        scales = torch.tensor(
-            [j.request.guidance for j in jobs for _ in range(j.x.shape[0])], device=self.device
-        )[uncond_rows.to(self.device), None, None]
-        vtxt_all, ctxt_all = torch.cat(vtxt), torch.cat(ctxt)
-        uncond_rows = uncond_rows.to(self.device)
+        ctxt, vtxt, text_valid = self._text_groups(jobs)
+        rows = _row_layout(jobs, frames, self.device)
 
         def velocity(x: Tensor, t: Tensor) -> Tensor:
-            stream = self.model.encode_text_stream(
-                t.expand(len(lengths)), ctxt_all, vtxt_all, text_valid
-            )
-            rows = torch.cat([x, x[uncond_rows]])
-            v = self._motion(rows, frame_valid, stream, group).float()
-            v_cond, v_uncond = v[: x.shape[0]], v[x.shape[0] :]
-            return v_cond.index_copy(0, uncond_rows, guide(v_uncond, v_cond[uncond_rows], scales))
+            # the text side once per (prompt branch, step), shared by that job's candidates
+            stream = self.model.encode_text_stream(t.expand(len(ctxt)), ctxt, vtxt, text_valid)
+            v = self._motion(torch.cat([x, x[rows.uncond]]), rows.valid, stream, rows.group)
+            v_cond, v_uncond = v.float().split([x.shape[0], rows.uncond.shape[0]])
+            guided = guide(v_uncond, v_cond[rows.uncond], rows.scales)
+            return v_cond.index_copy(0, rows.uncond, guided)
 
         return velocity
+
+    def _text_groups(self, jobs: list[_Job]) -> tuple[Tensor, Tensor, Tensor]:
+        """Text group g: job g's conditional branch for g < J, then the unconditional branch of
+        each guided job -> ctxt (G, T, C), vtxt (G, 1, V), valid (G, T)."""
+        texts = max(j.length for j in jobs)  # text slots past every prompt are never keys
+        ctxt = [j.ctxt[:, :texts] for j in jobs]
+        vtxt = [j.vtxt for j in jobs]
+        lengths = [j.length for j in jobs]
+        for job in (j for j in jobs if j.cfg):
+            null_v, null_c = self._null_features(job, texts)
+            ctxt.append(null_c)
+            vtxt.append(null_v)
+            lengths.append(job.length)  # §3.3: the unconditional branch keeps the cond mask
+        slots = torch.arange(texts, device=self.device)
+        valid = slots[None] < torch.tensor(lengths, device=self.device)[:, None]
+        return torch.cat(ctxt), torch.cat(vtxt), valid
 
     def _null_features(self, job: _Job, texts: int) -> tuple[Tensor, Tensor]:
         """§3.3 unconditional branch: null vtxt; null ctxt repeated (or the real ctxt)."""
@@ -333,6 +314,43 @@ class MotionPipeline:
         out = self._finish(job, features.truncated[0], lambda *a: None)
         out.timings.update(encode=encode_s, sample=sample_s)
         return out
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Motion rows of one forward: every candidate (cond), then the guided ones again (uncond)."""
+
+    group: Tensor  # (R + U,) text group of each row
+    valid: Tensor  # (R + U, L) bool, the row's own frames
+    uncond: Tensor  # (U,) candidate index of each unconditional row
+    scales: Tensor  # (U, 1, 1) guidance of each unconditional row's job
+
+
+def _row_layout(jobs: list[_Job], frames: int, device: torch.device) -> _Rows:
+    group: list[int] = []
+    lengths: list[int] = []
+    uncond: list[int] = []
+    uncond_group: list[int] = []
+    scales: list[float] = []
+    row = 0
+    guided_index = len(jobs)  # unconditional groups follow the J conditional ones
+    for index, job in enumerate(jobs):
+        count = job.x.shape[0]
+        group += [index] * count
+        lengths += [job.x.shape[1]] * count
+        if job.cfg:
+            uncond += range(row, row + count)
+            uncond_group += [guided_index] * count
+            scales += [job.request.guidance] * count
+            guided_index += 1
+        row += count
+    frame_lengths = torch.tensor(lengths + [lengths[i] for i in uncond])
+    return _Rows(
+        group=torch.tensor(group + uncond_group, device=device),
+        valid=(torch.arange(frames)[None] < frame_lengths[:, None]).to(device),
+        uncond=torch.tensor(uncond, dtype=torch.long, device=device),
+        scales=torch.tensor(scales, dtype=torch.float32, device=device).view(-1, 1, 1),
+    )
 
 
 def _pad_frames(x: Tensor, frames: int) -> Tensor:

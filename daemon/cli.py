@@ -76,7 +76,9 @@ def serve(config: DaemonConfig) -> int:
     """Build one engine per device and run until SIGTERM/SIGINT."""
     from daemon.engine.factory import create_engine
 
-    engines = [create_engine(config.engine, device) for device in config.devices]
+    # The engine writes (e.g. the tiny model) under the daemon's data directory, nowhere else.
+    options = {"data_dir": str(config.data_dir), **config.engine}
+    engines = [create_engine(options, device) for device in config.devices]
     return asyncio.run(run_server(config, engines))
 
 

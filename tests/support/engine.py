@@ -169,12 +169,18 @@ class TestEngine:
         if FAIL_MARKER in job.prompt:
             return InternalError("injected job failure", job_id=job.job_id)
         progress(job.job_id, "decoding", 0, 1)
+        started = time.perf_counter()
         takes = [motion_for_seed(seed, job.frames) for seed in job.seeds]
         return JobOutput(
             rotations=np.stack([t[0] for t in takes]),
             root_positions=np.stack([t[1] for t in takes]),
             joint_positions=np.stack([t[2] for t in takes]),
-            timings={"encode": 0.0, "sample": self.step_s * job.steps, "decode": 0.0},
+            # Real seconds, so a benchmark can subtract engine time from end-to-end latency.
+            timings={
+                "encode": 0.0,
+                "sample": self.step_s * job.steps,
+                "decode": time.perf_counter() - started,
+            },
         )
 
     @staticmethod

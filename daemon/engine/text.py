@@ -7,7 +7,8 @@ leaves this module. Prompts are encoded once per job and shared by all its candi
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,21 @@ def _check_source(source: str, what: str) -> str:
     return source
 
 
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No progress bars or load reports in the daemon log (the base Qwen3 model always
+    reports the causal-LM head it skips)."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
 def _load_failure(source: str, what: str, exc: Exception) -> TextEncoderError:
     return TextEncoderError(
         source,
@@ -89,8 +105,9 @@ class ClipEncoder:
 
         self.source = _check_source(source, "CLIP")
         try:
-            self.tokenizer = CLIPTokenizer.from_pretrained(self.source)
-            model = CLIPTextModel.from_pretrained(self.source, dtype=torch.float32)
+            with _quiet_loading():
+                self.tokenizer = CLIPTokenizer.from_pretrained(self.source)
+                model = CLIPTextModel.from_pretrained(self.source, dtype=torch.float32)
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
             raise _load_failure(source, "CLIP text model", exc) from exc
         self.model = model.eval().requires_grad_(False).to(device)
@@ -140,10 +157,11 @@ class QwenEncoder:
         if quantization != "none":
             extra = _quantization_args(source, quantization, device)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.source, padding_side="right")
-            # the base model: its last_hidden_state is the final-RMSNorm output (§3.2) and the
-            # unused lm_head is never loaded
-            model = AutoModel.from_pretrained(self.source, dtype=dtype, **extra)
+            with _quiet_loading():
+                self.tokenizer = AutoTokenizer.from_pretrained(self.source, padding_side="right")
+                # the base model: its last_hidden_state is the final-RMSNorm output (§3.2) and
+                # the unused lm_head is never loaded
+                model = AutoModel.from_pretrained(self.source, dtype=dtype, **extra)
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
             raise _load_failure(source, "Qwen3 model", exc) from exc
         self.model = model.eval().requires_grad_(False)

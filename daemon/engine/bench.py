@@ -203,8 +203,19 @@ class Bench:
             )
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def header(out: TextIO, device: torch.device, model: str, steps: int) -> None:
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     threads = torch.get_num_threads()
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
     out.write(

@@ -262,9 +262,9 @@ def bench_command(args: argparse.Namespace) -> int:
     opts = engine_options(args)
     steps = args.steps or (10 if args.quick else 50)
     cases = parse_cases("1,4", "2,5") if args.quick else parse_cases(args.candidates, args.seconds)
-    sources = dict(opts.models) or {TINY: TINY}
-    if args.model not in sources:
-        sources = {args.model: args.model} if args.model == TINY else sources
+    sources = dict(opts.models)
+    if args.model == TINY:
+        sources.setdefault(TINY, TINY)
     if args.model not in sources:
         print(f"error: model {args.model!r} is not in --model-dir/--config", file=sys.stderr)
         return 2

@@ -61,6 +61,3 @@ def ode_step(velocity: Velocity, x: Tensor, t0: Tensor, t1: Tensor, solver: str)
         return x + dt * 0.5 * (v0 + v1)
     raise ValueError(f"solver {solver!r} is not one of {SOLVERS}")
 
-
-def evaluations_per_step(solver: str) -> int:
-    return 2 if solver == "heun" else 1

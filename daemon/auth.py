@@ -86,7 +86,7 @@ async def watch_handshakes(socket: zmq.asyncio.Socket, log: EventLog, metrics: M
         while True:
             frames = await monitor.recv_multipart()
             message = parse_monitor_message(frames)
-            reason = _HANDSHAKE_FAILURES.get(message["event"], "handshake_failed")
+            reason = _HANDSHAKE_FAILURES.get(zmq.Event(message["event"]), "handshake_failed")
             metrics.auth_refusals.inc()
             log.warning(
                 "auth_refused",

@@ -7,6 +7,7 @@ become labels, because a studio box would grow one series per person.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -79,10 +80,10 @@ class Metrics:
         for device in devices:
             if device.startswith("cuda"):
                 allocated.labels(device=device).set_function(
-                    lambda d=device: _cuda_memory("memory_allocated", d)
+                    partial(_cuda_memory, "memory_allocated", device)
                 )
                 reserved.labels(device=device).set_function(
-                    lambda d=device: _cuda_memory("memory_reserved", d)
+                    partial(_cuda_memory, "memory_reserved", device)
                 )
 
     def serve_http(self, host: str, port: int) -> Any:

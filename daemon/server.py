@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
@@ -95,7 +95,7 @@ class Server:
             for device, engine in zip(config.devices, self._engines, strict=True)
         ]
         self._socket.bind(config.bind)
-        self.address = self._socket.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._receive_loop(), name="receive")]
         self._tasks += [loop.create_task(w.run(), name=f"worker-{w.device}") for w in self.workers]
@@ -185,14 +185,19 @@ class Server:
     @staticmethod
     def _user_id(frame: zmq.Frame) -> str | None:
         try:
-            return frame.get("User-Id") or None
+            user_id = frame.get("User-Id")
         except zmq.ZMQError:
             return None
+        return user_id if isinstance(user_id, str) and user_id else None
 
     def send(self, peer: bytes, message: Message, re: str | None) -> None:
         """Send without ever blocking; a vanished peer's jobs are cancelled."""
         frames = encode(message.envelope(re=re, session=self.service.session))
-        future = self._socket.send_multipart([peer, *frames], flags=zmq.DONTWAIT)
+        # With DONTWAIT pyzmq tries the send at once and returns an already-settled future.
+        future = cast(
+            "asyncio.Future[Any]",
+            self._socket.send_multipart([peer, *frames], flags=zmq.DONTWAIT),
+        )
         exc = future.exception() if future.done() else None
         if exc is None:
             return

@@ -64,6 +64,7 @@ def _silent(peer: Peer) -> bool:
     return not peer.socket.poll(int(SILENCE_S * 1000), zmq.POLLIN)
 
 
+@pytest.mark.slow
 def test_allowed_key_is_the_identity_and_strangers_are_refused(
     tmp_path: Path, keys: dict[str, Path], peers: Callable[..., Peer]
 ) -> None:

@@ -89,7 +89,7 @@ def test_quota_exceeded_with_reset_time_while_others_are_served(
 def test_busy_when_queue_or_artist_limit_is_full(
     tmp_path: Path, peers: Callable[..., Peer]
 ) -> None:
-    config = make_config(tmp_path, max_queue=2, max_per_artist=2)
+    config = make_config(tmp_path, max_queue=2, max_per_artist=2, grace_period_s=0.1)
     with run_daemon(config, [TestEngine(step_s=0.02)]) as daemon:
         alice, bob, carol = (peers(daemon.address) for _ in range(3))
         for peer, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):

@@ -19,6 +19,7 @@ def main() -> int:
     peer.hello(sys.argv[2] if len(sys.argv) > 2 else "doomed")
     request_id = peer.send(Generate(prompt="walk", duration_s=1.0, candidates=1, steps=200))
     _, accepted = peer.recv_until(Accepted, re=request_id)
+    assert isinstance(accepted, Accepted)
     peer.recv_until(Progress, re=request_id)
     print(accepted.job_id, flush=True)
     time.sleep(600)

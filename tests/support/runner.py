@@ -84,7 +84,7 @@ def run_daemon(
 
     ``engines`` defaults to one zero-cost :class:`TestEngine` per configured device.
     """
-    engine_list = (
+    engine_list: list[Engine] = (
         list(engines) if engines is not None else [TestEngine(device=d) for d in config.devices]
     )
     server = Server(config, engine_list)

@@ -148,6 +148,24 @@ def _curve_factory(action: bpy.types.Action) -> Any:
     return slotted
 
 
+def new_armature_object(
+    scene: bpy.types.Scene,
+    data: bpy.types.Armature,
+    name: str,
+    collection: bpy.types.Collection | None = None,
+) -> bpy.types.Object:
+    """A new object for armature ``data``, linked and with its pose built.
+
+    Assigning an action slot to an armature object whose pose does not exist yet (before the
+    first depsgraph update) crashes bpy 5.0.1, so the view layer is updated once here.
+    """
+    obj = bpy.data.objects.new(name, data)
+    (collection or scene.collection).objects.link(obj)
+    if obj.pose is None:
+        scene.view_layers[0].update()
+    return obj
+
+
 def assign_action(obj: bpy.types.Object, action: bpy.types.Action) -> None:
     """Play ``action`` on ``obj``, with its slot assigned explicitly on 4.4+."""
     anim = obj.animation_data or obj.animation_data_create()
@@ -170,7 +188,7 @@ def find_curve(action: bpy.types.Action, path: str, index: int) -> bpy.types.FCu
 
 def action_frames(action: bpy.types.Action) -> tuple[int, int]:
     start, end = action.frame_range
-    return int(round(start)), int(round(end))
+    return round(start), round(end)
 
 
 def read_motion(

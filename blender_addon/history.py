@@ -1,0 +1,171 @@
+"""Takes history: turn a daemon result into takes in the .blend, apply, compare, delete, export."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from . import build, export
+from .core import naming, rig
+from .core.conversion import resample
+from .core.errors import SceneError
+from .core.protocol import messages, motion
+from .core.session import ServerInfo
+from .targets import target_object
+
+COMPARE_COLLECTION = "HY-Motion compare"
+
+
+def _settings(scene: bpy.types.Scene) -> bpy.types.PropertyGroup:
+    return scene.hy_motion  # type: ignore[attr-defined,no-any-return]
+
+
+def armature_for(skeleton: motion.Skeleton, scene: bpy.types.Scene) -> bpy.types.Armature:
+    """Reuse the armature data of an earlier take with the same skeleton, else build one."""
+    for take in _settings(scene).takes:
+        data = take.armature
+        if data is not None and rig.same_skeleton(build.armature_skeleton(data), skeleton):
+            return data  # type: ignore[no-any-return]
+    obj = build.build_armature(scene, skeleton)
+    data = obj.data
+    bpy.data.objects.remove(obj)  # the target decides which object plays the takes
+    return data  # type: ignore[return-value]
+
+
+def add_result(
+    scene: bpy.types.Scene,
+    result: messages.Result,
+    server: ServerInfo,
+    request: messages.Generate | None = None,
+) -> list[bpy.types.PropertyGroup]:
+    """One Action and one take per candidate, written in bulk; returns the new takes."""
+    settings = _settings(scene)
+    data = armature_for(result.skeleton, scene)
+    fps = export.scene_fps(scene)
+    created = datetime.datetime.now().isoformat(timespec="seconds")
+    first = len(settings.takes)
+    for k, seed in enumerate(result.seeds):
+        rotations, pelvis = resample(
+            result.rotations[k], result.root_positions[k], float(result.fps), fps
+        )
+        name = naming.take_name(result.prompt, seed)
+        channels = build.motion_to_channels(data, result.skeleton, rotations, pelvis)
+        take = settings.takes.add()
+        take.name = name
+        take.action = build.write_action(f"HYM {name}", channels)
+        take.armature = data
+        take.prompt, take.seed, take.candidate = result.prompt, str(seed), k
+        take.frames, take.fps = rotations.shape[0], fps
+        take.duration_s = (result.frames - 1) / result.fps
+        take.guidance, take.steps = result.guidance, result.steps
+        take.created, take.job_id = created, result.job_id
+        take.server_version = server.version
+        take.model, take.model_label, take.untrained = (
+            result.model,
+            result.model_label,
+            result.untrained,
+        )
+    if request is not None and request.seed is not None:
+        settings.seed = min(int(request.seed), 2**31 - 1)
+    # Fetch the items again: adding to a collection invalidates earlier Python references.
+    return [settings.takes[i] for i in range(first, len(settings.takes))]
+
+
+def apply_take(scene: bpy.types.Scene, take: bpy.types.PropertyGroup) -> bpy.types.Object:
+    """Play ``take`` on the target object and set the scene's frame range to it."""
+    if take.action is None or take.armature is None:
+        raise SceneError(f"take {take.name!r} lost its action or armature")
+    obj = target_object(scene, _settings(scene).target, take.armature)
+    build.assign_action(obj, take.action)
+    scene.frame_start, scene.frame_end = build.action_frames(take.action)
+    return obj
+
+
+def compare_takes(
+    scene: bpy.types.Scene, takes: Sequence[bpy.types.PropertyGroup]
+) -> list[bpy.types.Object]:
+    """One armature per take, ``spacing`` apart along X, in their own collection (replaced)."""
+    collection = bpy.data.collections.get(COMPARE_COLLECTION)
+    if collection is None:
+        collection = bpy.data.collections.new(COMPARE_COLLECTION)
+        scene.collection.children.link(collection)
+    for obj in list(collection.objects):
+        bpy.data.objects.remove(obj)
+    spacing = _settings(scene).spacing
+    objects = []
+    end = scene.frame_start
+    for i, take in enumerate(takes):
+        if take.action is None or take.armature is None:
+            raise SceneError(f"take {take.name!r} lost its action or armature")
+        obj = build.new_armature_object(scene, take.armature, take.name, collection)
+        obj.location.x = (i - (len(takes) - 1) / 2) * spacing
+        build.assign_action(obj, take.action)
+        end = max(end, build.action_frames(take.action)[1])
+        objects.append(obj)
+    scene.frame_end = end
+    return objects
+
+
+def delete_take(scene: bpy.types.Scene, index: int) -> None:
+    settings = _settings(scene)
+    take = settings.takes[index]
+    action = take.action
+    settings.takes.remove(index)
+    if action is not None:
+        bpy.data.actions.remove(action)  # also unassigns it from every object
+    settings.active_take = min(settings.active_take, max(len(settings.takes) - 1, 0))
+
+
+def export_take(
+    scene: bpy.types.Scene,
+    take: bpy.types.PropertyGroup,
+    directory: Path,
+    formats: Sequence[str],
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write the take's files (names from prompt + seed); returns the paths written."""
+    if take.action is None or take.armature is None:
+        raise SceneError(f"take {take.name!r} lost its action or armature")
+    seed = int(take.seed)
+    written = []
+    if "FBX" in formats:
+        path = directory / naming.export_filename(take.prompt, seed, "fbx")
+        written.append(
+            export.export_fbx(scene, take.armature, take.action, path, take.name, overwrite)
+        )
+    if "BVH" in formats:
+        path = directory / naming.export_filename(take.prompt, seed, "bvh")
+        written.append(export.export_bvh(take.armature, take.action, take.fps, path, overwrite))
+    return written
+
+
+def planned_files(
+    takes: Sequence[bpy.types.PropertyGroup], directory: Path, formats: Sequence[str]
+) -> list[Path]:
+    """The files an export would write, to ask before overwriting any of them."""
+    return [
+        directory / naming.export_filename(t.prompt, int(t.seed), fmt.lower())
+        for t in takes
+        for fmt in formats
+    ]
+
+
+def take_motion_error(obj: bpy.types.Object, scene: bpy.types.Scene, expected: np.ndarray) -> float:
+    """Largest distance (m) between the evaluated bone heads and ``expected`` (F, J, 3) model
+    space world positions, over every frame. For tests and the batch's self-check."""
+    names = build.armature_skeleton(obj.data).joint_names  # type: ignore[arg-type]
+    start = scene.frame_start
+    worst = 0.0
+    saved = scene.frame_current
+    for f in range(expected.shape[0]):
+        scene.frame_set(start + f)
+        matrix = np.array(obj.matrix_world)
+        heads = np.array([obj.pose.bones[n].head for n in names])
+        world = heads @ matrix[:3, :3].T + matrix[:3, 3]
+        worst = max(worst, float(np.abs(world - expected[f] @ rig.C.T).max()))
+    scene.frame_set(saved)
+    return worst

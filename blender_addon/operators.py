@@ -1,0 +1,346 @@
+"""Operators: thin wrappers that build a core request, call one function, and report."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+
+from . import history, prefs, runtime
+from .core.describe import explain
+from .core.errors import SettingsError
+from .core.protocol import errors, keys
+from .core.session import Failed, GenerationSession
+from .core.settings import GenerateSettings, build_request, client_config
+
+_FORMATS = {"FBX": ("FBX",), "BVH": ("BVH",), "BOTH": ("FBX", "BVH")}
+
+
+def _fail(op: bpy.types.Operator, exc: errors.HYMotionError) -> set[str]:
+    op.report({"ERROR"}, str(explain(exc)))
+    return {"CANCELLED"}
+
+
+def _settings(context: bpy.types.Context) -> Any:
+    return context.scene.hy_motion  # type: ignore[attr-defined]
+
+
+def generate_settings(settings: Any) -> GenerateSettings:
+    return GenerateSettings(
+        prompt=settings.prompt, duration_s=settings.duration_s, candidates=settings.candidates,
+        guidance=settings.guidance, steps=settings.steps,
+        seed=settings.seed if settings.seed_mode == "FIXED" else None,
+    )  # fmt: skip
+
+
+def connect(context: bpy.types.Context) -> GenerationSession:
+    online = bool(getattr(bpy.app, "online_access", True))
+    return runtime.session_for(client_config(prefs.connection_settings(context), online))
+
+
+class HYMOTION_OT_generate(bpy.types.Operator):
+    """Generate candidate takes for the prompt with the HY-Motion daemon"""
+
+    bl_idname = "hy_motion.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender reads a set)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        session = runtime.current()
+        if session is not None and session.view.busy:
+            cls.poll_message_set("A generation is running; cancel it first")
+            return False
+        if not _settings(context).prompt.strip():
+            cls.poll_message_set("Type a prompt first")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        scene = context.scene
+        try:
+            session = connect(context)
+            request = build_request(generate_settings(_settings(context)), session.limits)
+        except errors.HYMotionError as exc:
+            runtime.show_error(scene, exc)
+            return _fail(self, exc)
+        if not bpy.app.background:
+            runtime.start_generation(scene, session, request)
+            return {"FINISHED"}
+        # Headless: timers never fire, so block on the same session.
+        outcome = session.run_blocking(request, prefs.job_timeout_s(context), _print_view)
+        runtime.handle_outcome(scene, session, outcome)
+        runtime.write_status(scene, session.view, session.server)
+        if isinstance(outcome, Failed) or session.view.state == "failed":
+            self.report({"ERROR"}, f"{session.view.message} {session.view.hint}".strip())
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+def _print_view(view: Any) -> None:
+    print(f"[hy_motion] {view.state}: {view.message} ({view.fraction:.0%})", flush=True)
+
+
+class HYMOTION_OT_cancel(bpy.types.Operator):
+    """Cancel the running generation"""
+
+    bl_idname = "hy_motion.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        session = runtime.current()
+        return session is not None and session.view.busy
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        session = runtime.current()
+        if session is not None:
+            session.cancel()
+        return {"FINISHED"}
+
+
+class HYMOTION_OT_check_connection(bpy.types.Operator):
+    """Connect to the daemon and show its version, model, device and queue length"""
+
+    bl_idname = "hy_motion.check_connection"
+    bl_label = "Check Connection"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            session = connect(context)
+        except errors.HYMotionError as exc:
+            return _fail(self, exc)
+        runtime.check_connection(context.scene, session)
+        return {"FINISHED"}
+
+
+class _TakeOperator(bpy.types.Operator):
+    index: IntProperty(name="Take", default=-1, description="Take index; -1 for the active take")  # type: ignore[valid-type]
+
+    def take(self, context: bpy.types.Context) -> Any:
+        settings = _settings(context)
+        index = self.index if self.index >= 0 else settings.active_take
+        if not 0 <= index < len(settings.takes):
+            raise SettingsError(f"there is no take {index}", field="index")
+        return settings.takes[index]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not len(_settings(context).takes):
+            cls.poll_message_set("No takes yet: generate some first")
+            return False
+        return True
+
+
+class HYMOTION_OT_apply_take(_TakeOperator):
+    """Play this take on the target armature"""
+
+    bl_idname = "hy_motion.apply_take"
+    bl_label = "Apply Take"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            history.apply_take(context.scene, self.take(context))
+        except errors.HYMotionError as exc:
+            return _fail(self, exc)
+        return {"FINISHED"}
+
+
+class HYMOTION_OT_compare_takes(bpy.types.Operator):
+    """Show takes side by side, one armature each"""
+
+    bl_idname = "hy_motion.compare_takes"
+    bl_label = "Compare Takes"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
+
+    scope: EnumProperty(  # type: ignore[valid-type]
+        name="Takes",
+        items=[
+            ("JOB", "Same generation", "The active take and its sibling candidates"),
+            ("ALL", "All", "Every take in the history"),
+        ],
+        default="JOB",
+    )
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return HYMOTION_OT_apply_take.poll(context)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = _settings(context)
+        takes = list(settings.takes)
+        if self.scope == "JOB" and 0 <= settings.active_take < len(takes):
+            job = takes[settings.active_take].job_id
+            takes = [t for t in takes if t.job_id == job]
+        try:
+            history.compare_takes(context.scene, takes)
+        except errors.HYMotionError as exc:
+            return _fail(self, exc)
+        return {"FINISHED"}
+
+
+class HYMOTION_OT_rename_take(_TakeOperator):
+    """Rename a take (its Action follows)"""
+
+    bl_idname = "hy_motion.rename_take"
+    bl_label = "Rename Take"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
+
+    name: StringProperty(name="Name")  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            take = self.take(context)
+        except errors.HYMotionError as exc:
+            return _fail(self, exc)
+        if not self.name.strip():
+            self.report({"ERROR"}, "A take needs a name")
+            return {"CANCELLED"}
+        take.name = self.name.strip()
+        if take.action is not None:
+            take.action.name = f"HYM {take.name}"
+        return {"FINISHED"}
+
+
+class HYMOTION_OT_delete_take(_TakeOperator):
+    """Delete a take and its Action"""
+
+    bl_idname = "hy_motion.delete_take"
+    bl_label = "Delete Take"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        return context.window_manager.invoke_confirm(self, event)  # type: ignore[no-any-return]
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = _settings(context)
+        index = self.index if self.index >= 0 else settings.active_take
+        if not 0 <= index < len(settings.takes):
+            return _fail(self, SettingsError(f"there is no take {index}", field="index"))
+        history.delete_take(context.scene, index)
+        return {"FINISHED"}
+
+
+class HYMOTION_OT_export_takes(bpy.types.Operator):
+    """Export the active take or all takes as FBX and/or BVH (file names from prompt + seed)"""
+
+    bl_idname = "hy_motion.export_takes"
+    bl_label = "Export Takes"
+
+    scope: EnumProperty(  # type: ignore[valid-type]
+        name="Takes",
+        items=[("ACTIVE", "Active take", ""), ("ALL", "All takes", "")],
+        default="ACTIVE",
+    )
+    directory: StringProperty(
+        name="Folder", subtype="DIR_PATH", description="Empty: the preferences' export folder"
+    )  # type: ignore[valid-type]
+    overwrite: BoolProperty(name="Overwrite", default=False, options={"SKIP_SAVE"})  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return HYMOTION_OT_apply_take.poll(context)
+
+    def _plan(self, context: bpy.types.Context) -> tuple[list[Any], Path, tuple[str, ...]]:
+        settings = _settings(context)
+        takes = list(settings.takes)
+        if self.scope == "ACTIVE":
+            takes = takes[settings.active_take : settings.active_take + 1]
+        folder = (
+            Path(bpy.path.abspath(self.directory)) if self.directory else prefs.export_dir(context)
+        )
+        return takes, folder, _FORMATS[settings.export_format]
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        takes, folder, formats = self._plan(context)
+        existing = [p for p in history.planned_files(takes, folder, formats) if p.exists()]
+        if existing and not self.overwrite:
+            self.overwrite = True  # confirmed by the dialog below
+            return (
+                context.window_manager.invoke_confirm(  # type: ignore[no-any-return]
+                    self, event, title=f"Overwrite {len(existing)} file(s) in {folder}?"
+                )
+                if bpy.app.version >= (4, 1, 0)
+                else context.window_manager.invoke_confirm(self, event)
+            )
+        return self.execute(context)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        takes, folder, formats = self._plan(context)
+        written: list[Path] = []
+        try:
+            for take in takes:
+                written += history.export_take(context.scene, take, folder, formats, self.overwrite)
+        except errors.HYMotionError as exc:
+            return _fail(self, exc)
+        self.report({"INFO"}, f"Wrote {len(written)} file(s) to {folder}")
+        return {"FINISHED"}
+
+
+class HYMOTION_OT_generate_keys(bpy.types.Operator):
+    """Create your CURVE key pair and use it; send the public .key file to the daemon's operator"""
+
+    bl_idname = "hy_motion.generate_keys"
+    bl_label = "Generate Key Pair"
+
+    name: StringProperty(
+        name="Your name", description="Letters, digits, . _ -; names you on the daemon"
+    )  # type: ignore[valid-type]
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        return context.window_manager.invoke_props_dialog(self)  # type: ignore[no-any-return]
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        preferences = prefs.get(context)
+        try:
+            public, secret = keys.generate_keypair(prefs.keys_dir(), self.name.strip())
+        except errors.HYMotionError as exc:
+            return _fail(self, exc)
+        if preferences is not None:
+            preferences.client_secret_file = str(secret)
+        self.report({"INFO"}, f"Send {public} to the daemon's operator")
+        return {"FINISHED"}
+
+
+class HYMOTION_OT_import_keys(bpy.types.Operator):
+    """Use an existing NAME.key_secret file (copied next to the add-on's settings)"""
+
+    bl_idname = "hy_motion.import_keys"
+    bl_label = "Import Key Pair"
+
+    filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
+    filter_glob: StringProperty(default="*.key_secret", options={"HIDDEN"})  # type: ignore[valid-type]
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        source = Path(self.filepath)
+        try:
+            keys.load_keypair(source)  # refuse a file that is not a secret key before copying
+            target = prefs.keys_dir() / source.name
+            if target != source:
+                shutil.copyfile(source, target)
+                target.chmod(0o600)
+        except errors.HYMotionError as exc:
+            return _fail(self, exc)
+        except OSError as exc:
+            return _fail(self, SettingsError(f"cannot copy {source}: {exc.strerror}"))
+        preferences = prefs.get(context)
+        if preferences is not None:
+            preferences.client_secret_file = str(target)
+        return {"FINISHED"}
+
+
+classes = (
+    HYMOTION_OT_generate, HYMOTION_OT_cancel, HYMOTION_OT_check_connection,
+    HYMOTION_OT_apply_take, HYMOTION_OT_compare_takes, HYMOTION_OT_rename_take,
+    HYMOTION_OT_delete_take, HYMOTION_OT_export_takes, HYMOTION_OT_generate_keys,
+    HYMOTION_OT_import_keys,
+)  # fmt: skip
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,122 @@
+"""The add-on's scene data: one PropertyGroup on ``Scene.hy_motion`` (takes history included,
+so it is saved in the .blend)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from .core.protocol import messages
+from .targets import TARGETS
+
+_LIMITS = messages.DEFAULT_LIMITS
+
+
+def _is_armature(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
+    return obj.type == "ARMATURE"
+
+
+class HYMOTION_PG_take(bpy.types.PropertyGroup):
+    """One generated candidate: its Action and everything needed to redo or credit it."""
+
+    # ``name`` (from PropertyGroup) is the take's display name; renaming it renames nothing else.
+    prompt: StringProperty(name="Prompt")  # type: ignore[valid-type]
+    seed: StringProperty(name="Seed", description="Seed of this candidate (0 to 2^32-1)")  # type: ignore[valid-type]
+    candidate: IntProperty(name="Candidate")  # type: ignore[valid-type]
+    duration_s: FloatProperty(name="Duration", unit="TIME_ABSOLUTE")  # type: ignore[valid-type]
+    frames: IntProperty(name="Frames")  # type: ignore[valid-type]
+    fps: FloatProperty(name="FPS")  # type: ignore[valid-type]
+    guidance: FloatProperty(name="Guidance")  # type: ignore[valid-type]
+    steps: IntProperty(name="Steps")  # type: ignore[valid-type]
+    created: StringProperty(name="Created", description="Local date and time of generation")  # type: ignore[valid-type]
+    server_version: StringProperty(name="Daemon version")  # type: ignore[valid-type]
+    model: StringProperty(name="Model")  # type: ignore[valid-type]
+    model_label: StringProperty(name="Model label")  # type: ignore[valid-type]
+    untrained: BoolProperty(  # type: ignore[valid-type]
+        name="Untrained",
+        description="Made by the built-in tiny model: random weights, not real motion",
+    )
+    job_id: StringProperty(name="Job id")  # type: ignore[valid-type]
+    action: PointerProperty(name="Action", type=bpy.types.Action)  # type: ignore[valid-type]
+    armature: PointerProperty(name="Armature data", type=bpy.types.Armature)  # type: ignore[valid-type]
+
+
+class HYMOTION_PG_settings(bpy.types.PropertyGroup):
+    prompt: StringProperty(  # type: ignore[valid-type]
+        name="Prompt",
+        description="What the character does, in English",
+        maxlen=_LIMITS.max_prompt_chars,
+    )
+    duration_s: FloatProperty(  # type: ignore[valid-type]
+        name="Duration", description="Length of the clip", unit="TIME_ABSOLUTE",
+        default=4.0, min=_LIMITS.min_duration_s, max=_LIMITS.max_duration_s, precision=2,
+    )  # fmt: skip
+    candidates: IntProperty(  # type: ignore[valid-type]
+        name="Candidates", description="How many takes to generate for this prompt",
+        default=4, min=1, max=_LIMITS.max_candidates,
+    )  # fmt: skip
+    seed_mode: EnumProperty(  # type: ignore[valid-type]
+        name="Seed",
+        items=[
+            ("RANDOM", "Random", "Draw a new seed for every request"),
+            ("FIXED", "Fixed", "Use the seed below (candidate k uses seed + k)"),
+        ],
+        default="RANDOM",
+    )
+    seed: IntProperty(name="Seed value", default=0, min=0)  # type: ignore[valid-type]
+    guidance: FloatProperty(  # type: ignore[valid-type]
+        name="Guidance", description="How strictly the motion follows the prompt",
+        default=5.0, min=_LIMITS.min_guidance, max=_LIMITS.max_guidance,
+    )  # fmt: skip
+    steps: IntProperty(  # type: ignore[valid-type]
+        name="Steps", description="Sampler steps: more is slower and smoother",
+        default=50, min=_LIMITS.min_steps, max=_LIMITS.max_steps,
+    )  # fmt: skip
+    target: EnumProperty(name="Target", items=TARGETS, default="NEW_ARMATURE")  # type: ignore[valid-type]
+    side_by_side: BoolProperty(  # type: ignore[valid-type]
+        name="Side by side", description="Show all new candidates next to each other", default=True
+    )
+    spacing: FloatProperty(  # type: ignore[valid-type]
+        name="Spacing", description="Distance between compared takes", default=1.0, min=0.1,
+        unit="LENGTH",
+    )  # fmt: skip
+    armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature)  # type: ignore[valid-type]
+    takes: CollectionProperty(type=HYMOTION_PG_take)  # type: ignore[valid-type]
+    active_take: IntProperty(name="Take", default=0)  # type: ignore[valid-type]
+    export_format: EnumProperty(  # type: ignore[valid-type]
+        name="Format",
+        items=[
+            ("FBX", "FBX", "Blender's FBX exporter"),
+            ("BVH", "BVH", "Y-up BVH"),
+            ("BOTH", "FBX + BVH", "Both files"),
+        ],
+        default="FBX",
+    )
+    # Runtime status, written by the poll timer and drawn by the panel.
+    status_state: StringProperty(default="idle")  # type: ignore[valid-type]
+    status_message: StringProperty()  # type: ignore[valid-type]
+    status_hint: StringProperty()  # type: ignore[valid-type]
+    progress: FloatProperty(min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
+    server_line: StringProperty()  # type: ignore[valid-type]
+
+
+classes = (HYMOTION_PG_take, HYMOTION_PG_settings)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    _register_classes()
+    bpy.types.Scene.hy_motion = PointerProperty(type=HYMOTION_PG_settings)  # type: ignore[attr-defined]
+
+
+def unregister() -> None:
+    del bpy.types.Scene.hy_motion  # type: ignore[attr-defined]
+    _unregister_classes()

@@ -1,0 +1,194 @@
+"""The process-wide connection: one client and session, the UI poll timer, and shutdown.
+
+The timer calls ``GenerationSession.tick(0)`` (a non-blocking ``poll(0)``) every 0.1 s while
+something is outstanding, applies a finished result on Blender's main thread, and stops itself
+when idle. ``bpy.app.background`` never runs timers, so operators block there instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+
+import bpy
+
+from . import history
+from .core.describe import explain
+from .core.protocol import client, errors, messages
+from .core.session import Failed, Finished, GenerationSession, JobView, ServerInfo
+
+TICK_S = 0.1
+SHUTDOWN_WAIT_S = 0.3
+
+
+class _State:
+    session: GenerationSession | None = None
+    config: client.ClientConfig | None = None
+    scene_name: str = ""
+    #: monotonic time a connection check started; 0 when none is running.
+    checking_since: float = 0.0
+
+
+_state = _State()
+
+
+def session_for(config: client.ClientConfig) -> GenerationSession:
+    """The session for ``config``; a changed address or key replaces the connection."""
+    if _state.session is not None and _state.config == config:
+        return _state.session
+    shutdown()
+    motion_client = client.MotionClient(config)
+    motion_client.connect()
+    _state.session, _state.config = GenerationSession(motion_client), config
+    return _state.session
+
+
+def current() -> GenerationSession | None:
+    return _state.session
+
+
+def start_generation(
+    scene: bpy.types.Scene, session: GenerationSession, request: messages.Generate
+) -> None:
+    session.start(request)
+    _state.scene_name = scene.name
+    _ensure_timer()
+
+
+def check_connection(scene: bpy.types.Scene, session: GenerationSession) -> None:
+    session.refresh_status()
+    _state.scene_name = scene.name
+    _state.checking_since = time.monotonic()
+    _ensure_timer()
+
+
+def _ensure_timer() -> None:
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=0.0)
+
+
+def tick() -> float | None:
+    """The timer callback (also called directly by tests: timers never fire headless)."""
+    session = _state.session
+    scene = bpy.data.scenes.get(_state.scene_name)
+    if session is None or scene is None:
+        return None
+    try:
+        outcomes = session.tick(0)
+    except errors.HYMotionError as exc:
+        outcomes = [Failed(exc)]
+    for outcome in outcomes:
+        handle_outcome(scene, session, outcome)
+    _check_timeout(session)
+    if session.changed:
+        write_status(scene, session.view, session.server)
+        session.changed = False
+        _redraw()
+    if session.view.busy or _state.checking_since:
+        return TICK_S
+    return None
+
+
+def handle_outcome(
+    scene: bpy.types.Scene, session: GenerationSession, outcome: Finished | Failed
+) -> None:
+    if isinstance(outcome, Finished):
+        try:
+            takes = history.add_result(scene, outcome.result, session.server, session.request)
+            history.apply_take(scene, takes[0])
+            settings = scene.hy_motion  # type: ignore[attr-defined]
+            if settings.side_by_side and len(takes) > 1:
+                history.compare_takes(scene, takes)
+            settings.active_take = len(settings.takes) - len(takes)
+        except errors.HYMotionError as exc:
+            session.view, session.changed = failed_view(exc), True
+
+
+def _check_timeout(session: GenerationSession) -> None:
+    if not _state.checking_since:
+        return
+    waited = time.monotonic() - _state.checking_since
+    if session.client.connected and session.server.queue_depth is not None:
+        _state.checking_since = 0.0
+    elif _state.config is not None and waited > _state.config.connect_timeout_s:
+        _state.checking_since = 0.0
+        if not session.client.connected:
+            config = _state.config
+            session.view = failed_view(errors.DaemonUnreachable(
+                f"no HY-Motion daemon answered at {config.address} within "
+                f"{config.connect_timeout_s:g} s", address=config.address))  # fmt: skip
+            session.changed = True
+
+
+def failed_view(exc: errors.HYMotionError) -> JobView:
+    info = explain(exc)
+    return JobView(state="failed", message=info.message, hint=info.hint)
+
+
+def show_error(scene: bpy.types.Scene, exc: errors.HYMotionError) -> None:
+    session = _state.session
+    write_status(scene, failed_view(exc), session.server if session else ServerInfo())
+
+
+def write_status(scene: bpy.types.Scene, view: JobView, server: ServerInfo) -> None:
+    settings = scene.hy_motion  # type: ignore[attr-defined]
+    settings.status_state = view.state
+    eta = f", about {view.eta_s:.0f} s left" if view.eta_s else ""
+    settings.status_message = view.message + (eta if view.busy else "")
+    settings.status_hint = view.hint
+    settings.progress = view.fraction
+    settings.server_line = server_line(server)
+
+
+def server_line(server: ServerInfo) -> str:
+    if not server.version:
+        return "Not connected"
+    parts = [f"daemon {server.version}", server.model_label or server.model]
+    if server.device:
+        parts.append(server.device)
+    if server.queue_depth is not None:
+        parts.append(f"queue {server.queue_depth}")
+    line = " · ".join(parts)
+    return f"{line} · UNTRAINED" if server.untrained else line
+
+
+def _redraw() -> None:
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm else ():
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def shutdown() -> None:
+    """Cancel this client's jobs (waiting briefly for the daemon's answer) and close."""
+    session, _state.session, _state.config = _state.session, None, None
+    _state.checking_since = 0.0
+    if session is None:
+        return
+    motion_client = session.client
+    if motion_client.outstanding:
+        motion_client.cancel_all()
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        while motion_client.outstanding and time.monotonic() < deadline:
+            motion_client.poll(20)
+    motion_client.close()
+
+
+@bpy.app.handlers.persistent
+def _on_load_pre(*_args: object) -> None:
+    shutdown()
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(_on_load_pre)
+    atexit.register(shutdown)
+
+
+def unregister() -> None:
+    atexit.unregister(shutdown)
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    shutdown()

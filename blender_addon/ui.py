@@ -1,0 +1,103 @@
+"""The sidebar panel: View3D > Sidebar > HY-Motion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+from . import runtime
+
+
+class HYMOTION_UL_takes(bpy.types.UIList):
+    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any,
+                  item: Any, icon: int, active_data: Any, active_property: str,
+                  index: int = 0, flt_flag: int = 0) -> None:  # fmt: skip
+        row = layout.row(align=True)
+        row.prop(item, "name", text="", emboss=False, icon="ACTION")
+        if item.untrained:
+            row.label(text="untrained", icon="ERROR")
+        row.label(text=f"{item.frames} f")
+
+
+class HYMOTION_PT_main(bpy.types.Panel):
+    bl_idname = "HYMOTION_PT_main"
+    bl_label = "HY-Motion"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "HY-Motion"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = context.scene.hy_motion  # type: ignore[attr-defined]
+        layout = self.layout
+        layout.prop(settings, "prompt", text="")
+        col = layout.column(align=True)
+        col.prop(settings, "duration_s")
+        col.prop(settings, "candidates")
+        row = col.row(align=True)
+        row.prop(settings, "seed_mode", expand=True)
+        if settings.seed_mode == "FIXED":
+            col.prop(settings, "seed")
+        col.prop(settings, "guidance")
+        col.prop(settings, "steps")
+        layout.prop(settings, "target")
+        layout.prop(settings, "side_by_side")
+        session = runtime.current()
+        busy = session is not None and session.view.busy
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        if busy:
+            row.operator("hy_motion.cancel", icon="CANCEL")
+        else:
+            row.operator("hy_motion.generate", icon="PLAY")
+        self._draw_status(layout, settings, busy)
+
+    @staticmethod
+    def _draw_status(layout: bpy.types.UILayout, settings: Any, busy: bool) -> None:
+        if busy:
+            layout.progress(factor=settings.progress, type="BAR", text=settings.status_message)
+        elif settings.status_message:
+            icon = "ERROR" if settings.status_state in ("failed", "cancelled") else "CHECKMARK"
+            layout.label(text=settings.status_message, icon=icon)
+        if settings.status_hint:
+            layout.label(text=settings.status_hint, icon="INFO")
+        row = layout.row(align=True)
+        row.label(text=settings.server_line or "Not connected", icon="LINKED")
+        row.operator("hy_motion.check_connection", text="", icon="FILE_REFRESH")
+
+
+class HYMOTION_PT_takes(bpy.types.Panel):
+    bl_idname = "HYMOTION_PT_takes"
+    bl_label = "Takes"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "HY-Motion"
+    bl_parent_id = "HYMOTION_PT_main"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = context.scene.hy_motion  # type: ignore[attr-defined]
+        layout = self.layout
+        row = layout.row()
+        row.template_list(
+            "HYMOTION_UL_takes", "", settings, "takes", settings, "active_take", rows=4
+        )
+        col = row.column(align=True)
+        col.operator("hy_motion.apply_take", text="", icon="PLAY")
+        col.operator("hy_motion.compare_takes", text="", icon="MOD_ARRAY")
+        col.operator("hy_motion.delete_take", text="", icon="X")
+        if 0 <= settings.active_take < len(settings.takes):
+            take = settings.takes[settings.active_take]
+            box = layout.box()
+            box.label(text=take.prompt)
+            box.label(text=f"seed {take.seed} · guidance {take.guidance:g} · {take.steps} steps")
+            box.label(text=f"{take.model_label} · daemon {take.server_version} · {take.created}")
+            if take.untrained:
+                box.label(text="Untrained model: random weights, not real motion", icon="ERROR")
+        row = layout.row(align=True)
+        row.prop(settings, "export_format", text="")
+        row.operator("hy_motion.export_takes", text="Export", icon="EXPORT").scope = "ACTIVE"
+        row.operator("hy_motion.export_takes", text="All", icon="EXPORT").scope = "ALL"
+
+
+classes = (HYMOTION_UL_takes, HYMOTION_PT_main, HYMOTION_PT_takes)
+register, unregister = bpy.utils.register_classes_factory(classes)

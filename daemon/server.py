@@ -18,7 +18,7 @@ import zmq
 import zmq.asyncio
 
 from daemon.auth import AllowList, start_auth, watch_handshakes
-from daemon.config import DaemonConfig, metrics_address
+from daemon.config import ConfigError, DaemonConfig, metrics_address
 from daemon.engine_api import Engine
 from daemon.logs import EventLog, close_handlers, setup_logging
 from daemon.metrics import Metrics
@@ -94,7 +94,15 @@ class Server:
             DeviceWorker(device, engine, self.service, config.batch_window_s)
             for device, engine in zip(config.devices, self._engines, strict=True)
         ]
-        self._socket.bind(config.bind)
+        try:
+            self._socket.bind(config.bind)
+        except zmq.ZMQError as exc:
+            self._close_transport()
+            close_handlers(self._log_name, self._log_handlers)
+            raise ConfigError(
+                f"cannot bind {config.bind}: {exc.strerror} (is another daemon running?)",
+                field="bind",
+            ) from exc
         self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._receive_loop(), name="receive")]
@@ -212,6 +220,12 @@ class Server:
 
     # --- shutdown ------------------------------------------------------------------------------
 
+    def _close_transport(self, linger_ms: int = 0) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+        self._socket.close(linger=linger_ms)
+        self._context.term()
+
     async def _workers_idle(self) -> None:
         await asyncio.gather(*(w.idle.wait() for w in self.workers))
 
@@ -241,9 +255,6 @@ class Server:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
-        if self._auth is not None:
-            self._auth.stop()
-        self._socket.close(linger=_SHUTDOWN_LINGER_MS)
-        self._context.term()
+        self._close_transport(_SHUTDOWN_LINGER_MS)
         self.log.info("shutdown_done", seconds=round(time.monotonic() - started, 3))
         close_handlers(self._log_name, self._log_handlers)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from daemon.config import ConfigError
 from shared_protocol import (
     SIGNATURE,
     Accepted,
@@ -326,3 +327,11 @@ def test_batching_runs_compatible_jobs_together(tmp_path: Path, peers: Callable[
     # with different steps never joins them.
     assert sizes == [1, 1, 4]
     assert all(isinstance(r, Result) for r in results.values())
+
+
+def test_a_taken_address_is_a_typed_startup_error(tmp_path: Path) -> None:
+    with run_daemon(make_config(tmp_path / "one")) as first:
+        second = make_config(tmp_path / "two", bind=first.address)
+        with pytest.raises(ConfigError, match="cannot bind") as caught, run_daemon(second):
+            pass
+        assert caught.value.details["field"] == "bind"

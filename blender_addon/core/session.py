@@ -214,5 +214,7 @@ def _progress_view(progress: messages.Progress) -> JobView:
 
 
 def _result_line(result: messages.Result) -> str:
-    label = f"{result.model_label} (UNTRAINED)" if result.untrained else result.model_label
+    label = result.model_label
+    if result.untrained and "untrained" not in label.lower():
+        label += " (untrained)"
     return f"{len(result.seeds)} take(s) of {result.frames} frames from {label}"

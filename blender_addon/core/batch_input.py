@@ -1,0 +1,103 @@
+"""The batch's prompt file and its per-prompt overrides (no bpy).
+
+Text file: one prompt per line; blank lines and lines starting with ``#`` are skipped; an
+optional ``| key=value ...`` tail overrides options for that line, e.g.
+``a person jumps twice | duration=3 seed=7 candidates=2``.
+JSON file: a list of strings or of objects ``{"prompt": ..., "duration_s": ..., "seed": ...,
+"candidates": ..., "guidance": ..., "steps": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import BatchInputError
+from .settings import GenerateSettings
+
+#: Accepted override keys and the settings field each one sets.
+_KEYS = {"duration": "duration_s", "duration_s": "duration_s", "seed": "seed",
+         "candidates": "candidates", "guidance": "guidance", "steps": "steps"}  # fmt: skip
+_TYPES: dict[str, type] = {"duration_s": float, "seed": int, "candidates": int,
+                           "guidance": float, "steps": int}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    index: int  # 1-based position in the file
+    where: str  # "prompts.txt:12" for messages
+    settings: GenerateSettings
+
+
+def load_prompts(path: Path, defaults: GenerateSettings) -> list[BatchItem]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BatchInputError(f"cannot read the prompt file {path}: {exc}") from exc
+    if path.suffix.lower() == ".json":
+        entries = _json_entries(text, path)
+    else:
+        entries = _text_entries(text, path)
+    if not entries:
+        raise BatchInputError(f"{path} holds no prompts")
+    return [
+        BatchItem(i, where, _apply(defaults, prompt, overrides, where))
+        for i, (where, prompt, overrides) in enumerate(entries, start=1)
+    ]
+
+
+def _text_entries(text: str, path: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        prompt, _, tail = stripped.partition("|")
+        where = f"{path.name}:{number}"
+        overrides: dict[str, Any] = {}
+        for word in tail.split():
+            key, sep, value = word.partition("=")
+            if not sep:
+                raise BatchInputError(f"{where}: {word!r} is not key=value", field=key)
+            overrides[key] = value
+        entries.append((where, prompt.strip(), overrides))
+    return entries
+
+
+def _json_entries(text: str, path: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BatchInputError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, list):
+        raise BatchInputError(f"{path} must hold a JSON list of prompts")
+    entries = []
+    for number, entry in enumerate(data, start=1):
+        where = f"{path.name}[{number}]"
+        if isinstance(entry, str):
+            entries.append((where, entry, {}))
+        elif isinstance(entry, dict) and isinstance(entry.get("prompt"), str):
+            overrides = {k: v for k, v in entry.items() if k != "prompt"}
+            entries.append((where, entry["prompt"], overrides))
+        else:
+            raise BatchInputError(f"{where}: expected a string or an object with a 'prompt'")
+    return entries
+
+
+def _apply(
+    defaults: GenerateSettings, prompt: str, overrides: dict[str, Any], where: str
+) -> GenerateSettings:
+    changes: dict[str, Any] = {"prompt": prompt}
+    for key, value in overrides.items():
+        field = _KEYS.get(key)
+        if field is None:
+            raise BatchInputError(
+                f"{where}: unknown option {key!r}", field=key, allowed=", ".join(sorted(_KEYS))
+            )
+        try:
+            changes[field] = _TYPES[field](value)
+        except (TypeError, ValueError) as exc:
+            raise BatchInputError(f"{where}: {key}={value!r} is not a number", field=key) from exc
+    return replace(defaults, **changes)

@@ -1,0 +1,93 @@
+"""Scene set-up and file output for the headless batch (bpy side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from . import history
+from .core.describe import explain
+from .core.files import atomic_path
+from .core.protocol import errors, messages
+from .core.session import ServerInfo
+from .runtime import server_line
+
+__all__ = ["prepare", "server_line", "write_outputs"]
+
+
+def prepare(fps: float) -> None:
+    """Register the add-on's scene data if needed and set the frame rate."""
+    if not hasattr(bpy.types.Scene, "hy_motion"):
+        from . import register
+
+        register()
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = _fps_pair(fps)
+
+
+def _fps_pair(fps: float) -> tuple[int, float]:
+    # Blender stores a rate as an integer over a base (29.97 = 30 / 1.001).
+    rounded = max(1, round(fps))
+    return rounded, rounded / fps
+
+
+def reset_scene(scene: bpy.types.Scene) -> None:
+    """Empty the scene and the data the previous prompt made, keeping the add-on registered."""
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    for collection in (bpy.data.actions, bpy.data.armatures, bpy.data.collections):
+        for block in list(collection):
+            collection.remove(block)
+    scene.hy_motion.takes.clear()  # type: ignore[attr-defined]
+    scene.hy_motion.armature = None  # type: ignore[attr-defined]
+
+
+def write_outputs(
+    result: messages.Result,
+    server: ServerInfo,
+    request: messages.Generate,
+    folder: Path,
+    formats: Sequence[str],
+    overwrite: bool,
+) -> list[dict[str, Any]]:
+    """Build the takes, save the .blend and export each take; one record per candidate."""
+    scene = bpy.context.scene
+    reset_scene(scene)
+    records = [
+        {
+            "prompt": result.prompt,
+            "seed": seed,
+            "candidate": k,
+            "job_id": result.job_id,
+            "untrained": result.untrained,
+            "model": result.model,
+            "frames": result.frames,
+            "files": [],
+            "error": "",
+        }
+        for k, seed in enumerate(result.seeds)
+    ]
+    try:
+        takes = history.add_result(scene, result, server, request)
+        history.apply_take(scene, takes[0])
+        if "blend" in formats:
+            path = folder / "scene.blend"
+            with atomic_path(path, overwrite) as temp:
+                bpy.ops.wm.save_as_mainfile(filepath=str(temp), copy=True, compress=True)
+            for record in records:
+                record["files"].append(str(path))
+    except errors.HYMotionError as exc:
+        for record in records:
+            record["error"] = str(explain(exc))
+        return records
+    for record, take in zip(records, takes, strict=True):
+        export = tuple(f.upper() for f in formats if f != "blend")
+        try:
+            written = history.export_take(scene, take, folder, export, overwrite)
+            record["files"] += [str(p) for p in written]
+        except errors.HYMotionError as exc:
+            record["error"] = str(explain(exc))
+    return records

@@ -28,9 +28,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-batch-candidates", type=int, default=8)
     args = parser.parse_args(argv)
     flags = {option.name: getattr(args, option.name) for option in OPTIONS}
-    flags.setdefault("log_stderr", None)
-    if flags["log_stderr"] is None:
-        flags["log_stderr"] = "false"
     try:
         config = load_config(args.config, os.environ, flags)
     except ConfigError as exc:

@@ -138,10 +138,23 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 class DaemonProcess:
     """A daemon in its own process (``python -m tests.support.daemon_main``), for fault tests."""
 
-    def __init__(self, data_dir: Path, args: Sequence[str] = (), port: int = 0) -> None:
+    #: ``python -m daemon serve`` runs the real engine instead of the test engine.
+    TEST_ENGINE = ("-m", "tests.support.daemon_main")
+    REAL_ENGINE = ("-m", "daemon", "serve")
+
+    def __init__(
+        self,
+        data_dir: Path,
+        args: Sequence[str] = (),
+        port: int = 0,
+        entry: Sequence[str] = TEST_ENGINE,
+        start_timeout_s: float = _START_TIMEOUT_S,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.args = list(args)
         self.port = port
+        self.entry = list(entry)
+        self.start_timeout_s = start_timeout_s
         self.address = ""
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -153,21 +166,13 @@ class DaemonProcess:
         """Start (again, on the same port once known) and wait for its ``started`` log line."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         bind = f"tcp://127.0.0.1:{self.port or '*'}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "tests.support.daemon_main",
-            "--bind",
-            bind,
-            "--data-dir",
-            str(self.data_dir),
-            *self.args,
-        ]
+        cmd = [sys.executable, *self.entry, "--bind", bind, "--data-dir", str(self.data_dir),
+               "--log-stderr", "false", *self.args]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         self.proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        deadline = time.monotonic() + _START_TIMEOUT_S
+        deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             event = self._started_event(offset)
             if event is not None:

@@ -42,6 +42,13 @@ FBX_OPTIONS = {
 
 #: Blender re-import that reproduces the export exactly (documented in docs/addon.md).
 FBX_REIMPORT_OPTIONS = {"anim_offset": 0.0, "automatic_bone_orientation": False}
+#: Blender re-import of our BVH: default axes (it is Y up), centimetres to metres.
+BVH_REIMPORT_OPTIONS = {
+    "global_scale": 0.01,
+    "rotate_mode": "NATIVE",
+    "update_scene_fps": True,
+    "update_scene_duration": True,
+}
 
 
 @contextlib.contextmanager

@@ -459,6 +459,8 @@ class Service:
             outcome=outcome,
             reason=job.cancel_reason or None,
             code=final.code if isinstance(final, Error) else None,
+            queue_s=round(job.started_mono - job.queued_mono, 4) if job.started_mono else None,
+            run_s=round(time.monotonic() - job.started_mono, 4) if job.started_mono else None,
             total_s=round(time.monotonic() - job.queued_mono, 4),
         )
         # Keep it for fetch and resubmission, then forget it.

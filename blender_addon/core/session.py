@@ -85,6 +85,8 @@ class GenerationSession:
         self.server = ServerInfo()
         self.request: messages.Generate | None = None
         self._request_id: str | None = None
+        #: The daemon's id of the current job, once accepted (what its log names).
+        self.job_id: str | None = None
         self._status_id: str | None = None
         self.changed = True  # the panel needs a redraw
 
@@ -165,6 +167,7 @@ class GenerationSession:
 
     def _on_job_event(self, message: messages.Message) -> Outcome | None:
         if isinstance(message, messages.Accepted):
+            self.job_id = message.job_id
             where = f"queue position {message.queue_position}" if message.queue_position else ""
             self._set(JobView(state="queued", stage="queued", queue_position=message.queue_position,
                               message=f"Accepted {where}".strip()))  # fmt: skip

@@ -76,6 +76,7 @@ def write_outputs(
         if "blend" in formats:
             path = folder / "scene.blend"
             with atomic_path(path, overwrite) as temp:
+                temp.unlink()  # else Blender keeps the empty placeholder as a ".blend1" backup
                 bpy.ops.wm.save_as_mainfile(filepath=str(temp), copy=True, compress=True)
             for record in records:
                 record["files"].append(str(path))

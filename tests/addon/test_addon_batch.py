@@ -1,0 +1,94 @@
+"""The headless batch as users run it: a subprocess under the bpy module, real daemon."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import FAIL_MARKER, TestEngine, make_config, run_daemon
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Any]:
+    with run_daemon(make_config(tmp_path / "daemon"), [TestEngine(step_s=0.002)]) as handle:
+        yield handle
+
+
+def run_batch(*args: str, entry: str = "module") -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "blender_addon.batch"] if entry == "module" else [
+        sys.executable, str(ROOT / "blender_addon" / "batch.py"), "--"
+    ]  # fmt: skip
+    return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_batch_writes_everything_and_exits_0(tmp_path: Path, daemon: Any) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# two prompts\na person walks\na person waves | candidates=3 seed=5\n")
+    out = tmp_path / "out"
+    common = ["--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
+              "--duration", "1", "--steps", "5", "--seed", "11"]  # fmt: skip
+    result = run_batch(*common, entry="script")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Sampling" in result.stdout and "done: 5 item(s) succeeded, 0 failed" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ok"] and summary["failures"] == [] and len(summary["items"]) == 5
+    first = out / "001_a_person_walks"
+    assert sorted(p.name for p in first.iterdir()) == [
+        "a_person_walks_s11.bvh", "a_person_walks_s11.fbx", "a_person_walks_s12.bvh",
+        "a_person_walks_s12.fbx", "scene.blend",
+    ]  # fmt: skip
+    assert (out / "002_a_person_waves" / "a_person_waves_s7.fbx").stat().st_size > 10_000
+    # Again without --overwrite: nothing is replaced, every item fails and says why.
+    again = run_batch(*common, "--formats", "fbx")
+    assert again.returncode == 1
+    assert "already exists" in again.stdout and again.stdout.count("FAILED ") == 5
+
+
+def test_batch_failures_are_listed_and_exit_1(tmp_path: Path, daemon: Any) -> None:
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps(["a person sits", f"broken {FAIL_MARKER}",
+                                   {"prompt": "too long", "duration_s": 99}]))  # fmt: skip
+    out = tmp_path / "out"
+    result = run_batch("--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
+                       "--duration", "1", "--steps", "5", "--candidates", "1",
+                       "--formats", "bvh")  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["ok"] and len(summary["failures"]) == 2
+    assert summary["failures"][0].startswith("prompts.json[2]")
+    assert "duration_s" in summary["failures"][1]  # caught before sending
+    assert [i["error"] == "" for i in summary["items"]] == [True, False, False]
+
+
+def test_batch_usage_errors_exit_2(tmp_path: Path) -> None:
+    missing = run_batch("--prompts", str(tmp_path / "none.txt"), "--out", str(tmp_path))
+    assert missing.returncode == 2 and "cannot read the prompt file" in missing.stderr
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("walk\n")
+    bad = run_batch("--prompts", str(prompts), "--out", str(tmp_path), "--formats", "obj")
+    assert bad.returncode == 2 and "--formats" in bad.stderr
+    remote = run_batch("--prompts", str(prompts), "--out", str(tmp_path),
+                       "--address", "tcp://10.9.9.9:7878")  # fmt: skip
+    assert remote.returncode == 2 and "needs CURVE keys" in remote.stderr
+
+
+def test_batch_daemon_down_fails_every_item_quickly(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("walk\nrun\n")
+    result = run_batch("--prompts", str(prompts), "--out", str(tmp_path / "o"),
+                       "--address", address, "--connect-timeout", "0.5")  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout.count("no HY-Motion daemon answered") >= 2
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["ok"] is False

@@ -37,7 +37,7 @@ from .messages import (
     Hello,
     Message,
     Ping,
-    Progress,
+    Pong,
     Result,
     StatusRequest,
     Welcome,
@@ -146,9 +146,10 @@ class MotionClient:
         """Queue a generate request; returns its id, which every event about it carries."""
         request_id = request_id or new_id()
         self._pending[request_id] = _Pending(request)
-        self._reported_unreachable = False
-        if self._socket is None:
+        # libzmq never retries a handshake CURVE refused: after "unreachable", start afresh.
+        if self._socket is None or (self.welcome is None and self._reported_unreachable):
             self._open_socket()
+        self._reported_unreachable = False
         self._send_job(request_id)
         return request_id
 
@@ -330,6 +331,11 @@ class MotionClient:
             return []
         if isinstance(message, Welcome):
             return self._on_welcome(message)
+        if isinstance(message, Pong) and self._server_session not in (None, message.server_session):
+            # The daemon restarted faster than our liveness timeout and libzmq reconnected
+            # silently: say hello again, so the new welcome triggers the resubmission.
+            self._open_socket()
+            return [Event(None, Disconnected("the daemon restarted; resubmitting"))]
         request_id = envelope.re
         pending = self._pending.get(request_id) if request_id else None
         if pending is not None:
@@ -399,8 +405,7 @@ class MotionClient:
         secure = " (CURVE: check the server key and that your key is allowed)"
         return DaemonUnreachable(
             f"no HY-Motion daemon answered at {self.config.address} within "
-            f"{self.config.connect_timeout_s:g} s"
-            + (secure if self.config.server_key else ""),
+            f"{self.config.connect_timeout_s:g} s" + (secure if self.config.server_key else ""),
             address=self.config.address,
         )
 

@@ -299,8 +299,7 @@ REQUEST_TYPES: dict[str, type[Message]] = {
     m.TYPE: m for m in (Hello, Generate, Cancel, StatusRequest, Fetch, Ping)
 }
 REPLY_TYPES: dict[str, type[Message]] = {
-    m.TYPE: m
-    for m in (Welcome, Accepted, Progress, Result, Error, Cancelled, Status, Pong)
+    m.TYPE: m for m in (Welcome, Accepted, Progress, Result, Error, Cancelled, Status, Pong)
 }
 
 
@@ -326,9 +325,13 @@ def parse_reply(envelope: Envelope) -> Message | None:
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
-        raise InvalidArgument(
-            name, f"{name} {value:g} is outside {low:g} to {high:g}", allowed=f"{low:g}-{high:g}"
-        )
+        shown, lo, hi = (_format_number(v) for v in (value, low, high))
+        raise InvalidArgument(name, f"{name} {shown} is outside {lo} to {hi}", allowed=f"{lo}-{hi}")
+
+
+def _format_number(value: float) -> str:
+    # Integers (seeds up to 2**32 - 1) must print in full, not as 4.29497e+09.
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 __all__ = [

@@ -64,8 +64,9 @@ def from_parts(
     if not isinstance(body, Mapping):
         raise ProtocolError(f"field {prefix.rstrip('.') or 'body'!r} must be an object")
     kwargs: dict[str, Any] = {}
+    hints = _hints(cls)  # type: ignore[arg-type]
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        annotation = _hints(cls)[f.name]
+        annotation = hints[f.name]
         name = prefix + f.name
         if annotation is np.ndarray:
             if name not in arrays:
@@ -81,7 +82,7 @@ def from_parts(
 
 
 @cache
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: Any) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
@@ -121,7 +122,7 @@ def _convert(annotation: Any, value: Any, name: str, arrays: Mapping[str, np.nda
         if not isinstance(value, dict) or len(value) > _MAX_ITEMS:
             raise _type_error(name, f"an object of at most {_MAX_ITEMS} keys", value)
         return {str(k): _convert(args[1], v, f"{name}.{k}", arrays) for k, v in value.items()}
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return from_parts(annotation, value, arrays, f"{name}.")
     raise TypeError(f"unsupported annotation {annotation!r} on {name}")  # a bug in a message class
 

@@ -240,9 +240,7 @@ def _decode_arrays(
     return arrays
 
 
-def _decode_array(
-    descriptor: Any, payload: bytes, limits: DecodeLimits
-) -> tuple[str, np.ndarray]:
+def _decode_array(descriptor: Any, payload: bytes, limits: DecodeLimits) -> tuple[str, np.ndarray]:
     if not isinstance(descriptor, dict):
         raise ProtocolError("each array descriptor must be an object")
     name, dtype, shape = descriptor.get("name"), descriptor.get("dtype"), descriptor.get("shape")

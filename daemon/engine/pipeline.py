@@ -92,8 +92,11 @@ class MotionPipeline:
         self.device = device
         self.solver = solver
         self._motion = self.model.forward_motion
-        if compile_model:  # dynamic shapes: frame and text lengths change between batches
-            self._motion = torch.compile(self._motion, dynamic=True)  # type: ignore[assignment]
+        if compile_model:
+            # dynamic shapes: frame and text lengths change between batches; on CUDA,
+            # "reduce-overhead" also captures CUDA graphs (unverified on a GPU here)
+            mode = "reduce-overhead" if device.type == "cuda" else "default"
+            self._motion = torch.compile(self._motion, dynamic=True, mode=mode)  # type: ignore[assignment]
         self.generator_device = device if config.generator_on_device else torch.device("cpu")
 
     # --- 1. inputs ----------------------------------------------------------------------------

@@ -60,4 +60,3 @@ def ode_step(velocity: Velocity, x: Tensor, t0: Tensor, t1: Tensor, solver: str)
         v1 = velocity(x + dt * v0, t1).float()
         return x + dt * 0.5 * (v0 + v1)
     raise ValueError(f"solver {solver!r} is not one of {SOLVERS}")
-

@@ -187,7 +187,7 @@ def find_curve(action: bpy.types.Action, path: str, index: int) -> bpy.types.FCu
 
 
 def action_frames(action: bpy.types.Action) -> tuple[int, int]:
-    start, end = action.frame_range
+    start, end = tuple(action.frame_range)
     return round(start), round(end)
 
 

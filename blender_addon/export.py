@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import bpy
 
@@ -20,7 +21,7 @@ from .core.files import atomic_path
 
 FORMATS = ("FBX", "BVH")
 
-FBX_OPTIONS = {
+FBX_OPTIONS: dict[str, Any] = {
     "use_selection": True,
     "object_types": {"ARMATURE"},
     "add_leaf_bones": False,  # leaf bones would add one "_end" bone per chain on re-import
@@ -82,7 +83,7 @@ def export_fbx(
                 result = bpy.ops.export_scene.fbx(filepath=str(temp), **FBX_OPTIONS)
             except RuntimeError as exc:
                 raise ExportError(f"the FBX exporter failed: {exc}", path=str(path)) from exc
-        if "FINISHED" not in result:
+        if "FINISHED" not in (result or ()):
             raise ExportError(f"the FBX exporter did not finish ({result})", path=str(path))
     return path
 

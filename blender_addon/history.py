@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import bpy
 import numpy as np
@@ -18,10 +19,12 @@ from .core.session import ServerInfo
 from .targets import target_object
 
 COMPARE_COLLECTION = "HY-Motion compare"
+#: A ``props.HYMOTION_PG_take`` (its fields are registered properties, invisible to type stubs).
+Take = Any
 
 
-def _settings(scene: bpy.types.Scene) -> bpy.types.PropertyGroup:
-    return scene.hy_motion  # type: ignore[attr-defined,no-any-return]
+def _settings(scene: bpy.types.Scene) -> Any:
+    return scene.hy_motion  # type: ignore[attr-defined]
 
 
 def armature_for(skeleton: motion.Skeleton, scene: bpy.types.Scene) -> bpy.types.Armature:
@@ -41,7 +44,7 @@ def add_result(
     result: messages.Result,
     server: ServerInfo,
     request: messages.Generate | None = None,
-) -> list[bpy.types.PropertyGroup]:
+) -> list[Take]:
     """One Action and one take per candidate, written in bulk; returns the new takes."""
     settings = _settings(scene)
     data = armature_for(result.skeleton, scene)
@@ -75,7 +78,7 @@ def add_result(
     return [settings.takes[i] for i in range(first, len(settings.takes))]
 
 
-def apply_take(scene: bpy.types.Scene, take: bpy.types.PropertyGroup) -> bpy.types.Object:
+def apply_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
     """Play ``take`` on the target object and set the scene's frame range to it."""
     if take.action is None or take.armature is None:
         raise SceneError(f"take {take.name!r} lost its action or armature")
@@ -85,9 +88,7 @@ def apply_take(scene: bpy.types.Scene, take: bpy.types.PropertyGroup) -> bpy.typ
     return obj
 
 
-def compare_takes(
-    scene: bpy.types.Scene, takes: Sequence[bpy.types.PropertyGroup]
-) -> list[bpy.types.Object]:
+def compare_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.types.Object]:
     """One armature per take, ``spacing`` apart along X, in their own collection (replaced)."""
     collection = bpy.data.collections.get(COMPARE_COLLECTION)
     if collection is None:
@@ -122,7 +123,7 @@ def delete_take(scene: bpy.types.Scene, index: int) -> None:
 
 def export_take(
     scene: bpy.types.Scene,
-    take: bpy.types.PropertyGroup,
+    take: Take,
     directory: Path,
     formats: Sequence[str],
     overwrite: bool = False,
@@ -143,9 +144,7 @@ def export_take(
     return written
 
 
-def planned_files(
-    takes: Sequence[bpy.types.PropertyGroup], directory: Path, formats: Sequence[str]
-) -> list[Path]:
+def planned_files(takes: Sequence[Take], directory: Path, formats: Sequence[str]) -> list[Path]:
     """The files an export would write, to ask before overwriting any of them."""
     return [
         directory / naming.export_filename(t.prompt, int(t.seed), fmt.lower())

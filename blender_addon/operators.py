@@ -343,4 +343,13 @@ classes = (
     HYMOTION_OT_delete_take, HYMOTION_OT_export_takes, HYMOTION_OT_generate_keys,
     HYMOTION_OT_import_keys,
 )  # fmt: skip
-register, unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

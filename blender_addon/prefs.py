@@ -121,4 +121,13 @@ def keys_dir() -> Path:
 
 
 classes = (HYMOTION_AP_preferences,)
-register, unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -109,12 +109,21 @@ class HYMOTION_PG_settings(bpy.types.PropertyGroup):
 
 
 classes = (HYMOTION_PG_take, HYMOTION_PG_settings)
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
+def _register_classes() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def _unregister_classes() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
 
 
 def register() -> None:
     _register_classes()
-    bpy.types.Scene.hy_motion = PointerProperty(type=HYMOTION_PG_settings)  # type: ignore[attr-defined]
+    bpy.types.Scene.hy_motion = PointerProperty(type=HYMOTION_PG_settings)  # type: ignore[attr-defined,func-returns-value]
 
 
 def unregister() -> None:

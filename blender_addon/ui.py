@@ -100,4 +100,13 @@ class HYMOTION_PT_takes(bpy.types.Panel):
 
 
 classes = (HYMOTION_UL_takes, HYMOTION_PT_main, HYMOTION_PT_takes)
-register, unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -73,7 +73,7 @@ def _json_entries(text: str, path: Path) -> list[tuple[str, str, dict[str, Any]]
         raise BatchInputError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, list):
         raise BatchInputError(f"{path} must hold a JSON list of prompts")
-    entries = []
+    entries: list[tuple[str, str, dict[str, Any]]] = []
     for number, entry in enumerate(data, start=1):
         where = f"{path.name}[{number}]"
         if isinstance(entry, str):

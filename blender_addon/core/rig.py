@@ -68,7 +68,7 @@ def _bone_vector(skeleton: motion.Skeleton, heads: np.ndarray, joint: int) -> np
         vector = offsets[int(np.argmax(scores))]
     else:
         parent = int(skeleton.parents[joint])
-        parent_length = np.linalg.norm(heads[joint] - heads[parent]) if parent >= 0 else 0.1
+        parent_length = float(np.linalg.norm(heads[joint] - heads[parent])) if parent >= 0 else 0.1
         vector = incoming * 0.5 * parent_length
     length = np.linalg.norm(vector)
     if length < MIN_BONE_LENGTH:

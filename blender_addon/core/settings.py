@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import OnlineAccessRefused, SettingsError
@@ -118,13 +118,12 @@ def client_config(settings: ConnectionSettings, online_access: bool) -> client.C
             "(the operator's server.key) and generate or import your key pair",
             field="server_key",
         )
-    extra = {"artist": settings.artist} if settings.artist else {}
-    return client.ClientConfig(
+    config = client.ClientConfig(
         address=address,
         server_key=server_key,
         client_keys=key_pair,
         connect_timeout_s=settings.connect_timeout_s,
         heartbeat_s=settings.heartbeat_s,
         client_name="hy-motion-blender",
-        **extra,
     )
+    return replace(config, artist=settings.artist) if settings.artist else config

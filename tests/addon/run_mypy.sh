@@ -3,7 +3,8 @@
 # The stub packages all provide `bpy`, so each version gets its own tiny venv
 # (build/mypy-venv/<version>, created on first use) holding only the stubs, with a .pth file
 # pointing at the project venv for numpy and pyzmq (its own site-packages comes first, so its
-# bpy stubs win). Usage: tests/addon/run_mypy.sh [VERSION ...]
+# bpy stubs win). union-attr and override are off: the stubs make every context member
+# Optional and type operator results as Literal sets, which is noise, not API drift. Usage: tests/addon/run_mypy.sh [VERSION ...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -22,7 +23,9 @@ for version in ${versions[@]}; do
     fi
     echo "== mypy, fake-bpy-module-$version"
     if ! "$PY" -m mypy --python-executable "$venv/bin/python" \
-        --cache-dir "build/mypy-cache/$version" blender_addon build_addon.py; then
+        --cache-dir "build/mypy-cache/$version" \
+        --disable-error-code union-attr --disable-error-code override \
+        blender_addon build_addon.py; then
         status=1
     fi
 done

@@ -148,10 +148,14 @@ class ModelLoader:
                 Path(prompt_file).expanduser() if prompt_file else None, official=official
             )
             placement = self.opts.text_encoders
-            host = torch.device("cpu") if placement == "cpu" else self.device
+            quantization = self.opts.qwen_quantization
+            # load straight to where the weights rest: offloaded encoders never visit the GPU
+            # at load time; bitsandbytes weights can only live on the GPU
+            host = self.device if placement == "resident" else torch.device("cpu")
+            qwen_home = self.device if quantization != "none" and placement != "cpu" else host
             self._encoders[key] = TextEncoders(
                 ClipEncoder(clip, host),
-                QwenEncoder(qwen, host, prompt, self.opts.qwen_quantization),
+                QwenEncoder(qwen, qwen_home, prompt, quantization),
                 self.device,
                 placement,
             )

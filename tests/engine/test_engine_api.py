@@ -159,3 +159,15 @@ def test_invalid_options_name_the_key(options: dict, field: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         create_engine(options, "cpu")
     assert info.value.field == field
+
+
+@pytest.mark.parametrize("placement", ["offload", "cpu"])
+def test_text_encoder_placements_give_the_same_motion(
+    tiny_root: Path, tiny_engine: HYMotionEngine, placement: str
+) -> None:
+    engine = create_engine({"tiny_dir": str(tiny_root), "text_encoders": placement}, "cpu")
+    job = _job(seeds=(3,), frames=30)
+    moved = engine.run_batch([job], Recorder(), lambda j: False)[0]
+    resident = tiny_engine.run_batch([job], Recorder(), lambda j: False)[0]
+    assert isinstance(moved, JobOutput) and isinstance(resident, JobOutput)
+    np.testing.assert_array_equal(moved.rotations, resident.rotations)

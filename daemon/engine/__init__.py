@@ -1,8 +1,13 @@
 """HY-Motion 1.0 inference engine: our own implementation of ``hymotion_spec.md``.
 
-Modules in dependency order (none imports a later one): ``errors`` -> ``skeleton`` ->
-``rotations`` -> ``math`` -> ``layers`` -> ``mmdit`` -> ``prompt`` -> ``text`` -> ``sampling``
--> ``grounding`` -> ``decode`` -> ``checkpoint`` -> ``memory`` -> ``pipeline`` -> ``tiny`` ->
-``engine`` -> ``factory`` -> ``bench`` -> ``commands``. The service only needs
+Modules in dependency order (none imports a later one; tests/engine/test_engine_layout.py):
+``errors`` -> ``skeleton`` -> ``math`` -> ``layers`` -> ``mmdit`` -> ``prompt`` -> ``text`` ->
+``sampling`` -> ``grounding`` -> ``decode`` -> ``checkpoint`` -> ``memory`` -> ``pipeline`` ->
+``tiny`` -> ``engine`` -> ``factory`` -> ``bench`` -> ``commands``. The service needs only
 ``factory.create_engine`` and ``commands.register``.
 """
+
+ORDER = (
+    "errors", "skeleton", "math", "layers", "mmdit", "prompt", "text", "sampling", "grounding",
+    "decode", "checkpoint", "memory", "pipeline", "tiny", "engine", "factory", "bench", "commands",
+)  # fmt: skip

@@ -129,8 +129,7 @@ class Batch:
             for item in remaining:
                 self._fail(item, exc)
         finally:
-            motion_client.cancel_all()
-            motion_client.close()
+            motion_client.shutdown()
         self._summary(started, session)
         return EXIT_OK if not self.failures else EXIT_FAILED
 

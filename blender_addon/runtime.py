@@ -166,13 +166,7 @@ def shutdown() -> None:
     _state.checking_since = 0.0
     if session is None:
         return
-    motion_client = session.client
-    if motion_client.outstanding:
-        motion_client.cancel_all()
-        deadline = time.monotonic() + SHUTDOWN_WAIT_S
-        while motion_client.outstanding and time.monotonic() < deadline:
-            motion_client.poll(20)
-    motion_client.close()
+    session.client.shutdown(SHUTDOWN_WAIT_S)
 
 
 @bpy.app.handlers.persistent

@@ -124,13 +124,21 @@ class MotionClient:
             self._socket.close(linger=0)
             self._socket = None
 
+    def shutdown(self, timeout_s: float = 0.3) -> None:
+        """Cancel every outstanding job, wait briefly for the daemon to confirm, then close."""
+        if self._socket is not None and self._pending:
+            self.cancel_all()
+            deadline = time.monotonic() + timeout_s
+            while self._pending and time.monotonic() < deadline:
+                self.poll(20)
+        self.close()
+
     def __enter__(self) -> MotionClient:
         self.connect()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.cancel_all()
-        self.close()
+        self.shutdown()
 
     @property
     def connected(self) -> bool:

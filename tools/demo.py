@@ -50,7 +50,7 @@ def main() -> int:
             print(f"demo: model {model.name!r} ({model.label}) {state}")
         batch_cmd = [
             sys.executable, str(REPO / "blender_addon" / "batch.py"),
-            "--daemon", address, "--prompts", str(args.prompts), "--out", str(out),
+            "--address", address, "--prompts", str(args.prompts), "--out", str(out),
             "--candidates", str(args.candidates), "--formats", "blend,fbx,bvh",
         ]  # fmt: skip
         print("demo: running the headless Blender batch:", " ".join(batch_cmd[1:]))

@@ -39,8 +39,16 @@ def atomic_path(path: Path, overwrite: bool = False) -> Iterator[Path]:
         if not temp.is_file() or temp.stat().st_size == 0:
             raise ExportError(f"the exporter wrote nothing for {path.name}", path=str(path))
         try:
+            # mkstemp creates 0600; give the file the permissions a plain open() would.
+            os.chmod(temp, 0o666 & ~_umask())
             os.replace(temp, path)
         except OSError as exc:
             raise ExportError(f"cannot write {path}: {exc.strerror}", path=str(path)) from exc
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

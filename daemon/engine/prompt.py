@@ -1,9 +1,8 @@
 """The Qwen3 system prompt (spec §3.2): the exact official string, verified by its sha256.
 
-The official 449-character string lives in the upstream file
-``hymotion/network/text_encoders/model_constants.py`` and is part of the conditioning; it is not
-in our reference notes. Until it is pasted into ``OFFICIAL_SYSTEM_PROMPT`` below (one constant,
-checked by ``tests/engine/test_prompt.py``), real models need ``system_prompt_file``.
+The string is part of the model's conditioning, so it must match byte for byte; it is checked
+against the sha256 in the spec (``tests/engine/test_prompt.py``). ``system_prompt_file`` can
+override it (also sha256-checked), e.g. after an upstream change.
 """
 
 from __future__ import annotations
@@ -15,8 +14,19 @@ from .errors import TextEncoderError
 
 OFFICIAL_SYSTEM_PROMPT_SHA256 = "b9c55290b778c01739a337a36315c2065ef6ccfbfa0a1898b727377ed4965283"
 OFFICIAL_SYSTEM_PROMPT_CHARS = 449
-#: Paste the official string here (it begins with "\n" + 4 spaces and ends with "\n").
-OFFICIAL_SYSTEM_PROMPT: str | None = None
+#: Data, not code: the conditioning text of the released checkpoints, from
+#: https://github.com/Tencent-Hunyuan/HY-Motion-1.0/blob/9993ccd8aeba1f2d34c1061cc2282d14d5193055/hymotion/network/text_encoders/model_constants.py
+OFFICIAL_SYSTEM_PROMPT = (
+    "\n"
+    "    "
+    "Summarize human motion only from the user text for representation: action "
+    "categories, key body-part movements, order/transitions, trajectory/direction, "
+    "posture; include style/emotion/speed only if present. Explicitly capture laterality "
+    "(left/right) when mentioned; do not guess. If multiple actions are described, "
+    "indicate the count of distinct actions (e.g., actions=3) and their order. Do not "
+    "invent missing info. Keep one concise paragraph."
+    "\n"
+)
 
 #: For the untrained tiny model only: clearly not the official prompt.
 TINY_SYSTEM_PROMPT = (
@@ -55,13 +65,6 @@ def resolve_system_prompt(prompt_file: Path | None, *, official: bool) -> str:
                 prompt_file, f"cannot read the system prompt file: {exc}"
             ) from exc
         return check_system_prompt(text, prompt_file, OFFICIAL_SYSTEM_PROMPT_SHA256)
-    if OFFICIAL_SYSTEM_PROMPT is not None:
-        return check_system_prompt(
-            OFFICIAL_SYSTEM_PROMPT, "OFFICIAL_SYSTEM_PROMPT", OFFICIAL_SYSTEM_PROMPT_SHA256
-        )
-    raise TextEncoderError(
-        "engine.system_prompt_file",
-        "no official Qwen3 system prompt is configured: set engine.system_prompt_file to a file "
-        f"holding the exact {OFFICIAL_SYSTEM_PROMPT_CHARS}-character string "
-        f"(sha256 {OFFICIAL_SYSTEM_PROMPT_SHA256})",
+    return check_system_prompt(
+        OFFICIAL_SYSTEM_PROMPT, "OFFICIAL_SYSTEM_PROMPT", OFFICIAL_SYSTEM_PROMPT_SHA256
     )

@@ -90,14 +90,10 @@ def test_system_prompt_is_checked_by_sha256(tmp_path: Path) -> None:
     assert "PLACEHOLDER" in resolve_system_prompt(None, official=False)
 
 
-def test_official_prompt_constant_when_present() -> None:
+def test_official_prompt_constant_is_the_official_string() -> None:
     assert OFFICIAL_SYSTEM_PROMPT_SHA256 == (
         "b9c55290b778c01739a337a36315c2065ef6ccfbfa0a1898b727377ed4965283"
     )
     official = prompt_module.OFFICIAL_SYSTEM_PROMPT
-    if official is None:  # not pasted in yet: real models must name a prompt file
-        with pytest.raises(TextEncoderError, match="system_prompt_file"):
-            resolve_system_prompt(None, official=True)
-    else:
-        assert len(official) == 449 and official.startswith("\n    ") and official.endswith("\n")
-        assert resolve_system_prompt(None, official=True) == official
+    assert len(official) == 449 and official.startswith("\n    ") and official.endswith("\n")
+    assert resolve_system_prompt(None, official=True) == official

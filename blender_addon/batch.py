@@ -181,7 +181,7 @@ class Batch:
         print(f"[{item.index}] FAILED {item.where}: {info}", flush=True)
 
     def _summary(self, started: float, session: GenerationSession) -> None:
-        summary = {
+        summary: dict[str, Any] = {
             "ok": not self.failures,
             "seconds": round(time.monotonic() - started, 3),
             "daemon": vars_of(session.server),

@@ -8,8 +8,8 @@ action, and nothing animates (blender_notes §2.2).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import bpy
 import numpy as np
@@ -23,6 +23,9 @@ from .core.protocol import motion
 IS_SLOTTED = bpy.app.version >= (4, 4, 0)
 SKELETON_KEY = "hy_motion_skeleton"  # armature data custom property: the exact skeleton JSON
 SLOT_NAME = "HY-Motion"
+CurveFactory = Callable[[str, int, str], bpy.types.FCurve]  # (data path, index, group)
+# The integer foreach_set("interpolation") takes for LINEAR. The property is an EnumProperty;
+# the stubs type bl_rna.properties items as the base Property, without enum_items.
 _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value  # type: ignore[attr-defined]
 
 
@@ -62,7 +65,7 @@ def build_armature(
             _add_bones(data, layout)
         finally:
             bpy.ops.object.mode_set(mode="OBJECT")
-    for pose_bone in obj.pose.bones:
+    for pose_bone in pose_bones(obj):
         pose_bone.rotation_mode = "QUATERNION"
     return obj
 
@@ -82,8 +85,21 @@ def _add_bones(data: bpy.types.Armature, layout: rig.RigLayout) -> None:
             bones[joint].parent = bones[int(parent)]
 
 
+def armature_data(obj: bpy.types.Object) -> bpy.types.Armature:
+    if not isinstance(obj.data, bpy.types.Armature):
+        raise SceneError(f"object {obj.name!r} is not an armature")
+    return obj.data
+
+
+def pose_bones(obj: bpy.types.Object) -> bpy.types.bpy_prop_collection[bpy.types.PoseBone]:
+    if obj.pose is None:
+        raise SceneError(f"object {obj.name!r} has no pose (not an armature)")
+    return obj.pose.bones
+
+
 def armature_skeleton(data: bpy.types.Armature) -> motion.Skeleton:
-    text = data.get(SKELETON_KEY)
+    # The 4.2 stubs type ID.get as returning None; it returns the custom property.
+    text = data.get(SKELETON_KEY)  # type: ignore[func-returns-value]
     if not isinstance(text, str):
         raise SceneError(f"armature {data.name!r} was not built by HY-Motion")
     return rig.skeleton_from_json(text)
@@ -124,19 +140,21 @@ def write_action(name: str, channels: Sequence[Channel]) -> bpy.types.Action:
     return action
 
 
-def _curve_factory(action: bpy.types.Action) -> Any:
+def _curve_factory(action: bpy.types.Action) -> CurveFactory:
+    # mypy checks each IS_SLOTTED branch against the stubs of the versions it runs on
+    # (tests/addon/run_mypy.sh: --always-false IS_SLOTTED for 4.2, --always-true for 4.5/5.0).
     if not IS_SLOTTED:
-        action.id_root = "OBJECT"  # type: ignore[attr-defined]
+        action.id_root = "OBJECT"
 
         def legacy(path: str, index: int, group: str) -> bpy.types.FCurve:
-            return action.fcurves.new(path, index=index, action_group=group)  # type: ignore[attr-defined]
+            return action.fcurves.new(path, index=index, action_group=group)
 
         return legacy
     slot = action.slots.new(id_type="OBJECT", name=SLOT_NAME)
-    layer = action.layers.new("Layer")
-    strip = cast(Any, layer.strips.new(type="KEYFRAME"))
+    strip = action.layers.new("Layer").strips.new(type="KEYFRAME")
+    assert isinstance(strip, bpy.types.ActionKeyframeStrip)  # the only kind up to 5.0
     bag = strip.channelbag(slot, ensure=True)
-    groups: dict[str, Any] = {}
+    groups: dict[str, bpy.types.ActionGroup] = {}
 
     def slotted(path: str, index: int, group: str) -> bpy.types.FCurve:
         curve = bag.fcurves.new(path, index=index)  # no group_name before 5.0
@@ -171,24 +189,24 @@ def assign_action(obj: bpy.types.Object, action: bpy.types.Action) -> None:
     anim = obj.animation_data or obj.animation_data_create()
     anim.action = action
     if IS_SLOTTED:
-        anim.action_slot = action.slots[0]  # type: ignore[attr-defined]
+        anim.action_slot = action.slots[0]
 
 
 def find_curve(action: bpy.types.Action, path: str, index: int) -> bpy.types.FCurve | None:
     if not IS_SLOTTED:
-        return action.fcurves.find(path, index=index)  # type: ignore[attr-defined]
+        return action.fcurves.find(path, index=index)
     for layer in action.layers:
         for strip in layer.strips:
-            bag = cast(Any, strip).channelbag(action.slots[0])
-            curve = bag.fcurves.find(path, index=index) if bag is not None else None
-            if curve is not None:
-                return curve
+            if isinstance(strip, bpy.types.ActionKeyframeStrip):
+                bag = strip.channelbag(action.slots[0])
+                curve = bag.fcurves.find(path, index=index) if bag is not None else None
+                if curve is not None:
+                    return curve
     return None
 
 
 def action_frames(action: bpy.types.Action) -> tuple[int, int]:
-    start, end = tuple(action.frame_range)
-    return round(start), round(end)
+    return round(action.frame_range[0]), round(action.frame_range[1])
 
 
 def read_motion(

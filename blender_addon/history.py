@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import bpy
-import numpy as np
 
 from . import build, export
 from .core import naming, rig
@@ -16,27 +14,23 @@ from .core.conversion import resample
 from .core.errors import SceneError
 from .core.protocol import messages, motion
 from .core.session import ServerInfo
+from .props import HYMOTION_PG_take as Take
+from .props import scene_settings
 from .targets import target_object
 
 COMPARE_COLLECTION = "HY-Motion compare"
-#: A ``props.HYMOTION_PG_take`` (its fields are registered properties, invisible to type stubs).
-Take = Any
-
-
-def _settings(scene: bpy.types.Scene) -> Any:
-    return scene.hy_motion  # type: ignore[attr-defined]
 
 
 def armature_for(skeleton: motion.Skeleton, scene: bpy.types.Scene) -> bpy.types.Armature:
     """Reuse the armature data of an earlier take with the same skeleton, else build one."""
-    for take in _settings(scene).takes:
-        data = take.armature
-        if data is not None and rig.same_skeleton(build.armature_skeleton(data), skeleton):
-            return data  # type: ignore[no-any-return]
+    for take in scene_settings(scene).takes:
+        known: bpy.types.Armature | None = take.armature
+        if known is not None and rig.same_skeleton(build.armature_skeleton(known), skeleton):
+            return known
     obj = build.build_armature(scene, skeleton)
-    data = obj.data
+    data = build.armature_data(obj)
     bpy.data.objects.remove(obj)  # the target decides which object plays the takes
-    return data  # type: ignore[return-value]
+    return data
 
 
 def add_result(
@@ -46,7 +40,7 @@ def add_result(
     request: messages.Generate | None = None,
 ) -> list[Take]:
     """One Action and one take per candidate, written in bulk; returns the new takes."""
-    settings = _settings(scene)
+    settings = scene_settings(scene)
     data = armature_for(result.skeleton, scene)
     fps = export.scene_fps(scene)
     created = datetime.datetime.now().isoformat(timespec="seconds")
@@ -82,7 +76,7 @@ def apply_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
     """Play ``take`` on the target object and set the scene's frame range to it."""
     if take.action is None or take.armature is None:
         raise SceneError(f"take {take.name!r} lost its action or armature")
-    obj = target_object(scene, _settings(scene).target, take.armature)
+    obj = target_object(scene, scene_settings(scene), take.armature)
     build.assign_action(obj, take.action)
     scene.frame_start, scene.frame_end = build.action_frames(take.action)
     return obj
@@ -96,7 +90,7 @@ def compare_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.typ
         scene.collection.children.link(collection)
     for obj in list(collection.objects):
         bpy.data.objects.remove(obj)
-    spacing = _settings(scene).spacing
+    spacing = scene_settings(scene).spacing
     objects = []
     end = scene.frame_start
     for i, take in enumerate(takes):
@@ -112,7 +106,7 @@ def compare_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.typ
 
 
 def delete_take(scene: bpy.types.Scene, index: int) -> None:
-    settings = _settings(scene)
+    settings = scene_settings(scene)
     take = settings.takes[index]
     action = take.action
     settings.takes.remove(index)
@@ -151,20 +145,3 @@ def planned_files(takes: Sequence[Take], directory: Path, formats: Sequence[str]
         for t in takes
         for fmt in formats
     ]
-
-
-def take_motion_error(obj: bpy.types.Object, scene: bpy.types.Scene, expected: np.ndarray) -> float:
-    """Largest distance (m) between the evaluated bone heads and ``expected`` (F, J, 3) model
-    space world positions, over every frame. For tests and the batch's self-check."""
-    names = build.armature_skeleton(obj.data).joint_names  # type: ignore[arg-type]
-    start = scene.frame_start
-    worst = 0.0
-    saved = scene.frame_current
-    for f in range(expected.shape[0]):
-        scene.frame_set(start + f)
-        matrix = np.array(obj.matrix_world)
-        heads = np.array([obj.pose.bones[n].head for n in names])
-        world = heads @ matrix[:3, :3].T + matrix[:3, 3]
-        worst = max(worst, float(np.abs(world - expected[f] @ rig.C.T).max()))
-    scene.frame_set(saved)
-    return worst

@@ -2,33 +2,67 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import history, prefs, runtime
-from .core.describe import explain
-from .core.errors import SettingsError
+from .core.describe import Explanation, explain
+from .core.errors import SceneError, SettingsError
 from .core.protocol import errors, keys
-from .core.session import Failed, GenerationSession
+from .core.session import Failed, GenerationSession, JobView
 from .core.settings import GenerateSettings, build_request, client_config
+from .props import HYMOTION_PG_settings, HYMOTION_PG_take, scene_settings
+
+if TYPE_CHECKING:  # the stubs' name for {"FINISHED"}, {"CANCELLED"}, ...
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+    Status = set[OperatorReturnItems]
 
 _FORMATS = {"FBX": ("FBX",), "BVH": ("BVH",), "BOTH": ("FBX", "BVH")}
+Op = TypeVar("Op", bound=bpy.types.Operator)
 
 
-def _fail(op: bpy.types.Operator, exc: errors.HYMotionError) -> set[str]:
+def _fail(op: bpy.types.Operator, exc: errors.HYMotionError) -> Status:
     op.report({"ERROR"}, str(explain(exc)))
     return {"CANCELLED"}
 
 
-def _settings(context: bpy.types.Context) -> Any:
-    return context.scene.hy_motion  # type: ignore[attr-defined]
+def reports_errors(
+    execute: Callable[[Op, bpy.types.Context], Status],
+) -> Callable[[Op, bpy.types.Context], Status]:
+    """Expected failures (typed ``HYMotionError``) become an ERROR report and CANCELLED."""
+
+    @functools.wraps(execute)
+    def wrapper(self: Op, context: bpy.types.Context) -> Status:
+        try:
+            return execute(self, context)
+        except errors.HYMotionError as exc:
+            return _fail(self, exc)
+
+    return wrapper
 
 
-def generate_settings(settings: Any) -> GenerateSettings:
+def _scene(context: bpy.types.Context) -> bpy.types.Scene:
+    if context.scene is None:
+        raise SceneError("there is no active scene")
+    return context.scene
+
+
+def _settings(context: bpy.types.Context) -> HYMOTION_PG_settings:
+    return scene_settings(_scene(context))
+
+
+def _has_takes(context: bpy.types.Context) -> bool:
+    return context.scene is not None and len(scene_settings(context.scene).takes) > 0
+
+
+def generate_settings(settings: HYMOTION_PG_settings) -> GenerateSettings:
     return GenerateSettings(
         prompt=settings.prompt, duration_s=settings.duration_s, candidates=settings.candidates,
         guidance=settings.guidance, steps=settings.steps,
@@ -37,7 +71,7 @@ def generate_settings(settings: Any) -> GenerateSettings:
 
 
 def connect(context: bpy.types.Context) -> GenerationSession:
-    online = bool(getattr(bpy.app, "online_access", True))
+    online = bool(bpy.app.online_access)
     return runtime.session_for(client_config(prefs.connection_settings(context), online))
 
 
@@ -54,19 +88,20 @@ class HYMOTION_OT_generate(bpy.types.Operator):
         if session is not None and session.view.busy:
             cls.poll_message_set("A generation is running; cancel it first")
             return False
-        if not _settings(context).prompt.strip():
+        if context.scene is None or not scene_settings(context.scene).prompt.strip():
             cls.poll_message_set("Type a prompt first")
             return False
         return True
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        scene = context.scene
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> Status:
+        scene = _scene(context)
         try:
             session = connect(context)
-            request = build_request(generate_settings(_settings(context)), session.limits)
+            request = build_request(generate_settings(scene_settings(scene)), session.limits)
         except errors.HYMotionError as exc:
             runtime.show_error(scene, exc)
-            return _fail(self, exc)
+            raise
         if not bpy.app.background:
             runtime.start_generation(scene, session, request)
             return {"FINISHED"}
@@ -75,12 +110,12 @@ class HYMOTION_OT_generate(bpy.types.Operator):
         runtime.handle_outcome(scene, session, outcome)
         runtime.write_status(scene, session.view, session.server)
         if isinstance(outcome, Failed) or session.view.state == "failed":
-            self.report({"ERROR"}, f"{session.view.message} {session.view.hint}".strip())
+            self.report({"ERROR"}, str(Explanation(session.view.message, session.view.hint)))
             return {"CANCELLED"}
         return {"FINISHED"}
 
 
-def _print_view(view: Any) -> None:
+def _print_view(view: JobView) -> None:
     print(f"[hy_motion] {view.state}: {view.message} ({view.fraction:.0%})", flush=True)
 
 
@@ -95,7 +130,7 @@ class HYMOTION_OT_cancel(bpy.types.Operator):
         session = runtime.current()
         return session is not None and session.view.busy
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Status:
         session = runtime.current()
         if session is not None:
             session.cancel()
@@ -108,28 +143,28 @@ class HYMOTION_OT_check_connection(bpy.types.Operator):
     bl_idname = "hy_motion.check_connection"
     bl_label = "Check Connection"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            session = connect(context)
-        except errors.HYMotionError as exc:
-            return _fail(self, exc)
-        runtime.check_connection(context.scene, session)
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> Status:
+        runtime.check_connection(_scene(context), connect(context))
         return {"FINISHED"}
 
 
 class _TakeOperator(bpy.types.Operator):
     index: IntProperty(name="Take", default=-1, description="Take index; -1 for the active take")  # type: ignore[valid-type]
 
-    def take(self, context: bpy.types.Context) -> Any:
+    def take_index(self, context: bpy.types.Context) -> int:
         settings = _settings(context)
         index = self.index if self.index >= 0 else settings.active_take
         if not 0 <= index < len(settings.takes):
             raise SettingsError(f"there is no take {index}", field="index")
-        return settings.takes[index]
+        return int(index)
+
+    def take(self, context: bpy.types.Context) -> HYMOTION_PG_take:
+        return _settings(context).takes[self.take_index(context)]
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if not len(_settings(context).takes):
+        if not _has_takes(context):
             cls.poll_message_set("No takes yet: generate some first")
             return False
         return True
@@ -142,11 +177,9 @@ class HYMOTION_OT_apply_take(_TakeOperator):
     bl_label = "Apply Take"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            history.apply_take(context.scene, self.take(context))
-        except errors.HYMotionError as exc:
-            return _fail(self, exc)
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> Status:
+        history.apply_take(_scene(context), self.take(context))
         return {"FINISHED"}
 
 
@@ -168,18 +201,16 @@ class HYMOTION_OT_compare_takes(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return HYMOTION_OT_apply_take.poll(context)
+        return _TakeOperator.poll(context)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> Status:
         settings = _settings(context)
         takes = list(settings.takes)
         if self.scope == "JOB" and 0 <= settings.active_take < len(takes):
             job = takes[settings.active_take].job_id
             takes = [t for t in takes if t.job_id == job]
-        try:
-            history.compare_takes(context.scene, takes)
-        except errors.HYMotionError as exc:
-            return _fail(self, exc)
+        history.compare_takes(_scene(context), takes)
         return {"FINISHED"}
 
 
@@ -192,14 +223,11 @@ class HYMOTION_OT_rename_take(_TakeOperator):
 
     name: StringProperty(name="Name")  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            take = self.take(context)
-        except errors.HYMotionError as exc:
-            return _fail(self, exc)
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> Status:
+        take = self.take(context)
         if not self.name.strip():
-            self.report({"ERROR"}, "A take needs a name")
-            return {"CANCELLED"}
+            raise SettingsError("a take needs a name", field="name")
         take.name = self.name.strip()
         if take.action is not None:
             take.action.name = f"HYM {take.name}"
@@ -213,15 +241,14 @@ class HYMOTION_OT_delete_take(_TakeOperator):
     bl_label = "Delete Take"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        return context.window_manager.invoke_confirm(self, event)  # type: ignore[no-any-return]
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
+        if context.window_manager is None:  # no UI to ask in
+            return self.execute(context)
+        return context.window_manager.invoke_confirm(self, event)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = _settings(context)
-        index = self.index if self.index >= 0 else settings.active_take
-        if not 0 <= index < len(settings.takes):
-            return _fail(self, SettingsError(f"there is no take {index}", field="index"))
-        history.delete_take(context.scene, index)
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> Status:
+        history.delete_take(_scene(context), self.take_index(context))
         return {"FINISHED"}
 
 
@@ -236,16 +263,18 @@ class HYMOTION_OT_export_takes(bpy.types.Operator):
         items=[("ACTIVE", "Active take", ""), ("ALL", "All takes", "")],
         default="ACTIVE",
     )
-    directory: StringProperty(
+    directory: StringProperty(  # type: ignore[valid-type]
         name="Folder", subtype="DIR_PATH", description="Empty: the preferences' export folder"
-    )  # type: ignore[valid-type]
+    )
     overwrite: BoolProperty(name="Overwrite", default=False, options={"SKIP_SAVE"})  # type: ignore[valid-type]
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return HYMOTION_OT_apply_take.poll(context)
+        return _TakeOperator.poll(context)
 
-    def _plan(self, context: bpy.types.Context) -> tuple[list[Any], Path, tuple[str, ...]]:
+    def _plan(
+        self, context: bpy.types.Context
+    ) -> tuple[list[HYMOTION_PG_take], Path, tuple[str, ...]]:
         settings = _settings(context)
         takes = list(settings.takes)
         if self.scope == "ACTIVE":
@@ -255,28 +284,22 @@ class HYMOTION_OT_export_takes(bpy.types.Operator):
         )
         return takes, folder, _FORMATS[settings.export_format]
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
         takes, folder, formats = self._plan(context)
         existing = [p for p in history.planned_files(takes, folder, formats) if p.exists()]
-        if existing and not self.overwrite:
+        if existing and not self.overwrite and context.window_manager is not None:
             self.overwrite = True  # confirmed by the dialog below
-            return (
-                context.window_manager.invoke_confirm(  # type: ignore[no-any-return]
-                    self, event, title=f"Overwrite {len(existing)} file(s) in {folder}?"
-                )
-                if bpy.app.version >= (4, 1, 0)
-                else context.window_manager.invoke_confirm(self, event)
+            return context.window_manager.invoke_confirm(
+                self, event, title=f"Overwrite {len(existing)} file(s) in {folder}?"
             )
         return self.execute(context)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> Status:
         takes, folder, formats = self._plan(context)
         written: list[Path] = []
-        try:
-            for take in takes:
-                written += history.export_take(context.scene, take, folder, formats, self.overwrite)
-        except errors.HYMotionError as exc:
-            return _fail(self, exc)
+        for take in takes:
+            written += history.export_take(_scene(context), take, folder, formats, self.overwrite)
         self.report({"INFO"}, f"Wrote {len(written)} file(s) to {folder}")
         return {"FINISHED"}
 
@@ -287,21 +310,19 @@ class HYMOTION_OT_generate_keys(bpy.types.Operator):
     bl_idname = "hy_motion.generate_keys"
     bl_label = "Generate Key Pair"
 
-    name: StringProperty(
+    name: StringProperty(  # type: ignore[valid-type]
         name="Your name", description="Letters, digits, . _ -; names you on the daemon"
-    )  # type: ignore[valid-type]
+    )
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        return context.window_manager.invoke_props_dialog(self)  # type: ignore[no-any-return]
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
+        if context.window_manager is None:
+            return self.execute(context)
+        return context.window_manager.invoke_props_dialog(self)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        preferences = prefs.get(context)
-        try:
-            public, secret = keys.generate_keypair(prefs.keys_dir(), self.name.strip())
-        except errors.HYMotionError as exc:
-            return _fail(self, exc)
-        if preferences is not None:
-            preferences.client_secret_file = str(secret)
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> Status:
+        public, secret = keys.generate_keypair(prefs.keys_dir(), self.name.strip())
+        prefs.use_key_pair(context, secret)
         self.report({"INFO"}, f"Send {public} to the daemon's operator")
         return {"FINISHED"}
 
@@ -315,25 +336,24 @@ class HYMOTION_OT_import_keys(bpy.types.Operator):
     filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
     filter_glob: StringProperty(default="*.key_secret", options={"HIDDEN"})  # type: ignore[valid-type]
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
+        if context.window_manager is None:
+            return self.execute(context)
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> Status:
         source = Path(self.filepath)
-        try:
-            keys.load_keypair(source)  # refuse a file that is not a secret key before copying
-            target = prefs.keys_dir() / source.name
-            if target != source:
+        keys.load_keypair(source)  # refuse a file that is not a secret key before copying
+        target = prefs.keys_dir() / source.name
+        if target != source:
+            try:
                 shutil.copyfile(source, target)
                 target.chmod(0o600)
-        except errors.HYMotionError as exc:
-            return _fail(self, exc)
-        except OSError as exc:
-            return _fail(self, SettingsError(f"cannot copy {source}: {exc.strerror}"))
-        preferences = prefs.get(context)
-        if preferences is not None:
-            preferences.client_secret_file = str(target)
+            except OSError as exc:
+                raise SettingsError(f"cannot copy {source}: {exc.strerror}") from exc
+        prefs.use_key_pair(context, target)
         return {"FINISHED"}
 
 

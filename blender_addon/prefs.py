@@ -77,8 +77,10 @@ class HYMOTION_AP_preferences(bpy.types.AddonPreferences):
 
 def get(context: bpy.types.Context) -> HYMOTION_AP_preferences | None:
     """The preferences, or None when the add-on runs without being enabled."""
-    addon = context.preferences.addons.get(ADDON_ID)
-    return addon.preferences if addon is not None else None  # type: ignore[return-value]
+    addon = context.preferences.addons.get(ADDON_ID) if context.preferences else None
+    if addon is None or not isinstance(addon.preferences, HYMOTION_AP_preferences):
+        return None
+    return addon.preferences
 
 
 def connection_settings(context: bpy.types.Context) -> ConnectionSettings:
@@ -108,6 +110,13 @@ def export_dir(context: bpy.types.Context) -> Path:
         # An unsaved file has no folder to be relative to: use the home folder instead.
         return Path.home() / folder[2:]
     return Path(bpy.path.abspath(folder))
+
+
+def use_key_pair(context: bpy.types.Context, secret_file: Path) -> None:
+    """Point the preferences at ``secret_file`` (when the add-on is enabled)."""
+    prefs = get(context)
+    if prefs is not None:
+        prefs.client_secret_file = str(secret_file)
 
 
 def keys_dir() -> Path:

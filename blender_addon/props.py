@@ -121,6 +121,12 @@ def _unregister_classes() -> None:
         bpy.utils.unregister_class(cls)
 
 
+def scene_settings(scene: bpy.types.Scene) -> HYMOTION_PG_settings:
+    """The add-on's data on ``scene``: ``Scene.hy_motion`` is registered at runtime (below), so
+    the type stubs cannot know it; this is the one place that reaches it."""
+    return scene.hy_motion  # type: ignore[attr-defined]
+
+
 def register() -> None:
     _register_classes()
     bpy.types.Scene.hy_motion = PointerProperty(type=HYMOTION_PG_settings)  # type: ignore[attr-defined,func-returns-value]

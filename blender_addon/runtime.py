@@ -16,6 +16,7 @@ from . import history
 from .core.describe import explain
 from .core.protocol import client, errors, messages
 from .core.session import Failed, Finished, GenerationSession, JobView, ServerInfo
+from .props import scene_settings
 
 TICK_S = 0.1
 SHUTDOWN_WAIT_S = 0.3
@@ -96,7 +97,7 @@ def handle_outcome(
         try:
             takes = history.add_result(scene, outcome.result, session.server, session.request)
             history.apply_take(scene, takes[0])
-            settings = scene.hy_motion  # type: ignore[attr-defined]
+            settings = scene_settings(scene)
             if settings.side_by_side and len(takes) > 1:
                 history.compare_takes(scene, takes)
             settings.active_take = len(settings.takes) - len(takes)
@@ -131,7 +132,7 @@ def show_error(scene: bpy.types.Scene, exc: errors.HYMotionError) -> None:
 
 
 def write_status(scene: bpy.types.Scene, view: JobView, server: ServerInfo) -> None:
-    settings = scene.hy_motion  # type: ignore[attr-defined]
+    settings = scene_settings(scene)
     settings.status_state = view.state
     eta = f", about {view.eta_s:.0f} s left" if view.eta_s else ""
     settings.status_message = view.message + (eta if view.busy else "")

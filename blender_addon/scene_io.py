@@ -10,12 +10,20 @@ import bpy
 
 from . import history
 from .core.describe import explain
+from .core.errors import SceneError
 from .core.files import atomic_path
 from .core.protocol import errors, messages
 from .core.session import ServerInfo
+from .props import scene_settings
 from .runtime import server_line
 
 __all__ = ["prepare", "server_line", "write_outputs"]
+
+
+def current_scene() -> bpy.types.Scene:
+    if bpy.context.scene is None:
+        raise SceneError("Blender has no current scene")
+    return bpy.context.scene
 
 
 def prepare(fps: float) -> None:
@@ -24,7 +32,7 @@ def prepare(fps: float) -> None:
         from . import register
 
         register()
-    scene = bpy.context.scene
+    scene = current_scene()
     scene.render.fps, scene.render.fps_base = _fps_pair(fps)
 
 
@@ -36,13 +44,11 @@ def _fps_pair(fps: float) -> tuple[int, float]:
 
 def reset_scene(scene: bpy.types.Scene) -> None:
     """Empty the scene and the data the previous prompt made, keeping the add-on registered."""
-    for obj in list(bpy.data.objects):
-        bpy.data.objects.remove(obj)
-    for collection in (bpy.data.actions, bpy.data.armatures, bpy.data.collections):
-        for block in list(collection):
-            collection.remove(block)
-    scene.hy_motion.takes.clear()  # type: ignore[attr-defined]
-    scene.hy_motion.armature = None  # type: ignore[attr-defined]
+    data = bpy.data
+    bpy.data.batch_remove([*data.objects, *data.actions, *data.armatures, *data.collections])
+    settings = scene_settings(scene)
+    settings.takes.clear()
+    settings.armature = None
 
 
 def write_outputs(
@@ -54,9 +60,9 @@ def write_outputs(
     overwrite: bool,
 ) -> list[dict[str, Any]]:
     """Build the takes, save the .blend and export each take; one record per candidate."""
-    scene = bpy.context.scene
+    scene = current_scene()
     reset_scene(scene)
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "prompt": result.prompt,
             "seed": seed,

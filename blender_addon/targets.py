@@ -4,10 +4,15 @@ rig is its own issue and plugs in here: add an item to ``TARGETS`` and a branch 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import bpy
 
 from . import build
 from .core.errors import SceneError
+
+if TYPE_CHECKING:  # props imports this module for TARGETS
+    from .props import HYMOTION_PG_settings
 
 TARGETS = [
     ("NEW_ARMATURE", "New armature", "Apply takes to an armature built from the daemon's skeleton"),
@@ -16,12 +21,14 @@ MAIN_OBJECT_NAME = "HY-Motion"
 
 
 def target_object(
-    scene: bpy.types.Scene, target: str, data: bpy.types.Armature
+    scene: bpy.types.Scene, settings: HYMOTION_PG_settings, data: bpy.types.Armature
 ) -> bpy.types.Object:
-    """The object a take with armature ``data`` plays on, created if needed."""
-    if target != "NEW_ARMATURE":
-        raise SceneError(f"target {target!r} is not available in this version", field="target")
-    settings = scene.hy_motion  # type: ignore[attr-defined]
+    """The object a take with armature ``data`` plays on (``settings.target``), created if
+    needed and remembered in ``settings.armature``."""
+    if settings.target != "NEW_ARMATURE":
+        raise SceneError(
+            f"target {settings.target!r} is not available in this version", field="target"
+        )
     obj = settings.armature
     if obj is None or obj.data != data or scene.objects.get(obj.name) is None:
         obj = build.new_armature_object(scene, data, MAIN_OBJECT_NAME)

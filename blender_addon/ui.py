@@ -7,12 +7,13 @@ from typing import Any
 import bpy
 
 from . import runtime
+from .props import HYMOTION_PG_settings, scene_settings
 
 
 class HYMOTION_UL_takes(bpy.types.UIList):
     def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any,
-                  item: Any, icon: int, active_data: Any, active_property: str,
-                  index: int = 0, flt_flag: int = 0) -> None:  # fmt: skip
+                  item: Any, icon: int | None, active_data: Any, active_property: str | None,
+                  index: int | None = 0, flt_flag: int | None = 0) -> None:  # fmt: skip
         row = layout.row(align=True)
         row.prop(item, "name", text="", emboss=False, icon="ACTION")
         if item.untrained:
@@ -28,8 +29,10 @@ class HYMOTION_PT_main(bpy.types.Panel):
     bl_category = "HY-Motion"
 
     def draw(self, context: bpy.types.Context) -> None:
-        settings = context.scene.hy_motion  # type: ignore[attr-defined]
         layout = self.layout
+        if layout is None or context.scene is None:
+            return
+        settings = scene_settings(context.scene)
         layout.prop(settings, "prompt", text="")
         col = layout.column(align=True)
         col.prop(settings, "duration_s")
@@ -53,12 +56,14 @@ class HYMOTION_PT_main(bpy.types.Panel):
         self._draw_status(layout, settings, busy)
 
     @staticmethod
-    def _draw_status(layout: bpy.types.UILayout, settings: Any, busy: bool) -> None:
+    def _draw_status(
+        layout: bpy.types.UILayout, settings: HYMOTION_PG_settings, busy: bool
+    ) -> None:
         if busy:
             layout.progress(factor=settings.progress, type="BAR", text=settings.status_message)
         elif settings.status_message:
-            icon = "ERROR" if settings.status_state in ("failed", "cancelled") else "CHECKMARK"
-            layout.label(text=settings.status_message, icon=icon)
+            failed = settings.status_state in ("failed", "cancelled")
+            layout.label(text=settings.status_message, icon="ERROR" if failed else "CHECKMARK")
         if settings.status_hint:
             layout.label(text=settings.status_hint, icon="INFO")
         row = layout.row(align=True)
@@ -75,8 +80,10 @@ class HYMOTION_PT_takes(bpy.types.Panel):
     bl_parent_id = "HYMOTION_PT_main"
 
     def draw(self, context: bpy.types.Context) -> None:
-        settings = context.scene.hy_motion  # type: ignore[attr-defined]
         layout = self.layout
+        if layout is None or context.scene is None:
+            return
+        settings = scene_settings(context.scene)
         row = layout.row()
         row.template_list(
             "HYMOTION_UL_takes", "", settings, "takes", settings, "active_take", rows=4

@@ -64,7 +64,7 @@ def _bone_vector(skeleton: motion.Skeleton, heads: np.ndarray, joint: int) -> np
     if children:
         # Several children (pelvis, upper spine): follow the one that continues the chain.
         offsets = [heads[c] - heads[joint] for c in children]
-        scores = [float(o @ incoming) / max(np.linalg.norm(o), 1e-9) for o in offsets]
+        scores = [float(o @ incoming) / max(float(np.linalg.norm(o)), 1e-9) for o in offsets]
         vector = offsets[int(np.argmax(scores))]
     else:
         parent = int(skeleton.parents[joint])

@@ -43,7 +43,17 @@ from .messages import (
     parse_reply,
     parse_request,
 )
-from .motion import FPS, MAX_FRAMES, MIN_FRAMES, MotionTakes, Skeleton, frames_for_duration
+from .motion import (
+    FPS,
+    MAX_FRAMES,
+    MIN_FRAMES,
+    MotionTakes,
+    Skeleton,
+    compose_world_rotations,
+    forward_kinematics,
+    frames_for_duration,
+    quaternion_to_matrix,
+)
 from .wire import (
     PROTOCOL_MAJOR,
     PROTOCOL_VERSION,
@@ -104,10 +114,13 @@ __all__ = [
     "UnsupportedMessage",
     "UnsupportedVersion",
     "Welcome",
+    "compose_world_rotations",
     "decode",
     "encode",
+    "forward_kinematics",
     "frames_for_duration",
     "new_id",
     "parse_reply",
     "parse_request",
+    "quaternion_to_matrix",
 ]

@@ -9,6 +9,7 @@ positions from the daemon's own forward kinematics, so a client can check its sc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,6 +112,15 @@ def quaternion_to_matrix(quaternions: np.ndarray) -> np.ndarray:
     return matrix.reshape(*quaternions.shape[:-1], 3, 3)
 
 
+def compose_world_rotations(local: np.ndarray, parents: Sequence[int]) -> np.ndarray:
+    """(..., J, 3, 3) rotations, joint 0 global and the others parent-relative -> world."""
+    world = np.empty_like(local)
+    world[..., 0, :, :] = local[..., 0, :, :]
+    for joint in range(1, local.shape[-3]):
+        world[..., joint, :, :] = world[..., parents[joint], :, :] @ local[..., joint, :, :]
+    return world
+
+
 def forward_kinematics(
     skeleton: Skeleton, rotations: np.ndarray, root_positions: np.ndarray
 ) -> np.ndarray:
@@ -119,15 +129,13 @@ def forward_kinematics(
     Joint 0's rotation is global, the others parent-relative; rest offsets are unrotated
     (SMPL convention: the rest pose is all identity rotations).
     """
-    local = quaternion_to_matrix(rotations.astype(np.float64))
+    parents = [int(p) for p in skeleton.parents]
+    world_rot = compose_world_rotations(quaternion_to_matrix(rotations.astype(np.float64)), parents)
     rest = skeleton.rest_positions.astype(np.float64)
-    world_rot = np.empty_like(local)
     world_pos = np.empty((*rotations.shape[:-1], 3), dtype=np.float64)
-    world_rot[..., 0, :, :] = local[..., 0, :, :]
     world_pos[..., 0, :] = root_positions
     for joint in range(1, skeleton.joint_count):
-        parent = int(skeleton.parents[joint])
+        parent = parents[joint]
         offset = rest[joint] - rest[parent]
-        world_rot[..., joint, :, :] = world_rot[..., parent, :, :] @ local[..., joint, :, :]
         world_pos[..., joint, :] = world_pos[..., parent, :] + world_rot[..., parent, :, :] @ offset
     return world_pos.astype(np.float32)

@@ -27,7 +27,7 @@ from .grounding import MeshGrounding, rest_mesh_floor
 from .memory import GIB, activation_bytes, plan
 from .pipeline import MotionPipeline
 from .prompt import resolve_system_prompt
-from .text import PLACEMENTS, QUANTIZATIONS, TEXT_SLOTS, find_crop_start
+from .text import PLACEMENTS, QUANTIZATIONS, TEXT_SLOTS, check_encoder_source, find_crop_start
 
 EXPECTED_CROP_START = 101  # spec §3.2, for the real Qwen3 tokenizer and the official prompt
 LITE_TARGET_GIB = 12.0
@@ -209,7 +209,8 @@ def _check_encoders(opts: EngineOptions, load: bool, device: torch.device) -> No
     prompt_file = Path(opts.system_prompt_file) if opts.system_prompt_file else None
     prompt = resolve_system_prompt(prompt_file, official=True)
     print("system prompt: official string, sha256 OK")
-    for source, what, width in ((opts.clip, "CLIP", 768), (opts.qwen, "Qwen3", 4096)):
+    for given, what, width in ((opts.clip, "CLIP", 768), (opts.qwen, "Qwen3", 4096)):
+        source = check_encoder_source(given, what)
         try:
             config = AutoConfig.from_pretrained(source)
             tokenizer = AutoTokenizer.from_pretrained(source)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from shared_protocol.motion import forward_kinematics
+from shared_protocol import forward_kinematics
 
 from .grounding import Grounding
 from .math import matrix_to_quaternion, rot6d_to_matrix

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from shared_protocol.motion import forward_kinematics, quaternion_to_matrix
+from shared_protocol import compose_world_rotations, forward_kinematics, quaternion_to_matrix
 
 from .errors import CheckpointError
 from .skeleton import BODY_JOINTS, PARENTS, REST_POSITIONS, make_skeleton
@@ -65,15 +65,6 @@ class JointGrounding:
         self, rotations: np.ndarray, root_positions: np.ndarray, joint_positions: np.ndarray
     ) -> float:
         return float((joint_positions[..., 1] - SOLE_MARGIN_M).min())
-
-
-def world_rotations(local: np.ndarray, parents: tuple[int, ...]) -> np.ndarray:
-    """Compose parent-relative rotations (F, J, 3, 3) into world rotations (joint 0 global)."""
-    world = np.empty_like(local)
-    world[:, 0] = local[:, 0]
-    for joint in range(1, local.shape[1]):
-        world[:, joint] = world[:, parents[joint]] @ local[:, joint]
-    return world
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,7 +138,9 @@ class MeshGrounding:
         full[:, :BODY_JOINTS] = rotations
         skeleton = make_skeleton(ALL_JOINTS, self.rest_joints)
         heights = forward_kinematics(skeleton, full, root_positions)[..., 1].astype(np.float64)
-        rows = world_rotations(quaternion_to_matrix(full), PARENTS)[:, :, 1, :]  # (F, 52, 3)
+        rows = compose_world_rotations(quaternion_to_matrix(full), PARENTS)[
+            :, :, 1, :
+        ]  # (F, 52, 3)
         coeffs = np.concatenate([rows.reshape(frames, -1), heights], axis=1)  # (F, 208)
         lowest = np.inf
         for start in range(0, frames, FRAME_CHUNK):  # bounded memory: FRAME_CHUNK × V

@@ -59,7 +59,7 @@ def _looks_like_path(source: str) -> bool:
     return source.startswith((".", "/", "~")) or "\\" in source or source.count("/") != 1
 
 
-def _check_source(source: str, what: str) -> str:
+def check_encoder_source(source: str, what: str) -> str:
     """Local directories must exist; ``owner/name`` hub ids are passed on (online boxes only)."""
     path = Path(source).expanduser()
     if path.is_dir():
@@ -103,7 +103,7 @@ class ClipEncoder:
     def __init__(self, source: str, device: torch.device) -> None:
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        self.source = _check_source(source, "CLIP")
+        self.source = check_encoder_source(source, "CLIP")
         try:
             with _quiet_loading():
                 self.tokenizer = CLIPTokenizer.from_pretrained(self.source)
@@ -151,7 +151,7 @@ class QwenEncoder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        self.source = _check_source(source, "Qwen3")
+        self.source = check_encoder_source(source, "Qwen3")
         self.system_prompt = system_prompt
         extra: dict[str, object] = {}
         if quantization != "none":

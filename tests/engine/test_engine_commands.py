@@ -34,13 +34,16 @@ def test_check_a_model_directory_prints_the_plan_and_the_encoder_problem(
     tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = shutil.copytree(tiny_root / MODEL_DIR, tmp_path / "HY-Motion-x")
-    code = _run(["check", "--model-dir", str(model), "--qwen", str(tiny_root / "qwen3")])
+    missing_clip = str(tmp_path / "no-clip")
+    code = _run(["check", "--model-dir", str(model), "--qwen", str(tiny_root / "qwen3"),
+                 "--clip", missing_clip])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 1
     assert "D=64, 3 layers (1 double + 2 single)" in out
     assert "latest.ckpt: " in out and "names and shapes OK" in out
     assert "memory plan on cpu" in out and "within 12 GiB" in out
-    assert "FAILED" in out and "system_prompt_file" in out
+    assert "system prompt: official string, sha256 OK" in out
+    assert "FAILED" in out and f"{missing_clip}: CLIP directory not found" in out
 
 
 def test_check_reports_a_bad_weights_file(tiny_root: Path, tmp_path: Path, capsys) -> None:

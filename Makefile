@@ -30,6 +30,12 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# Quick runs of the three benchmarks; docs/benchmarks.md has the full commands and figures.
+bench: setup
+	$(PY) -m daemon bench-protocol --quick
+	$(PY) -m daemon bench --quick
+	$(PY) tests/addon/bench_addon.py
+
 addon: setup
 	$(PY) build_addon.py --out dist
 

@@ -47,6 +47,8 @@ class Job:
     final: Message | None = None
     last_progress_mono: float = 0.0
     step_started_mono: float = 0.0
+    #: The queue position last sent in a "queued" progress (None: no position sent yet).
+    told_position: int | None = None
 
     @property
     def job_id(self) -> str:

@@ -55,8 +55,16 @@ class Scheduler:
             )
 
     def retry_after_s(self) -> float:
-        """Estimated seconds until a queue slot frees: batches ahead x recent batch time."""
-        batches_ahead = math.ceil((self.depth + 1) / self._limits.workers)
+        """Estimated seconds until a queue slot frees: what a job joining the queue would wait."""
+        return self.wait_s(self.depth)
+
+    def wait_s(self, position: int) -> float:
+        """Estimated seconds until the job at 0-based ``position`` starts.
+
+        Conservative: one batch per job ahead plus the batch running now, spread over the
+        workers, each taking the recent batch time (jobs that share a batch make it shorter).
+        """
+        batches_ahead = math.ceil((position + 1) / self._limits.workers)
         return max(0.1, batches_ahead * self._batch_s)
 
     def record_batch(self, seconds: float) -> None:

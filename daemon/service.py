@@ -65,6 +65,9 @@ _MAX_PEERS = 4096
 ORPHAN_GRACE_S = 0.25
 #: Progress messages per job are throttled to this interval (stage changes always go out).
 _PROGRESS_INTERVAL_S = 0.1
+#: Waiting clients hear of a changed queue position in one pass over the queue at most this
+#: often, however fast jobs come and go (50 clients never get a message per queue change).
+QUEUE_UPDATE_INTERVAL_S = 0.25
 
 
 class Outbox(Protocol):
@@ -104,6 +107,7 @@ class Service:
         self.shutting_down = False
         self._peers: OrderedDict[bytes, Peer] = OrderedDict()
         self._models = {m.name: m for m in self._engine.models()}
+        self._queue_update: asyncio.TimerHandle | None = None
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -208,7 +212,7 @@ class Service:
         self.quotas.charge_job(who.artist)
         position = self.scheduler.positions()[job.job_id]
         self._outbox.send(peer, Accepted(job_id=job.job_id, queue_position=position), env.id)
-        self._metrics.queue_depth.set(self.scheduler.depth)
+        self._queue_changed()
         self._log.info(
             "job_queued",
             job_id=job.job_id,
@@ -262,6 +266,7 @@ class Service:
             self._outbox.send(peer, job.final, re)
             return
         job.peer = peer
+        job.told_position = None  # the new connection has not heard an estimate yet
         position = self.scheduler.positions().get(job.job_id, 0)
         accepted = Accepted(job_id=job.job_id, queue_position=position, duplicate=True)
         self._outbox.send(peer, accepted, re)
@@ -320,6 +325,7 @@ class Service:
         job.cancel_reason = reason
         if job.state is JobState.QUEUED and self.scheduler.remove(job):
             self._finish(job, JobState.CANCELLED, Cancelled(job.job_id, reason, retry))
+            self._queue_changed()
         else:
             job.cancel_event.set()
             self._log.info(
@@ -346,11 +352,29 @@ class Service:
         for job in batch:
             job.state, job.started_mono = JobState.RUNNING, now
             self._metrics.stage_seconds.labels(stage="queue").observe(now - job.queued_mono)
-        self._metrics.queue_depth.set(self.scheduler.depth)
-        self._metrics.running.inc(len(batch))
         if batch:
+            self._queue_changed()
+            self._metrics.running.inc(len(batch))
             self._metrics.batch_size.observe(len(batch))
         return batch
+
+    def _queue_changed(self) -> None:
+        """Positions may have moved: schedule one pass that tells waiting clients."""
+        self._metrics.queue_depth.set(self.scheduler.depth)
+        if self._queue_update is None and not self.shutting_down:
+            loop = asyncio.get_running_loop()
+            self._queue_update = loop.call_later(QUEUE_UPDATE_INTERVAL_S, self._tell_positions)
+
+    def _tell_positions(self) -> None:
+        """Each queued job whose place changed since it was last told hears the new one."""
+        self._queue_update = None
+        for position, job in enumerate(self.scheduler.order()):
+            if position == job.told_position:
+                continue
+            job.told_position = position
+            wait = round(self.scheduler.wait_s(position), 1)
+            progress = Progress(job.job_id, "queued", eta_s=wait, queue_position=position)
+            self._outbox.send(job.peer, progress, job.request_id)
 
     def on_progress(self, job_id: str, stage: str, step: int, total: int) -> None:
         job = self.jobs.get(job_id)
@@ -450,7 +474,6 @@ class Service:
         self.scheduler.release(job)
         outcome = {JobState.DONE: "ok", JobState.FAILED: "error"}.get(state, "cancelled")
         self._metrics.jobs.labels(outcome=outcome).inc()
-        self._metrics.queue_depth.set(self.scheduler.depth)
         self._log.info(
             "job_finished",
             job_id=job.job_id,
@@ -473,6 +496,9 @@ class Service:
     def begin_shutdown(self) -> None:
         """Stop admitting; queued jobs are told to come back later."""
         self.shutting_down = True
+        if self._queue_update is not None:
+            self._queue_update.cancel()
+            self._queue_update = None
         for job in self.scheduler.order():
             self.cancel_job(job, "shutdown", retry=True)
 

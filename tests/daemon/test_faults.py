@@ -143,7 +143,7 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, peers: Callable[..., Peer
         running.hello("alice")
         queued.hello("bob")
         run_id = running.send(LONG)
-        running.recv_until(Progress, re=run_id)
+        running.until_running(run_id)
         queued_id = queued.send(Generate(prompt="wave", duration_s=1.0, candidates=1, steps=4))
         queued.recv_until(Accepted, re=queued_id)
         daemon.signal(signal.SIGTERM)
@@ -167,7 +167,7 @@ def test_sigterm_cancels_the_running_batch_after_the_grace_period(
         peer = peers(daemon.address)
         peer.hello("alice")
         run_id = peer.send(Generate(prompt="walk", duration_s=1.0, candidates=1, steps=200))
-        peer.recv_until(Progress, re=run_id)
+        peer.until_running(run_id)
         daemon.signal(signal.SIGTERM)
         _, cancelled = peer.recv_until(Cancelled, re=run_id)
         assert cancelled.reason == "shutdown" and cancelled.retry

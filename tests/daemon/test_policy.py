@@ -15,7 +15,6 @@ from shared_protocol import (
     Error,
     Fetch,
     Generate,
-    Progress,
     Result,
     Status,
     StatusRequest,
@@ -95,7 +94,7 @@ def test_busy_when_queue_or_artist_limit_is_full(
         for peer, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
             peer.hello(name)
         running_id, _ = _long_job(alice)
-        alice.recv_until(Progress, re=running_id)  # on the device: the queue is empty again
+        alice.until_running(running_id)  # on the device: the queue is empty again
         _long_job(alice)  # alice: 1 running + 1 queued = her limit
         third = alice.send(JOB)
         _, busy = alice.recv_until(Error, re=third)
@@ -121,7 +120,7 @@ def test_fairness_one_artist_with_eight_jobs_delays_another_by_at_most_one(
         greedy.hello("greedy")
         other.hello("other")
         blocker_id, blocker_job = _long_job(greedy)
-        greedy.recv_until(Progress, re=blocker_id)
+        greedy.until_running(blocker_id)
         greedy_jobs = []
         for _ in range(8):
             request_id = greedy.send(JOB)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import zmq
 
+from daemon.service import QUEUE_UPDATE_INTERVAL_S
 from shared_protocol import (
     SIGNATURE,
     Accepted,
@@ -19,6 +22,7 @@ from shared_protocol import (
     Hello,
     Ping,
     Pong,
+    Progress,
     Result,
     encode,
 )
@@ -126,6 +130,7 @@ def test_fifty_clients_four_jobs_each_answered_exactly_once(
             for peer in peers:
                 peer.recv()
             sent: dict[str, int] = {}
+            started = time.monotonic()
             for i, peer in enumerate(peers):
                 for k in range(jobs_each):
                     request_id = f"job-{i}-{k}"
@@ -143,6 +148,7 @@ def test_fifty_clients_four_jobs_each_answered_exactly_once(
             terminal: Counter[str] = Counter()
             accepted: Counter[str] = Counter()
             outcomes: Counter[str] = Counter()
+            told: defaultdict[str, list[int | None]] = defaultdict(list)
             poller = zmq.Poller()
             for peer in peers:
                 poller.register(peer.socket, zmq.POLLIN)
@@ -156,12 +162,15 @@ def test_fifty_clients_four_jobs_each_answered_exactly_once(
                             assert envelope.re in sent
                             if isinstance(message, Accepted):
                                 accepted[envelope.re] += 1
+                            elif isinstance(message, Progress) and message.stage == "queued":
+                                told[envelope.re].append(message.queue_position)
                             elif isinstance(message, Result | Error):
                                 terminal[envelope.re] += 1
                                 code = "result" if isinstance(message, Result) else message.code
                                 outcomes[code] += 1
             # Nothing else arrives late (no duplicate answers).
             assert not poller.poll(300)
+            elapsed = time.monotonic() - started
         finally:
             for peer in peers:
                 peer.close()
@@ -171,4 +180,10 @@ def test_fifty_clients_four_jobs_each_answered_exactly_once(
     assert set(outcomes) <= {"result", "busy"} and outcomes["result"] == len(accepted)
     assert sum(engine.run_counts.values()) == len(accepted)
     assert max(engine.run_counts.values()) == 1
-    print(f"outcomes {dict(outcomes)}, engine calls {len(engine.calls)}")
+    # Queue positions go out in passes at least QUEUE_UPDATE_INTERVAL_S apart, each telling a
+    # job only a changed place: no flood, however often the queue moved.
+    passes = elapsed / QUEUE_UPDATE_INTERVAL_S
+    assert all(len(places) <= passes for places in told.values())
+    assert all(a != b for places in told.values() for a, b in itertools.pairwise(places))
+    updates = sum(len(places) for places in told.values())
+    print(f"outcomes {dict(outcomes)}, engine calls {len(engine.calls)}, queue updates {updates}")

@@ -79,6 +79,12 @@ def test_admission_limits_and_retry_after_follow_recent_batches() -> None:
     assert scheduler.batch_seconds == pytest.approx(3.0, rel=0.01)
 
 
+def test_wait_estimate_counts_batches_ahead_spread_over_workers() -> None:
+    scheduler = Scheduler(SchedulerLimits(10, 10, workers=2), initial_batch_s=2.0)
+    # Position 0 waits for the batch running now; two workers take two batches at a time.
+    assert [scheduler.wait_s(p) for p in range(5)] == [2.0, 2.0, 4.0, 4.0, 6.0]
+
+
 def test_release_and_remove_free_the_artist_slot() -> None:
     scheduler = Scheduler(SchedulerLimits(max_queue=10, max_per_artist=1))
     queued = job("a")

@@ -244,7 +244,7 @@ def test_cancel_queued_and_running(tmp_path: Path, peers: Callable[..., Peer]) -
         long_job = Generate(prompt="walk", duration_s=1.0, candidates=1, steps=200)
         running_id = peer.send(long_job)
         _, running = peer.recv_until(Accepted, re=running_id)
-        peer.recv_until(Progress, re=running_id)  # it is on the device now
+        peer.until_running(running_id)  # it is on the device now
         queued_id = peer.send(Generate(prompt="jog", duration_s=1.0, candidates=1, steps=10))
         _, queued = peer.recv_until(Accepted, re=queued_id)
         assert queued.queue_position == 0
@@ -260,6 +260,36 @@ def test_cancel_queued_and_running(tmp_path: Path, peers: Callable[..., Peer]) -
         again_id = peer.send(Cancel(job_id=running.job_id))
         _, error = peer.recv_until(Error, re=again_id)
         assert error.code == "invalid_argument"
+
+
+def test_waiting_clients_hear_their_place_and_wait_until_they_start(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    # One job per batch, and jobs ahead that run until cancelled: the test moves the queue.
+    engine = TestEngine(step_s=0.05, max_batch_candidates=1)
+    with run_daemon(make_config(tmp_path), [engine]) as daemon:
+        ahead, me = peers(daemon.address), peers(daemon.address)
+        ahead.hello("alice")
+        me.hello("alice")  # same artist: her jobs run in the order she sent them
+        blockers = []
+        for _ in range(4):
+            blocker_id = ahead.send(Generate(prompt="walk", duration_s=1.0, candidates=1))
+            blockers.append(ahead.recv_until(Accepted, re=blocker_id)[1].job_id)
+            if len(blockers) == 1:
+                ahead.until_running(blocker_id)
+        request_id = me.send(Generate(prompt="wave", duration_s=1.0, candidates=1, steps=4))
+        _, accepted = me.recv_until(Accepted, re=request_id)
+        assert accepted.queue_position == 3  # three of the four blockers wait ahead of it
+        told: list[Progress] = []
+        for job_id in blockers:
+            _, update = me.recv_until(Progress, re=request_id)
+            assert update.stage == "queued"
+            told.append(update)
+            ahead.send(Cancel(job_id=job_id))  # the running job ends; the queue moves up one
+        me.until_running(request_id)
+        me.recv_until(Result, re=request_id)
+    assert [t.queue_position for t in told] == [3, 2, 1, 0]
+    assert all(t.eta_s is not None and t.eta_s > 0 for t in told)
 
 
 def test_resubmission_is_deduplicated_and_fetch_resends(

@@ -8,7 +8,7 @@ import time
 
 import zmq
 
-from shared_protocol import Accepted, Generate, Progress
+from shared_protocol import Accepted, Generate
 
 from .wire import Peer
 
@@ -20,7 +20,7 @@ def main() -> int:
     request_id = peer.send(Generate(prompt="walk", duration_s=1.0, candidates=1, steps=200))
     _, accepted = peer.recv_until(Accepted, re=request_id)
     assert isinstance(accepted, Accepted)
-    peer.recv_until(Progress, re=request_id)
+    peer.until_running(request_id)
     print(accepted.job_id, flush=True)
     time.sleep(600)
     return 0

@@ -7,7 +7,16 @@ from collections.abc import Sequence
 
 import zmq
 
-from shared_protocol import REPLY_LIMITS, Envelope, Hello, Message, decode, encode, new_id
+from shared_protocol import (
+    REPLY_LIMITS,
+    Envelope,
+    Hello,
+    Message,
+    Progress,
+    decode,
+    encode,
+    new_id,
+)
 from shared_protocol.messages import parse_reply
 
 RECV_TIMEOUT_S = 10.0
@@ -51,6 +60,16 @@ class Peer:
             envelope, message = self.recv(max(0.0, deadline - time.monotonic()))
             if isinstance(message, predicate) and (re is None or envelope.re == re):
                 return envelope, message
+
+    def until_running(self, request_id: str, timeout_s: float = RECV_TIMEOUT_S) -> Progress:
+        """Skip messages until the job of ``request_id`` reports a stage past "queued"."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            _, progress = self.recv_until(Progress, re=request_id, timeout_s=left)
+            assert isinstance(progress, Progress)
+            if progress.stage != "queued":
+                return progress
 
     def hello(self, artist: str = "alice") -> Message:
         msg_id = self.send(Hello(artist=artist, client="tests"))

@@ -320,7 +320,7 @@ class Service:
 
     def cancel_job(self, job: Job, reason: str, retry: bool = False) -> None:
         """Queued: cancelled now. Running: stops at the engine's next step."""
-        if job.state.finished:
+        if job.state.finished or job.cancel_reason:  # over, or already being stopped
             return
         job.cancel_reason = reason
         if job.state is JobState.QUEUED and self.scheduler.remove(job):
@@ -333,7 +333,11 @@ class Service:
             )
 
     def peer_gone(self, peer: bytes) -> None:
-        """The connection vanished (EHOSTUNREACH): its jobs stop costing the GPU soon."""
+        """The connection vanished: closed, or silent for 3 ZMTP heartbeats (a frozen client).
+
+        Noticed as EHOSTUNREACH at the next send to it (progress while a job runs, a queue
+        update while it waits); its jobs stop costing the device soon after.
+        """
         self._peers.pop(peer, None)
         orphans = self.jobs.on_peer(peer)
         if orphans:
@@ -342,8 +346,16 @@ class Service:
 
     def _cancel_orphans(self, peer: bytes, jobs: list[Job]) -> None:
         for job in jobs:
-            if job.peer == peer and not job.state.finished:  # not resubmitted meanwhile
-                self._log.info("client_gone", job_id=job.job_id, artist=job.artist)
+            # Not resubmitted from a new connection meanwhile, and not already being stopped
+            # (every failed send reports the peer again).
+            if job.peer == peer and not job.state.finished and not job.cancel_reason:
+                self._log.info(
+                    "client_gone",
+                    job_id=job.job_id,
+                    artist=job.artist,
+                    request_id=job.request_id,
+                    state=job.state.value,
+                )
                 self.cancel_job(job, "disconnected")
 
     def take_batch(self, engine: Engine) -> list[Job]:

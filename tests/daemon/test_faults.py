@@ -74,6 +74,42 @@ def test_client_killed_mid_job_frees_the_worker(tmp_path: Path, peers: Callable[
 
 
 @pytest.mark.slow
+def test_frozen_client_is_dropped_by_heartbeats_and_its_job_cancelled(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    # The job would run for 10 s; heartbeats (0.5 s, dropped after 3 silent) must end it first.
+    engine = TestEngine(step_s=0.05)
+    with run_daemon(make_config(tmp_path, heartbeat_s=0.5), [engine]) as daemon:
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        client = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.job_client", daemon.address, "frozen"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert client.stdout is not None
+            job_id = client.stdout.readline().decode().strip()
+            assert job_id, "the client never saw its job run"
+            client.send_signal(signal.SIGSTOP)  # frozen: its TCP connection stays open
+            other = peers(daemon.address)
+            other.hello("next")
+            request_id = other.send(Generate(prompt="wave", duration_s=1.0, candidates=1, steps=4))
+            other.recv_until(Result, re=request_id, timeout_s=30)  # runs once the device is free
+            job = daemon.call(lambda: daemon.server.service.jobs.get(job_id))
+        finally:
+            client.send_signal(signal.SIGCONT)
+            client.kill()
+            client.wait(10)
+        events = daemon.log_events()
+    assert job is not None and job.state.value == "cancelled"
+    assert job.cancel_reason == "disconnected"
+    assert engine.cancelled == [job_id]  # stopped at a sampler step, not run to the end
+    gone = [e for e in events if e["event"] == "client_gone"]
+    assert [(e["job_id"], e["artist"]) for e in gone] == [(job_id, "frozen")]
+
+
+@pytest.mark.slow
 def test_daemon_killed_and_restarted_client_resubmits(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, ["--step-s", "0.02", "--heartbeat-s", "0.2"]).start()
     config = ClientConfig(

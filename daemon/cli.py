@@ -10,11 +10,12 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from daemon import __version__
 from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, flag_name, load_config
+from daemon.engine_api import Engine
 from shared_protocol import HYMotionError
 from shared_protocol.keys import fingerprint, generate_keypair, load_public_key
 
@@ -82,7 +83,7 @@ def serve(config: DaemonConfig) -> int:
     return asyncio.run(run_server(config, engines))
 
 
-async def run_server(config: DaemonConfig, engines: list) -> int:  # type: ignore[type-arg]
+async def run_server(config: DaemonConfig, engines: Sequence[Engine]) -> int:
     from daemon.server import Server
 
     server = Server(config, engines)
@@ -98,13 +99,13 @@ async def run_server(config: DaemonConfig, engines: list) -> int:  # type: ignor
             os._exit(130)
         stop.set()
 
-    handlers: Mapping[signal.Signals, object] = {
+    handlers: Mapping[signal.Signals, Callable[[], None]] = {
         signal.SIGTERM: stop.set,
         signal.SIGINT: on_interrupt,
         signal.SIGHUP: server.reload,
     }
     for sig, handler in handlers.items():
-        loop.add_signal_handler(sig, handler)  # type: ignore[arg-type]
+        loop.add_signal_handler(sig, handler)
     try:
         await server.serve(stop)
     finally:

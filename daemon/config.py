@@ -198,7 +198,7 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         if option.name in _PATH_OPTIONS:
             # Relative paths in a file are relative to the file, not to wherever it is run from.
             value = path.parent / _typed(value, str, where)
-        elif option.parse in (_names,):
+        elif option.parse is _names:
             value = tuple(_typed(v, str, where) for v in _typed(value, list, where))
         elif option.parse is _bool:
             value = _typed(value, bool, where)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypedDict
 
 from daemon.engine_api import JobSpec
 from shared_protocol import JobInfo, Message
@@ -27,6 +28,13 @@ class JobState(StrEnum):
     @property
     def finished(self) -> bool:
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class JobLogFields(TypedDict):
+    job_id: str
+    artist: str
+    #: The client's id for the generate request: joins the daemon's log to the client's.
+    request_id: str
 
 
 @dataclass(eq=False)
@@ -57,6 +65,18 @@ class Job:
     @property
     def candidates(self) -> int:
         return len(self.spec.seeds)
+
+    @property
+    def log_fields(self) -> JobLogFields:
+        """What every log event about this job carries, to grep one job or one artist."""
+        return {"job_id": self.job_id, "artist": self.artist, "request_id": self.request_id}
+
+    @property
+    def queue_s(self) -> float | None:
+        """Seconds it waited in the queue; None while it waits (or if it never ran)."""
+        if self.started_mono is None:
+            return None
+        return round(self.started_mono - self.queued_mono, 4)
 
     def info(self, queue_position: int | None) -> JobInfo:
         return JobInfo(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -83,3 +84,8 @@ def close_handlers(name: str, handlers: list[logging.Handler]) -> None:
 def elapsed(since: float) -> float:
     """Seconds since a ``time.monotonic()`` stamp, rounded for logs."""
     return round(time.monotonic() - since, 4)
+
+
+def new_log_id() -> str:
+    """A short id that joins an error reply to its log line (and traceback)."""
+    return secrets.token_hex(6)

@@ -55,8 +55,14 @@ class Metrics:
         )
         self.stage_seconds = Histogram(
             "hymotion_stage_seconds",
-            "Seconds per job stage (queue, encode, sample, decode, total)",
+            "Seconds a job spent in one stage (queue, encode, sample, decode)",
             ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.job_latency = Histogram(
+            "hymotion_job_latency_seconds",
+            "Seconds from admission to result, jobs that finished ok",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -92,7 +98,7 @@ class Metrics:
         return server
 
     def value(self, name: str, **labels: str) -> float:
-        """A sample's current value (0 when absent); for tests and the status log."""
+        """A sample's current value (0 when absent); for tests."""
         return self.registry.get_sample_value(name, labels) or 0.0
 
 

@@ -49,21 +49,17 @@ class QuotaBook:
         limits = self._limits_for(artist)
         for window, seconds in WINDOWS.items():
             used = self._window(artist, window)
-            resets_at = float((used.index + 1) * seconds)
-            jobs_limit = getattr(limits, f"jobs_per_{window}")
-            if jobs_limit is not None and used.jobs >= jobs_limit:
-                raise QuotaExceeded(
-                    f"{artist} used {used.jobs} of {jobs_limit} jobs this {window}",
-                    resets_at=resets_at,
-                    limit=f"jobs_per_{window}",
-                )
-            gpu_limit = getattr(limits, f"gpu_seconds_per_{window}")
-            if gpu_limit is not None and used.gpu_s >= gpu_limit:
-                raise QuotaExceeded(
-                    f"{artist} used {used.gpu_s:.1f} of {gpu_limit:g} GPU-seconds this {window}",
-                    resets_at=resets_at,
-                    limit=f"gpu_seconds_per_{window}",
-                )
+            for limit, amount, unit in (
+                (f"jobs_per_{window}", used.jobs, "jobs"),
+                (f"gpu_seconds_per_{window}", used.gpu_s, "GPU-seconds"),
+            ):
+                allowance = getattr(limits, limit)
+                if allowance is not None and amount >= allowance:
+                    raise QuotaExceeded(
+                        f"{artist} used {amount:g} of {allowance:g} {unit} this {window}",
+                        resets_at=float((used.index + 1) * seconds),
+                        limit=limit,
+                    )
 
     def charge_job(self, artist: str) -> None:
         for window in WINDOWS:
@@ -74,12 +70,6 @@ class QuotaBook:
         for window in WINDOWS:
             self._window(artist, window).gpu_s += seconds
         self._save()
-
-    def usage(self, artist: str) -> dict[str, dict[str, float]]:
-        return {
-            w: {"jobs": self._window(artist, w).jobs, "gpu_s": self._window(artist, w).gpu_s}
-            for w in WINDOWS
-        }
 
     def _window(self, artist: str, window: str) -> _Window:
         index = math.floor(self._clock() / WINDOWS[window])

@@ -70,10 +70,6 @@ class Scheduler:
     def record_batch(self, seconds: float) -> None:
         self._batch_s += self._alpha * (seconds - self._batch_s)
 
-    @property
-    def batch_seconds(self) -> float:
-        return self._batch_s
-
     # --- queue ---------------------------------------------------------------------------------
 
     def push(self, job: Job) -> None:

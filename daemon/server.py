@@ -20,7 +20,8 @@ import zmq.asyncio
 from daemon.auth import AllowList, start_auth, watch_handshakes
 from daemon.config import ConfigError, DaemonConfig, metrics_address
 from daemon.engine_api import Engine
-from daemon.logs import EventLog, close_handlers, setup_logging
+from daemon.lifecycle import JobLifecycle
+from daemon.logs import EventLog, close_handlers, new_log_id, setup_logging
 from daemon.metrics import Metrics
 from daemon.service import Service
 from daemon.workers import DeviceWorker
@@ -58,6 +59,7 @@ class Server:
         self.address = ""
         self.metrics = Metrics(config.devices)
         self.log: EventLog
+        self.lifecycle: JobLifecycle
         self.service: Service
         self.workers: list[DeviceWorker] = []
         self.allow_list: AllowList | None = None
@@ -87,11 +89,19 @@ class Server:
         )
         self._context = zmq.asyncio.Context()
         self._socket = self._router()
-        self.service = Service(
-            config, self._engines, self, self.log, self.metrics, self._wake_workers
+        first = self._engines[0]  # every device runs the same models: any one describes them
+        self.lifecycle = JobLifecycle(
+            config,
+            {m.name: m for m in first.models()},
+            self,
+            self.log,
+            self.metrics,
+            self._wake_workers,
+            workers=len(self._engines),
         )
+        self.service = Service(config, first, self.lifecycle, self, self.log, self.metrics)
         self.workers = [
-            DeviceWorker(device, engine, self.service, config.batch_window_s)
+            DeviceWorker(device, engine, self.lifecycle, config.batch_window_s)
             for device, engine in zip(config.devices, self._engines, strict=True)
         ]
         try:
@@ -114,15 +124,15 @@ class Server:
         if config.metrics_bind is not None:
             host, port = metrics_address(config.metrics_bind)
             self._metrics_http = self.metrics.serve_http(host, port)
-        if self.service.quotas.load_error is not None:
-            self.log.error("quota_usage_unreadable", error=self.service.quotas.load_error)
+        if self.lifecycle.quotas.load_error is not None:
+            self.log.error("quota_usage_unreadable", error=self.lifecycle.quotas.load_error)
         self.log.info(
             "started",
             address=self.address,
             curve=config.curve,
             devices=list(config.devices),
             session=self.service.session,
-            models=[(m.name, m.available, m.error) for m in self._engines[0].models()],
+            models=[(m.name, m.available, m.error) for m in self.lifecycle.models.values()],
             metrics=config.metrics_bind,
         )
 
@@ -164,7 +174,7 @@ class Server:
             try:
                 self._on_frames(frames)
             except Exception:  # never let one message end the loop
-                self.log.error("receive_failed", exc=True, log_id=new_id()[:12])
+                self.log.error("receive_failed", exc=True, log_id=new_log_id())
 
     def _on_frames(self, frames: list[zmq.Frame]) -> None:
         peer = frames[0].bytes
@@ -214,9 +224,13 @@ class Server:
         elif isinstance(exc, zmq.ZMQError) and exc.errno == zmq.EHOSTUNREACH:
             self.metrics.dropped_sends.labels(why="peer_gone").inc()
             # Later, not now: the caller may be iterating over this peer's jobs.
-            asyncio.get_running_loop().call_soon(self.service.peer_gone, peer)
+            asyncio.get_running_loop().call_soon(self._peer_gone, peer)
         else:
             raise exc
+
+    def _peer_gone(self, peer: bytes) -> None:
+        self.service.forget(peer)
+        self.lifecycle.peer_gone(peer)
 
     # --- shutdown ------------------------------------------------------------------------------
 
@@ -234,17 +248,17 @@ class Server:
         started = time.monotonic()
         self.log.info(
             "shutdown_begin",
-            queued=self.service.scheduler.depth,
+            queued=self.lifecycle.scheduler.depth,
             running=sum(len(w.current) for w in self.workers),
         )
-        self.service.begin_shutdown()
+        self.lifecycle.begin_shutdown()
         try:
             await asyncio.wait_for(self._workers_idle(), self.config.grace_period_s)
         except TimeoutError:
             self.log.warning(
                 "grace_period_over", cancelling=[j.job_id for w in self.workers for j in w.current]
             )
-            self.service.cancel_running()
+            self.lifecycle.cancel_running()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._workers_idle(), _CANCEL_WAIT_S)
         for task in self._tasks:

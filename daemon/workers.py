@@ -1,4 +1,4 @@
-"""One worker per device: takes a batch from the service and runs it on a single thread.
+"""One worker per device: takes a batch from the job lifecycle and runs it on a single thread.
 
 The engine runs in a one-thread executor, so the event loop keeps answering while the device
 works; progress callbacks hop back to the loop with ``call_soon_threadsafe``.
@@ -12,14 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from daemon.engine_api import Engine
 from daemon.jobs import Job
-from daemon.service import Service
+from daemon.lifecycle import JobLifecycle
 
 
 class DeviceWorker:
-    def __init__(self, device: str, engine: Engine, service: Service, batch_window_s: float):
+    def __init__(
+        self, device: str, engine: Engine, lifecycle: JobLifecycle, batch_window_s: float
+    ) -> None:
         self.device = device
         self.engine = engine
-        self._service = service
+        self._lifecycle = lifecycle
         self._batch_window_s = batch_window_s
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{device}")
         self._work = asyncio.Event()
@@ -38,8 +40,8 @@ class DeviceWorker:
             if self._batch_window_s:
                 # Let jobs that arrive together share one engine call.
                 await asyncio.sleep(self._batch_window_s)
-            while not self._service.shutting_down:
-                batch = self._service.take_batch(self.engine)
+            while not self._lifecycle.shutting_down:
+                batch = self._lifecycle.take_batch(self.engine)
                 if not batch:
                     break
                 await self._run_batch(batch)
@@ -51,7 +53,7 @@ class DeviceWorker:
         stops = {job.job_id: job.cancel_event for job in batch}
 
         def progress(job_id: str, stage: str, step: int, total: int) -> None:
-            loop.call_soon_threadsafe(self._service.on_progress, job_id, stage, step, total)
+            loop.call_soon_threadsafe(self._lifecycle.on_progress, job_id, stage, step, total)
 
         def should_stop(job_id: str) -> bool:
             event = stops.get(job_id)
@@ -66,9 +68,9 @@ class DeviceWorker:
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"engine returned {len(outcomes)} outcomes for {len(batch)}")
         except Exception as exc:
-            self._service.fail_batch(batch, exc, time.monotonic() - started)
+            self._lifecycle.fail_batch(batch, exc, time.monotonic() - started)
         else:
-            self._service.finish_batch(self.engine, batch, outcomes, time.monotonic() - started)
+            self._lifecycle.finish_batch(self.engine, batch, outcomes, time.monotonic() - started)
         finally:
             self.current = []
             self.idle.set()

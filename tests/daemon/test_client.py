@@ -82,6 +82,9 @@ def test_metrics_over_http_on_loopback(tmp_path: Path, context: zmq.Context) -> 
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
             text = reply.read().decode()
     assert 'hymotion_jobs_total{outcome="ok"} 1.0' in text
-    assert 'hymotion_stage_seconds_count{stage="queue"} 1.0' in text
+    for stage in ("queue", "encode", "sample", "decode"):
+        assert f'hymotion_stage_seconds_count{{stage="{stage}"}} 1.0' in text
+    assert 'stage="total"' not in text  # the end-to-end time is its own metric
+    assert "hymotion_job_latency_seconds_count 1.0" in text
     assert "hymotion_queue_depth 0.0" in text
     assert "alice" not in text  # artists are never labels

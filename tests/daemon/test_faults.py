@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from shared_protocol import (
     Result,
 )
 from shared_protocol.client import ClientConfig, Connected, Disconnected, Event, MotionClient
-from tests.support import DaemonProcess, TestEngine, make_config, run_daemon
+from tests.support import DaemonHandle, DaemonProcess, TestEngine, make_config, run_daemon
 from tests.support.runner import REPO_ROOT
 from tests.support.wire import Peer
 
@@ -42,35 +43,55 @@ def _poll_until(
     raise AssertionError(f"no matching event within {timeout_s} s; saw {seen}")
 
 
+@contextmanager
+def _client_with_a_running_job(
+    address: str, artist: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A client process (``tests.support.job_client``) whose long job is on the device."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    client = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.job_client", address, artist],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert client.stdout is not None
+        job_id = client.stdout.readline().decode().strip()
+        assert job_id, "the client never saw its job run"
+        yield client, job_id
+    finally:
+        client.send_signal(signal.SIGCONT)  # a frozen process cannot die until it is resumed
+        client.kill()
+        client.wait(10)
+        if client.stdout is not None:
+            client.stdout.close()
+
+
+def _assert_cancelled_and_device_freed(
+    daemon: DaemonHandle, peers: Callable[..., Peer], engine: TestEngine, job_id: str, artist: str
+) -> None:
+    # Another artist's job waits behind the lost one; it runs once the device is free.
+    other = peers(daemon.address)
+    other.hello("next")
+    request_id = other.send(Generate(prompt="wave", duration_s=1.0, candidates=1, steps=4))
+    other.recv_until(Result, re=request_id, timeout_s=30)
+    job = daemon.call(lambda: daemon.server.lifecycle.jobs.get(job_id))
+    assert job is not None and job.state.value == "cancelled"
+    assert job.cancel_reason == "disconnected"
+    assert engine.cancelled == [job_id]  # stopped at a sampler step, not run to the end
+    gone = [e for e in daemon.log_events() if e["event"] == "client_gone"]
+    assert [(e["job_id"], e["artist"], e["state"]) for e in gone] == [(job_id, artist, "running")]
+
+
 @pytest.mark.slow
 def test_client_killed_mid_job_frees_the_worker(tmp_path: Path, peers: Callable[..., Peer]) -> None:
     engine = TestEngine(step_s=0.02)
     with run_daemon(make_config(tmp_path), [engine]) as daemon:
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        client = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.job_client", daemon.address],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-        )
-        try:
-            assert client.stdout is not None
-            job_id = client.stdout.readline().decode().strip()
-            assert job_id, "the client never saw its job run"
-        finally:
+        with _client_with_a_running_job(daemon.address, "doomed") as (client, job_id):
             client.kill()
             client.wait(10)
-        # Another artist's job was queued behind the doomed one; it must run next.
-        other = peers(daemon.address)
-        other.hello("next")
-        request_id = other.send(Generate(prompt="wave", duration_s=1.0, candidates=1, steps=4))
-        other.recv_until(Result, re=request_id)
-        job = daemon.call(lambda: daemon.server.service.jobs.get(job_id))
-        assert job is not None and job.state.value == "cancelled"
-        assert job.cancel_reason == "disconnected"
-        assert engine.cancelled == [job_id]  # the engine saw should_stop, not a finished run
-        events = daemon.log_events()
-    assert any(e["event"] == "client_gone" and e["job_id"] == job_id for e in events)
+        _assert_cancelled_and_device_freed(daemon, peers, engine, job_id, "doomed")
 
 
 @pytest.mark.slow
@@ -78,35 +99,15 @@ def test_frozen_client_is_dropped_by_heartbeats_and_its_job_cancelled(
     tmp_path: Path, peers: Callable[..., Peer]
 ) -> None:
     # The job would run for 10 s; heartbeats (0.5 s, dropped after 3 silent) must end it first.
+    # Without them the job runs to the end and the assertions on its state fail.
     engine = TestEngine(step_s=0.05)
-    with run_daemon(make_config(tmp_path, heartbeat_s=0.5), [engine]) as daemon:
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        client = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.job_client", daemon.address, "frozen"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-        )
-        try:
-            assert client.stdout is not None
-            job_id = client.stdout.readline().decode().strip()
-            assert job_id, "the client never saw its job run"
-            client.send_signal(signal.SIGSTOP)  # frozen: its TCP connection stays open
-            other = peers(daemon.address)
-            other.hello("next")
-            request_id = other.send(Generate(prompt="wave", duration_s=1.0, candidates=1, steps=4))
-            other.recv_until(Result, re=request_id, timeout_s=30)  # runs once the device is free
-            job = daemon.call(lambda: daemon.server.service.jobs.get(job_id))
-        finally:
-            client.send_signal(signal.SIGCONT)
-            client.kill()
-            client.wait(10)
-        events = daemon.log_events()
-    assert job is not None and job.state.value == "cancelled"
-    assert job.cancel_reason == "disconnected"
-    assert engine.cancelled == [job_id]  # stopped at a sampler step, not run to the end
-    gone = [e for e in events if e["event"] == "client_gone"]
-    assert [(e["job_id"], e["artist"]) for e in gone] == [(job_id, "frozen")]
+    config = make_config(tmp_path, heartbeat_s=0.5)
+    with (
+        run_daemon(config, [engine]) as daemon,
+        _client_with_a_running_job(daemon.address, "frozen") as (client, job_id),
+    ):
+        client.send_signal(signal.SIGSTOP)  # frozen: its TCP connection stays open
+        _assert_cancelled_and_device_freed(daemon, peers, engine, job_id, "frozen")
 
 
 @pytest.mark.slow

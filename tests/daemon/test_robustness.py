@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from daemon.service import QUEUE_UPDATE_INTERVAL_S
+from daemon.lifecycle import QUEUE_UPDATE_INTERVAL_S
 from shared_protocol import (
     SIGNATURE,
     Accepted,
@@ -105,9 +105,9 @@ def test_ten_thousand_malformed_messages(tmp_path: Path, peers: Callable[..., Pe
             assert isinstance(peer.recv_until(Pong, re=ping_id, timeout_s=10)[1], Pong)
         job_id = bystander.send(Generate(prompt="walk", duration_s=1.0, candidates=1, steps=4))
         assert isinstance(bystander.recv_until(Result, re=job_id)[1], Result)
-        service = daemon.server.service
-        assert daemon.call(lambda: len(service.jobs.unfinished())) == 0
-        assert daemon.call(lambda: service.scheduler.depth) == 0
+        lifecycle = daemon.server.lifecycle
+        assert daemon.call(lambda: len(lifecycle.jobs.unfinished())) == 0
+        assert daemon.call(lambda: lifecycle.scheduler.depth) == 0
         metrics = daemon.server.metrics
         malformed = sum(
             metrics.value("hymotion_malformed_messages_total", reason=r)

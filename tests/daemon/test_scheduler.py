@@ -76,7 +76,7 @@ def test_admission_limits_and_retry_after_follow_recent_batches() -> None:
     assert full.value.retry_after_s == pytest.approx(4 * 1.0)  # 4 batches ahead x 1 s
     for _ in range(20):
         scheduler.record_batch(3.0)
-    assert scheduler.batch_seconds == pytest.approx(3.0, rel=0.01)
+    assert scheduler.wait_s(0) == pytest.approx(3.0, rel=0.01)  # follows recent batch times
 
 
 def test_wait_estimate_counts_batches_ahead_spread_over_workers() -> None:

@@ -100,7 +100,7 @@ def test_out_of_range_values_name_field_and_range(
         assert error.code == "invalid_argument"
         assert error.details["field"] == field
         assert allowed is None or error.details["allowed"] == allowed
-        assert daemon.call(lambda: len(daemon.server.service.jobs)) == 0
+        assert daemon.call(lambda: len(daemon.server.lifecycle.jobs)) == 0
 
 
 def _raw(header: bytes, *arrays: bytes) -> list[bytes]:

@@ -8,7 +8,7 @@ In-process (fast; the real ``daemon.server.Server`` on its own event loop thread
     with run_daemon(config, [TestEngine(step_s=0.01)]) as daemon:
         daemon.address          # "tcp://127.0.0.1:<port>"
         daemon.engine.calls     # batches the engine ran (tuples of job ids)
-        daemon.call(lambda: daemon.server.service.scheduler.depth)  # read state on its loop
+        daemon.call(lambda: daemon.server.lifecycle.scheduler.depth)  # read state on its loop
         daemon.log_events()     # parsed JSON log lines (data_dir/logs/daemon.log)
 
 As a subprocess (kill, restart, signals; same flags as ``python -m daemon serve`` plus

@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon.config import DaemonConfig, check_config
+from daemon.config import DaemonConfig, with_overrides
 from daemon.engine_api import Engine
 from daemon.server import Server
 
@@ -40,9 +40,7 @@ def make_config(data_dir: Path, **overrides: Any) -> DaemonConfig:
         heartbeat_s=0.5,
         grace_period_s=5.0,
     )
-    config = replace(base, **overrides)
-    check_config(config)
-    return config
+    return with_overrides(base, **overrides)
 
 
 @dataclass

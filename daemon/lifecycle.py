@@ -1,0 +1,306 @@
+"""A job's life once admitted: queued, on a device, finished or cancelled. No sockets, no threads.
+
+The request handlers (``service.py``) hand admitted jobs to :meth:`JobLifecycle.enqueue`; device
+workers (``workers.py``) take batches and report progress and outcomes back; the transport
+(``server.py``) reports connections that vanished. Every message to a client leaves through the
+``Outbox``. Everything here runs on the event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from daemon.config import DaemonConfig
+from daemon.engine_api import Engine, JobOutput
+from daemon.jobs import Job, JobState, JobTable
+from daemon.logs import EventLog, elapsed, new_log_id
+from daemon.metrics import Metrics
+from daemon.quotas import QuotaBook
+from daemon.scheduler import Scheduler, SchedulerLimits
+from shared_protocol import (
+    FPS,
+    Accepted,
+    Cancelled,
+    Error,
+    HYMotionError,
+    InternalError,
+    JobCancelled,
+    Message,
+    ModelInfo,
+    Progress,
+    ProtocolError,
+    Result,
+)
+
+#: A vanished connection's jobs wait this long for their client to reconnect and resubmit
+#: (a Lazy Pirate client reopens its socket in milliseconds) before they are cancelled.
+ORPHAN_GRACE_S = 0.25
+#: Progress messages per job are throttled to this interval (stage changes always go out).
+_PROGRESS_INTERVAL_S = 0.1
+#: Waiting clients hear of a changed queue position in one pass over the queue at most this
+#: often, however fast jobs come and go (50 clients never get a message per queue change).
+QUEUE_UPDATE_INTERVAL_S = 0.25
+#: The engine stages measured per job (``JobOutput.timings``); other keys stay out of metrics.
+ENGINE_STAGES = ("encode", "sample", "decode")
+
+
+class Outbox(Protocol):
+    def send(self, peer: bytes, message: Message, re: str | None) -> None: ...
+
+
+def internal_error(what: str, log_id: str) -> Error:
+    """The reply for a failure that is the daemon's fault; ``log_id`` finds it in the log."""
+    return Error.from_exception(InternalError(f"{what} (log id {log_id})", log_id=log_id))
+
+
+class JobLifecycle:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        models: Mapping[str, ModelInfo],
+        outbox: Outbox,
+        log: EventLog,
+        metrics: Metrics,
+        wake_workers: Callable[[], None],
+        workers: int,
+    ) -> None:
+        self._retention_s = config.result_retention_s
+        #: Every model the engines know, by name (the same on every device).
+        self.models = models
+        self._outbox = outbox
+        self._log = log
+        self._metrics = metrics
+        self._wake_workers = wake_workers
+        self.jobs = JobTable()
+        self.scheduler = Scheduler(
+            SchedulerLimits(config.max_queue, config.max_per_artist, workers=workers)
+        )
+        self.quotas = QuotaBook(config.quota_for, config.state_path / "usage.json")
+        self.shutting_down = False
+        self._queue_update: asyncio.TimerHandle | None = None
+
+    # --- queue ---------------------------------------------------------------------------------
+
+    def enqueue(self, job: Job, re: str) -> None:
+        """Queue an admitted job, charge it to its artist, tell the client and the workers."""
+        self.jobs.add(job)
+        self.scheduler.push(job)
+        self.quotas.charge_job(job.artist)
+        position = self.scheduler.positions()[job.job_id]
+        self._queue_changed()
+        self._log.info(
+            "job_queued",
+            **job.log_fields,
+            candidates=job.candidates,
+            frames=job.spec.frames,
+            steps=job.spec.steps,
+            model=job.spec.model,
+            queue_position=position,
+        )
+        self._outbox.send(job.peer, Accepted(job_id=job.job_id, queue_position=position), re)
+        self._wake_workers()
+
+    def reattach(self, job: Job, peer: bytes, re: str, why: str) -> None:
+        """A reconnected client asks again: never run it twice; send what it missed."""
+        self._log.info("job_reattached", **job.log_fields, reason=why, state=job.state.value)
+        if job.final is not None:
+            self._outbox.send(peer, job.final, re)
+            return
+        job.peer = peer
+        job.told_position = None  # the new connection has not heard an estimate yet
+        position = self.scheduler.positions().get(job.job_id, 0)
+        accepted = Accepted(job_id=job.job_id, queue_position=position, duplicate=True)
+        self._outbox.send(peer, accepted, re)
+
+    def cancel(self, job: Job, reason: str, retry: bool = False) -> None:
+        """Queued: cancelled now. Running: stops at the engine's next step."""
+        if job.state.finished or job.cancel_reason:  # over, or already being stopped
+            return
+        job.cancel_reason = reason
+        if job.state is JobState.QUEUED and self.scheduler.remove(job):
+            self._finish(job, JobState.CANCELLED, Cancelled(job.job_id, reason, retry))
+            self._queue_changed()
+        else:
+            job.cancel_event.set()
+            self._log.info("job_cancel_requested", **job.log_fields, reason=reason)
+
+    def peer_gone(self, peer: bytes) -> None:
+        """The connection vanished: closed, or silent for 3 ZMTP heartbeats (a frozen client).
+
+        Noticed as EHOSTUNREACH at the next send to it (progress while a job runs, a queue
+        update while it waits); its jobs stop costing the device soon after.
+        """
+        orphans = self.jobs.on_peer(peer)
+        if orphans:
+            loop = asyncio.get_running_loop()
+            loop.call_later(ORPHAN_GRACE_S, self._cancel_orphans, peer, orphans)
+
+    def _cancel_orphans(self, peer: bytes, jobs: list[Job]) -> None:
+        for job in jobs:
+            # Not resubmitted from a new connection meanwhile, and not already being stopped
+            # (every failed send reports the peer again).
+            if job.peer == peer and not job.state.finished and not job.cancel_reason:
+                self._log.info("client_gone", **job.log_fields, state=job.state.value)
+                self.cancel(job, "disconnected")
+
+    def _queue_changed(self) -> None:
+        """Positions may have moved: schedule one pass that tells waiting clients."""
+        self._metrics.queue_depth.set(self.scheduler.depth)
+        if self._queue_update is None and not self.shutting_down:
+            loop = asyncio.get_running_loop()
+            self._queue_update = loop.call_later(QUEUE_UPDATE_INTERVAL_S, self._tell_positions)
+
+    def _tell_positions(self) -> None:
+        """Each queued job whose place changed since it was last told hears the new one."""
+        self._queue_update = None
+        for position, job in enumerate(self.scheduler.order()):
+            if position == job.told_position:
+                continue
+            job.told_position = position
+            wait = round(self.scheduler.wait_s(position), 1)
+            progress = Progress(job.job_id, "queued", eta_s=wait, queue_position=position)
+            self._outbox.send(job.peer, progress, job.request_id)
+
+    # --- on a device ---------------------------------------------------------------------------
+
+    def take_batch(self, engine: Engine) -> list[Job]:
+        """The next batch for ``engine`` (empty when nothing is queued), marked running."""
+        batch = self.scheduler.pop_batch(engine.batch_key, engine.max_batch_candidates)
+        now = time.monotonic()
+        for job in batch:
+            job.state, job.started_mono = JobState.RUNNING, now
+            self._metrics.stage_seconds.labels(stage="queue").observe(now - job.queued_mono)
+        if batch:
+            self._queue_changed()
+            self._metrics.running.inc(len(batch))
+            self._metrics.batch_size.observe(len(batch))
+        return batch
+
+    def on_progress(self, job_id: str, stage: str, step: int, total: int) -> None:
+        job = self.jobs.get(job_id)
+        if job is None or job.state is not JobState.RUNNING:
+            return
+        now = time.monotonic()
+        if stage != job.stage:
+            job.stage, job.step_started_mono = stage, now
+        elif now - job.last_progress_mono < _PROGRESS_INTERVAL_S and step < total:
+            return
+        job.last_progress_mono = now
+        eta = None
+        if 0 < step <= total:
+            eta = round((now - job.step_started_mono) / step * (total - step), 3)
+        progress = Progress(job_id=job_id, stage=stage, step=step, total=total, eta_s=eta)
+        self._outbox.send(job.peer, progress, job.request_id)
+
+    def finish_batch(
+        self,
+        engine: Engine,
+        batch: list[Job],
+        outcomes: Sequence[JobOutput | HYMotionError],
+        seconds: float,
+    ) -> None:
+        self.scheduler.record_batch(seconds)
+        self._metrics.running.dec(len(batch))
+        total_candidates = sum(j.candidates for j in batch)
+        for job, outcome in zip(batch, outcomes, strict=True):
+            self.quotas.charge_gpu(job.artist, seconds * job.candidates / total_candidates)
+            if isinstance(outcome, JobCancelled):
+                reason = job.cancel_reason or "cancelled"
+                retry = reason == "shutdown"
+                self._finish(job, JobState.CANCELLED, Cancelled(job.job_id, reason, retry))
+            elif isinstance(outcome, HYMotionError):
+                self._finish(job, JobState.FAILED, Error.from_exception(outcome))
+            else:
+                self._finish(job, *self._result(engine, job, outcome))
+
+    def fail_batch(self, batch: list[Job], exc: BaseException, seconds: float) -> None:
+        """The engine raised: every job of the batch gets an internal error with a log id."""
+        log_id = new_log_id()
+        self._log.error(
+            "batch_failed",
+            exc=True,
+            log_id=log_id,
+            jobs=[j.job_id for j in batch],
+            artists=sorted({j.artist for j in batch}),
+            seconds=round(seconds, 4),
+            error=repr(exc),
+        )
+        self.scheduler.record_batch(seconds)
+        self._metrics.running.dec(len(batch))
+        error = internal_error("the engine failed", log_id)
+        for job in batch:
+            self._finish(job, JobState.FAILED, error)
+
+    def _result(self, engine: Engine, job: Job, out: JobOutput) -> tuple[JobState, Message]:
+        info = self.models[job.spec.model]  # admission checked that it exists
+        timings = {k: round(v, 4) for k, v in out.timings.items()}
+        timings["queue"] = job.queue_s or 0.0  # a job with an output has left the queue
+        timings["total"] = elapsed(job.queued_mono)
+        try:
+            result = Result(
+                job_id=job.job_id,
+                model=job.spec.model,
+                model_label=info.label,
+                untrained=info.untrained,
+                prompt=job.spec.prompt,
+                frames=job.spec.frames,
+                fps=FPS,
+                seeds=job.spec.seeds,
+                guidance=job.spec.guidance,
+                steps=job.spec.steps,
+                skeleton=engine.skeleton(),
+                rotations=out.rotations,
+                root_positions=out.root_positions,
+                joint_positions=out.joint_positions,
+                warnings=out.warnings,
+                prompt_truncated=out.prompt_truncated,
+                timings=timings,
+            )
+        except ProtocolError as exc:  # the engine broke the data contract: a bug, not the user
+            log_id = new_log_id()
+            self._log.error("bad_engine_output", **job.log_fields, log_id=log_id, error=exc.message)
+            return JobState.FAILED, internal_error("the engine produced invalid motion", log_id)
+        for stage in ENGINE_STAGES:  # "queue" was observed when the job left the queue
+            if stage in timings:
+                self._metrics.stage_seconds.labels(stage=stage).observe(timings[stage])
+        self._metrics.job_latency.observe(timings["total"])
+        return JobState.DONE, result
+
+    def _finish(self, job: Job, state: JobState, final: Message) -> None:
+        job.state, job.final, job.stage = state, final, state.value
+        self.scheduler.release(job)
+        outcome = {JobState.DONE: "ok", JobState.FAILED: "error"}.get(state, "cancelled")
+        self._metrics.jobs.labels(outcome=outcome).inc()
+        self._log.info(
+            "job_finished",
+            **job.log_fields,
+            outcome=outcome,
+            reason=job.cancel_reason or None,
+            code=final.code if isinstance(final, Error) else None,
+            queue_s=job.queue_s,
+            run_s=elapsed(job.started_mono) if job.started_mono is not None else None,
+            total_s=elapsed(job.queued_mono),
+        )
+        # Keep it for fetch and resubmission, then forget it.
+        asyncio.get_running_loop().call_later(self._retention_s, self.jobs.drop, job)
+        # Last: whoever reads the answer sees the metrics and log that go with it.
+        self._outbox.send(job.peer, final, job.request_id)
+
+    # --- shutdown ------------------------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        """Stop admitting; queued jobs are told to come back later."""
+        self.shutting_down = True
+        if self._queue_update is not None:
+            self._queue_update.cancel()
+            self._queue_update = None
+        for job in self.scheduler.order():
+            self.cancel(job, "shutdown", retry=True)
+
+    def cancel_running(self) -> None:
+        """The grace period is over: whatever still runs stops at its next sampler step."""
+        for job in self.jobs.unfinished():
+            self.cancel(job, "shutdown", retry=True)

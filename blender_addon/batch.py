@@ -114,17 +114,17 @@ class Batch:
         from . import scene_io  # bpy is imported only once the arguments are known to be good
 
         started = time.monotonic()
-        scene_io.prepare(self.args.fps)
         motion_client = client.MotionClient(self.config)
         session = GenerationSession(motion_client)
         remaining = list(items)
         try:
-            motion_client.wait_connected(self.args.connect_timeout)
-            session.server = session_server(motion_client)
-            print(f"connected: {scene_io.server_line(session.server)}", flush=True)
-            while remaining:
-                self._one(session, remaining[0], len(items))
-                remaining.pop(0)
+            with scene_io.batch_scene(self.args.fps):
+                motion_client.wait_connected(self.args.connect_timeout)
+                session.server = session_server(motion_client)
+                print(f"connected: {scene_io.server_line(session.server)}", flush=True)
+                while remaining:
+                    self._one(session, remaining[0], len(items))
+                    remaining.pop(0)
         except errors.DaemonUnreachable as exc:
             for item in remaining:
                 self._fail(item, exc)

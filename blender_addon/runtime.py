@@ -64,8 +64,11 @@ def check_connection(scene: bpy.types.Scene, session: GenerationSession) -> None
 
 
 def _ensure_timer() -> None:
+    # Persistent: loading a file shuts the session down (_on_load_pre) and the next tick then
+    # ends the timer. A non-persistent timer is dropped by the load instead, which leaves the
+    # bpy 4.5 module hanging at interpreter exit.
     if not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=0.0)
+        bpy.app.timers.register(tick, first_interval=0.0, persistent=True)
 
 
 def tick() -> float | None:

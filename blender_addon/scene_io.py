@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from .core.session import ServerInfo
 from .props import scene_settings
 from .runtime import server_line
 
-__all__ = ["prepare", "server_line", "write_outputs"]
+__all__ = ["batch_scene", "server_line", "write_outputs"]
 
 
 def current_scene() -> bpy.types.Scene:
@@ -26,14 +27,26 @@ def current_scene() -> bpy.types.Scene:
     return bpy.context.scene
 
 
-def prepare(fps: float) -> None:
-    """Register the add-on's scene data if needed and set the frame rate."""
-    if not hasattr(bpy.types.Scene, "hy_motion"):
-        from . import register
+@contextlib.contextmanager
+def batch_scene(fps: float) -> Iterator[bpy.types.Scene]:
+    """The scene at ``fps``, with the add-on registered for as long as the batch runs.
 
+    Registered here only if no enabled add-on did it already, and then unregistered again: the
+    bpy module crashes (4.2) or hangs (4.5) at interpreter exit while Python classes or
+    handlers are still registered.
+    """
+    from . import register, unregister
+
+    registered_here = not hasattr(bpy.types.Scene, "hy_motion")
+    if registered_here:
         register()
-    scene = current_scene()
-    scene.render.fps, scene.render.fps_base = _fps_pair(fps)
+    try:
+        scene = current_scene()
+        scene.render.fps, scene.render.fps_base = _fps_pair(fps)
+        yield scene
+    finally:
+        if registered_here:
+            unregister()
 
 
 def _fps_pair(fps: float) -> tuple[int, float]:

@@ -12,17 +12,25 @@ import pytest
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="hy_motion_blender_"))
 
 
+@pytest.fixture(scope="session")
+def addon() -> Iterator[None]:
+    """The add-on registered from the repository for the whole session, and unregistered at the
+    end: bpy 4.2 crashes and 4.5 hangs at interpreter exit with Python classes registered."""
+    import blender_addon
+
+    blender_addon.register()
+    yield
+    blender_addon.unregister()
+
+
 @pytest.fixture
-def scene() -> Iterator[object]:
-    """An empty scene at 30 fps with the add-on registered (from the repository)."""
+def scene(addon: None) -> Iterator[object]:
+    """An empty scene at 30 fps with the add-on registered."""
     import bpy
 
-    import blender_addon
     from blender_addon import runtime
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    if not hasattr(bpy.types.Scene, "hy_motion"):
-        blender_addon.register()
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 30, 1.0
     yield scene

@@ -31,7 +31,13 @@ from .core.describe import explain
 from .core.files import atomic_path
 from .core.protocol import client, errors
 from .core.session import Failed, GenerationSession, JobView
-from .core.settings import ConnectionSettings, GenerateSettings, build_request, client_config
+from .core.settings import (
+    ConnectionSettings,
+    GenerateSettings,
+    build_request,
+    client_config,
+    no_answer,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 FORMATS = ("blend", "fbx", "bvh")
@@ -119,7 +125,10 @@ class Batch:
         remaining = list(items)
         try:
             with scene_io.batch_scene(self.args.fps):
-                motion_client.wait_connected(self.args.connect_timeout)
+                try:
+                    motion_client.wait_connected(self.args.connect_timeout)
+                except errors.DaemonUnreachable:
+                    raise no_answer(self.config) from None  # names the keys over CURVE
                 session.server = session_server(motion_client)
                 print(f"connected: {scene_io.server_line(session.server)}", flush=True)
                 while remaining:

@@ -16,6 +16,7 @@ from . import history
 from .core.describe import explain
 from .core.protocol import client, errors, messages
 from .core.session import Failed, Finished, GenerationSession, JobView, ServerInfo
+from .core.settings import no_answer
 from .props import scene_settings
 
 TICK_S = 0.1
@@ -50,10 +51,13 @@ def current() -> GenerationSession | None:
 
 def start_generation(
     scene: bpy.types.Scene, session: GenerationSession, request: messages.Generate
-) -> None:
-    session.start(request)
+) -> str:
+    """Submit ``request`` and let the timer poll; returns the request id (the daemon's log and
+    every event about the job carry it)."""
+    request_id = session.start(request)
     _state.scene_name = scene.name
     _ensure_timer()
+    return request_id
 
 
 def check_connection(scene: bpy.types.Scene, session: GenerationSession) -> None:
@@ -117,11 +121,7 @@ def _check_timeout(session: GenerationSession) -> None:
     elif _state.config is not None and waited > _state.config.connect_timeout_s:
         _state.checking_since = 0.0
         if not session.client.connected:
-            config = _state.config
-            session.view = failed_view(errors.DaemonUnreachable(
-                f"no HY-Motion daemon answered at {config.address} within "
-                f"{config.connect_timeout_s:g} s", address=config.address))  # fmt: skip
-            session.changed = True
+            session.view, session.changed = failed_view(no_answer(_state.config)), True
 
 
 def failed_view(exc: errors.HYMotionError) -> JobView:

@@ -28,6 +28,38 @@ class OnlineAccessRefused(SettingsError):
     )
 
 
+class ServerKeyError(SettingsError):
+    """The daemon's public key (preference "Server public key", batch ``--server-key``)."""
+
+    code = "bad_server_key"
+    hint = (
+        "Paste the daemon's public key again (the 40 characters of the operator's server.key) "
+        "in Edit > Preferences > Add-ons > HY-Motion, or pass it with --server-key."
+    )
+
+
+class KeyPairError(SettingsError):
+    """The artist's key pair (preference "Your key pair", batch ``--key-file``)."""
+
+    code = "bad_key_pair"
+    hint = (
+        "Use Generate Key Pair or Import Key Pair in Edit > Preferences > Add-ons > HY-Motion "
+        "(batch: --key-file NAME.key_secret), and give your public NAME.key to the daemon's "
+        "operator for its allow-list."
+    )
+
+
+class NoAnswerOverCurve(errors.DaemonUnreachable):
+    """Silence from a CURVE daemon: down, or refusing the keys (CURVE does not say which)."""
+
+    code = "no_answer_over_curve"
+    hint = (
+        "If the daemon is running, it refuses these keys: ask its operator to check that the "
+        "server public key is the daemon's and that your public key is in its allow-list "
+        "(the daemon's log names refused keys by fingerprint)."
+    )
+
+
 class ExportError(HYMotionError):
     """An export could not be written; nothing was left behind."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from .describe import Explanation, explain
 from .protocol import client, errors, messages
+from .settings import no_answer
 
 #: Share of the progress bar per stage; sampling fills the middle by step.
 _STAGE_SPAN = {"queued": (0.0, 0.0), "encoding": (0.0, 0.05), "sampling": (0.05, 0.95),
@@ -184,6 +185,8 @@ class GenerationSession:
                 if isinstance(message, messages.Error)
                 else errors.JobCancelled(f"the job was cancelled ({message.reason})")
             )
+            if isinstance(error, errors.DaemonUnreachable) and not self.server.version:
+                error = no_answer(self.client.config)  # never connected: name the keys
             failed = Failed(error)
             state = "cancelled" if isinstance(error, errors.JobCancelled) else "failed"
             self._set(JobView(state=state, message=failed.explanation.message,

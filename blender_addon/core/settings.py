@@ -12,8 +12,14 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import OnlineAccessRefused, SettingsError
-from .protocol import client, keys, messages
+from .errors import (
+    KeyPairError,
+    NoAnswerOverCurve,
+    OnlineAccessRefused,
+    ServerKeyError,
+    SettingsError,
+)
+from .protocol import client, errors, keys, messages
 
 _TCP = re.compile(r"^tcp://(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d{1,5})$")
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -105,15 +111,10 @@ def client_config(settings: ConnectionSettings, online_access: bool) -> client.C
     server_key = None
     key_pair = None
     if settings.server_key.strip():
-        server_key = keys.parse_public_key(settings.server_key)
-        if not settings.client_secret_file.strip():
-            raise SettingsError(
-                "the daemon has a server key but you have no key pair",
-                field="client_secret_file",
-            )
-        key_pair = keys.load_keypair(Path(settings.client_secret_file).expanduser())
+        server_key = _server_key(settings.server_key)
+        key_pair = _key_pair(settings.client_secret_file.strip())
     elif not is_loopback(address):
-        raise SettingsError(
+        raise ServerKeyError(
             f"a daemon on another machine ({address}) needs CURVE keys: paste its public key "
             "(the operator's server.key) and generate or import your key pair",
             field="server_key",
@@ -127,3 +128,37 @@ def client_config(settings: ConnectionSettings, online_access: bool) -> client.C
         client_name="hy-motion-blender",
     )
     return replace(config, artist=settings.artist) if settings.artist else config
+
+
+def _server_key(text: str) -> bytes:
+    try:
+        return keys.parse_public_key(text)
+    except keys.KeyFileError as exc:
+        raise ServerKeyError(f"the server public key is not usable: {exc.message}",
+                             field="server_key") from exc  # fmt: skip
+
+
+def _key_pair(secret_file: str) -> keys.KeyPair:
+    if not secret_file:
+        raise KeyPairError("the daemon has a server key but you have no key pair",
+                           field="client_secret_file")  # fmt: skip
+    try:
+        return keys.load_keypair(Path(secret_file).expanduser())
+    except keys.KeyFileError as exc:
+        raise KeyPairError(f"your key pair is not usable: {exc.message}",
+                           field="client_secret_file") from exc  # fmt: skip
+
+
+def no_answer(config: client.ClientConfig) -> errors.DaemonUnreachable:
+    """The error for "nothing answered within the connect timeout". A CURVE daemon that refuses
+    a key stays as silent as one that is down, so then both keys are named (by fingerprint)."""
+    where = f"at {config.address} within {config.connect_timeout_s:g} s"
+    if config.server_key is None or config.client_keys is None:
+        return errors.DaemonUnreachable(f"no HY-Motion daemon answered {where}",
+                                        address=config.address)  # fmt: skip
+    server = keys.fingerprint(config.server_key)
+    yours = keys.fingerprint(config.client_keys.public)
+    return NoAnswerOverCurve(
+        f"no HY-Motion daemon answered over CURVE {where} (server key {server}, your key {yours})",
+        address=config.address,
+    )

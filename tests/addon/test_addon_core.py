@@ -15,10 +15,13 @@ from blender_addon.core.errors import (
     BatchInputError,
     ExportError,
     FileExists,
+    KeyPairError,
+    NoAnswerOverCurve,
     OnlineAccessRefused,
+    ServerKeyError,
     SettingsError,
 )
-from shared_protocol import Busy, InvalidArgument, QuotaExceeded, keys
+from shared_protocol import Busy, DaemonUnreachable, InvalidArgument, QuotaExceeded, keys
 from shared_protocol.motion import forward_kinematics, quaternion_to_matrix
 from tests.addon import synthetic
 
@@ -191,25 +194,45 @@ def test_client_config_keys(tmp_path: Path) -> None:
     config = settings.client_config(loopback, online_access=False)
     assert config.server_key is None and config.artist == "ann"
     remote = settings.ConnectionSettings(address="tcp://10.1.2.3:7878")
-    with pytest.raises(SettingsError, match="needs CURVE keys") as info:
+    with pytest.raises(ServerKeyError, match="needs CURVE keys") as info:
         settings.client_config(remote, online_access=True)
     assert info.value.field == "server_key"
     server_public, _ = keys.generate_keypair(tmp_path, "server")
     server_key = keys.load_public_key(server_public).decode()
-    with pytest.raises(SettingsError, match="no key pair"):
+    # Each refusal names the key and says where to fix it.
+    with pytest.raises(KeyPairError, match="you have no key pair") as info:
         settings.client_config(settings.ConnectionSettings(remote.address, server_key), True)
-    with pytest.raises(keys.KeyFileError, match="40 characters"):
+    assert "Generate Key Pair" in info.value.hint and "--key-file" in info.value.hint
+    with pytest.raises(ServerKeyError, match=r"server public key is not usable: .*40 char") as info:
         settings.client_config(settings.ConnectionSettings(remote.address, "short", "x"), True)
+    assert "server.key" in info.value.hint
     missing = settings.ConnectionSettings(remote.address, server_key, str(tmp_path / "no.key"))
-    with pytest.raises(keys.KeyFileError, match="does not exist"):
+    with pytest.raises(KeyPairError, match=r"your key pair is not usable: .*does not exist"):
         settings.client_config(missing, True)
     public_only = settings.ConnectionSettings(remote.address, server_key, str(server_public))
-    with pytest.raises(keys.KeyFileError, match="no secret key"):
+    with pytest.raises(KeyPairError, match="no secret key"):
         settings.client_config(public_only, True)
     _, artist_secret = keys.generate_keypair(tmp_path, "ann")
     good = settings.ConnectionSettings(remote.address, server_key, str(artist_secret))
     config = settings.client_config(good, True)
     assert config.server_key == server_key.encode() and config.client_keys is not None
+
+
+def test_no_answer_names_the_curve_keys(tmp_path: Path) -> None:
+    loopback = settings.ConnectionSettings("tcp://127.0.0.1:9", connect_timeout_s=0.5)
+    plain = settings.no_answer(settings.client_config(loopback, False))
+    assert type(plain) is DaemonUnreachable
+    assert plain.message == "no HY-Motion daemon answered at tcp://127.0.0.1:9 within 0.5 s"
+    server_public, _ = keys.generate_keypair(tmp_path, "server")
+    artist_public, artist_secret = keys.generate_keypair(tmp_path, "ann")
+    server_key = keys.load_public_key(server_public)
+    config = settings.client_config(settings.ConnectionSettings(
+        "tcp://127.0.0.1:9", server_key.decode(), str(artist_secret)), False)  # fmt: skip
+    curve = settings.no_answer(config)
+    assert isinstance(curve, NoAnswerOverCurve) and isinstance(curve, DaemonUnreachable)
+    assert keys.fingerprint(server_key) in curve.message
+    assert keys.fingerprint(keys.load_public_key(artist_public)) in curve.message
+    assert "allow-list" in curve.hint
 
 
 def test_build_request_validates_before_sending() -> None:

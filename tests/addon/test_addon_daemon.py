@@ -19,17 +19,10 @@ import pytest
 
 from blender_addon import prefs, runtime
 from blender_addon.core.rig import C
-from shared_protocol import Generate
+from shared_protocol import Fetch, Generate, Result
 from shared_protocol.client import ClientConfig, MotionClient
-from tests.addon.test_addon_scene import bone_heads
-from tests.support import (
-    FAIL_MARKER,
-    SKELETON,
-    TestEngine,
-    make_config,
-    motion_for_seed,
-    run_daemon,
-)
+from tests.addon.test_addon_scene import TOLERANCE_M, bone_heads
+from tests.support import FAIL_MARKER, TestEngine, make_config, run_daemon
 
 
 @pytest.fixture
@@ -57,18 +50,31 @@ def drive_timer(limit_s: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-def check_takes_match_result(scene: Any, candidates: int, frames: int) -> None:
-    """Every frame of every candidate: bone heads = the daemon's joint positions, within 1 mm."""
+def received_result(job_id: str) -> Result:
+    """The job's result as the daemon sends it, asked again over the add-on's own connection
+    (the daemon keeps finished results for ``fetch``)."""
+    session = runtime.current()
+    assert session is not None
+    reply = session.client.call(Fetch(job_id=job_id), timeout_s=10.0)
+    assert isinstance(reply, Result)
+    return reply
+
+
+def check_takes_match_result(scene: Any) -> Result:
+    """Every frame of every candidate of the last generation: the bone heads in the scene are
+    the joint positions the daemon sent (Result.joint_positions), within 1 mm."""
     settings = scene.hy_motion
-    assert len(settings.takes) == candidates
+    result = received_result(settings.takes[-1].job_id)
+    takes = [t for t in settings.takes if t.job_id == result.job_id]
+    assert sorted(int(t.seed) for t in takes) == list(result.seeds)
     compared = bpy.data.collections["HY-Motion compare"].objects
-    assert len(compared) == candidates
+    assert len(compared) == len(takes)
     for obj in compared:
-        take = next(t for t in settings.takes if t.name == obj.name)
-        _, _, positions = motion_for_seed(int(take.seed), frames)
-        heads = bone_heads(obj, SKELETON.joint_names, range(1, frames + 1))
-        expected = positions @ C.T + np.array(obj.location)
-        assert np.abs(heads - expected).max() < 0.001
+        take = next(t for t in takes if t.name == obj.name)
+        heads = bone_heads(obj, result.skeleton.joint_names, range(1, result.frames + 1))
+        expected = result.joint_positions[take.candidate] @ C.T + np.array(obj.location)
+        assert np.abs(heads - expected).max() < TOLERANCE_M
+    return result
 
 
 def test_generate_blocking_in_background(scene: Any, daemon: Any) -> None:
@@ -80,7 +86,7 @@ def test_generate_blocking_in_background(scene: Any, daemon: Any) -> None:
     assert [t.seed for t in settings.takes] == ["40", "41"]
     assert all(t.untrained for t in settings.takes)
     assert "UNTRAINED" in settings.server_line and "daemon" in settings.server_line
-    check_takes_match_result(scene, 2, 45)
+    assert check_takes_match_result(scene).frames == 45
 
 
 def test_generate_polled_by_the_timer(scene: Any, daemon: Any) -> None:
@@ -98,7 +104,23 @@ def test_generate_polled_by_the_timer(scene: Any, daemon: Any) -> None:
     assert ticks > 1  # it came back to Blender between polls instead of blocking
     assert scene.hy_motion.status_state == "done"
     assert scene.hy_motion.progress == pytest.approx(1.0)
-    check_takes_match_result(scene, 3, 30)
+    assert len(check_takes_match_result(scene).seeds) == 3
+
+
+@pytest.mark.slow
+def test_the_real_tiny_engine_matches_within_1mm(
+    scene: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same check on the real engine (the built-in tiny model on the CPU, 4 steps)."""
+    factory = pytest.importorskip("daemon.engine.factory")
+    engine = factory.create_engine({"tiny_dir": str(tmp_path / "tiny"),
+                                    "data_dir": str(tmp_path)}, "cpu")  # fmt: skip
+    with run_daemon(make_config(tmp_path / "daemon"), [engine]) as daemon:
+        monkeypatch.setenv(prefs.ADDRESS_ENV, daemon.address)
+        set_panel(scene, duration_s=1.0, steps=4)
+        assert bpy.ops.hy_motion.generate() == {"FINISHED"}
+        result = check_takes_match_result(scene)
+    assert result.model == "tiny" and result.untrained and result.frames == 30
 
 
 def test_daemon_down_is_reported_within_a_second(

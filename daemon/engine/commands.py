@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from shared_protocol import HYMotionError
+from shared_protocol import HYMotionError, InvalidArgument
 
-from .bench import parse_cases, run_pipeline, run_random
+from .bench import Case, model_bench, parse_cases, random_bench
 from .checkpoint import (
     CONFIG_FILE,
     check_state_dict,
@@ -27,10 +27,16 @@ from .grounding import MeshGrounding, rest_mesh_floor
 from .memory import GIB, activation_bytes, plan
 from .pipeline import MotionPipeline
 from .prompt import resolve_system_prompt
+from .solvers import SOLVERS, check_solver
 from .text import PLACEMENTS, QUANTIZATIONS, TEXT_SLOTS, check_encoder_source, find_crop_start
 
 EXPECTED_CROP_START = 101  # spec §3.2, for the real Qwen3 tokenizer and the official prompt
 LITE_TARGET_GIB = 12.0
+OFFICIAL_STEPS = 50  # validation_steps of both official configs
+ALL = "all"
+#: ``bench --solvers`` clips: 4 x 5 s on a loaded model; 1 x 2 s at official sizes on the CPU
+SOLVER_CASE = Case(4, 5.0)
+SOLVER_CASE_RANDOM = Case(1, 2.0)
 
 
 def register(subparsers: Any) -> None:
@@ -62,6 +68,15 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--seconds", default="2,5,12")
     bench.add_argument("--no-reference", action="store_true", help="skip the reference mode")
     bench.add_argument("--quick", action="store_true", help="small grid, few steps (smoke run)")
+    bench.add_argument(
+        "--solvers",
+        nargs="?",
+        const=ALL,
+        metavar="NAMES",
+        help=f"instead of the grid: solvers ({', '.join(SOLVERS)}; default all available) at "
+        "--solver-steps against Euler at --steps",
+    )
+    bench.add_argument("--solver-steps", default="10,15,25", help="step counts for --solvers")
     bench.set_defaults(func=bench_command)
 
 
@@ -254,40 +269,68 @@ def convert_command(args: argparse.Namespace) -> int:
 def bench_command(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     out = sys.stdout
-    if args.model.endswith("-random"):
-        size = args.model.removesuffix("-random")
-        steps = args.steps or 2
+    solvers = _solver_names(args.solvers) if args.solvers else []
+    random = args.model.endswith("-random")
+    if random:
+        steps = args.steps or (OFFICIAL_STEPS if solvers else 2)
         cases = parse_cases("1", "2") if args.quick else parse_cases(args.candidates, args.seconds)
-        run_random(size, device, steps, cases, out, not args.no_reference)
+        bench = random_bench(args.model.removesuffix("-random"), device, steps, out)
+    else:
+        opts = engine_options(args)
+        steps = args.steps or (10 if args.quick else OFFICIAL_STEPS)
+        cases = (
+            parse_cases("1,4", "2,5") if args.quick else parse_cases(args.candidates, args.seconds)
+        )
+        sources = dict(opts.models)
+        if args.model == TINY:
+            sources.setdefault(TINY, TINY)
+        if args.model not in sources:
+            print(f"error: model {args.model!r} is not in --model-dir/--config", file=sys.stderr)
+            return 2
+        base = ModelLoader(opts, device).load(args.model, sources[args.model]).pipeline
+        assert base is not None
+        bench = model_bench(base, args.model, steps, out)
+    if solvers:
+        step_counts = [int(n) for n in args.solver_steps.split(",")]
+        case, repeats = (SOLVER_CASE_RANDOM, 1) if random else (SOLVER_CASE, 3)
+        bench.solvers(case, solvers, step_counts, repeats)
         return 0
-    opts = engine_options(args)
-    steps = args.steps or (10 if args.quick else 50)
-    cases = parse_cases("1,4", "2,5") if args.quick else parse_cases(args.candidates, args.seconds)
-    sources = dict(opts.models)
-    if args.model == TINY:
-        sources.setdefault(TINY, TINY)
-    if args.model not in sources:
-        print(f"error: model {args.model!r} is not in --model-dir/--config", file=sys.stderr)
-        return 2
-    base = ModelLoader(opts, device).load(args.model, sources[args.model]).pipeline
-    assert base is not None
-    variants = {} if args.quick else _variants(opts, device, args.model, sources[args.model], base)
-    run_pipeline(base, args.model, steps, cases, out, not args.no_reference, variants)
+    bench.grid(cases, not args.no_reference)
+    if not random:
+        bench.batching()
+        if not args.quick:
+            bench.precisions(
+                Case(4, 5.0), _precisions(opts, device, args.model, sources[args.model])
+            )
     return 0
 
 
-def _variants(
-    opts: EngineOptions, device: torch.device, name: str, source: str, base: MotionPipeline
+def _solver_names(spec: str) -> list[str]:
+    """The named solvers (InvalidArgument if one is unknown or unavailable), or every solver
+    whose package is installed."""
+    if spec != ALL:
+        names = spec.split(",")
+        for name in names:
+            check_solver(name)
+        return names
+    names = []
+    for name in SOLVERS:
+        try:
+            check_solver(name)
+            names.append(name)
+        except InvalidArgument as exc:
+            print(f"skipping solver {name}: {exc.message}")
+    return names
+
+
+def _precisions(
+    opts: EngineOptions, device: torch.device, name: str, source: str
 ) -> dict[str, MotionPipeline]:
-    """bf16 (and TF32 on CUDA) copies of the model, and Heun at half the steps."""
+    """bf16 (and TF32 on CUDA) copies of the model."""
     out: dict[str, MotionPipeline] = {}
-    precisions = ["bf16"] + (["tf32"] if device.type == "cuda" else [])
-    for precision in precisions:
+    for precision in ["bf16"] + (["tf32"] if device.type == "cuda" else []):
         loader = ModelLoader(EngineOptions(**{**opts.__dict__, "precision": precision}), device)
         pipeline = loader.load(name, source).pipeline
         assert pipeline is not None
-        out[f"{precision} Euler"] = pipeline
-    out["fp32 Heun, half the steps"] = MotionPipeline(
-        base.weights, base.config, base.text, base.grounding, device, solver="heun"
-    )
+        out[precision] = pipeline
     return out

@@ -19,7 +19,7 @@ from shared_protocol import (
 )
 
 from .memory import GIB, MemoryPlan, activation_bytes
-from .pipeline import Generated, MotionPipeline, Request
+from .pipeline import Generated, MotionPipeline
 from .skeleton import BODY_SKELETON
 from .text import TEXT_SLOTS
 
@@ -71,8 +71,9 @@ class HYMotionEngine:
         return BODY_SKELETON
 
     def batch_key(self, job: JobSpec) -> Hashable:
-        # one forward per step needs one model and one time grid; guidance kept apart too
-        return (job.model, job.steps, float(job.guidance))
+        # one forward per evaluation needs one model and one time grid; prompts, lengths, seeds
+        # and guidance may differ (tests/engine/test_engine_shortcuts.py)
+        return (job.model, job.steps)
 
     def max_batch_candidates(self, model: str) -> int:
         return self._max_candidates
@@ -115,11 +116,8 @@ class HYMotionEngine:
         if len(models) != 1:
             raise ValueError(f"a batch must name one model, got {sorted(models)}")
         pipeline = self._served(jobs[0].model)
-        requests = [
-            Request(j.job_id, j.prompt, j.frames, j.seeds, j.guidance, j.steps) for j in jobs
-        ]
         try:
-            results = pipeline.generate(requests, progress, should_stop)
+            results = pipeline.generate(jobs, progress, should_stop)
         except torch.OutOfMemoryError as exc:
             # free what the failed batch held; the daemon keeps serving
             if torch.cuda.is_available():

@@ -14,7 +14,7 @@ Keys (all optional; see docs/engine.md):
 - ``text_encoders``: resident | offload (host memory between encodings) | cpu.
 - ``qwen_quantization``: none | 8bit | 4bit (needs bitsandbytes and CUDA).
 - ``compile``: bool, torch.compile the motion forward (unverified on GPU).
-- ``solver``: euler (official) | heun.
+- ``solver``: euler (official) | heun | the diffusers solvers of ``solvers.SOLVERS``.
 - ``max_batch_candidates``: candidates summed over the jobs of one batch (default 16).
 - ``memory_limit_gb``: device memory jobs may plan for (default: the device's size).
 - ``tiny_dir``: where the tiny model is created (default ``<data_dir>/tiny`` or
@@ -42,7 +42,7 @@ from .grounding import Grounding, JointGrounding, MeshGrounding
 from .memory import plan
 from .pipeline import MotionPipeline
 from .prompt import resolve_system_prompt
-from .sampling import SOLVERS
+from .solvers import check_solver
 from .text import PLACEMENTS, QUANTIZATIONS, ClipEncoder, QwenEncoder, TextEncoders
 from .tiny import LABEL as TINY_LABEL
 from .tiny import ensure_tiny, tiny_paths
@@ -93,7 +93,8 @@ class EngineOptions:
         _choice(values, "precision", tuple(PRECISIONS))
         _choice(values, "text_encoders", PLACEMENTS)
         _choice(values, "qwen_quantization", QUANTIZATIONS)
-        _choice(values, "solver", SOLVERS)
+        if "solver" in values:
+            check_solver(values["solver"])
         count = values.get("max_batch_candidates", 16)
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise InvalidArgument(

@@ -1,51 +1,51 @@
 """Text -> motion for a batch of jobs (spec §3–§5), in the fast mode or the reference mode.
 
 Fast mode (the engine's): every prompt encoded once per job, all jobs of the batch in one
-forward per step, only each job's own frames integrated (RoPE text positions stay at 360+),
-text cropped to the longest prompt, and the text stream computed once per (prompt branch, step)
-and shared by the candidates. All of these are exact (§11.5): the outputs equal the reference
-mode's up to float summation order (tests/engine/test_shortcuts.py).
+forward per velocity evaluation, only each job's own frames integrated (RoPE text positions stay
+at 360+), text cropped to the longest prompt, and the text stream computed once per (prompt
+branch, evaluation) and shared by the candidates. All of these are exact (§11.5): the outputs
+equal the reference mode's up to float summation order (tests/engine/test_engine_shortcuts.py).
 
 Reference mode does what the official pipeline does: each job alone, the prompt encoded once per
 candidate, all 360 frames and 128 text slots through the concatenated-sequence forward.
+
+Both take the daemon's ``JobSpec``; ``ExplicitInputs`` optionally replaces a job's seeds' noise
+and its prompt's text features, so that the output can be compared with another implementation.
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
+from daemon.engine_api import JobSpec, ProgressFn, ShouldStop
 from shared_protocol import JobCancelled
 
 from .checkpoint import ModelConfig
 from .decode import DecodedMotion, decode
 from .grounding import Grounding
 from .mmdit import HYMotionWeights
-from .sampling import guide, initial_noise, ode_step, time_grid
+from .sampling import Stepper, guide, initial_noise, integrate
+from .solvers import make_stepper
 from .text import TEXT_SLOTS, TextEncoders, TextFeatures, language_warnings
-
-Progress = Callable[[str, str, int, int], None]  # (job_id, stage, step, total)
-StopCheck = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
-class Request:
-    """One job: ``len(seeds)`` candidates of one prompt."""
+class ExplicitInputs:
+    """Inputs of one job given by the caller instead of computed by the engine."""
 
-    job_id: str
-    prompt: str
-    frames: int
-    seeds: tuple[int, ...]
-    guidance: float
-    steps: int
-    #: Explicit initial noise (C, ≥ frames, 201) instead of the seeds' noise.
+    #: (C, ≥ frames, 201) initial noise instead of the seeds' (§4.2); rows past frames unused.
     noise: Tensor | None = None
-    #: Precomputed text features (one row) instead of running the encoders.
+    #: One row of text features instead of encoding the prompt.
     features: TextFeatures | None = None
+
+
+COMPUTED = ExplicitInputs()
 
 
 @dataclass
@@ -60,20 +60,23 @@ class Generated:
 
 @dataclass
 class _Job:
-    """A request being sampled: its noise-to-data state and conditioning on the device."""
+    """A job being sampled: its noise-to-data state, solver and conditioning on the device."""
 
-    request: Request
+    spec: JobSpec
     x: Tensor  # (C, frames, 201) float32
+    stepper: Stepper
     vtxt: Tensor  # (1, 1, V)
     ctxt: Tensor  # (1, 128, C_t)
     length: int  # valid text slots
 
     @property
     def cfg(self) -> bool:  # §4.4: guidance only when s > 1
-        return self.request.guidance > 1.0
+        return self.spec.guidance > 1.0
 
 
 class MotionPipeline:
+    """One loaded model on one device: text encoders, network, solver and decoder."""
+
     def __init__(
         self,
         weights: HYMotionWeights,
@@ -99,33 +102,54 @@ class MotionPipeline:
             self._motion = torch.compile(self._motion, dynamic=True, mode=mode)  # type: ignore[assignment]
         self.generator_device = device if config.generator_on_device else torch.device("cpu")
 
+    def with_solver(self, solver: str) -> MotionPipeline:
+        """The same model, encoders and compiled forward, sampled with another solver."""
+        other = copy.copy(self)
+        other.solver = solver
+        return other
+
     # --- 1. inputs ----------------------------------------------------------------------------
 
-    def check_inputs(self, requests: Sequence[Request]) -> None:
-        steps = {r.steps for r in requests}
+    def check_inputs(self, jobs: Sequence[JobSpec], explicit: Mapping[str, ExplicitInputs]) -> None:
+        """ValueError for a batch this pipeline cannot run (the service validated the ranges)."""
+        ids = [j.job_id for j in jobs]
+        if not jobs or len(set(ids)) != len(ids):
+            raise ValueError(f"a batch needs one or more distinct job ids, got {ids}")
+        if set(explicit) - set(ids):
+            raise ValueError(
+                f"explicit inputs for jobs not in the batch: {set(explicit) - set(ids)}"
+            )
+        steps = {j.steps for j in jobs}
         if len(steps) > 1:
             raise ValueError(f"one batch must share its step count, got {sorted(steps)}")
-        for r in requests:
-            if not 1 <= r.frames <= self.config.network.train_frames:
-                raise ValueError(f"{r.job_id}: frames {r.frames} outside 1-360")
-            if r.noise is not None and (
-                r.noise.shape[0] != len(r.seeds) or r.noise.shape[1] < r.frames
+        limit = self.config.network.train_frames
+        for j in jobs:
+            given = explicit.get(j.job_id, COMPUTED)
+            if not 1 <= j.frames <= limit:
+                raise ValueError(f"{j.job_id}: frames {j.frames} outside 1-{limit}")
+            if given.noise is not None and (
+                given.noise.shape[0] != len(j.seeds) or given.noise.shape[1] < j.frames
             ):
-                raise ValueError(f"{r.job_id}: noise shape {tuple(r.noise.shape)} does not fit")
-            if r.features is None and self.text is None:
-                raise ValueError(f"{r.job_id}: no text encoders loaded and no features given")
+                raise ValueError(
+                    f"{j.job_id}: noise {tuple(given.noise.shape)} does not hold "
+                    f"{len(j.seeds)} candidates of {j.frames} frames"
+                )
+            if given.features is not None and given.features.vtxt.shape[0] != 1:
+                raise ValueError(f"{j.job_id}: explicit features must hold one prompt's row")
+            if given.features is None and self.text is None:
+                raise ValueError(f"{j.job_id}: no text encoders loaded and no features given")
 
     def encode(self, prompts: Sequence[str]) -> TextFeatures:
         if self.text is None:
             raise ValueError("this pipeline has no text encoders")
         return self.text.encode(prompts)
 
-    def noise(self, request: Request, frames: int) -> Tensor:
+    def noise(self, job: JobSpec, given: ExplicitInputs, frames: int) -> Tensor:
         """(C, frames, 201) float32 on the device: explicit, or the seeds' official noise."""
-        if request.noise is not None:
-            return request.noise[:, :frames].float().to(self.device)
+        if given.noise is not None:
+            return _pad_frames(given.noise[:, :frames].float().to(self.device), frames)
         full = initial_noise(
-            request.seeds,
+            job.seeds,
             self.config.network.train_frames,
             self.config.network.input_dim,
             self.generator_device,
@@ -135,43 +159,57 @@ class MotionPipeline:
     # --- 2. the fast mode ---------------------------------------------------------------------
 
     def generate(
-        self, requests: Sequence[Request], progress: Progress, should_stop: StopCheck
+        self,
+        jobs: Sequence[JobSpec],
+        progress: ProgressFn,
+        should_stop: ShouldStop,
+        explicit: Mapping[str, ExplicitInputs] | None = None,
     ) -> list[Generated | JobCancelled]:
-        """Run the jobs together; one entry per request, in order."""
-        self.check_inputs(requests)
-        for r in requests:
-            progress(r.job_id, "encoding", 0, 1)
+        """Run the jobs together; one entry per job, in order."""
+        explicit = explicit or {}
+        # 1. check inputs
+        self.check_inputs(jobs, explicit)
+        # 2. text features: each distinct prompt encoded once
+        for j in jobs:
+            progress(j.job_id, "encoding", 0, 1)
         start = time.perf_counter()
-        features = self._features(requests)
+        features = self._features(jobs, explicit)
         encode_s = time.perf_counter() - start
-        jobs = [
-            self._job(r, features.take([i]), self.noise(r, r.frames))
-            for i, r in enumerate(requests)
+        # 3. noise and solver state per job
+        active = [
+            self._job(j, features.take([i]), explicit.get(j.job_id, COMPUTED))
+            for i, j in enumerate(jobs)
         ]
+        # 4. the ODE from noise to data, every job in one forward per evaluation
         start = time.perf_counter()
-        cancelled = self._sample(jobs, progress, should_stop)
+        cancelled = self._sample(active, progress, should_stop)
         sample_s = time.perf_counter() - start
+        # 5. decoding
         results: list[Generated | JobCancelled] = []
-        for i, job in enumerate(jobs):
-            if job.request.job_id in cancelled:
-                results.append(JobCancelled(f"job {job.request.job_id} was cancelled"))
+        for i, job in enumerate(active):
+            if job.spec.job_id in cancelled:
+                results.append(JobCancelled(f"job {job.spec.job_id} was cancelled"))
                 continue
-            out = self._finish(job, features.truncated[i], progress)
+            progress(job.spec.job_id, "decoding", 0, 1)
+            out = self._finish(job.spec, job.x, features.truncated[i])
             out.timings.update(encode=encode_s, sample=sample_s)
             results.append(out)
         return results
 
-    def _features(self, requests: Sequence[Request]) -> TextFeatures:
-        """One row per request; each distinct prompt without given features is encoded once."""
-        todo = sorted({r.prompt for r in requests if r.features is None})
+    def _features(
+        self, jobs: Sequence[JobSpec], explicit: Mapping[str, ExplicitInputs]
+    ) -> TextFeatures:
+        """One row per job; each distinct prompt without explicit features is encoded once."""
+        given = {j.job_id: explicit.get(j.job_id, COMPUTED).features for j in jobs}
+        todo = sorted({j.prompt for j in jobs if given[j.job_id] is None})
         encoded = self.encode(todo) if todo else None
         rows = []
-        for r in requests:
-            if r.features is not None:
-                rows.append(r.features)
-            else:
+        for j in jobs:
+            row = given[j.job_id]
+            if row is None:
                 assert encoded is not None
-                rows.append(encoded.take([todo.index(r.prompt)]))
+                row = encoded.take([todo.index(j.prompt)])
+            rows.append(row)
         return TextFeatures(
             torch.cat([f.vtxt for f in rows]),
             torch.cat([f.ctxt for f in rows]),
@@ -179,48 +217,55 @@ class MotionPipeline:
             tuple(t for f in rows for t in f.truncated),
         )
 
-    def _job(self, request: Request, features: TextFeatures, x: Tensor) -> _Job:
+    def _job(self, spec: JobSpec, features: TextFeatures, given: ExplicitInputs) -> _Job:
         return _Job(
-            request,
-            x,
+            spec,
+            self.noise(spec, given, spec.frames),
+            make_stepper(self.solver, spec.steps, self.device),
             features.vtxt.float().to(self.device),
             features.ctxt.float().to(self.device),
             max(int(features.lengths[0]), 1),
         )
 
-    def _sample(self, jobs: list[_Job], progress: Progress, should_stop: StopCheck) -> set[str]:
-        """Euler (or Heun) over the shared grid; cancelled jobs leave the batch between steps."""
-        steps = jobs[0].request.steps
-        grid = time_grid(steps, self.device)
+    def _sample(self, jobs: list[_Job], progress: ProgressFn, should_stop: ShouldStop) -> set[str]:
+        """The solver over the shared grid; cancelled jobs leave before the next evaluation."""
+        steps = jobs[0].spec.steps
+        per_step = jobs[0].stepper.per_step
         cancelled: set[str] = set()
-        for n in range(steps):
-            cancelled |= {j.request.job_id for j in jobs if should_stop(j.request.job_id)}
-            active = [j for j in jobs if j.request.job_id not in cancelled]
+        batch: _Batch | None = None
+        for k, t in enumerate(jobs[0].stepper.times):
+            cancelled |= {j.spec.job_id for j in jobs if should_stop(j.spec.job_id)}
+            active = [j for j in jobs if j.spec.job_id not in cancelled]
             if not active:
                 break
-            frames = max(j.x.shape[1] for j in active)
-            x = torch.cat([_pad_frames(j.x, frames) for j in active])  # (R, L, 201)
-            velocity = self._velocity_fn(active, frames)
-            x = ode_step(velocity, x, grid[n], grid[n + 1], self.solver)
-            for job, rows in zip(active, x.split([j.x.shape[0] for j in active]), strict=True):
-                job.x = rows[:, : job.x.shape[1]]
-                progress(job.request.job_id, "sampling", n + 1, steps)
+            if batch is None or len(batch.jobs) != len(active):  # built again after a cancel
+                batch = self._batch(active)
+            x = torch.cat([_pad_frames(j.x, batch.frames) for j in active])  # (R, L, 201)
+            v = self._velocity(batch, x, t)  # (R, L, 201) float32
+            for job, rows in zip(active, v.split([j.x.shape[0] for j in active]), strict=True):
+                job.x = job.stepper.update(job.x, rows[:, : job.x.shape[1]])
+            step, within = divmod(k + 1, per_step)
+            for job in active if not within else ():
+                progress(job.spec.job_id, "sampling", step, steps)
         return cancelled
 
-    def _velocity_fn(self, jobs: list[_Job], frames: int) -> Callable[[Tensor, Tensor], Tensor]:
-        """Guided velocity of the stacked candidates of ``jobs`` (R, L, 201) at time t."""
+    def _batch(self, jobs: list[_Job]) -> _Batch:
+        frames = max(j.x.shape[1] for j in jobs)
         ctxt, vtxt, text_valid = self._text_groups(jobs)
-        rows = _row_layout(jobs, frames, self.device)
+        return _Batch(jobs, frames, ctxt, vtxt, text_valid, _row_layout(jobs, frames, self.device))
 
-        def velocity(x: Tensor, t: Tensor) -> Tensor:
-            # the text side once per (prompt branch, step), shared by that job's candidates
-            stream = self.model.encode_text_stream(t.expand(len(ctxt)), ctxt, vtxt, text_valid)
-            v = self._motion(torch.cat([x, x[rows.uncond]]), rows.valid, stream, rows.group)
-            v_cond, v_uncond = v.float().split([x.shape[0], rows.uncond.shape[0]])
-            guided = guide(v_uncond, v_cond[rows.uncond], rows.scales)
-            return v_cond.index_copy(0, rows.uncond, guided)
-
-        return velocity
+    def _velocity(self, batch: _Batch, x: Tensor, t: Tensor) -> Tensor:
+        """Guided velocity (R, L, 201) float32 of the stacked candidates x (R, L, 201) of the
+        batch's jobs at the flow time t (a scalar tensor)."""
+        rows = batch.rows
+        # the text side once per (prompt branch, evaluation), shared by that job's candidates
+        stream = self.model.encode_text_stream(
+            t.expand(len(batch.ctxt)), batch.ctxt, batch.vtxt, batch.text_valid
+        )
+        v = self._motion(torch.cat([x, x[rows.uncond]]), rows.valid, stream, rows.group)
+        v_cond, v_uncond = v.float().split([x.shape[0], rows.uncond.shape[0]])
+        guided = guide(v_uncond, v_cond[rows.uncond], rows.scales)
+        return v_cond.index_copy(0, rows.uncond, guided)
 
     def _text_groups(self, jobs: list[_Job]) -> tuple[Tensor, Tensor, Tensor]:
         """Text group g: job g's conditional branch for g < J, then the unconditional branch of
@@ -230,38 +275,34 @@ class MotionPipeline:
         vtxt = [j.vtxt for j in jobs]
         lengths = [j.length for j in jobs]
         for job in (j for j in jobs if j.cfg):
-            null_v, null_c = self._null_features(job, texts)
-            ctxt.append(null_c)
-            vtxt.append(null_v)
+            ctxt.append(self._null_ctxt(job.ctxt[:, :texts]))
+            vtxt.append(self.weights.null_vtxt_feat.float())
             lengths.append(job.length)  # §3.3: the unconditional branch keeps the cond mask
         slots = torch.arange(texts, device=self.device)
         valid = slots[None] < torch.tensor(lengths, device=self.device)[:, None]
         return torch.cat(ctxt), torch.cat(vtxt), valid
 
-    def _null_features(self, job: _Job, texts: int) -> tuple[Tensor, Tensor]:
-        """§3.3 unconditional branch: null vtxt; null ctxt repeated (or the real ctxt)."""
-        null_v = self.weights.null_vtxt_feat.float()
-        if self.config.enable_ctxt_null_feat:
-            null_c = self.weights.null_ctxt_input.float().expand(1, texts, -1)
-        else:
-            null_c = job.ctxt[:, :texts]
-        return null_v, null_c
+    def _null_ctxt(self, ctxt: Tensor) -> Tensor:
+        """§3.3 unconditional token features (B, T, C): the null feature repeated over the T
+        slots, or the conditional ones when the config disables it."""
+        if not self.config.enable_ctxt_null_feat:
+            return ctxt
+        return self.weights.null_ctxt_input.float().expand(ctxt.shape[0], ctxt.shape[1], -1)
 
-    def _finish(self, job: _Job, truncated: bool, progress: Progress) -> Generated:
-        request = job.request
-        progress(request.job_id, "decoding", 0, 1)
+    def _finish(self, spec: JobSpec, latent: Tensor, truncated: bool) -> Generated:
+        """Decode one job's latent (C, frames, 201) and attach its warnings."""
         start = time.perf_counter()
-        motion = decode(job.x, self.weights.mean, self.weights.std, self.grounding)
-        warnings = language_warnings(request.prompt)
+        motion = decode(latent, self.weights.mean, self.weights.std, self.grounding)
+        warnings = language_warnings(spec.prompt)
         if truncated:
             warnings += (
                 "the prompt was longer than the text window (77 CLIP tokens / 128 Qwen3 "
                 "tokens) and was truncated; keep prompts under about 60 words",
             )
         return Generated(
-            request.job_id,
+            spec.job_id,
             motion,
-            job.x.detach().cpu(),
+            latent.detach().cpu(),
             warnings,
             truncated,
             {"decode": time.perf_counter() - start},
@@ -269,52 +310,44 @@ class MotionPipeline:
 
     # --- 3. the reference mode ----------------------------------------------------------------
 
-    def generate_reference(self, request: Request) -> Generated:
+    def generate_reference(self, job: JobSpec, explicit: ExplicitInputs = COMPUTED) -> Generated:
         """One job the official way (fp32 when the weights are fp32): 360 frames, 128 slots,
         the prompt encoded once per candidate, concatenated-sequence forward."""
-        self.check_inputs([request])
-        count = len(request.seeds)
+        # 1. check inputs
+        self.check_inputs([job], {job.job_id: explicit})
+        count = len(job.seeds)
+        # 2. text features: the prompt encoded once per candidate, as upstream does
         start = time.perf_counter()
-        if request.features is not None:
-            features = request.features.take([0] * count)
+        if explicit.features is not None:
+            features = explicit.features.take([0] * count)
         else:
-            features = self.encode([request.prompt] * count)
+            features = self.encode([job.prompt] * count)
         encode_s = time.perf_counter() - start
+        # 3. noise for all 360 frames; frames past the job's are masked keys, dropped at the end
         start = time.perf_counter()
         frames_all = self.config.network.train_frames
-        if request.noise is not None:  # rows past ``frames`` are masked queries only
-            x = _pad_frames(request.noise[:, :frames_all].float().to(self.device), frames_all)
-        else:
-            x = initial_noise(
-                request.seeds, frames_all, self.config.network.input_dim, self.generator_device
-            ).to(self.device)
-        vtxt = features.vtxt.float().to(self.device)
-        ctxt = features.ctxt.float().to(self.device)
-        x_valid = (torch.arange(frames_all)[None] < request.frames).expand(count, -1)
+        x = self.noise(job, explicit, frames_all)  # (C, 360, 201)
+        vtxt = features.vtxt.float().to(self.device)  # (C, 1, V)
+        ctxt = features.ctxt.float().to(self.device)  # (C, 128, C_t)
+        x_valid = (torch.arange(frames_all)[None] < job.frames).expand(count, -1)
         ctxt_valid = torch.arange(TEXT_SLOTS)[None] < features.lengths.clamp_min(1)[:, None]
         x_valid, ctxt_valid = x_valid.to(self.device), ctxt_valid.to(self.device)
-        guided = request.guidance > 1.0
+        guided = job.guidance > 1.0
         if guided:  # §4.4 batch layout [uncond (B); cond (B)]
-            null_c = (
-                self.weights.null_ctxt_input.float().expand(count, TEXT_SLOTS, -1)
-                if self.config.enable_ctxt_null_feat
-                else ctxt
-            )
             vtxt = torch.cat([self.weights.null_vtxt_feat.float().expand(count, 1, -1), vtxt])
-            ctxt = torch.cat([null_c, ctxt])
+            ctxt = torch.cat([self._null_ctxt(ctxt), ctxt])
             x_valid, ctxt_valid = x_valid.repeat(2, 1), ctxt_valid.repeat(2, 1)
 
         def velocity(x: Tensor, t: Tensor) -> Tensor:
             rows = torch.cat([x, x]) if guided else x
             v = self.model(rows, t.expand(rows.shape[0]), ctxt, vtxt, x_valid, ctxt_valid).float()
-            return guide(v[:count], v[count:], request.guidance) if guided else v
+            return guide(v[:count], v[count:], job.guidance) if guided else v
 
-        grid = time_grid(request.steps, self.device)
-        for n in range(request.steps):
-            x = ode_step(velocity, x, grid[n], grid[n + 1], self.solver)
+        # 4. the ODE from noise to data
+        x = integrate(make_stepper(self.solver, job.steps, self.device), velocity, x)
         sample_s = time.perf_counter() - start
-        job = _Job(request, x[:, : request.frames], vtxt, ctxt, 0)
-        out = self._finish(job, features.truncated[0], lambda *a: None)
+        # 5. decoding
+        out = self._finish(job, x[:, : job.frames], features.truncated[0])
         out.timings.update(encode=encode_s, sample=sample_s)
         return out
 
@@ -327,6 +360,18 @@ class _Rows:
     valid: Tensor  # (R + U, L) bool, the row's own frames
     uncond: Tensor  # (U,) candidate index of each unconditional row
     scales: Tensor  # (U, 1, 1) guidance of each unconditional row's job
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The conditioning of one forward, fixed while the same jobs stay in the batch."""
+
+    jobs: list[_Job]
+    frames: int  # L, the longest clip
+    ctxt: Tensor  # (G, T, C_t) text groups, see ``_text_groups``
+    vtxt: Tensor  # (G, 1, V)
+    text_valid: Tensor  # (G, T) bool
+    rows: _Rows
 
 
 def _row_layout(jobs: list[_Job], frames: int, device: torch.device) -> _Rows:
@@ -344,7 +389,7 @@ def _row_layout(jobs: list[_Job], frames: int, device: torch.device) -> _Rows:
         if job.cfg:
             uncond += range(row, row + count)
             uncond_group += [guided_index] * count
-            scales += [job.request.guidance] * count
+            scales += [job.spec.guidance] * count
             guided_index += 1
         row += count
     frame_lengths = torch.tensor(lengths + [lengths[i] for i in uncond])

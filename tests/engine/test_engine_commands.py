@@ -13,6 +13,7 @@ import pytest
 
 from daemon.engine.commands import register
 from daemon.engine.tiny import MODEL_DIR
+from shared_protocol import InvalidArgument
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +68,25 @@ def test_bench_quick_on_the_tiny_model(tiny_root: Path, capsys) -> None:
     rows = [line for line in out.splitlines() if re.match(r"\s+\d+\s+\d+\.\ds ", line)]
     assert len(rows) == 4  # 1 and 4 candidates x 2 and 5 s
     assert all(float(row.split()[-1]) < 1e-4 for row in rows)  # joints within 0.1 mm of reference
+
+
+def test_bench_solvers_on_the_tiny_model(tiny_root: Path, capsys) -> None:
+    argv = ["bench", "--solvers", "euler,flowmatch-euler,unipc", "--solver-steps", "3,6",
+            "--steps", "6", "--tiny-dir", str(tiny_root)]  # fmt: skip
+    assert _run(argv) == 0
+    out = capsys.readouterr().out
+    assert "against Euler at 6 steps" in out and "exact solution known" in out
+    rows = {tuple(line.split()[:2]): line.split() for line in out.splitlines()
+            if re.match(r"\s+[a-z+-]+\s+\d+\s+\d+\s", line)}  # fmt: skip
+    assert set(rows) == {(s, n) for s in ("euler", "flowmatch-euler", "unipc") for n in "36"}
+    assert float(rows["euler", "6"][-1]) == 0.0  # the baseline against itself
+    assert float(rows["flowmatch-euler", "6"][-1]) < 1e-5  # diffusers' Euler reproduces it
+    assert float(rows["unipc", "6"][-1]) > 1e-5
+
+
+def test_bench_refuses_an_unknown_solver(tiny_root: Path) -> None:
+    with pytest.raises(InvalidArgument, match="'rk4' is not a solver"):
+        _run(["bench", "--solvers", "rk4", "--tiny-dir", str(tiny_root)])
 
 
 @pytest.mark.slow

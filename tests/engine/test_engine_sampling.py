@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from daemon.engine.sampling import guide, initial_noise, ode_step, time_grid
+from daemon.engine.sampling import (
+    BUILTIN_STEPPERS,
+    EulerStepper,
+    HeunStepper,
+    Stepper,
+    guide,
+    initial_noise,
+    time_grid,
+)
 
 CPU = torch.device("cpu")
 
@@ -43,24 +51,35 @@ def test_guidance_formula() -> None:
     assert guide(v_u, v_c, 1.0).item() == 3.0
 
 
+def _integrate(stepper: Stepper, velocity, x: torch.Tensor) -> torch.Tensor:
+    for t in stepper.times:
+        x = stepper.update(x, velocity(x, t))
+    return x
+
+
 @pytest.mark.parametrize(("solver", "steps", "tol"), [("euler", 200, 2e-2), ("heun", 20, 2e-3)])
-def test_solvers_integrate_a_known_ode(solver: str, steps: int, tol: float) -> None:
+def test_builtin_solvers_integrate_a_known_ode(solver: str, steps: int, tol: float) -> None:
     # dx/dt = x  ->  x(1) = e · x(0)
-    x = torch.tensor([1.0, -2.0])
-    grid = time_grid(steps, CPU)
-    for n in range(steps):
-        x = ode_step(lambda y, t: y, x, grid[n], grid[n + 1], solver)
+    x = _integrate(BUILTIN_STEPPERS[solver](steps, CPU), lambda y, t: y, torch.tensor([1.0, -2.0]))
     assert torch.allclose(x, torch.tensor([1.0, -2.0]) * torch.e, rtol=tol)
 
 
-def test_euler_step_is_one_velocity_evaluation_at_the_start_time() -> None:
-    seen = []
+def test_euler_evaluates_once_per_step_at_the_start_of_the_step() -> None:
+    stepper = EulerStepper(4, CPU)
+    assert stepper.times.tolist() == [0.0, 0.25, 0.5, 0.75] and stepper.per_step == 1
+    assert torch.equal(stepper.update(torch.zeros(3), torch.full((3,), 2.0)), torch.full((3,), 0.5))
 
-    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        seen.append(float(t))
-        return torch.full_like(x, 2.0)
 
-    out = ode_step(velocity, torch.zeros(3), torch.tensor(0.25), torch.tensor(0.5), "euler")
-    assert seen == [0.25] and torch.allclose(out, torch.full((3,), 0.5))
-    with pytest.raises(ValueError, match="solver"):
-        ode_step(velocity, torch.zeros(3), torch.tensor(0.0), torch.tensor(1.0), "rk45")
+def test_heun_evaluates_at_both_ends_of_each_step_and_averages() -> None:
+    stepper = HeunStepper(2, CPU)
+    assert stepper.times.tolist() == [0.0, 0.5, 0.5, 1.0] and stepper.per_step == 2
+    seen: list[tuple[float, float]] = []
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # dx/dt = 2t
+        seen.append((float(x), float(t)))
+        return 2 * t.expand_as(x)
+
+    x = _integrate(stepper, velocity, torch.zeros(()))
+    # the predictor goes x + dt·v(t_n); the corrector restarts from x_n with the mean slope
+    assert seen == [(0.0, 0.0), (0.0, 0.5), (0.25, 0.5), (0.75, 1.0)]
+    assert float(x) == 1.0  # exact for a linear velocity in t: ∫ 2t dt = 1

@@ -9,8 +9,9 @@ import pytest
 import torch
 from engine_helpers import SMALL, random_network
 
-from daemon.engine.pipeline import Generated, MotionPipeline, Request
+from daemon.engine.pipeline import ExplicitInputs, Generated, MotionPipeline
 from daemon.engine.sampling import initial_noise
+from daemon.engine_api import JobSpec
 from shared_protocol import JobCancelled
 
 TOL = 2e-5
@@ -103,12 +104,12 @@ def test_text_stream_computed_once_and_shared_across_candidates() -> None:
         assert torch.allclose(reference[b, :f], fast[b, :f], atol=TOL)
 
 
-def _generate(pipeline: MotionPipeline, requests: list[Request], stop=lambda job: False):
-    return pipeline.generate(requests, lambda *a: None, stop)
+def _generate(pipeline: MotionPipeline, jobs: list[JobSpec], stop=lambda job: False, **explicit):
+    return pipeline.generate(jobs, lambda *a: None, stop, explicit)
 
 
-def _request(job: str, prompt: str, frames: int, seeds: tuple[int, ...], **kw) -> Request:
-    return Request(job, prompt, frames, seeds, kw.pop("guidance", 5.0), kw.pop("steps", 6), **kw)
+def _job(job: str, prompt: str, frames: int, seeds: tuple[int, ...], guidance=5.0) -> JobSpec:
+    return JobSpec(job, prompt, frames, seeds, guidance, 6, "tiny")
 
 
 def _assert_same(a: Generated, b: Generated, atol: float = 1e-4) -> None:
@@ -119,25 +120,25 @@ def _assert_same(a: Generated, b: Generated, atol: float = 1e-4) -> None:
 
 @pytest.mark.parametrize("guidance", [5.0, 1.0])
 def test_fast_mode_matches_the_reference_mode(tiny_pipeline: MotionPipeline, guidance) -> None:
-    request = _request("a", "a person walks forward", 45, (3, 7), guidance=guidance)
-    (fast,) = _generate(tiny_pipeline, [request])
-    reference = tiny_pipeline.generate_reference(request)
+    job = _job("a", "a person walks forward", 45, (3, 7), guidance=guidance)
+    (fast,) = _generate(tiny_pipeline, [job])
+    reference = tiny_pipeline.generate_reference(job)
     assert isinstance(fast, Generated)
     _assert_same(fast, reference)
     assert fast.latent.shape == (2, 45, 201)
 
 
 def test_batched_jobs_equal_each_job_alone(tiny_pipeline: MotionPipeline) -> None:
-    requests = [
-        _request("a", "a person walks forward", 60, (0, 1, 2)),
-        _request("b", "someone jumps twice and waves the left hand", 24, (5,)),
-        _request("c", "a person walks forward", 90, (9, 10)),
+    jobs = [
+        _job("a", "a person walks forward", 60, (0, 1, 2)),
+        _job("b", "someone jumps twice and waves the left hand", 24, (5,), guidance=1.0),
+        _job("c", "a person walks forward", 90, (9, 10), guidance=3.0),
     ]
-    together = _generate(tiny_pipeline, requests)
-    for request, joint in zip(requests, together, strict=True):
-        (alone,) = _generate(tiny_pipeline, [request])
+    together = _generate(tiny_pipeline, jobs)
+    for job, joint in zip(jobs, together, strict=True):
+        (alone,) = _generate(tiny_pipeline, [job])
         assert isinstance(joint, Generated) and isinstance(alone, Generated)
-        assert joint.job_id == request.job_id
+        assert joint.job_id == job.job_id
         _assert_same(joint, alone)
 
 
@@ -150,13 +151,11 @@ def test_a_cancelled_job_leaves_the_batch_without_disturbing_the_others(
         if job == "b" and stage == "sampling":
             steps_seen.append(step)
 
-    requests = [_request("a", "walk", 30, (1,)), _request("b", "run", 40, (2,))]
-    out = tiny_pipeline.generate(
-        requests, progress, lambda job: job == "b" and len(steps_seen) >= 2
-    )
+    jobs = [_job("a", "walk", 30, (1,)), _job("b", "run", 40, (2,))]
+    out = tiny_pipeline.generate(jobs, progress, lambda job: job == "b" and len(steps_seen) >= 2)
     assert isinstance(out[1], JobCancelled)
     assert steps_seen == [1, 2]  # no compute after the cancellation was seen
-    (alone,) = _generate(tiny_pipeline, [requests[0]])
+    (alone,) = _generate(tiny_pipeline, [jobs[0]])
     assert isinstance(out[0], Generated) and isinstance(alone, Generated)
     _assert_same(out[0], alone, atol=1e-5)
 
@@ -164,15 +163,31 @@ def test_a_cancelled_job_leaves_the_batch_without_disturbing_the_others(
 def test_explicit_noise_and_precomputed_features_are_accepted(
     tiny_pipeline: MotionPipeline,
 ) -> None:
-    request = _request("a", "a person bows", 30, (4, 5))
-    (base,) = _generate(tiny_pipeline, [request])
+    job = _job("a", "a person bows", 30, (4, 5))
+    (base,) = _generate(tiny_pipeline, [job])
     noise = initial_noise((4, 5), 360, 201, torch.device("cpu"))
-    features = tiny_pipeline.encode(["a person bows"])
-    explicit = dataclasses.replace(request, noise=noise, features=features, prompt="ignored")
-    (same,) = _generate(tiny_pipeline, [explicit])
+    given = ExplicitInputs(noise=noise, features=tiny_pipeline.encode(["a person bows"]))
+    (same,) = _generate(tiny_pipeline, [dataclasses.replace(job, prompt="ignored")], a=given)
     assert isinstance(base, Generated) and isinstance(same, Generated)
     _assert_same(base, same, atol=1e-6)
-    other = dataclasses.replace(request, noise=noise.flip(0))  # the seeds' noise swapped
-    (swapped,) = _generate(tiny_pipeline, [other])
+    swapped_noise = ExplicitInputs(noise=noise.flip(0))  # the seeds' noise swapped
+    (swapped,) = _generate(tiny_pipeline, [job], a=swapped_noise)
     assert isinstance(swapped, Generated)
     torch.testing.assert_close(swapped.latent, base.latent.flip(0), atol=1e-5, rtol=0)
+    reference = tiny_pipeline.generate_reference(job, swapped_noise)
+    _assert_same(swapped, reference)
+
+
+def test_inputs_the_pipeline_cannot_run_are_refused(tiny_pipeline: MotionPipeline) -> None:
+    job = _job("a", "walk", 30, (1, 2))
+    with pytest.raises(ValueError, match="distinct job ids"):
+        _generate(tiny_pipeline, [job, job])
+    with pytest.raises(ValueError, match="share its step count"):
+        _generate(tiny_pipeline, [job, dataclasses.replace(job, job_id="b", steps=7)])
+    with pytest.raises(ValueError, match="frames 400 outside 1-360"):
+        _generate(tiny_pipeline, [dataclasses.replace(job, frames=400)])
+    short = ExplicitInputs(noise=torch.zeros(2, 20, 201))
+    with pytest.raises(ValueError, match=r"noise \(2, 20, 201\) does not hold 2 candidates of 30"):
+        _generate(tiny_pipeline, [job], a=short)
+    with pytest.raises(ValueError, match="not in the batch"):
+        _generate(tiny_pipeline, [job], b=short)

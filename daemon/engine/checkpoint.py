@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
+import yaml  # type: ignore[import-untyped]  # no PyYAML stubs in the pinned environment
 from torch import Tensor
 
 from .errors import CheckpointError
@@ -53,15 +53,40 @@ class ModelConfig:
     fps: int
 
 
-def _section(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise CheckpointError(path, f"{key!r} is not a mapping", f"{key}: {{...}}")
-    return value
-
-
 def parse_config(path: Path) -> ModelConfig:
-    """Read config.yml (safe YAML) and map it to our constructors, code defaults for absent keys."""
+    """Read config.yml (safe YAML) and map it to our constructors, code defaults for absent keys
+    (spec §1.3–1.4); anything we do not implement or cannot decode is refused by name."""
+    data = _read_yaml(path)
+    net = _section(data, "network_module_args", path)
+    pipe = _section(data, "train_pipeline_args", path)
+    if not net:
+        raise CheckpointError(path, "has no network_module_args", "the HY-Motion network settings")
+    for key, default in SUPPORTED_DEFAULTS.items():
+        value = net.get(key, pipe.get(key, default))
+        if value != default:
+            raise CheckpointError(path, f"{key}={value!r} is not supported", f"{key}={default!r}")
+    try:
+        config = _model_config(net, pipe)
+    except KeyError as exc:
+        raise CheckpointError(
+            path,
+            f"network_module_args lacks {exc.args[0]!r}",
+            "input_dim, feat_dim, num_layers, num_heads",
+        ) from exc
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(path, f"a setting has the wrong type or value: {exc}") from exc
+    net_cfg = config.network
+    if net_cfg.input_dim != 201 or config.text_slots != 128 or net_cfg.train_frames != 360:
+        raise CheckpointError(
+            path,
+            "input_dim/max_length_llm/train_frames differ from the official decoder",
+            "201 / 128 / 360",
+        )
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The top-level mapping of config.yml, read with the safe loader (plain data only)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -76,55 +101,44 @@ def parse_config(path: Path) -> ModelConfig:
         raise CheckpointError(
             path, f"unsupported network_module {data['network_module']!r}", NETWORK
         )
-    net = _section(data, "network_module_args", path)
-    pipe = _section(data, "train_pipeline_args", path)
-    if not net:
-        raise CheckpointError(path, "has no network_module_args", "the HY-Motion network settings")
-    for key, default in SUPPORTED_DEFAULTS.items():
-        value = net.get(key, pipe.get(key, default))
-        if value != default:
-            raise CheckpointError(path, f"{key}={value!r} is not supported", f"{key}={default!r}")
-    try:
-        network = MMDiTConfig(
-            input_dim=int(net["input_dim"]),
-            feat_dim=int(net["feat_dim"]),
-            num_layers=int(net["num_layers"]),
-            num_heads=int(net["num_heads"]),
-            mlp_ratio=float(net.get("mlp_ratio", 4.0)),
-            ctxt_input_dim=int(net.get("ctxt_input_dim", 4096)),
-            vtxt_input_dim=int(net.get("vtxt_input_dim", 768)),
-            time_factor=float(net.get("time_factor", 1000.0)),
-            mask_mode=str(net.get("mask_mode") or "none"),
-            narrowband_length=float(net.get("narrowband_length", 2.0)),
-            train_frames=int(pipe.get("train_frames", 360)),
-        )
-        sched = pipe.get("infer_noise_scheduler_cfg") or {}
-        test = pipe.get("test_cfg") or {}
-        text = pipe.get("text_encoder_cfg") or {}
-        config = ModelConfig(
-            network=network,
-            steps=int(sched.get("validation_steps", 50)),
-            guidance=float(test.get("text_guidance_scale", 1.0)),
-            generator_on_device=bool(pipe.get("random_generator_on_gpu", True)),
-            enable_ctxt_null_feat=bool(pipe.get("enable_ctxt_null_feat", False)),
-            text_slots=int(text.get("max_length_llm", 128)),
-            fps=int(pipe.get("output_mesh_fps", 30)),
-        )
-    except KeyError as exc:
-        raise CheckpointError(
-            path,
-            f"network_module_args lacks {exc.args[0]!r}",
-            "input_dim, feat_dim, num_layers, num_heads",
-        ) from exc
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(path, f"bad network setting: {exc}") from exc
-    if network.input_dim != 201 or config.text_slots != 128 or network.train_frames != 360:
-        raise CheckpointError(
-            path,
-            "input_dim/max_length_llm/train_frames differ from the official decoder",
-            "201 / 128 / 360",
-        )
-    return config
+    return data
+
+
+def _section(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise CheckpointError(path, f"{key!r} is not a mapping", f"{key}: {{...}}")
+    return value
+
+
+def _model_config(net: dict[str, Any], pipe: dict[str, Any]) -> ModelConfig:
+    """``network_module_args`` and ``train_pipeline_args`` -> ModelConfig; KeyError for a missing
+    required network key, TypeError/ValueError for a value of the wrong kind."""
+    network = MMDiTConfig(
+        input_dim=int(net["input_dim"]),
+        feat_dim=int(net["feat_dim"]),
+        num_layers=int(net["num_layers"]),
+        num_heads=int(net["num_heads"]),
+        mlp_ratio=float(net.get("mlp_ratio", 4.0)),
+        ctxt_input_dim=int(net.get("ctxt_input_dim", 4096)),
+        vtxt_input_dim=int(net.get("vtxt_input_dim", 768)),
+        time_factor=float(net.get("time_factor", 1000.0)),
+        mask_mode=str(net.get("mask_mode") or "none"),
+        narrowband_length=float(net.get("narrowband_length", 2.0)),
+        train_frames=int(pipe.get("train_frames", 360)),
+    )
+    sched = pipe.get("infer_noise_scheduler_cfg") or {}
+    test = pipe.get("test_cfg") or {}
+    text = pipe.get("text_encoder_cfg") or {}
+    return ModelConfig(
+        network=network,
+        steps=int(sched.get("validation_steps", 50)),
+        guidance=float(test.get("text_guidance_scale", 1.0)),  # §1.4: 1 (no CFG) if absent
+        generator_on_device=bool(pipe.get("random_generator_on_gpu", True)),
+        enable_ctxt_null_feat=bool(pipe.get("enable_ctxt_null_feat", False)),
+        text_slots=int(text.get("max_length_llm", 128)),
+        fps=int(pipe.get("output_mesh_fps", 30)),
+    )
 
 
 def weights_file(model_dir: Path) -> Path:

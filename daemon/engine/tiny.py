@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-import yaml
+import yaml  # type: ignore[import-untyped]  # no PyYAML stubs in the pinned environment
 
 from .checkpoint import CONFIG_FILE, NETWORK, save_checkpoint
 from .mmdit import HYMotionWeights, MMDiTConfig

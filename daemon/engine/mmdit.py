@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import torch
@@ -70,8 +70,11 @@ class MMDiTConfig:
         return round(self.narrowband_length * 30) if self.mask_mode == "narrowband" else None
 
 
-_COMMON = dict(
+_LITE = MMDiTConfig(
     input_dim=201,
+    feat_dim=1024,
+    num_layers=18,
+    num_heads=16,
     mlp_ratio=4.0,
     ctxt_input_dim=4096,
     vtxt_input_dim=768,
@@ -79,9 +82,10 @@ _COMMON = dict(
     mask_mode="narrowband",
     train_frames=360,
 )
+#: The two official configs (spec §1.3): they differ only in width, depth and heads.
 CONFIGS: dict[str, MMDiTConfig] = {
-    "standard": MMDiTConfig(feat_dim=1280, num_layers=27, num_heads=20, **_COMMON),  # type: ignore[arg-type]
-    "lite": MMDiTConfig(feat_dim=1024, num_layers=18, num_heads=16, **_COMMON),  # type: ignore[arg-type]
+    "standard": replace(_LITE, feat_dim=1280, num_layers=27, num_heads=20),
+    "lite": _LITE,
 }
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from daemon.engine_api import JobSpec, ProgressFn, ShouldStop
-from shared_protocol import JobCancelled
+from shared_protocol import MIN_FRAMES, JobCancelled
 
 from .checkpoint import ModelConfig
 from .decode import DecodedMotion, decode
@@ -125,8 +125,8 @@ class MotionPipeline:
         limit = self.config.network.train_frames
         for j in jobs:
             given = explicit.get(j.job_id, COMPUTED)
-            if not 1 <= j.frames <= limit:
-                raise ValueError(f"{j.job_id}: frames {j.frames} outside 1-{limit}")
+            if not MIN_FRAMES <= j.frames <= limit:  # §4.1 clamps lengths to [20, 360]
+                raise ValueError(f"{j.job_id}: frames {j.frames} outside {MIN_FRAMES}-{limit}")
             if given.noise is not None and (
                 given.noise.shape[0] != len(j.seeds) or given.noise.shape[1] < j.frames
             ):

@@ -1,7 +1,7 @@
 """The Qwen3 system prompt (spec §3.2): the exact official string, verified by its sha256.
 
 The string is part of the model's conditioning, so it must match byte for byte; it is checked
-against the sha256 in the spec (``tests/engine/test_prompt.py``). ``system_prompt_file`` can
+against the sha256 in the spec (``tests/engine/test_engine_text.py``). ``system_prompt_file`` can
 override it (also sha256-checked), e.g. after an upstream change.
 """
 

@@ -84,14 +84,21 @@ def _scheduler_class(name: str) -> Any:
         ) from exc
 
 
-@functools.lru_cache(maxsize=32)
-def _configured(name: str, steps: int) -> Any:
-    """A fresh scheduler ``name`` on our grid of ``steps`` steps, checked; copied per job."""
-    cls = _scheduler_class(name)
-    _, options, takes_sigmas = DIFFUSERS_SOLVERS[name]
-    scheduler = cls(**options)
+@functools.cache
+def _template(name: str) -> Any:
+    """One constructed scheduler per solver; jobs get copies that share its tables."""
+    return _scheduler_class(name)(**DIFFUSERS_SOLVERS[name][1])
+
+
+def _scheduler(name: str, steps: int) -> Any:
+    """A fresh scheduler ``name`` on our grid of ``steps`` steps, checked (module docstring)."""
+    template = _template(name)
+    # its own step state (history, step index); the construction-time tensors (DPM-Solver's are
+    # 24 MB) are only read by set_timesteps and step, so the copies share them
+    tables = {id(v): v for v in vars(template).values() if isinstance(v, Tensor)}
+    scheduler = copy.deepcopy(template, tables)
     t = time_grid(steps, torch.device("cpu"))
-    if takes_sigmas:
+    if DIFFUSERS_SOLVERS[name][2]:
         scheduler.set_timesteps(steps, sigmas=(1.0 - t[:-1]).numpy())  # σ_k = 1 − t_k
     else:
         scheduler.set_timesteps(steps)
@@ -101,9 +108,9 @@ def _configured(name: str, steps: int) -> Any:
     if sigmas.shape != expected.shape or float((sigmas - expected).abs().max()) > GRID_TOLERANCE:
         raise InvalidArgument(
             "engine.solver",
-            f"diffusers {cls.__name__} did not put {steps} steps on the grid σ_k = 1 − k/N "
-            f"(got {np.array2string(scheduler.sigmas.numpy(), precision=6)}); this diffusers "
-            "version is not supported for this solver",
+            f"diffusers {type(scheduler).__name__} did not put {steps} steps on the grid "
+            f"σ_k = 1 − k/N (got {np.array2string(scheduler.sigmas.numpy(), precision=6)}); "
+            "this diffusers version is not supported for this solver",
             allowed=", ".join(BUILTIN_STEPPERS),
         )
     return scheduler
@@ -131,4 +138,4 @@ def make_stepper(name: str, steps: int, device: torch.device) -> Stepper:
     if name in BUILTIN_STEPPERS:
         return BUILTIN_STEPPERS[name](steps, device)
     check_solver(name)
-    return DiffusersStepper(copy.deepcopy(_configured(name, steps)), time_grid(steps, device)[:-1])
+    return DiffusersStepper(_scheduler(name, steps), time_grid(steps, device)[:-1])

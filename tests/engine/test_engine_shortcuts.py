@@ -184,8 +184,9 @@ def test_inputs_the_pipeline_cannot_run_are_refused(tiny_pipeline: MotionPipelin
         _generate(tiny_pipeline, [job, job])
     with pytest.raises(ValueError, match="share its step count"):
         _generate(tiny_pipeline, [job, dataclasses.replace(job, job_id="b", steps=7)])
-    with pytest.raises(ValueError, match="frames 400 outside 1-360"):
-        _generate(tiny_pipeline, [dataclasses.replace(job, frames=400)])
+    for frames in (10, 400):  # the decoder's smoothing needs 11 frames; the spec clamps to 20
+        with pytest.raises(ValueError, match=f"frames {frames} outside 20-360"):
+            _generate(tiny_pipeline, [dataclasses.replace(job, frames=frames)])
     short = ExplicitInputs(noise=torch.zeros(2, 20, 201))
     with pytest.raises(ValueError, match=r"noise \(2, 20, 201\) does not hold 2 candidates of 30"):
         _generate(tiny_pipeline, [job], a=short)

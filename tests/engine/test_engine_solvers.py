@@ -102,16 +102,27 @@ def test_every_diffusers_solver_evaluates_the_network_on_the_official_grid(
     assert torch.isfinite(_solve(name, steps, flow, noise)).all()
 
 
+@pytest.mark.parametrize("name", list(DIFFUSERS_SOLVERS))
+def test_jobs_share_the_schedulers_tables_but_never_write_them(name: str) -> None:
+    flow, noise = _flow()
+    _solve(name, 5, flow, noise)
+    template = solvers._template(name)
+    tables = {k: v.clone() for k, v in vars(template).items() if isinstance(v, torch.Tensor)}
+    first = _solve(name, 9, flow, noise)
+    assert all(torch.equal(vars(template)[k], v) for k, v in tables.items())
+    torch.testing.assert_close(_solve(name, 9, flow, noise), first, atol=0, rtol=0)
+
+
 def test_a_scheduler_off_our_grid_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     scheduler, options, takes_sigmas = DIFFUSERS_SOLVERS["dpm++2m"]
     shifted = {**options, "flow_shift": 3.0}  # a timestep shift moves every σ_k
     monkeypatch.setitem(DIFFUSERS_SOLVERS, "dpm++2m", (scheduler, shifted, takes_sigmas))
-    solvers._configured.cache_clear()
+    solvers._template.cache_clear()
     try:
         with pytest.raises(InvalidArgument, match="did not put 10 steps on the grid"):
             make_stepper("dpm++2m", 10, CPU)
     finally:
-        solvers._configured.cache_clear()
+        solvers._template.cache_clear()
 
 
 @pytest.mark.parametrize("name", ["heun", *MULTISTEP])

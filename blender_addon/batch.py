@@ -12,6 +12,7 @@ usage error (bad arguments, unreadable prompt file, unusable keys).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import sys
@@ -29,9 +30,11 @@ from .core import naming
 from .core.batch_input import BatchItem, load_prompts
 from .core.describe import explain
 from .core.files import atomic_path
-from .core.protocol import client, errors
-from .core.session import Failed, GenerationSession, JobView
+from .core.protocol import client, errors, messages
+from .core.session import Failed, GenerationSession, JobView, Outcome, server_info
 from .core.settings import (
+    DEFAULT_ADDRESS,
+    DEFAULT_JOB_TIMEOUT_S,
     ConnectionSettings,
     GenerateSettings,
     build_request,
@@ -55,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prompts", type=Path, required=True, help="prompt file (.txt or .json)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    p.add_argument("--address", default="tcp://127.0.0.1:7878", help="daemon address (%(default)s)")
+    p.add_argument("--address", default=DEFAULT_ADDRESS, help="daemon address (%(default)s)")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per clip (%(default)s)")
     p.add_argument("--candidates", type=int, default=2, help="takes per prompt (%(default)s)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
@@ -74,7 +77,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", default="", help="your NAME.key_secret file (remote daemons)")
     p.add_argument("--artist", default="", help="artist name for a loopback daemon's logs")
     p.add_argument("--connect-timeout", type=float, default=5.0, help="seconds (%(default)s)")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds per prompt (%(default)s)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_JOB_TIMEOUT_S,
+                   help="seconds per prompt (%(default)s)")  # fmt: skip
     p.add_argument(
         "--retries", type=int, default=5, help="retries when the daemon is busy (%(default)s)"
     )
@@ -126,10 +130,10 @@ class Batch:
         try:
             with scene_io.batch_scene(self.args.fps):
                 try:
-                    motion_client.wait_connected(self.args.connect_timeout)
+                    welcome = motion_client.wait_connected(self.args.connect_timeout)
                 except errors.DaemonUnreachable:
                     raise no_answer(self.config) from None  # names the keys over CURVE
-                session.server = session_server(motion_client)
+                session.server = server_info(welcome)
                 print(f"connected: {scene_io.server_line(session.server)}", flush=True)
                 while remaining:
                     self._one(session, remaining[0], len(items))
@@ -166,20 +170,24 @@ class Batch:
                 self.failures.append(record)
             print(f"{label} seed {record['seed']}: {record['error'] or 'ok'}", flush=True)
 
-    def _generate(self, session: GenerationSession, request: Any, label: str) -> Any:
+    def _generate(
+        self, session: GenerationSession, request: messages.Generate, label: str
+    ) -> Outcome:
         def show(view: JobView) -> None:
             eta = f", ETA {view.eta_s:.0f} s" if view.eta_s else ""
             print(f"{label} {view.message} ({view.fraction:.0%}{eta})", flush=True)
 
-        for attempt in range(self.args.retries + 1):
+        retries = 0
+        while True:
             outcome = session.run_blocking(request, self.args.timeout, show)
             if not isinstance(outcome, Failed) or not isinstance(outcome.error, errors.Busy):
                 return outcome
+            if retries >= self.args.retries:
+                return outcome
+            retries += 1
             wait = float(outcome.error.details.get("retry_after_s", 1.0))
-            if attempt < self.args.retries:
-                print(f"{label} daemon busy; retrying in {wait:.1f} s", flush=True)
-                time.sleep(wait)
-        return outcome
+            print(f"{label} daemon busy; retrying in {wait:.1f} s", flush=True)
+            time.sleep(wait)
 
     def _fail(self, item: BatchItem, exc: errors.HYMotionError) -> None:
         info = explain(exc)
@@ -193,7 +201,7 @@ class Batch:
         summary: dict[str, Any] = {
             "ok": not self.failures,
             "seconds": round(time.monotonic() - started, 3),
-            "daemon": vars_of(session.server),
+            "daemon": dataclasses.asdict(session.server),
             "items": self.records,
             "failures": [f"{f['where']} seed {f['seed']}: {f['error']}" for f in self.failures],
         }
@@ -207,17 +215,6 @@ class Batch:
         print(f"done: {done} item(s) succeeded, {len(self.failures)} failed; summary: {path}")
         for line in summary["failures"]:
             print(f"FAILED {line}")
-
-
-def session_server(motion_client: client.MotionClient) -> Any:
-    from .core.session import ServerInfo, server_info
-
-    welcome = motion_client.welcome
-    return server_info(welcome) if welcome is not None else ServerInfo()
-
-
-def vars_of(obj: Any) -> dict[str, Any]:
-    return dict(obj.__dict__)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ import bpy
 from . import build, export
 from .core import naming, rig
 from .core.conversion import resample
-from .core.errors import SceneError
+from .core.errors import ExportError, SceneError
 from .core.protocol import messages, motion
 from .core.session import ServerInfo
+from .core.settings import MAX_SEED
 from .props import HYMOTION_PG_take as Take
 from .props import scene_settings
 from .targets import target_object
@@ -67,18 +68,24 @@ def add_result(
             result.untrained,
         )
     if request is not None and request.seed is not None:
-        settings.seed = min(int(request.seed), 2**31 - 1)
+        settings.seed = min(int(request.seed), MAX_SEED)  # what the panel's field can hold
     # Fetch the items again: adding to a collection invalidates earlier Python references.
     return [settings.takes[i] for i in range(first, len(settings.takes))]
 
 
-def apply_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
-    """Play ``take`` on the target object and set the scene's frame range to it."""
+def _parts(take: Take) -> tuple[bpy.types.Action, bpy.types.Armature]:
+    """The take's Action and armature data; the artist may have deleted either."""
     if take.action is None or take.armature is None:
         raise SceneError(f"take {take.name!r} lost its action or armature")
-    obj = target_object(scene, scene_settings(scene), take.armature)
-    build.assign_action(obj, take.action)
-    scene.frame_start, scene.frame_end = build.action_frames(take.action)
+    return take.action, take.armature
+
+
+def apply_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
+    """Play ``take`` on the target object and set the scene's frame range to it."""
+    action, data = _parts(take)
+    obj = target_object(scene, scene_settings(scene), data)
+    build.assign_action(obj, action)
+    scene.frame_start, scene.frame_end = build.action_frames(action)
     return obj
 
 
@@ -94,12 +101,11 @@ def compare_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.typ
     objects = []
     end = scene.frame_start
     for i, take in enumerate(takes):
-        if take.action is None or take.armature is None:
-            raise SceneError(f"take {take.name!r} lost its action or armature")
-        obj = build.new_armature_object(scene, take.armature, take.name, collection)
+        action, data = _parts(take)
+        obj = build.new_armature_object(scene, data, take.name, collection)
         obj.location.x = (i - (len(takes) - 1) / 2) * spacing
-        build.assign_action(obj, take.action)
-        end = max(end, build.action_frames(take.action)[1])
+        build.assign_action(obj, action)
+        end = max(end, build.action_frames(action)[1])
         objects.append(obj)
     scene.frame_end = end
     return objects
@@ -115,6 +121,19 @@ def delete_take(scene: bpy.types.Scene, index: int) -> None:
     settings.active_take = min(settings.active_take, max(len(settings.takes) - 1, 0))
 
 
+def take_files(take: Take, directory: Path, formats: Sequence[str]) -> list[tuple[str, Path]]:
+    """(format, path) of each file an export of ``take`` writes; names from prompt + seed."""
+    unknown = [fmt for fmt in formats if fmt not in export.FORMATS]
+    if unknown:
+        raise ExportError(
+            f"unknown export format {unknown[0]!r}", allowed=", ".join(export.FORMATS)
+        )
+    return [
+        (fmt, directory / naming.export_filename(take.prompt, int(take.seed), fmt.lower()))
+        for fmt in formats
+    ]
+
+
 def export_take(
     scene: bpy.types.Scene,
     take: Take,
@@ -122,26 +141,18 @@ def export_take(
     formats: Sequence[str],
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write the take's files (names from prompt + seed); returns the paths written."""
-    if take.action is None or take.armature is None:
-        raise SceneError(f"take {take.name!r} lost its action or armature")
-    seed = int(take.seed)
+    """Write the take as each of ``formats`` (FBX, BVH); returns the paths written."""
+    action, data = _parts(take)
     written = []
-    if "FBX" in formats:
-        path = directory / naming.export_filename(take.prompt, seed, "fbx")
-        written.append(
-            export.export_fbx(scene, take.armature, take.action, path, take.name, overwrite)
-        )
-    if "BVH" in formats:
-        path = directory / naming.export_filename(take.prompt, seed, "bvh")
-        written.append(export.export_bvh(take.armature, take.action, take.fps, path, overwrite))
+    for fmt, path in take_files(take, directory, formats):
+        if fmt == "FBX":
+            export.export_fbx(scene, data, action, path, take.name, overwrite)
+        else:
+            export.export_bvh(data, action, take.fps, path, overwrite)
+        written.append(path)
     return written
 
 
 def planned_files(takes: Sequence[Take], directory: Path, formats: Sequence[str]) -> list[Path]:
     """The files an export would write, to ask before overwriting any of them."""
-    return [
-        directory / naming.export_filename(t.prompt, int(t.seed), fmt.lower())
-        for t in takes
-        for fmt in formats
-    ]
+    return [path for take in takes for _, path in take_files(take, directory, formats)]

@@ -28,11 +28,6 @@ _FORMATS = {"FBX": ("FBX",), "BVH": ("BVH",), "BOTH": ("FBX", "BVH")}
 Op = TypeVar("Op", bound=bpy.types.Operator)
 
 
-def _fail(op: bpy.types.Operator, exc: errors.HYMotionError) -> Status:
-    op.report({"ERROR"}, str(explain(exc)))
-    return {"CANCELLED"}
-
-
 def reports_errors(
     execute: Callable[[Op, bpy.types.Context], Status],
 ) -> Callable[[Op, bpy.types.Context], Status]:
@@ -43,7 +38,8 @@ def reports_errors(
         try:
             return execute(self, context)
         except errors.HYMotionError as exc:
-            return _fail(self, exc)
+            self.report({"ERROR"}, str(explain(exc)))
+            return {"CANCELLED"}
 
     return wrapper
 
@@ -56,10 +52,6 @@ def _scene(context: bpy.types.Context) -> bpy.types.Scene:
 
 def _settings(context: bpy.types.Context) -> HYMOTION_PG_settings:
     return scene_settings(_scene(context))
-
-
-def _has_takes(context: bpy.types.Context) -> bool:
-    return context.scene is not None and len(scene_settings(context.scene).takes) > 0
 
 
 def generate_settings(settings: HYMOTION_PG_settings) -> GenerateSettings:
@@ -149,7 +141,20 @@ class HYMOTION_OT_check_connection(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class _TakeOperator(bpy.types.Operator):
+class _TakesOperator(bpy.types.Operator):
+    """Base of the operators that work on the takes history."""
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if context.scene is None or not len(scene_settings(context.scene).takes):
+            cls.poll_message_set("No takes yet: generate some first")
+            return False
+        return True
+
+
+class _TakeOperator(_TakesOperator):
+    """Base of the operators on one take: ``index``, or the active take."""
+
     index: IntProperty(name="Take", default=-1, description="Take index; -1 for the active take")  # type: ignore[valid-type]
 
     def take_index(self, context: bpy.types.Context) -> int:
@@ -161,13 +166,6 @@ class _TakeOperator(bpy.types.Operator):
 
     def take(self, context: bpy.types.Context) -> HYMOTION_PG_take:
         return _settings(context).takes[self.take_index(context)]
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        if not _has_takes(context):
-            cls.poll_message_set("No takes yet: generate some first")
-            return False
-        return True
 
 
 class HYMOTION_OT_apply_take(_TakeOperator):
@@ -183,7 +181,7 @@ class HYMOTION_OT_apply_take(_TakeOperator):
         return {"FINISHED"}
 
 
-class HYMOTION_OT_compare_takes(bpy.types.Operator):
+class HYMOTION_OT_compare_takes(_TakesOperator):
     """Show takes side by side, one armature each"""
 
     bl_idname = "hy_motion.compare_takes"
@@ -198,10 +196,6 @@ class HYMOTION_OT_compare_takes(bpy.types.Operator):
         ],
         default="JOB",
     )
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return _TakeOperator.poll(context)
 
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:
@@ -252,7 +246,7 @@ class HYMOTION_OT_delete_take(_TakeOperator):
         return {"FINISHED"}
 
 
-class HYMOTION_OT_export_takes(bpy.types.Operator):
+class HYMOTION_OT_export_takes(_TakesOperator):
     """Export the active take or all takes as FBX and/or BVH (file names from prompt + seed)"""
 
     bl_idname = "hy_motion.export_takes"
@@ -267,10 +261,6 @@ class HYMOTION_OT_export_takes(bpy.types.Operator):
         name="Folder", subtype="DIR_PATH", description="Empty: the preferences' export folder"
     )
     overwrite: BoolProperty(name="Overwrite", default=False, options={"SKIP_SAVE"})  # type: ignore[valid-type]
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return _TakeOperator.poll(context)
 
     def _plan(
         self, context: bpy.types.Context

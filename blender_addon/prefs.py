@@ -10,10 +10,10 @@ from bpy.props import FloatProperty, StringProperty
 
 from .core.errors import HYMotionError
 from .core.protocol import keys
-from .core.settings import ConnectionSettings
+from .core.settings import DEFAULT_ADDRESS, DEFAULT_JOB_TIMEOUT_S, ConnectionSettings
 
 ADDON_ID = __package__ or "blender_addon"
-DEFAULT_ADDRESS = "tcp://127.0.0.1:7878"
+DEFAULT_EXPORT_DIR = "//hy_motion_exports/"
 #: Used when the add-on runs from a checkout without being enabled (tests, the batch).
 ADDRESS_ENV = "HY_MOTION_DAEMON"
 
@@ -23,7 +23,7 @@ class HYMOTION_AP_preferences(bpy.types.AddonPreferences):
 
     address: StringProperty(  # type: ignore[valid-type]
         name="Daemon address",
-        description="ZeroMQ address of the HY-Motion daemon, e.g. tcp://127.0.0.1:7878",
+        description=f"ZeroMQ address of the HY-Motion daemon, e.g. {DEFAULT_ADDRESS}",
         default=DEFAULT_ADDRESS,
     )
     server_key: StringProperty(  # type: ignore[valid-type]
@@ -45,11 +45,11 @@ class HYMOTION_AP_preferences(bpy.types.AddonPreferences):
     )  # fmt: skip
     job_timeout_s: FloatProperty(  # type: ignore[valid-type]
         name="Job timeout", description="Seconds a headless generation may take, then cancelled",
-        default=900.0, min=10.0, max=86400.0, unit="TIME_ABSOLUTE",
+        default=DEFAULT_JOB_TIMEOUT_S, min=10.0, max=86400.0, unit="TIME_ABSOLUTE",
     )  # fmt: skip
     export_dir: StringProperty(  # type: ignore[valid-type]
         name="Export folder", description="Default folder for FBX/BVH exports", subtype="DIR_PATH",
-        default="//hy_motion_exports/",
+        default=DEFAULT_EXPORT_DIR,
     )  # fmt: skip
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -100,12 +100,12 @@ def connection_settings(context: bpy.types.Context) -> ConnectionSettings:
 
 def job_timeout_s(context: bpy.types.Context) -> float:
     prefs = get(context)
-    return prefs.job_timeout_s if prefs is not None else 900.0
+    return prefs.job_timeout_s if prefs is not None else DEFAULT_JOB_TIMEOUT_S
 
 
 def export_dir(context: bpy.types.Context) -> Path:
     prefs = get(context)
-    folder = prefs.export_dir if prefs is not None else "//hy_motion_exports/"
+    folder = prefs.export_dir if prefs is not None else DEFAULT_EXPORT_DIR
     if folder.startswith("//") and not bpy.data.filepath:
         # An unsaved file has no folder to be relative to: use the home folder instead.
         return Path.home() / folder[2:]

@@ -13,9 +13,15 @@ import time
 import bpy
 
 from . import history
-from .core.describe import explain
 from .core.protocol import client, errors, messages
-from .core.session import Failed, Finished, GenerationSession, JobView, ServerInfo
+from .core.session import (
+    Failed,
+    Finished,
+    GenerationSession,
+    JobView,
+    ServerInfo,
+    failed_view,
+)
 from .core.settings import no_answer
 from .props import scene_settings
 
@@ -84,7 +90,8 @@ def tick() -> float | None:
     try:
         outcomes = session.tick(0)
     except errors.HYMotionError as exc:
-        outcomes = [Failed(exc)]
+        outcomes = []
+        session.view, session.changed = failed_view(exc), True
     for outcome in outcomes:
         handle_outcome(scene, session, outcome)
     _check_timeout(session)
@@ -100,6 +107,8 @@ def tick() -> float | None:
 def handle_outcome(
     scene: bpy.types.Scene, session: GenerationSession, outcome: Finished | Failed
 ) -> None:
+    """A finished result becomes takes, the first applied (side by side if asked); a failure
+    is already in ``session.view``."""
     if isinstance(outcome, Finished):
         try:
             takes = history.add_result(scene, outcome.result, session.server, session.request)
@@ -122,11 +131,6 @@ def _check_timeout(session: GenerationSession) -> None:
         _state.checking_since = 0.0
         if not session.client.connected:
             session.view, session.changed = failed_view(no_answer(_state.config)), True
-
-
-def failed_view(exc: errors.HYMotionError) -> JobView:
-    info = explain(exc)
-    return JobView(state="failed", message=info.message, hint=info.hint)
 
 
 def show_error(scene: bpy.types.Scene, exc: errors.HYMotionError) -> None:

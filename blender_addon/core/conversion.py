@@ -77,10 +77,6 @@ def make_continuous(quaternions: np.ndarray) -> np.ndarray:
     return out
 
 
-def scene_fps(fps: int, fps_base: float) -> float:
-    return fps / fps_base
-
-
 def resample(
     rotations: np.ndarray, positions: np.ndarray, src_fps: float, dst_fps: float
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -60,6 +60,16 @@ class NoAnswerOverCurve(errors.DaemonUnreachable):
     )
 
 
+class JobTimeout(HYMotionError):
+    """No result within the job timeout (headless); the job was cancelled on the daemon."""
+
+    code = "job_timeout"
+    hint = (
+        "Raise the job timeout (Edit > Preferences > Add-ons > HY-Motion, or the batch's "
+        "--timeout), or ask for fewer candidates, a shorter clip or fewer steps."
+    )
+
+
 class ExportError(HYMotionError):
     """An export could not be written; nothing was left behind."""
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from .describe import Explanation, explain
+from .describe import explain
+from .errors import JobTimeout
 from .protocol import client, errors, messages
 from .settings import no_answer
 
@@ -56,13 +57,16 @@ class Finished:
 @dataclass(frozen=True)
 class Failed:
     error: errors.HYMotionError
-    explanation: Explanation = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "explanation", explain(self.error))
 
 
 Outcome = Finished | Failed
+
+
+def failed_view(error: errors.HYMotionError) -> JobView:
+    """The progress area after ``error``: what happened and what to do, in plain words."""
+    info = explain(error)
+    state = "cancelled" if isinstance(error, errors.JobCancelled) else "failed"
+    return JobView(state=state, message=info.message, hint=info.hint)
 
 
 def server_info(welcome: messages.Welcome, queue_depth: int | None = None) -> ServerInfo:
@@ -130,19 +134,21 @@ class GenerationSession:
         on_change: Callable[[JobView], None] | None = None,
     ) -> Outcome:
         """Submit and wait (headless); the outcome of this request, never an exception."""
-        self.start(request)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            outcomes = self.tick(100)
-            if self.changed and on_change is not None:
-                on_change(self.view)
-                self.changed = False
-            if outcomes:
-                return outcomes[0]
-        self.cancel()
-        error = errors.DaemonUnreachable(f"no result within {timeout_s:g} s; the job was cancelled")
-        self._set(JobView(state="failed", message=error.message, hint=error.hint))
-        return Failed(error)
+        try:
+            self.start(request)
+            while time.monotonic() < deadline:
+                outcomes = self.tick(100)
+                if self.changed and on_change is not None:
+                    on_change(self.view)
+                    self.changed = False
+                if outcomes:
+                    return outcomes[0]
+            self.cancel()
+            raise JobTimeout(f"no result within {timeout_s:g} s; the job was cancelled")
+        except errors.HYMotionError as exc:
+            self._set(failed_view(exc))
+            return Failed(exc)
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -187,11 +193,8 @@ class GenerationSession:
             )
             if isinstance(error, errors.DaemonUnreachable) and not self.server.version:
                 error = no_answer(self.client.config)  # never connected: name the keys
-            failed = Failed(error)
-            state = "cancelled" if isinstance(error, errors.JobCancelled) else "failed"
-            self._set(JobView(state=state, message=failed.explanation.message,
-                              hint=failed.explanation.hint))  # fmt: skip
-            return failed
+            self._set(failed_view(error))
+            return Failed(error)
         return None
 
     def _set(self, view: JobView) -> None:

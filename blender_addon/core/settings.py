@@ -22,8 +22,13 @@ from .errors import (
 from .protocol import client, errors, keys, messages
 
 _TCP = re.compile(r"^tcp://(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d{1,5})$")
+#: A daemon on this machine, on ``python -m daemon serve``'s default port.
+DEFAULT_ADDRESS = "tcp://127.0.0.1:7878"
+#: Seconds a headless generation may take before it is cancelled.
+DEFAULT_JOB_TIMEOUT_S = 900.0
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-MAX_SEED = 2**32 - 1
+#: Random seeds stay below 2^31: the panel's seed field (a signed 32-bit int) can show them.
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ def main() -> None:
     print(f"poll tick, nothing new: {ms(idle)} (target <= 2 ms)")
     if busy:
         print(f"poll tick, progress applied: {ms(busy)}")
+    blender_addon.unregister()  # the bpy 4.2/4.5 modules crash or hang at exit otherwise
 
 
 if __name__ == "__main__":

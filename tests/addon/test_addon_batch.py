@@ -92,3 +92,19 @@ def test_batch_daemon_down_fails_every_item_quickly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.count("no HY-Motion daemon answered") >= 2
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["ok"] is False
+
+
+def test_a_job_timeout_fails_that_item_only(tmp_path: Path) -> None:
+    with run_daemon(make_config(tmp_path / "daemon"), [TestEngine(step_s=0.05)]) as slow:
+        prompts = tmp_path / "p.txt"
+        prompts.write_text("a long one | steps=200\na short one | steps=4\n")
+        result = run_batch("--prompts", str(prompts), "--out", str(tmp_path / "o"),
+                           "--address", slow.address, "--duration", "1", "--candidates", "1",
+                           "--formats", "bvh", "--timeout", "2")  # fmt: skip
+        cancelled = [e for e in slow.log_events() if e["event"] == "job_finished"]
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert [i["error"] == "" for i in summary["items"]] == [False, True]
+    assert summary["items"][0]["code"] == "job_timeout"
+    assert "no result within 2 s" in summary["failures"][0] and "--timeout" in result.stdout
+    assert [e["outcome"] for e in cancelled] == ["cancelled", "ok"]  # not left running

@@ -2,8 +2,9 @@
 
 Each block has a reference ``forward`` that runs the concatenated motion+text sequence exactly as
 the spec describes, and split methods (``text_*`` / ``motion_*``) used by the exact shortcut that
-computes the text stream once per (prompt, step) and shares it across candidates (§11.5b): text
-queries never attend to motion keys, so the text stream never depends on the motion tokens.
+computes the text stream once per (prompt, velocity evaluation) and shares it across candidates
+(§11.5b): text queries never attend to motion keys, so the text stream never depends on the
+motion tokens.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ CONFIGS: dict[str, MMDiTConfig] = {
 
 @dataclass(frozen=True)
 class TextStream:
-    """The text side of one sampler step, computed once per (prompt branch, t)."""
+    """The text side of one velocity evaluation, computed once per (prompt branch, t)."""
 
     adapter: Tensor  # (G, 1, D): timestep + pooled-CLIP conditioning, drives every modulation
     double_kv: list[KV]  # per double block, (G, H, T_t, d)
@@ -201,7 +201,7 @@ class HunyuanMotionMMDiT(nn.Module):
             seq = single(seq, c, rope, allowed)
         return self.final_layer(seq[:, :frames], c)
 
-    # --- exact shortcut: text stream once per (prompt branch, step) -----------------------------
+    # --- exact shortcut: text stream once per (prompt branch, evaluation) ---------------------
 
     def encode_text_stream(
         self, t: Tensor, ctxt: Tensor, vtxt: Tensor, ctxt_valid: Tensor

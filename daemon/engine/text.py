@@ -133,10 +133,6 @@ class ClipEncoder:
             pooled = self.model(**batch).pooler_output  # (P, V), final LN at the EOS token
         return pooled.float().unsqueeze(1), [len(ids) > CLIP_MAX_TOKENS for ids in full]
 
-    @property
-    def parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
 
 class QwenEncoder:
     """Qwen3 final hidden states of the chat-formatted prompt, cropped to the user tokens."""
@@ -202,10 +198,6 @@ class QwenEncoder:
         )
         ctxt = ctxt * valid[..., None]  # pad-token states are masked downstream; zero them
         return ctxt, lengths, [len(ids) > limit for ids in full]
-
-    @property
-    def parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
 
 
 def chat_text(tokenizer: Any, system_prompt: str, prompt: str) -> str:

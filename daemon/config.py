@@ -8,7 +8,6 @@ engine options) come from the file only.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -16,9 +15,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from shared_protocol import HYMotionError
+from shared_protocol.addresses import is_loopback
 
 ENV_PREFIX = "HYMOTION_"
 
@@ -295,22 +294,6 @@ def check_config(config: DaemonConfig) -> None:
         )
     if config.metrics_bind is not None:
         metrics_address(config.metrics_bind)
-
-
-def is_loopback(endpoint: str) -> bool:
-    """True for tcp binds on a loopback address and for ipc/inproc endpoints."""
-    parts = urlsplit(endpoint)
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    if parts.scheme != "tcp":
-        return False
-    host = parts.netloc.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # "*", an interface name or a host name: not provably loopback
-        return False
 
 
 def metrics_address(text: str) -> tuple[str, int]:

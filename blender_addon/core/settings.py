@@ -6,7 +6,6 @@ errors (empty prompt, out-of-range values, a remote daemon while online access i
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import re
 from dataclasses import dataclass, replace
@@ -19,14 +18,13 @@ from .errors import (
     ServerKeyError,
     SettingsError,
 )
-from .protocol import client, errors, keys, messages
+from .protocol import addresses, client, errors, keys, messages
 
 _TCP = re.compile(r"^tcp://(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d{1,5})$")
 #: A daemon on this machine, on ``python -m daemon serve``'s default port.
 DEFAULT_ADDRESS = "tcp://127.0.0.1:7878"
 #: Seconds a headless generation may take before it is cancelled.
 DEFAULT_JOB_TIMEOUT_S = 900.0
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 #: Random seeds stay below 2^31: the panel's seed field (a signed 32-bit int) can show them.
 MAX_SEED = 2**31 - 1
 
@@ -77,22 +75,6 @@ class ConnectionSettings:
     artist: str = ""
 
 
-def is_loopback(address: str) -> bool:
-    """True for ipc://, inproc:// and tcp:// to 127.0.0.0/8, ::1 or localhost."""
-    if address.startswith(("ipc://", "inproc://")):
-        return True
-    match = _TCP.match(address)
-    if match is None:
-        return False
-    host = match.group("host").strip("[]")
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_address(address: str, online_access: bool) -> None:
     """Refuse malformed addresses, and remote ones when Blender's online access is off."""
     if not (_TCP.match(address) or address.startswith(("ipc://", "inproc://"))):
@@ -101,7 +83,7 @@ def check_address(address: str, online_access: bool) -> None:
             field="address",
             allowed="tcp://HOST:PORT, e.g. tcp://127.0.0.1:5557",
         )
-    if not is_loopback(address) and not online_access:
+    if not addresses.is_loopback(address) and not online_access:
         raise OnlineAccessRefused(
             f"{address} is another machine and Blender's online access is off, so the add-on "
             "does not connect to it",
@@ -118,7 +100,7 @@ def client_config(settings: ConnectionSettings, online_access: bool) -> client.C
     if settings.server_key.strip():
         server_key = _server_key(settings.server_key)
         key_pair = _key_pair(settings.client_secret_file.strip())
-    elif not is_loopback(address):
+    elif not addresses.is_loopback(address):
         raise ServerKeyError(
             f"a daemon on another machine ({address}) needs CURVE keys: paste its public key "
             "(the operator's server.key) and generate or import your key pair",

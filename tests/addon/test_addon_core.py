@@ -178,9 +178,7 @@ def test_bvh_text_layout() -> None:
 
 def test_loopback_and_online_access() -> None:
     for address in ("tcp://127.0.0.1:7878", "tcp://localhost:1", "tcp://[::1]:5", "ipc:///tmp/x"):
-        assert settings.is_loopback(address)
         settings.check_address(address, online_access=False)
-    assert not settings.is_loopback("tcp://10.0.0.5:7878")
     with pytest.raises(OnlineAccessRefused, match="online access is off") as info:
         settings.check_address("tcp://gpu-box:7878", online_access=False)
     assert "Allow Online Access" in info.value.hint

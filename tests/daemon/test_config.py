@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import keygen
-from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, is_loopback, load_config
+from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, load_config
+from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import KeyFileError, load_keypair
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +79,7 @@ def test_bad_environment_value_is_named(tmp_path: Path) -> None:
         ("tcp://127.0.0.2:7878", True),
         ("tcp://[::1]:7878", True),
         ("tcp://localhost:7878", True),
+        ("tcp://LocalHost:7878", True),
         ("ipc:///tmp/hy.sock", True),
         ("tcp://0.0.0.0:7878", False),
         ("tcp://*:7878", False),

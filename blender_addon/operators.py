@@ -18,6 +18,7 @@ from .core.protocol import errors, keys
 from .core.session import Failed, GenerationSession, JobView
 from .core.settings import GenerateSettings, build_request, client_config
 from .props import HYMOTION_PG_settings, HYMOTION_PG_take, scene_settings
+from .registration import class_registrar
 
 if TYPE_CHECKING:  # the stubs' name for {"FINISHED"}, {"CANCELLED"}, ...
     from bpy.stub_internal.rna_enums import OperatorReturnItems
@@ -355,11 +356,4 @@ classes = (
 )  # fmt: skip
 
 
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = class_registrar(classes)

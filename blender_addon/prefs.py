@@ -11,6 +11,7 @@ from bpy.props import FloatProperty, StringProperty
 from .core.errors import HYMotionError
 from .core.protocol import keys
 from .core.settings import DEFAULT_ADDRESS, DEFAULT_JOB_TIMEOUT_S, ConnectionSettings
+from .registration import class_registrar
 
 ADDON_ID = __package__ or "blender_addon"
 DEFAULT_EXPORT_DIR = "//hy_motion_exports/"
@@ -132,11 +133,4 @@ def keys_dir() -> Path:
 classes = (HYMOTION_AP_preferences,)
 
 
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = class_registrar(classes)

@@ -15,6 +15,7 @@ from bpy.props import (
 )
 
 from .core.protocol import messages
+from .registration import class_registrar
 from .targets import TARGETS
 
 _LIMITS = messages.DEFAULT_LIMITS
@@ -111,14 +112,7 @@ class HYMOTION_PG_settings(bpy.types.PropertyGroup):
 classes = (HYMOTION_PG_take, HYMOTION_PG_settings)
 
 
-def _register_classes() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def _unregister_classes() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+_register_classes, _unregister_classes = class_registrar(classes)
 
 
 def scene_settings(scene: bpy.types.Scene) -> HYMOTION_PG_settings:

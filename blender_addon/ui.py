@@ -8,6 +8,7 @@ import bpy
 
 from . import runtime
 from .props import HYMOTION_PG_settings, scene_settings
+from .registration import class_registrar
 
 
 class HYMOTION_UL_takes(bpy.types.UIList):
@@ -109,11 +110,4 @@ class HYMOTION_PT_takes(bpy.types.Panel):
 classes = (HYMOTION_UL_takes, HYMOTION_PT_main, HYMOTION_PT_takes)
 
 
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = class_registrar(classes)

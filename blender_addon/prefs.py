@@ -74,6 +74,13 @@ class HYMOTION_AP_preferences(bpy.types.AddonPreferences):
         layout.prop(self, "connect_timeout_s")
         layout.prop(self, "job_timeout_s")
         layout.prop(self, "export_dir")
+        # The model's license limits where its output may be used; artists should see it here.
+        notice = layout.box()
+        notice.label(
+            text="HY-Motion 1.0 is under the Tencent HY-Motion 1.0 Community License:", icon="INFO"
+        )
+        notice.label(text="not for use in the EU, the UK or South Korea; over 1M monthly users")
+        notice.label(text="need a separate license from Tencent.")
 
 
 def get(context: bpy.types.Context) -> HYMOTION_AP_preferences | None:

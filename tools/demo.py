@@ -52,6 +52,7 @@ def main() -> int:
             sys.executable, str(REPO / "blender_addon" / "batch.py"),
             "--address", address, "--prompts", str(args.prompts), "--out", str(out),
             "--candidates", str(args.candidates), "--formats", "blend,fbx,bvh",
+            "--overwrite",  # the demo owns its output folder: running it again regenerates it
         ]  # fmt: skip
         print("demo: running the headless Blender batch:", " ".join(batch_cmd[1:]))
         return subprocess.call(batch_cmd, cwd=REPO)

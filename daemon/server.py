@@ -18,13 +18,13 @@ import zmq
 import zmq.asyncio
 
 from daemon.auth import AllowList, start_auth, watch_handshakes
+from daemon.backend import EngineBackend, LocalBackend
 from daemon.config import ConfigError, DaemonConfig, metrics_address
 from daemon.engine_api import Engine
 from daemon.lifecycle import JobLifecycle
 from daemon.logs import EventLog, close_handlers, new_log_id, setup_logging
 from daemon.metrics import Metrics
 from daemon.service import Service
-from daemon.workers import DeviceWorker
 from shared_protocol import (
     REQUEST_LIMITS,
     Error,
@@ -49,19 +49,21 @@ _SHUTDOWN_LINGER_MS = 500
 
 class Server:
     def __init__(
-        self, config: DaemonConfig, engines: Sequence[Engine], log_name: str | None = None
+        self,
+        config: DaemonConfig,
+        engines: Sequence[Engine] = (),
+        log_name: str | None = None,
+        backend: EngineBackend | None = None,
     ) -> None:
-        if len(engines) != len(config.devices):
-            raise ValueError(f"{len(engines)} engines for {len(config.devices)} devices")
+        """``engines``: one per configured device (the local backend), unless ``backend``."""
         self.config = config
-        self._engines = list(engines)
+        self.backend = backend or LocalBackend(config.devices, engines, config.batch_window_s)
         self._log_name = log_name or f"hymotion.daemon.{new_id()[:8]}"
         self.address = ""
         self.metrics = Metrics(config.devices)
         self.log: EventLog
         self.lifecycle: JobLifecycle
         self.service: Service
-        self.workers: list[DeviceWorker] = []
         self.allow_list: AllowList | None = None
         self._context: zmq.asyncio.Context
         self._socket: zmq.asyncio.Socket
@@ -89,21 +91,17 @@ class Server:
         )
         self._context = zmq.asyncio.Context()
         self._socket = self._router()
-        first = self._engines[0]  # every device runs the same models: any one describes them
+        engine = self.backend.engine
         self.lifecycle = JobLifecycle(
             config,
-            {m.name: m for m in first.models()},
+            {m.name: m for m in engine.models()},
             self,
             self.log,
             self.metrics,
-            self._wake_workers,
-            workers=len(self._engines),
+            self.backend.wake,
+            workers=self.backend.capacity(),
         )
-        self.service = Service(config, first, self.lifecycle, self, self.log, self.metrics)
-        self.workers = [
-            DeviceWorker(device, engine, self.lifecycle, config.batch_window_s)
-            for device, engine in zip(config.devices, self._engines, strict=True)
-        ]
+        self.service = Service(config, engine, self.lifecycle, self, self.log, self.metrics)
         try:
             self._socket.bind(config.bind)
         except zmq.ZMQError as exc:
@@ -116,7 +114,10 @@ class Server:
         self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._receive_loop(), name="receive")]
-        self._tasks += [loop.create_task(w.run(), name=f"worker-{w.device}") for w in self.workers]
+        self._tasks += [
+            loop.create_task(runner)
+            for runner in self.backend.start(self.lifecycle, self.log, self.metrics)
+        ]
         if config.curve:
             self._tasks.append(
                 loop.create_task(watch_handshakes(self._socket, self.log, self.metrics))
@@ -156,10 +157,6 @@ class Server:
             socket.curve_publickey = keys.public
             socket.curve_server = True
         return socket
-
-    def _wake_workers(self) -> None:
-        for worker in self.workers:
-            worker.wake()
 
     def reload(self) -> None:
         """SIGHUP: re-read the allow-list (existing connections keep their identity)."""
@@ -240,32 +237,28 @@ class Server:
         self._socket.close(linger=linger_ms)
         self._context.term()
 
-    async def _workers_idle(self) -> None:
-        await asyncio.gather(*(w.idle.wait() for w in self.workers))
-
     async def shutdown(self) -> None:
         """Stop admitting, tell queued clients to retry, drain or cancel, close, flush logs."""
         started = time.monotonic()
         self.log.info(
             "shutdown_begin",
             queued=self.lifecycle.scheduler.depth,
-            running=sum(len(w.current) for w in self.workers),
+            running=len(self.backend.running()),
         )
         self.lifecycle.begin_shutdown()
         try:
-            await asyncio.wait_for(self._workers_idle(), self.config.grace_period_s)
+            await asyncio.wait_for(self.backend.wait_idle(), self.config.grace_period_s)
         except TimeoutError:
             self.log.warning(
-                "grace_period_over", cancelling=[j.job_id for w in self.workers for j in w.current]
+                "grace_period_over", cancelling=[j.job_id for j in self.backend.running()]
             )
             self.lifecycle.cancel_running()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._workers_idle(), _CANCEL_WAIT_S)
+                await asyncio.wait_for(self.backend.wait_idle(), _CANCEL_WAIT_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for worker in self.workers:
-            worker.close()
+        self.backend.close()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()

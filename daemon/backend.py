@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
-from daemon.engine_api import Engine
+from daemon.engine_api import Engine, EngineDescription
 from daemon.jobs import Job
 from daemon.lifecycle import JobLifecycle
 from daemon.logs import EventLog
@@ -24,7 +24,7 @@ from daemon.workers import DeviceWorker
 
 class EngineBackend(Protocol):
     #: Describes the models every runner serves: names, skeleton, batch keys, admission.
-    engine: Engine
+    engine: EngineDescription
 
     def capacity(self) -> int:
         """Batches that can run at once now (the queue's ETA divides by it)."""

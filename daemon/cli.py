@@ -12,10 +12,14 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon import __version__
 from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, flag_name, load_config
 from daemon.engine_api import Engine
+
+if TYPE_CHECKING:
+    from daemon.backend import EngineBackend
 from shared_protocol import HYMotionError
 from shared_protocol.keys import fingerprint, generate_keypair, load_public_key
 
@@ -74,7 +78,11 @@ def _serve_command(args: argparse.Namespace) -> int:
 
 
 def serve(config: DaemonConfig) -> int:
-    """Build one engine per device and run until SIGTERM/SIGINT."""
+    """Build one engine per device (or join the Ray cluster) and run until SIGTERM/SIGINT."""
+    if config.cluster.backend == "ray":
+        from daemon.cluster import connect_ray
+
+        return asyncio.run(run_server(config, (), backend=connect_ray(config)))
     from daemon.engine.factory import create_engine
 
     # The engine writes (e.g. the tiny model) under the daemon's data directory, nowhere else.
@@ -83,10 +91,12 @@ def serve(config: DaemonConfig) -> int:
     return asyncio.run(run_server(config, engines))
 
 
-async def run_server(config: DaemonConfig, engines: Sequence[Engine]) -> int:
+async def run_server(
+    config: DaemonConfig, engines: Sequence[Engine], backend: EngineBackend | None = None
+) -> int:
     from daemon.server import Server
 
-    server = Server(config, engines)
+    server = Server(config, engines, backend=backend)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     interrupts = 0

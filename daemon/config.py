@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from daemon.cluster.config import ClusterConfig, parse_cluster
 from shared_protocol import HYMotionError
 from shared_protocol.addresses import is_loopback
 
@@ -65,6 +66,8 @@ class DaemonConfig:
     quota_artists: Mapping[str, QuotaLimits] = field(default_factory=lambda: MappingProxyType({}))
     #: Passed unchanged to ``daemon.engine.factory.create_engine``.
     engine: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: The engine backend: local devices, or a Ray Serve cluster (``daemon/cluster``).
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @property
     def curve(self) -> bool:
@@ -136,7 +139,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("devices", _names, "devices to run one worker each on, e.g. cuda:0,cuda:1"),
 )
 _PATH_OPTIONS = {"data_dir", "log_dir", "state_dir", "server_secret_key", "allowed_keys_dir"}
-_TABLES = {"quotas", "engine"}
+_TABLES = {"quotas", "engine", "cluster"}
 
 
 def env_name(option: str) -> str:
@@ -231,6 +234,7 @@ def _tables(tables: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(engine, dict):
         raise ConfigError("[engine] must be a table", field="engine")
     out["engine"] = MappingProxyType(dict(engine))
+    out["cluster"] = parse_cluster(tables.get("cluster", {}))
     quotas = tables.get("quotas", {})
     if not isinstance(quotas, dict):
         raise ConfigError("[quotas] must be a table", field="quotas")

@@ -49,8 +49,8 @@ class ProgressFn(Protocol):
 ShouldStop = Callable[[str], bool]
 
 
-class Engine(Protocol):
-    """A model (or several) resident on one device."""
+class EngineDescription(Protocol):
+    """What the service and the scheduler need to know of the engines behind a backend."""
 
     def models(self) -> list[ModelInfo]:
         """Every model this engine knows, available or not (with the reason)."""
@@ -71,6 +71,10 @@ class Engine(Protocol):
     def check_admissible(self, job: JobSpec) -> None:
         """Raise ModelUnavailable / ResourceExhausted before the job is queued."""
         ...
+
+
+class Engine(EngineDescription, Protocol):
+    """A model (or several) resident on one device."""
 
     def run_batch(
         self, jobs: Sequence[JobSpec], progress: ProgressFn, should_stop: ShouldStop

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from daemon.config import DaemonConfig
-from daemon.engine_api import Engine, JobOutput
+from daemon.engine_api import EngineDescription, JobOutput
 from daemon.jobs import Job, JobState, JobTable
 from daemon.logs import EventLog, elapsed, new_log_id
 from daemon.metrics import Metrics
@@ -166,7 +166,7 @@ class JobLifecycle:
 
     # --- on a device ---------------------------------------------------------------------------
 
-    def take_batch(self, engine: Engine) -> list[Job]:
+    def take_batch(self, engine: EngineDescription) -> list[Job]:
         """The next batch for ``engine`` (empty when nothing is queued), marked running."""
         batch = self.scheduler.pop_batch(engine.batch_key, engine.max_batch_candidates)
         now = time.monotonic()
@@ -197,7 +197,7 @@ class JobLifecycle:
 
     def finish_batch(
         self,
-        engine: Engine,
+        engine: EngineDescription,
         batch: list[Job],
         outcomes: Sequence[JobOutput | HYMotionError],
         seconds: float,
@@ -234,7 +234,9 @@ class JobLifecycle:
         for job in batch:
             self._finish(job, JobState.FAILED, error)
 
-    def _result(self, engine: Engine, job: Job, out: JobOutput) -> tuple[JobState, Message]:
+    def _result(
+        self, engine: EngineDescription, job: Job, out: JobOutput
+    ) -> tuple[JobState, Message]:
         info = self.models[job.spec.model]  # admission checked that it exists
         timings = {k: round(v, 4) for k, v in out.timings.items()}
         timings["queue"] = job.queue_s or 0.0  # a job with an output has left the queue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from daemon.engine_api import JobSpec
 from daemon.jobs import Job
@@ -66,6 +66,10 @@ class Scheduler:
         """
         batches_ahead = math.ceil((position + 1) / self._limits.workers)
         return max(0.1, batches_ahead * self._batch_s)
+
+    def set_workers(self, workers: int) -> None:
+        """The backend's capacity changed (a cluster's replicas came or went)."""
+        self._limits = replace(self._limits, workers=max(1, workers))
 
     def record_batch(self, seconds: float) -> None:
         self._batch_s += self._alpha * (seconds - self._batch_s)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from daemon import __version__
 from daemon.config import DaemonConfig
-from daemon.engine_api import Engine, JobSpec
+from daemon.engine_api import EngineDescription, JobSpec
 from daemon.jobs import Job, JobState
 from daemon.lifecycle import JobLifecycle, Outbox, internal_error
 from daemon.logs import EventLog, new_log_id
@@ -62,7 +62,7 @@ class Service:
     def __init__(
         self,
         config: DaemonConfig,
-        engine: Engine,
+        engine: EngineDescription,
         lifecycle: JobLifecycle,
         outbox: Outbox,
         log: EventLog,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from daemon.backend import EngineBackend
 from daemon.config import DaemonConfig, with_overrides
 from daemon.engine_api import Engine
 from daemon.server import Server
@@ -76,16 +77,21 @@ class DaemonHandle:
 
 @contextmanager
 def run_daemon(
-    config: DaemonConfig, engines: Sequence[Engine] | None = None
+    config: DaemonConfig,
+    engines: Sequence[Engine] | None = None,
+    backend: EngineBackend | None = None,
 ) -> Iterator[DaemonHandle]:
     """Start ``Server(config, engines)`` on a private event loop thread; stop it on exit.
 
-    ``engines`` defaults to one zero-cost :class:`TestEngine` per configured device.
+    ``engines`` defaults to one zero-cost :class:`TestEngine` per configured device, unless a
+    ``backend`` (e.g. a connected ``RayBackend``) runs the batches.
     """
-    engine_list: list[Engine] = (
-        list(engines) if engines is not None else [TestEngine(device=d) for d in config.devices]
-    )
-    server = Server(config, engine_list)
+    engine_list: list[Engine] = []
+    if backend is None:
+        engine_list = (
+            list(engines) if engines is not None else [TestEngine(device=d) for d in config.devices]
+        )
+    server = Server(config, engine_list, backend=backend)
     loop = asyncio.new_event_loop()
     ready: concurrent.futures.Future[asyncio.Event] = concurrent.futures.Future()
     done: concurrent.futures.Future[None] = concurrent.futures.Future()

@@ -1,0 +1,377 @@
+"""``RayBackend``: the daemon joins a Ray cluster and runs its batches on a Serve deployment.
+
+``RayBackend.connect(config)`` (blocking, before the server starts): joins the cluster, deploys
+the engine app unless an identical one is already running (a restarted daemon finds its
+replicas warm), asks one replica to describe its engine, and starts the CancelBoard. Refuses
+with ``ConfigError`` (exit 2) when Ray cannot be reached. While serving, a health check every
+``health_interval_s`` counts live replicas (the queue's ETA divides by them) and notices a lost
+cluster: new jobs get ``busy`` until it answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+import ray
+from ray import serve
+
+from daemon import __version__
+from daemon.config import ConfigError, DaemonConfig
+from daemon.jobs import Job
+from daemon.lifecycle import JobLifecycle
+from daemon.logs import EventLog
+from daemon.metrics import Metrics
+from shared_protocol import ModelUnavailable
+
+from .cancel_board import start_board
+from .config import ClusterConfig
+from .dispatch import DispatchSlot, SlotContext, first_line
+from .engine_view import ClusterEngine
+from .messages import EngineProfile
+from .metrics import ClusterMetrics
+from .replica import EngineFactory, EngineReplica
+
+DEPLOYMENT = "engine"
+#: How long describing an already deployed app may take before it counts as absent.
+_DESCRIBE_TIMEOUT_S = 15.0
+_CONNECT_TIMEOUT_S = 5.0
+T = TypeVar("T")
+
+
+class RayBackend:
+    def __init__(self, config: DaemonConfig, engine_factory: EngineFactory | None = None) -> None:
+        """Use :meth:`connect`. ``engine_factory`` (tests, benchmarks) replaces
+        ``daemon.engine.factory.create_engine`` on the replicas; it must be importable there."""
+        self._config = config
+        self._cluster: ClusterConfig = config.cluster
+        self._factory = engine_factory
+        self.engine: ClusterEngine
+        self.slots: list[DispatchSlot] = []
+        self._board: Any = None
+        self._handle: Any = None
+        self._down: str | None = None
+        self._live = self._cluster.replicas
+        self._probe = ThreadPoolExecutor(1, thread_name_prefix="ray-health")
+        self._probing: Any = None
+        self._log: EventLog | None = None
+        self._lifecycle: JobLifecycle | None = None
+        self._metrics: ClusterMetrics | None = None
+        #: What connecting found and did, logged once the daemon's log exists.
+        self.facts: dict[str, Any] = {}
+
+    # --- connecting ----------------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls, config: DaemonConfig, engine_factory: EngineFactory | None = None
+    ) -> RayBackend:
+        backend = cls(config, engine_factory)
+        backend._connect()
+        return backend
+
+    def _connect(self) -> None:
+        cluster = self._cluster
+        started = time.monotonic()
+        _auth_environment(cluster)
+        _check_reachable(cluster.address)
+        try:
+            ray.init(
+                address=cluster.address,
+                namespace=cluster.namespace,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot reach the Ray cluster at {cluster.address!r}: {first_line(exc)}. "
+                "Start it (`ray start --head`), join this machine to it (`ray start "
+                "--address=HEAD:6379`), or fix cluster.address",
+                field="cluster.address",
+            ) from exc
+        try:
+            profile, deployed = self._ensure_app()
+        except BaseException:
+            ray.shutdown()
+            raise
+        self.engine = ClusterEngine(profile, self.down_reason)
+        self.engine.retry_after_s = max(1.0, 2 * cluster.health_interval_s)
+        self._board = start_board()
+        self._live = self._count_running() or self._live
+        self.facts = {
+            "address": cluster.address,
+            "namespace": cluster.namespace,
+            "app": cluster.app,
+            "deployed": deployed,
+            "replicas": self._live,
+            "slots": cluster.slots,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+    def _ensure_app(self) -> tuple[EngineProfile, bool]:
+        """The running app's profile; (re)deploys it first when allowed and needed."""
+        cluster = self._cluster
+        want = self._fingerprint()
+        current = self._describe(_DESCRIBE_TIMEOUT_S, quiet=True)
+        if current is not None and (current.fingerprint == want or not cluster.deploy):
+            return current, False
+        if not cluster.deploy:
+            raise ConfigError(
+                f"no Serve application {cluster.app!r} answers on the Ray cluster and "
+                "cluster.deploy is false: deploy it (docs/operations.md) or set deploy = true",
+                field="cluster.app",
+            )
+        self._deploy(want)
+        profile = self._describe(cluster.ready_timeout_s, quiet=False)
+        assert profile is not None  # quiet=False raises instead
+        return profile, True
+
+    def _fingerprint(self) -> str:
+        cluster = self._cluster
+        settings = {
+            "engine": self._engine_options(),
+            "factory": _qualname(self._factory),
+            "replicas": None if cluster.autoscaling else cluster.replicas,
+            "autoscaling": [cluster.min_replicas, cluster.max_replicas],
+            "gpus": cluster.gpus_per_replica,
+            "cpus": cluster.cpus_per_replica,
+            "version": __version__,
+        }
+        text = json.dumps(settings, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _engine_options(self) -> dict[str, Any]:
+        # Paths are read on each replica's node; the daemon's data_dir is not theirs (a tiny
+        # model without engine.tiny_dir goes to the node's ~/.cache/hy-motion/tiny).
+        return dict(self._config.engine)
+
+    def _deploy(self, fingerprint: str) -> None:
+        cluster = self._cluster
+        scaling: dict[str, Any] = (
+            {
+                "autoscaling_config": {
+                    "min_replicas": cluster.min_replicas,
+                    "max_replicas": cluster.max_replicas,
+                    # one batch per replica at a time: a queued batch asks for another replica
+                    "target_ongoing_requests": 1,
+                    "downscale_delay_s": 600,
+                }
+            }
+            if cluster.autoscaling
+            else {"num_replicas": cluster.replicas}
+        )
+        deployment = serve.deployment(
+            EngineReplica,
+            name=DEPLOYMENT,
+            max_ongoing_requests=1,
+            ray_actor_options={
+                "num_gpus": cluster.gpus_per_replica,
+                "num_cpus": cluster.cpus_per_replica,
+            },
+            **scaling,
+        )
+        app = deployment.bind(self._engine_options(), self._factory, fingerprint)
+        try:
+            _bounded(
+                lambda: serve.run(app, name=cluster.app, route_prefix=None),
+                cluster.ready_timeout_s,
+            )
+        except FutureTimeout as exc:
+            raise ModelUnavailable(
+                f"the engine replicas were not ready within cluster.ready_timeout_s = "
+                f"{cluster.ready_timeout_s:g} s ({self._app_message()}); check `ray status` "
+                "for free GPUs/CPUs and the replica logs"
+            ) from exc
+        except RuntimeError as exc:  # a replica's constructor raised
+            raise ModelUnavailable(
+                f"deploying the engine on the Ray cluster failed: {first_line(exc)} "
+                f"({self._app_message()})"
+            ) from exc
+
+    def _describe(self, timeout_s: float, quiet: bool) -> EngineProfile | None:
+        try:
+            self._handle = serve.get_app_handle(self._cluster.app)
+            return self._handle.describe.remote().result(timeout_s=timeout_s)
+        except Exception as exc:  # absent app, unhealthy replicas, timeout: all mean "not usable"
+            if quiet:
+                return None
+            raise ModelUnavailable(
+                f"the engine app {self._cluster.app!r} did not answer within {timeout_s:g} s: "
+                f"{first_line(exc)}"
+            ) from exc
+
+    def _app_message(self) -> str:
+        try:
+            app = serve.status().applications.get(self._cluster.app)
+        except Exception as exc:
+            return f"status unknown: {first_line(exc)}"
+        return f"{app.status}: {app.message}" if app is not None else "no such app"
+
+    # --- EngineBackend -------------------------------------------------------------------------
+
+    def capacity(self) -> int:
+        return max(1, self._live)
+
+    def down_reason(self) -> str | None:
+        return self._down
+
+    def start(
+        self, lifecycle: JobLifecycle, log: EventLog, metrics: Metrics
+    ) -> list[Coroutine[Any, Any, None]]:
+        self._lifecycle, self._log = lifecycle, log
+        self._metrics = ClusterMetrics(metrics.registry)
+        self._metrics.up.set(1)
+        context = SlotContext(
+            handle=self._handle,
+            board=self._board,
+            engine=self.engine,
+            down=self.down_reason,
+            step_timeout_s=self._cluster.step_timeout_s,
+            ready_timeout_s=self._cluster.ready_timeout_s,
+            batch_window_s=self._config.batch_window_s,
+        )
+        self.slots = [
+            DispatchSlot(i, context, lifecycle, log, self._metrics)
+            for i in range(self._cluster.slots)
+        ]
+        log.info("cluster_connected", **self.facts, replica=asdict(self.engine.profile.replica))
+        return [slot.run() for slot in self.slots] + [self._watch_health()]
+
+    def wake(self) -> None:
+        for slot in self.slots:
+            slot.wake()
+
+    def running(self) -> list[Job]:
+        return [job for slot in self.slots for job in slot.current]
+
+    async def wait_idle(self) -> None:
+        for slot in self.slots:
+            await slot.idle.wait()
+
+    def close(self) -> None:
+        """Leave the cluster; the Serve app stays deployed and warm for the next daemon."""
+        self._probe.shutdown(wait=False, cancel_futures=True)
+        ray.shutdown()
+
+    # --- health --------------------------------------------------------------------------------
+
+    async def _watch_health(self) -> None:
+        interval = self._cluster.health_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            if self._probing is not None and not self._probing.done():
+                self._mark_down("the last health check has not returned")
+                continue
+            loop = asyncio.get_running_loop()
+            self._probing = loop.run_in_executor(self._probe, self._replica_states)
+            try:
+                states = await asyncio.wait_for(asyncio.shield(self._probing), interval)
+            except TimeoutError:
+                self._mark_down(f"no answer to a health check within {interval:g} s")
+            except Exception as exc:
+                self._mark_down(first_line(exc))
+            else:
+                self._mark_up(states)
+
+    def _replica_states(self) -> dict[str, int]:
+        app = serve.status().applications.get(self._cluster.app)
+        if app is None or DEPLOYMENT not in app.deployments:
+            raise RuntimeError(f"the Serve app {self._cluster.app!r} is gone")
+        return dict(app.deployments[DEPLOYMENT].replica_states)
+
+    def _count_running(self) -> int:
+        try:
+            return self._replica_states().get("RUNNING", 0)
+        except Exception:
+            return 0
+
+    def _mark_down(self, reason: str) -> None:
+        assert self._log is not None and self._metrics is not None
+        if self._down is None:
+            self._log.error("cluster_unreachable", address=self._cluster.address, reason=reason)
+        self._down = reason
+        self._metrics.up.set(0)
+
+    def _mark_up(self, states: dict[str, int]) -> None:
+        assert self._log is not None and self._metrics is not None
+        if self._down is not None:
+            self._log.info("cluster_back", address=self._cluster.address, replicas=states)
+            self._down = None
+        self._metrics.up.set(1)
+        for state, count in states.items():
+            self._metrics.replicas.labels(state=state).set(count)
+        live = states.get("RUNNING", 0)
+        if live != self._live:
+            self._log.info("cluster_replicas", running=live, states=states)
+            self._live = live
+            if self._lifecycle is not None:
+                self._lifecycle.scheduler.set_workers(self.capacity())
+            self.wake()
+
+
+def _auth_environment(cluster: ClusterConfig) -> None:
+    """Ray reads its token settings from the environment when it connects."""
+    if cluster.auth == "none":
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        _reload_ray_auth()
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    if cluster.token_file is not None:
+        if not cluster.token_file.is_file():
+            raise ConfigError(
+                f"cluster.token_file {cluster.token_file} does not exist (copy the cluster's "
+                "token there, e.g. from ~/.ray/auth_token on the head node)",
+                field="cluster.token_file",
+            )
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(cluster.token_file)
+    _reload_ray_auth()
+
+
+def _reload_ray_auth() -> None:
+    """Ray caches its auth settings when it loads; re-read them as Ray's own test helpers do
+    (a daemon connects once, but tests and benchmarks connect several times per process)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse fast: ``ray.init`` retries an unreachable HOST:PORT forever."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not port.isdigit():
+        return  # "auto" fails fast by itself; ray:// clients have their own timeout
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), _CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc} (no Ray head "
+            f"answers there within {_CONNECT_TIMEOUT_S:g} s). Start it (`ray start --head`) or "
+            "fix cluster.address",
+            field="cluster.address",
+        ) from exc
+
+
+def _bounded(fn: Callable[[], T], timeout_s: float) -> T:
+    """``fn()`` in a thread, given up on (not stopped) after ``timeout_s``."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ray-connect")
+    try:
+        return pool.submit(fn).result(timeout=timeout_s)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _qualname(factory: EngineFactory | None) -> str:
+    if factory is None:
+        return "daemon.engine.factory.create_engine"
+    return f"{factory.__module__}.{getattr(factory, '__qualname__', repr(factory))}"

@@ -1,0 +1,121 @@
+"""The ``[cluster]`` table of the daemon config: which engine backend, and how to reach Ray.
+
+Read from the TOML file only (like ``[engine]``). Imports nothing from Ray, so a daemon without
+the ``cluster`` extra still reads and checks its configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+BACKENDS = ("local", "ray")
+AUTH_MODES = ("token", "none")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    backend: str = "local"
+    #: ``ray.init`` address: "auto" joins the cluster this machine is a node of.
+    address: str = "auto"
+    namespace: str = "hymotion"
+    #: Serve application name; one daemon (or several sharing one app) per name.
+    app: str = "hymotion"
+    #: Deploy (or update) the app at start; false: use the app an operator deployed.
+    deploy: bool = True
+    replicas: int = 1
+    #: Autoscaling bounds; setting ``max_replicas`` turns autoscaling on.
+    min_replicas: int = 1
+    max_replicas: int | None = None
+    gpus_per_replica: float = 1.0
+    cpus_per_replica: float = 1.0
+    auth: str = "token"
+    token_file: Path | None = None
+    #: A replica silent for this long (no progress event) is treated as lost.
+    step_timeout_s: float = 60.0
+    #: How long the daemon waits at start for the replicas to load their models.
+    ready_timeout_s: float = 600.0
+    health_interval_s: float = 2.0
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.max_replicas is not None
+
+    @property
+    def slots(self) -> int:
+        """Batches the daemon keeps in flight: one per replica there may be."""
+        return self.max_replicas if self.max_replicas is not None else self.replicas
+
+    @property
+    def replica_device(self) -> str:
+        return "cuda" if self.gpus_per_replica > 0 else "cpu"
+
+
+_KINDS: dict[str, type | tuple[type, ...]] = {
+    "backend": str,
+    "address": str,
+    "namespace": str,
+    "app": str,
+    "deploy": bool,
+    "replicas": int,
+    "min_replicas": int,
+    "max_replicas": int,
+    "gpus_per_replica": (int, float),
+    "cpus_per_replica": (int, float),
+    "auth": str,
+    "token_file": str,
+    "step_timeout_s": (int, float),
+    "ready_timeout_s": (int, float),
+    "health_interval_s": (int, float),
+}
+
+
+def parse_cluster(table: Any) -> ClusterConfig:
+    """``[cluster]`` -> ClusterConfig; ConfigError names the bad ``cluster.<key>``."""
+    from daemon.config import ConfigError  # late: daemon.config imports this module
+
+    if not isinstance(table, Mapping):
+        raise ConfigError("[cluster] must be a table", field="cluster")
+    known = {f.name for f in fields(ClusterConfig)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        where = f"cluster.{key}"
+        if key not in known:
+            raise ConfigError(
+                f"[cluster] has unknown key {key!r}", field=where, allowed=", ".join(known)
+            )
+        kind = _KINDS[key]
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{where} must be {_kind_name(kind)}, got {value!r}", field=where)
+        values[key] = Path(value).expanduser() if key == "token_file" else value
+    config = ClusterConfig(**values)
+    _check(config, ConfigError)
+    return config
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return "a number" if isinstance(kind, tuple) else kind.__name__
+
+
+def _check(config: ClusterConfig, error: type[Exception]) -> None:
+    def refuse(key: str, message: str, allowed: str) -> None:
+        raise error(f"cluster.{key} {message}", field=f"cluster.{key}", allowed=allowed)
+
+    if config.backend not in BACKENDS:
+        refuse("backend", f"{config.backend!r} is unknown", ", ".join(BACKENDS))
+    if config.auth not in AUTH_MODES:
+        refuse("auth", f"{config.auth!r} is unknown", ", ".join(AUTH_MODES))
+    if config.replicas < 1:
+        refuse("replicas", "must be at least 1", ">= 1")
+    if config.min_replicas < 0:
+        refuse("min_replicas", "must be 0 or more", ">= 0")
+    if config.max_replicas is not None and config.max_replicas < max(1, config.min_replicas):
+        refuse("max_replicas", "must be at least 1 and at least min_replicas", ">= min_replicas")
+    if config.gpus_per_replica < 0 or config.cpus_per_replica < 0:
+        key = "gpus_per_replica" if config.gpus_per_replica < 0 else "cpus_per_replica"
+        refuse(key, "must be 0 or more (fractions share a device)", ">= 0")
+    for key in ("step_timeout_s", "ready_timeout_s", "health_interval_s"):
+        if getattr(config, key) <= 0:
+            refuse(key, "must be greater than 0", "> 0")

@@ -1,0 +1,267 @@
+"""One dispatch slot per replica there may be: takes a batch, runs it on the cluster, reports.
+
+A slot sends its batch as one streaming call; Serve hands it to a free replica (each replica
+takes one batch at a time), or holds it until one is free. Progress events go to the lifecycle
+as they arrive; cancels go to the CancelBoard as soon as the lifecycle sets them.
+
+Faults: a replica that dies (its process, or its node) or stays silent for ``step_timeout_s``
+loses its batch; the batch is sent once more and Serve picks a live replica. A second loss
+answers each job with ``model_unavailable`` (reason ``replica_lost``). While the cluster itself
+is unreachable, batches are answered at once with ``model_unavailable`` (reason
+``cluster_unavailable``) instead of being sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.serve.handle import DeploymentHandle
+
+from daemon.engine_api import JobOutput
+from daemon.jobs import Job
+from daemon.lifecycle import JobLifecycle
+from daemon.logs import EventLog
+from shared_protocol import HYMotionError, ModelUnavailable
+
+from .engine_view import ClusterEngine
+from .messages import (
+    BatchRequest,
+    EngineFailed,
+    Finished,
+    ReplicaEvent,
+    ReplicaInfo,
+    Started,
+    StepUpdates,
+    WireError,
+)
+from .metrics import ClusterMetrics
+
+#: How often a waiting slot looks for new cancels and for a cluster outage.
+_POLL_S = 0.02
+#: A batch lost on its replica is sent this many times in all.
+ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class SlotContext:
+    """What every slot shares: the deployment, the board, the policy."""
+
+    handle: DeploymentHandle
+    board: Any  # CancelBoard actor handle
+    engine: ClusterEngine
+    #: Why the cluster cannot take work now (None while it can).
+    down: Callable[[], str | None]
+    step_timeout_s: float
+    #: The first event may wait for a free or starting replica this long.
+    ready_timeout_s: float
+    batch_window_s: float
+
+
+class ReplicaLost(Exception):
+    def __init__(self, reason: str, replica: ReplicaInfo | None, kind: str) -> None:
+        super().__init__(reason)
+        self.reason, self.replica, self.kind = reason, replica, kind
+
+
+class ClusterGone(Exception):
+    """The whole cluster became unreachable while the batch ran."""
+
+
+class EngineCrashed(Exception):
+    """The engine raised on its replica: like a local engine crash, the batch fails."""
+
+
+class DispatchSlot:
+    def __init__(
+        self,
+        index: int,
+        context: SlotContext,
+        lifecycle: JobLifecycle,
+        log: EventLog,
+        metrics: ClusterMetrics,
+    ) -> None:
+        self.index = index
+        self._ctx = context
+        self._lifecycle = lifecycle
+        self._log = log
+        self._metrics = metrics
+        self._work = asyncio.Event()
+        self.current: list[Job] = []
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def wake(self) -> None:
+        self._work.set()
+
+    async def run(self) -> None:
+        """Take and run batches until cancelled (at shutdown, once idle)."""
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            if self._ctx.batch_window_s:
+                await asyncio.sleep(self._ctx.batch_window_s)  # let jobs arriving together batch
+            while not self._lifecycle.shutting_down:
+                batch = self._lifecycle.take_batch(self._ctx.engine)
+                if not batch:
+                    break
+                await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[Job]) -> None:
+        self.current = batch
+        self.idle.clear()
+        started = time.monotonic()
+        try:
+            outcomes = await self._outcomes(batch)
+        except EngineCrashed as exc:
+            self._lifecycle.fail_batch(batch, exc, time.monotonic() - started)
+        else:
+            seconds = time.monotonic() - started
+            self._lifecycle.finish_batch(self._ctx.engine, batch, outcomes, seconds)
+        finally:
+            self._ctx.board.forget.remote([job.job_id for job in batch])
+            self.current = []
+            self.idle.set()
+
+    async def _outcomes(self, batch: list[Job]) -> list[JobOutput | HYMotionError]:
+        """One outcome per job: the replica's, or a typed error saying why there is none."""
+        for attempt in range(1, ATTEMPTS + 1):
+            down = self._ctx.down()
+            if down is not None:
+                return [_cluster_unavailable(down) for _ in batch]
+            try:
+                return await self._attempt(batch)
+            except ClusterGone as exc:
+                return [_cluster_unavailable(str(exc)) for _ in batch]
+            except ReplicaLost as lost:
+                self._metrics.failed(lost.replica, lost.kind)
+                rerun = attempt < ATTEMPTS and not all(j.cancel_event.is_set() for j in batch)
+                where = lost.replica
+                self._log.warning(
+                    "replica_lost",
+                    replica=where.replica if where else None,
+                    node=where.node if where else None,
+                    pid=where.pid if where else None,
+                    reason=lost.reason,
+                    jobs=[job.job_id for job in batch],
+                    attempt=attempt,
+                    rerun=rerun,
+                )
+                if not rerun:
+                    return [_replica_lost(lost) for _ in batch]
+        raise AssertionError("unreachable: the last attempt returns")
+
+    async def _attempt(self, batch: list[Job]) -> list[JobOutput | HYMotionError]:
+        request = BatchRequest(tuple(job.spec for job in batch), self._ctx.board)
+        stream = self._ctx.handle.options(stream=True).run.remote(request)
+        events: AsyncIterator[ReplicaEvent] = stream.__aiter__()
+        replica: ReplicaInfo | None = None
+        told: set[str] = set()
+        timeout_s = self._ctx.ready_timeout_s
+        try:
+            while True:
+                event = await self._next(events, batch, told, timeout_s, replica)
+                if isinstance(event, Started):
+                    replica, timeout_s = event.replica, self._ctx.step_timeout_s
+                    self._metrics.started(replica)
+                    self._log.debug(
+                        "batch_dispatched",
+                        replica=replica.replica,
+                        node=replica.node,
+                        pid=replica.pid,
+                        jobs=[job.job_id for job in batch],
+                    )
+                elif isinstance(event, StepUpdates):
+                    for update in event.updates:
+                        self._lifecycle.on_progress(*update)
+                elif isinstance(event, Finished):
+                    assert replica is not None  # Started always comes first
+                    self._metrics.finished(replica, len(batch), event)
+                    self._log.info(
+                        "batch_ran",
+                        replica=replica.replica,
+                        node=replica.node,
+                        jobs=[job.job_id for job in batch],
+                        seconds=round(event.seconds, 4),
+                    )
+                    return [_outcome(o) for o in event.outcomes]
+                elif isinstance(event, EngineFailed):
+                    self._metrics.failed(replica, "engine")
+                    raise EngineCrashed(f"on replica {replica}: {event.error}")
+        except (ReplicaLost, ClusterGone):
+            stream.cancel()  # a silent replica stops computing at its next step
+            raise
+
+    async def _next(
+        self,
+        events: AsyncIterator[ReplicaEvent],
+        batch: list[Job],
+        told: set[str],
+        timeout_s: float,
+        replica: ReplicaInfo | None,
+    ) -> ReplicaEvent:
+        """The next event, forwarding cancels while waiting; typed failures otherwise."""
+        pending = asyncio.ensure_future(events.__anext__())
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                self._forward_cancels(batch, told)
+                done, _ = await asyncio.wait({pending}, timeout=_POLL_S)
+                if done:
+                    return pending.result()
+                down = self._ctx.down()
+                if down is not None:
+                    raise ClusterGone(down)
+                if time.monotonic() > deadline:
+                    what = "no replica took the batch" if replica is None else "no progress"
+                    raise ReplicaLost(f"{what} within {timeout_s:g} s", replica, "timeout")
+        except StopAsyncIteration:
+            raise ReplicaLost(
+                "the replica ended the call without a result", replica, "lost"
+            ) from None
+        except ray.exceptions.RayTaskError as exc:  # our replica code raised: a bug, not a death
+            raise EngineCrashed(f"on replica {replica}: {exc}") from exc
+        except ray.exceptions.RayError as exc:
+            raise ReplicaLost(first_line(exc), replica, "lost") from exc
+        finally:
+            if not pending.done():
+                pending.cancel()
+
+    def _forward_cancels(self, batch: list[Job], told: set[str]) -> None:
+        fresh = [j.job_id for j in batch if j.cancel_event.is_set() and j.job_id not in told]
+        if fresh:
+            told.update(fresh)
+            self._ctx.board.cancel.remote(fresh)
+
+
+def _outcome(outcome: JobOutput | WireError) -> JobOutput | HYMotionError:
+    return outcome.exception() if isinstance(outcome, WireError) else outcome
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception in one line: Ray's messages run to dozens."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _cluster_unavailable(why: str) -> HYMotionError:
+    return ModelUnavailable(
+        f"the Ray cluster is unreachable ({why}); the job did not run to the end. Resubmit it "
+        "once the daemon accepts jobs again",
+        reason="cluster_unavailable",
+    )
+
+
+def _replica_lost(lost: ReplicaLost) -> HYMotionError:
+    where = (
+        f"replica {lost.replica.replica} on {lost.replica.node}" if lost.replica else "no replica"
+    )
+    return ModelUnavailable(
+        f"the engine replica running this job was lost twice (last: {where}, {lost.reason}); "
+        "resubmit it, or ask the operator to check the Ray cluster",
+        reason="replica_lost",
+    )

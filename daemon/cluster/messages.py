@@ -1,0 +1,92 @@
+"""What travels between the daemon and a replica (pickled by Ray; both sides run this code).
+
+A batch is one streaming call: the replica yields ``Started`` first, then ``StepUpdates`` as the
+engine reports progress, then exactly one ``Finished`` or ``EngineFailed``. Typed job errors
+travel as ``WireError`` (code, message, details), the form the protocol already round-trips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.engine_api import JobOutput, JobSpec
+from shared_protocol import HYMotionError, ModelInfo, Skeleton
+from shared_protocol.errors import error_from_code
+
+#: (job id, stage, step, total), as ``ProgressFn`` receives them.
+StepUpdate = tuple[str, str, int, int]
+
+
+@dataclass(frozen=True)
+class WireError:
+    code: str
+    message: str
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, error: HYMotionError) -> WireError:
+        return cls(error.code, error.message, dict(error.details))
+
+    def exception(self) -> HYMotionError:
+        return error_from_code(self.code, self.message, self.details)
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """Who runs a batch: named in the daemon's logs and metric labels."""
+
+    replica: str
+    node: str
+    pid: int
+    device: str
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """A replica's engine, described once at start for the daemon's admission and batching."""
+
+    models: tuple[ModelInfo, ...]
+    default_model: str
+    skeleton: Skeleton
+    max_batch_candidates: dict[str, int]
+    #: Deployment settings the replica was built with; equal fingerprints: no redeploy.
+    fingerprint: str
+    replica: ReplicaInfo
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    jobs: tuple[JobSpec, ...]
+    #: The daemon's CancelBoard actor handle: the replica long-polls it for these jobs.
+    board: Any
+
+
+@dataclass(frozen=True)
+class Started:
+    replica: ReplicaInfo
+
+
+@dataclass(frozen=True)
+class StepUpdates:
+    updates: tuple[StepUpdate, ...]
+
+
+@dataclass(frozen=True)
+class Finished:
+    outcomes: tuple[JobOutput | WireError, ...]
+    seconds: float
+    #: CUDA memory allocated by the replica's engine after the batch (0 on CPU).
+    device_memory_bytes: float
+    #: The replica process's resident set size (host memory).
+    rss_bytes: float
+
+
+@dataclass(frozen=True)
+class EngineFailed:
+    """The engine raised: the batch fails with an internal error, the replica lives on."""
+
+    error: str
+
+
+ReplicaEvent = Started | StepUpdates | Finished | EngineFailed

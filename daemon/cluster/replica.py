@@ -1,0 +1,205 @@
+"""The Serve deployment: each replica owns one engine on one device, loaded once, kept warm.
+
+``run`` is a streaming method: the engine runs in the replica's one engine thread while the
+event loop forwards its progress (coalesced: whatever piled up since the last event goes in one
+``StepUpdates``) and long-polls the daemon's CancelBoard. When the daemon gives up on a batch
+(Serve cancels the call), the engine stops at its next sampler step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import ray
+from ray import serve
+
+from daemon.engine_api import Engine, JobOutput, JobSpec
+from shared_protocol import HYMotionError
+
+from .messages import (
+    BatchRequest,
+    EngineFailed,
+    EngineProfile,
+    Finished,
+    ReplicaEvent,
+    ReplicaInfo,
+    Started,
+    StepUpdate,
+    StepUpdates,
+    WireError,
+)
+
+EngineFactory = Callable[[Mapping[str, Any], str], Engine]
+#: One long-poll of the CancelBoard; renewed until the batch ends.
+_CANCEL_POLL_S = 30.0
+
+log = logging.getLogger("hymotion.replica")
+
+
+class EngineReplica:
+    def __init__(
+        self, engine_options: Mapping[str, Any], factory: EngineFactory | None, fingerprint: str
+    ) -> None:
+        if factory is None:
+            from daemon.engine.factory import create_engine
+
+            factory = create_engine
+        # Ray hides every GPU but this replica's: "cuda" is its own device.
+        device = "cuda" if ray.get_gpu_ids() else "cpu"
+        started = time.monotonic()
+        self._engine = factory(dict(engine_options), device)
+        self._fingerprint = fingerprint
+        self._info = ReplicaInfo(
+            replica=serve.get_replica_context().replica_id.unique_id,
+            node=ray.util.get_node_ip_address(),
+            pid=os.getpid(),
+            device=device,
+        )
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        log.info(
+            "replica %s on node %s (pid %d, %s) loaded in %.1f s",
+            self._info.replica,
+            self._info.node,
+            self._info.pid,
+            device,
+            time.monotonic() - started,
+        )
+
+    def describe(self) -> EngineProfile:
+        engine = self._engine
+        models = tuple(engine.models())
+        return EngineProfile(
+            models=models,
+            default_model=engine.default_model(),
+            skeleton=engine.skeleton(),
+            max_batch_candidates={m.name: engine.max_batch_candidates(m.name) for m in models},
+            fingerprint=self._fingerprint,
+            replica=self._info,
+        )
+
+    async def run(self, request: BatchRequest) -> AsyncIterator[ReplicaEvent]:
+        yield Started(self._info)
+        loop = asyncio.get_running_loop()
+        pending: list[StepUpdate] = []
+        arrived = asyncio.Event()
+        cancelled: set[str] = set()
+        give_up = threading.Event()
+
+        def progress(job_id: str, stage: str, step: int, total: int) -> None:
+            loop.call_soon_threadsafe(_push, pending, arrived, (job_id, stage, step, total))
+
+        def should_stop(job_id: str) -> bool:
+            return give_up.is_set() or job_id in cancelled
+
+        started = time.monotonic()
+        watcher = asyncio.create_task(_watch_cancels(request, cancelled))
+        work = loop.run_in_executor(
+            self._executor, _run_groups, self._engine, request.jobs, progress, should_stop
+        )
+        try:
+            while not work.done():
+                waiter = asyncio.ensure_future(arrived.wait())
+                await asyncio.wait({waiter, work}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if pending:
+                    yield StepUpdates(_drain(pending, arrived))
+            if pending:
+                yield StepUpdates(_drain(pending, arrived))
+            try:
+                outcomes = work.result()
+            except Exception as exc:  # the engine's failure, not the replica's
+                log.exception("engine failed on a batch of %d jobs", len(request.jobs))
+                yield EngineFailed(f"{type(exc).__name__}: {exc}")
+                return
+            yield Finished(
+                outcomes=tuple(
+                    o if isinstance(o, JobOutput) else WireError.of(o) for o in outcomes
+                ),
+                seconds=time.monotonic() - started,
+                device_memory_bytes=_device_memory(self._info.device),
+                rss_bytes=_rss_bytes(),
+            )
+        finally:
+            # Also reached when the daemon cancels the call: stop computing at the next step.
+            give_up.set()
+            watcher.cancel()
+
+
+def _push(pending: list[StepUpdate], arrived: asyncio.Event, update: StepUpdate) -> None:
+    pending.append(update)
+    arrived.set()
+
+
+def _drain(pending: list[StepUpdate], arrived: asyncio.Event) -> tuple[StepUpdate, ...]:
+    """The updates that piled up, keeping only the newest step of each job and stage."""
+    latest: dict[tuple[str, str], StepUpdate] = {}
+    for update in pending:
+        latest.pop((update[0], update[1]), None)  # re-insert: keep arrival order of the newest
+        latest[(update[0], update[1])] = update
+    pending.clear()
+    arrived.clear()
+    return tuple(latest.values())
+
+
+async def _watch_cancels(request: BatchRequest, cancelled: set[str]) -> None:
+    waiting = [job.job_id for job in request.jobs]
+    while waiting:
+        try:
+            hits = await request.board.wait.remote(waiting, _CANCEL_POLL_S)
+        except ray.exceptions.RayError:
+            # The daemon (owner of the board) is gone; Serve cancels this call when it notices.
+            log.warning("cancel board unreachable; cancels for this batch are not heard")
+            return
+        cancelled.update(hits)
+        waiting = [job_id for job_id in waiting if job_id not in cancelled]
+
+
+def _run_groups(
+    engine: Engine,
+    jobs: Sequence[JobSpec],
+    progress: Callable[[str, str, int, int], None],
+    should_stop: Callable[[str], bool],
+) -> list[JobOutput | HYMotionError]:
+    """Run the daemon's batch as the engine's own batch keys allow; one outcome per job.
+
+    The daemon batches by model and step count; an engine whose key is finer (guidance, say)
+    gets one call per group. Jobs the engine cannot admit (memory) get their typed error.
+    """
+    outcomes: dict[str, JobOutput | HYMotionError] = {}
+    groups: dict[Hashable, list[JobSpec]] = {}
+    for job in jobs:
+        try:
+            engine.check_admissible(job)
+        except HYMotionError as exc:
+            outcomes[job.job_id] = exc
+            continue
+        groups.setdefault(engine.batch_key(job), []).append(job)
+    for group in groups.values():
+        results = engine.run_batch(group, progress, should_stop)
+        if len(results) != len(group):
+            raise RuntimeError(f"engine returned {len(results)} outcomes for {len(group)}")
+        outcomes.update((job.job_id, result) for job, result in zip(group, results, strict=True))
+    return [outcomes[job.job_id] for job in jobs]
+
+
+def _device_memory(device: str) -> float:
+    torch = sys.modules.get("torch")
+    if device != "cuda" or torch is None or not torch.cuda.is_available():
+        return 0.0
+    return float(torch.cuda.memory_allocated())
+
+
+def _rss_bytes() -> float:
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/statm") as statm:
+        return float(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)

@@ -1,0 +1,45 @@
+"""One real local Ray cluster for the whole test run, started only when a test asks for it.
+
+``ray_cluster`` starts ``ray start --head`` (CPU, 2 CPUs, 80 MB object store, token auth, all
+files under a fresh temp folder) and makes the tiny model once; the Serve app with two tiny
+replicas is deployed by the first daemon that connects and reused by the next ones (same
+fingerprint). At the end of the session every Ray process is killed by pid and the folder goes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from daemon.engine.tiny import ensure_tiny
+from tests.support.ray_cluster import LocalRayCluster
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[LocalRayCluster]:
+    # Short and private: Ray's socket paths under it must stay below the 107-byte limit.
+    root = Path(tempfile.mkdtemp(prefix="hm-ray-"))
+    ensure_tiny(root / "tiny")
+    cluster = LocalRayCluster(root).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(ray_cluster: LocalRayCluster) -> Path:
+    return ray_cluster.root / "tiny"
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context]:
+    ctx = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)

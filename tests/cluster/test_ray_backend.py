@@ -1,0 +1,281 @@
+"""The Ray Serve backend against a real local Ray cluster: two CPU replicas of the tiny model.
+
+One cluster serves the whole run (``conftest.ray_cluster``); the first daemon deploys the app,
+later ones find it warm. Every receive has a timeout (tests/support/wire.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import ray
+import torch
+import zmq
+
+from daemon.cluster.backend import RayBackend
+from daemon.cluster.config import ClusterConfig
+from daemon.config import DaemonConfig
+from daemon.engine.factory import create_engine
+from shared_protocol import Accepted, Cancel, Cancelled, Error, Generate, Progress, Result
+from tests.support import DaemonHandle, DaemonProcess, make_config, run_daemon
+from tests.support.ray_cluster import LocalRayCluster, free_port
+from tests.support.runner import REPO_ROOT
+from tests.support.wire import Peer
+
+pytestmark = pytest.mark.ray
+
+#: Slow enough to kill or cancel mid-run on a loaded 2-core box, short enough to finish.
+LONG_STEPS = 40
+#: The tiny model's shortest clip (20 frames).
+SHORT_S = 0.67
+_WAIT_S = 120.0
+
+
+def ray_config(
+    tmp_path: Path, cluster: LocalRayCluster, tiny_dir: Path, **overrides: Any
+) -> DaemonConfig:
+    settings: dict[str, Any] = {
+        "backend": "ray",
+        "address": cluster.address,
+        "replicas": 2,
+        "gpus_per_replica": 0.0,
+        "cpus_per_replica": 0.5,
+        "token_file": cluster.token_file,
+        "step_timeout_s": 60.0,
+        "ready_timeout_s": 240.0,
+        "health_interval_s": 0.5,
+    }
+    settings.update(overrides)
+    return make_config(
+        tmp_path, engine={"tiny_dir": str(tiny_dir)}, cluster=ClusterConfig(**settings)
+    )
+
+
+@contextmanager
+def ray_daemon(config: DaemonConfig) -> Iterator[DaemonHandle]:
+    try:
+        backend = RayBackend.connect(config)
+        with run_daemon(config, backend=backend) as daemon:
+            yield daemon
+    finally:
+        if ray.is_initialized():  # a failed start must not leave this process joined
+            ray.shutdown()
+
+
+def generate(peer: Peer, seed: int, steps: int = 4, candidates: int = 1) -> str:
+    message = Generate(prompt="a person walks", duration_s=SHORT_S, candidates=candidates,
+                       seed=seed, steps=steps)  # fmt: skip
+    return peer.send(message)
+
+
+def final_of(peer: Peer, request_id: str, timeout_s: float = _WAIT_S) -> Any:
+    """The one terminal message (result, error or cancelled) answering ``request_id``."""
+    _, message = peer.recv_until((Result, Error, Cancelled), re=request_id, timeout_s=timeout_s)
+    return message
+
+
+def events(daemon: DaemonHandle, name: str) -> list[dict[str, Any]]:
+    return [e for e in daemon.log_events() if e.get("event") == name]
+
+
+def test_results_equal_the_local_backend_bit_for_bit(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
+) -> None:
+    local_config = make_config(tmp_path / "local", engine={"tiny_dir": str(tiny_dir)})
+    engine = create_engine({"tiny_dir": str(tiny_dir)}, "cpu")
+    results: dict[str, Result] = {}
+    # On the CPU, float sums depend on the thread count; Ray gives a replica with
+    # num_cpus < 1 one thread, so the local engine runs with one too.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with run_daemon(local_config, [engine]) as daemon:
+            peer = Peer(context, daemon.address)
+            peer.hello("alice")
+            results["local"] = final_of(peer, generate(peer, seed=11, candidates=2))
+            peer.close()
+    finally:
+        torch.set_num_threads(threads)
+    with ray_daemon(ray_config(tmp_path / "ray", ray_cluster, tiny_dir)) as daemon:
+        peer = Peer(context, daemon.address)
+        peer.hello("alice")
+        results["ray"] = final_of(peer, generate(peer, seed=11, candidates=2))
+        peer.close()
+    local, remote = results["local"], results["ray"]
+    assert isinstance(local, Result) and isinstance(remote, Result), (local, remote)
+    for name in ("rotations", "root_positions", "joint_positions"):
+        assert np.array_equal(getattr(local, name), getattr(remote, name)), name
+    assert (local.model_label, local.seeds, local.untrained) == (
+        remote.model_label,
+        remote.seeds,
+        remote.untrained,
+    )
+    assert remote.skeleton.joint_names == local.skeleton.joint_names
+
+
+def test_twenty_clients_two_jobs_each_answered_once_on_both_replicas(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
+) -> None:
+    with ray_daemon(ray_config(tmp_path, ray_cluster, tiny_dir)) as daemon:
+        clients = [Peer(context, daemon.address) for _ in range(20)]
+        asked: dict[str, Peer] = {}
+        for i, peer in enumerate(clients):
+            peer.hello(f"artist{i}")
+            for k in range(2):
+                asked[generate(peer, seed=100 * i + k)] = peer
+        answers: Counter[str] = Counter()
+        deadline = time.monotonic() + 3 * _WAIT_S
+        for request_id, peer in asked.items():
+            message = final_of(peer, request_id, max(1.0, deadline - time.monotonic()))
+            assert isinstance(message, Result), message
+            answers[request_id] += 1
+        # nothing more arrives: no request is answered twice
+        for peer in clients:
+            with pytest.raises(TimeoutError):
+                while True:
+                    _, extra = peer.recv(timeout_s=0.2)
+                    assert not isinstance(extra, Result | Error | Cancelled), extra
+            peer.close()
+        assert set(answers) == set(asked) and set(answers.values()) == {1}
+        ran = events(daemon, "batch_ran")
+        assert sum(len(e["jobs"]) for e in ran) == 40
+        replicas = {e["replica"] for e in ran}
+        assert len(replicas) == 2, ran
+        jobs_total = sum(
+            daemon.server.metrics.value(
+                "hymotion_replica_jobs_total", replica=e["replica"], node=e["node"]
+            )
+            for e in {e["replica"]: e for e in ran}.values()
+        )
+        assert jobs_total == 40
+
+
+def test_cancel_frees_the_replica_within_one_step(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
+) -> None:
+    with ray_daemon(ray_config(tmp_path, ray_cluster, tiny_dir)) as daemon:
+        peer = Peer(context, daemon.address)
+        peer.hello("alice")
+        request_id = generate(peer, seed=5, steps=200)
+        _, accepted = peer.recv_until(Accepted, re=request_id, timeout_s=_WAIT_S)
+        assert isinstance(accepted, Accepted)
+        seen = 0
+        while seen < 2:  # into the sampler
+            _, progress = peer.recv_until(Progress, re=request_id, timeout_s=_WAIT_S)
+            assert isinstance(progress, Progress)
+            seen = progress.step if progress.stage == "sampling" else 0
+        cancel_id = peer.send(Cancel(job_id=accepted.job_id))
+        after: list[int] = []
+        while True:
+            envelope, message = peer.recv(timeout_s=_WAIT_S)
+            if isinstance(message, Progress) and message.stage == "sampling":
+                after.append(message.step)
+            if isinstance(message, Cancelled) and envelope.re == request_id:
+                break
+        # the step under way when the cancel arrived may finish and report; no other
+        assert len(after) <= 2, after
+        assert daemon.call(lambda: daemon.server.backend.running()) == []
+        assert cancel_id
+        peer.close()
+
+
+def test_a_replica_killed_mid_job_loses_and_repeats_nothing(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
+) -> None:
+    with ray_daemon(ray_config(tmp_path, ray_cluster, tiny_dir)) as daemon:
+        peer = Peer(context, daemon.address)
+        peer.hello("alice")
+        doomed = generate(peer, seed=21, steps=LONG_STEPS)
+        peer.until_running(doomed, timeout_s=_WAIT_S)
+        deadline = time.monotonic() + 10
+        while not (dispatched := events(daemon, "batch_dispatched")):
+            assert time.monotonic() < deadline, "no batch_dispatched log event"
+            time.sleep(0.05)
+        victim = dispatched[-1]
+        os.kill(victim["pid"], signal.SIGKILL)
+        message = final_of(peer, doomed)
+        assert isinstance(message, Result), message
+        with pytest.raises(TimeoutError):  # exactly one answer
+            while True:
+                _, extra = peer.recv(timeout_s=0.5)
+                assert not isinstance(extra, Result | Error | Cancelled), extra
+        peer.close()
+        lost = events(daemon, "replica_lost")
+        assert [(e["replica"], e["pid"], e["rerun"]) for e in lost] == [
+            (victim["replica"], victim["pid"], True)
+        ]
+        ran = events(daemon, "batch_ran")
+        assert [e["replica"] for e in ran] != [victim["replica"]]
+        assert len(ran) == 1
+        metrics = daemon.server.metrics
+        assert (
+            metrics.value(
+                "hymotion_replica_errors_total",
+                replica=victim["replica"],
+                node=victim["node"],
+                kind="lost",
+            )
+            == 1
+        )
+
+
+def test_sigterm_drains_the_running_job(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
+) -> None:
+    config_file = tmp_path / "daemon.toml"
+    config_file.write_text(
+        f'log_level = "debug"\n'
+        f"grace_period_s = 120\n"
+        f"[engine]\n"
+        f'tiny_dir = "{tiny_dir}"\n'
+        f"[cluster]\n"
+        f'backend = "ray"\n'
+        f'address = "{ray_cluster.address}"\n'
+        f"replicas = 2\n"
+        f"gpus_per_replica = 0\n"
+        f"cpus_per_replica = 0.5\n"
+        f'token_file = "{ray_cluster.token_file}"\n'
+        f"health_interval_s = 0.5\n"
+    )
+    daemon = DaemonProcess(
+        tmp_path,
+        ["--config", str(config_file)],
+        entry=DaemonProcess.REAL_ENGINE,
+        start_timeout_s=_WAIT_S,
+    )
+    with daemon:
+        peer = Peer(context, daemon.address)
+        peer.hello("alice")
+        request_id = generate(peer, seed=3, steps=8)
+        peer.until_running(request_id, timeout_s=_WAIT_S)
+        daemon.signal(signal.SIGTERM)
+        message = final_of(peer, request_id)
+        assert isinstance(message, Result), message
+        assert daemon.wait(_WAIT_S) == 0
+        peer.close()
+
+
+def test_an_unreachable_cluster_is_refused_at_start_with_exit_2(tmp_path: Path) -> None:
+    config_file = tmp_path / "daemon.toml"
+    port = free_port()  # nothing listens there
+    config_file.write_text(f'[cluster]\nbackend = "ray"\naddress = "127.0.0.1:{port}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon", "serve", "--config", str(config_file),
+         "--data-dir", str(tmp_path), "--log-stderr", "false"],
+        cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in done.stderr
+    assert "ray start --head" in done.stderr

@@ -1,0 +1,109 @@
+"""A real single-node Ray cluster for tests: ``ray start --head --block`` in its own session.
+
+CPU only, a small object store, no dashboard, token authentication on (the token in a file of
+its own, so nothing is written to ~/.ray), every Ray file under ``root``. Replicas import the
+repository (``PYTHONPATH``), so test engine factories work on them. ``stop()`` kills every
+process of the cluster's session by pid: nothing outlives the test run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .runner import REPO_ROOT
+
+_START_TIMEOUT_S = 60.0
+_OBJECT_STORE_BYTES = 80 * 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalRayCluster:
+    def __init__(self, root: Path, num_cpus: int = 2) -> None:
+        self.root = Path(root)
+        self.num_cpus = num_cpus
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.token_file = self.root / "auth_token"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def environment(self) -> dict[str, str]:
+        """What a driver (or the head) needs: the token, and the repository on the path."""
+        return dict(
+            os.environ,
+            PYTHONPATH=str(REPO_ROOT),
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN_PATH=str(self.token_file),
+        )
+
+    def start(self) -> LocalRayCluster:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.token_file.write_text(secrets.token_hex(32) + "\n")
+        self.token_file.chmod(0o600)
+        ray = Path(sys.executable).with_name("ray")
+        cmd = [str(ray), "start", "--head", "--block", "--port", str(self.port),
+               "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.num_cpus),
+               "--num-gpus", "0", "--object-store-memory", str(_OBJECT_STORE_BYTES),
+               "--include-dashboard", "false", "--disable-usage-stats",
+               "--ray-client-server-port", str(free_port()),
+               "--temp-dir", str(self.root / "ray")]  # fmt: skip
+        log = (self.root / "head.log").open("wb")
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # every Ray process shares this session: stop() finds them
+        )
+        log.close()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ray start exited: {(self.root / 'head.log').read_text()}")
+            if "block forever" in (self.root / "head.log").read_text(errors="replace"):
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the Ray head did not start in time")
+
+    def pids(self) -> list[int]:
+        """Every live process of the cluster (same session as ``ray start``)."""
+        if self.proc is None:
+            return []
+        sid = self.proc.pid
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.getsid(int(entry.name)) == sid:
+                        found.append(int(entry.name))
+                except (ProcessLookupError, PermissionError):
+                    continue
+        return found
+
+    def stop(self) -> None:
+        """Kill the cluster's processes, by pid, until none is left (a few seconds at most)."""
+        deadline = time.monotonic() + 10.0
+        while (pids := self.pids()) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        if self.proc is not None:
+            self.proc.wait(10)
+        left = self.pids()
+        if left:
+            raise RuntimeError(f"Ray processes survived stop(): {left}")

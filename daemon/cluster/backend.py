@@ -46,6 +46,8 @@ DEPLOYMENT = "engine"
 #: How long describing an already deployed app may take before it counts as absent.
 _DESCRIBE_TIMEOUT_S = 15.0
 _CONNECT_TIMEOUT_S = 5.0
+#: A health check slower than this counts as the cluster lost (a busy one answers in < 1 s).
+_HEALTH_TIMEOUT_S = 10.0
 T = TypeVar("T")
 
 
@@ -63,7 +65,6 @@ class RayBackend:
         self._down: str | None = None
         self._live = self._cluster.replicas
         self._probe = ThreadPoolExecutor(1, thread_name_prefix="ray-health")
-        self._probing: Any = None
         self._log: EventLog | None = None
         self._lifecycle: JobLifecycle | None = None
         self._metrics: ClusterMetrics | None = None
@@ -266,18 +267,15 @@ class RayBackend:
     # --- health --------------------------------------------------------------------------------
 
     async def _watch_health(self) -> None:
-        interval = self._cluster.health_interval_s
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(interval)
-            if self._probing is not None and not self._probing.done():
-                self._mark_down("the last health check has not returned")
-                continue
-            loop = asyncio.get_running_loop()
-            self._probing = loop.run_in_executor(self._probe, self._replica_states)
+            await asyncio.sleep(self._cluster.health_interval_s)
+            # One probe thread: a hung probe delays the next ones, it never piles up threads.
+            probe = loop.run_in_executor(self._probe, self._replica_states)
             try:
-                states = await asyncio.wait_for(asyncio.shield(self._probing), interval)
+                states = await asyncio.wait_for(probe, _HEALTH_TIMEOUT_S)
             except TimeoutError:
-                self._mark_down(f"no answer to a health check within {interval:g} s")
+                self._mark_down(f"no answer to a health check within {_HEALTH_TIMEOUT_S:g} s")
             except Exception as exc:
                 self._mark_down(first_line(exc))
             else:

@@ -102,6 +102,8 @@ class LocalRayCluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.1)
+            if self.proc is not None:
+                self.proc.poll()  # reap our own child, or it lingers as a zombie of the session
         if self.proc is not None:
             self.proc.wait(10)
         left = self.pids()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -189,3 +190,8 @@ class TestEngine:
 
     def close(self) -> None:
         self.closed = True
+
+
+def stepping_engine(options: Mapping[str, Any], device: str) -> TestEngine:
+    """An engine factory for Ray replicas: a TestEngine taking ``options["step_s"]`` per step."""
+    return TestEngine(step_s=float(options.get("step_s", 0.05)), device=device)

@@ -34,15 +34,15 @@ from daemon.logs import EventLog
 from daemon.metrics import Metrics
 from shared_protocol import ModelUnavailable
 
+from .app import DEPLOYMENT, engine_app
 from .cancel_board import start_board
 from .config import ClusterConfig
 from .dispatch import DispatchSlot, SlotContext, first_line
 from .engine_view import ClusterEngine
 from .messages import EngineProfile
 from .metrics import ClusterMetrics
-from .replica import EngineFactory, EngineReplica
+from .replica import EngineFactory
 
-DEPLOYMENT = "engine"
 #: How long describing an already deployed app may take before it counts as absent.
 _DESCRIBE_TIMEOUT_S = 15.0
 _CONNECT_TIMEOUT_S = 5.0
@@ -107,7 +107,7 @@ class RayBackend:
             raise
         self.engine = ClusterEngine(profile, self.down_reason)
         self.engine.retry_after_s = max(1.0, 2 * cluster.health_interval_s)
-        self._board = start_board()
+        self._board = start_board(cluster.ready_timeout_s)
         self._live = self._count_running() or self._live
         self.facts = {
             "address": cluster.address,
@@ -158,30 +158,7 @@ class RayBackend:
 
     def _deploy(self, fingerprint: str) -> None:
         cluster = self._cluster
-        scaling: dict[str, Any] = (
-            {
-                "autoscaling_config": {
-                    "min_replicas": cluster.min_replicas,
-                    "max_replicas": cluster.max_replicas,
-                    # one batch per replica at a time: a queued batch asks for another replica
-                    "target_ongoing_requests": 1,
-                    "downscale_delay_s": 600,
-                }
-            }
-            if cluster.autoscaling
-            else {"num_replicas": cluster.replicas}
-        )
-        deployment = serve.deployment(
-            EngineReplica,
-            name=DEPLOYMENT,
-            max_ongoing_requests=1,
-            ray_actor_options={
-                "num_gpus": cluster.gpus_per_replica,
-                "num_cpus": cluster.cpus_per_replica,
-            },
-            **scaling,
-        )
-        app = deployment.bind(self._engine_options(), self._factory, fingerprint)
+        app = engine_app(cluster, self._engine_options(), self._factory, fingerprint)
         try:
             _bounded(
                 lambda: serve.run(app, name=cluster.app, route_prefix=None),

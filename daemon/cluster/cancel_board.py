@@ -45,10 +45,13 @@ class CancelBoard:
                 return []
 
 
-def start_board() -> ray.actor.ActorHandle:
-    """A board on this node (no CPU reserved), owned by this driver."""
+def start_board(timeout_s: float) -> ray.actor.ActorHandle:
+    """A board on this node (no CPU reserved), owned by this driver, answering once returned
+    (a board still starting would delay the first cancels by its process start)."""
     node = ray.get_runtime_context().get_node_id()
     actor = ray.remote(num_cpus=0, max_concurrency=1000)(CancelBoard)
-    return actor.options(
+    board = actor.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
     ).remote()
+    ray.get(board.forget.remote([]), timeout=timeout_s)
+    return board

@@ -1,9 +1,9 @@
 """A real single-node Ray cluster for tests: ``ray start --head --block`` in its own session.
 
-CPU only, a small object store, no dashboard, token authentication on (the token in a file of
-its own, so nothing is written to ~/.ray), every Ray file under ``root``. Replicas import the
-repository (``PYTHONPATH``), so test engine factories work on them. ``stop()`` kills every
-process of the cluster's session by pid: nothing outlives the test run.
+No GPU unless asked, a small object store, no dashboard, token authentication on (the token
+in a file of its own, so nothing is written to ~/.ray), every Ray file under ``root``. Replicas
+import the repository (``PYTHONPATH``), so test engine factories work on them. ``stop()``
+kills every process of the cluster's session by pid: nothing outlives the test run.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ def free_port() -> int:
 
 
 class LocalRayCluster:
-    def __init__(self, root: Path, num_cpus: int = 2) -> None:
+    def __init__(self, root: Path, num_cpus: int = 2, num_gpus: int = 0) -> None:
         self.root = Path(root)
         self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.token_file = self.root / "auth_token"
@@ -55,7 +56,7 @@ class LocalRayCluster:
         ray = Path(sys.executable).with_name("ray")
         cmd = [str(ray), "start", "--head", "--block", "--port", str(self.port),
                "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.num_cpus),
-               "--num-gpus", "0", "--object-store-memory", str(_OBJECT_STORE_BYTES),
+               "--num-gpus", str(self.num_gpus), "--object-store-memory", str(_OBJECT_STORE_BYTES),
                "--include-dashboard", "false", "--disable-usage-stats",
                "--ray-client-server-port", str(free_port()),
                "--temp-dir", str(self.root / "ray")]  # fmt: skip

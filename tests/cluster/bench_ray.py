@@ -1,0 +1,158 @@
+"""Ray backend figures against the local backend, in one run (prints, asserts nothing).
+
+    .venv/bin/python tests/cluster/bench_ray.py [--jobs 200] [--replicas-max 2] [--gpus 0]
+
+Starts a local Ray cluster (tests/support/ray_cluster.py), then measures with the test engine
+(``stepping_engine``: sleeps per sampler step, so the figures are the path, not the model):
+
+- overhead per job: end-to-end latency of sequential 1-candidate, 4-step jobs from one client
+  over loopback, zero-cost engine, Ray backend (1 replica) minus local backend;
+- throughput: 20 clients x (jobs / 20) jobs with 20 ms per step x 10 steps, local backend
+  (1 device) and Ray with 1 .. ``--replicas-max`` replicas.
+
+On a GPU box, ``--gpus 1`` gives each replica a whole GPU (one replica per GPU) instead of
+half a CPU; the cluster then starts with ``--num-gpus`` = ``--replicas-max``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from daemon.cluster.backend import RayBackend
+from daemon.cluster.config import ClusterConfig
+from daemon.config import DaemonConfig, with_overrides
+from shared_protocol import Generate, Result
+from tests.support import TestEngine, make_config, run_daemon
+from tests.support.engine import stepping_engine
+from tests.support.ray_cluster import LocalRayCluster
+from tests.support.wire import Peer
+
+SMALL = Generate(prompt="a person walks", duration_s=0.67, candidates=1, seed=1, steps=4)
+BUSY = Generate(prompt="a person walks", duration_s=0.67, candidates=1, seed=1, steps=10)
+STEP_S = 0.02
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=200, help="jobs per measurement")
+    parser.add_argument("--replicas-max", type=int, default=2)
+    parser.add_argument("--gpus", type=float, default=0.0, help="GPUs per replica")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="hm-bench-ray-"))
+    gpus = int(args.gpus * args.replicas_max) if args.gpus else 0
+    cluster = LocalRayCluster(root, num_cpus=2, num_gpus=gpus)
+    context = zmq.Context()
+    print(f"machine: {platform.processor() or platform.machine()}, Python "
+          f"{platform.python_version()}, ray {ray.__version__}")  # fmt: skip
+    try:
+        started = time.monotonic()
+        cluster.start()
+        print(f"cluster start: {time.monotonic() - started:.1f} s")
+        _overhead(root, cluster, context, args)
+        _throughput(root, cluster, context, args)
+    finally:
+        context.destroy(linger=0)
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def _ray_config(root: Path, cluster: LocalRayCluster, name: str, replicas: int, gpus: float,
+                step_s: float) -> DaemonConfig:  # fmt: skip
+    settings = ClusterConfig(
+        backend="ray", address=cluster.address, app=name, replicas=replicas,
+        gpus_per_replica=gpus, cpus_per_replica=0.0 if gpus else 0.5,
+        token_file=cluster.token_file, ready_timeout_s=300.0,
+    )  # fmt: skip
+    config = make_config(root / name, cluster=settings, max_queue=1024, max_per_artist=64)
+    return with_overrides(config, engine={"step_s": step_s}, log_level="info")
+
+
+def _latencies(address: str, context: zmq.Context, jobs: int) -> list[float]:
+    peer = Peer(context, address)
+    peer.hello("bench")
+    seconds = []
+    for _ in range(jobs):
+        started = time.perf_counter()
+        request_id = peer.send(SMALL)
+        peer.recv_until(Result, re=request_id, timeout_s=60)
+        seconds.append(time.perf_counter() - started)
+    peer.close()
+    return seconds
+
+
+def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: argparse.Namespace
+              ) -> None:  # fmt: skip
+    with run_daemon(make_config(root / "local"), [TestEngine()]) as daemon:
+        local = _latencies(daemon.address, context, args.jobs)
+    config = _ray_config(root, cluster, "bench-overhead", 1, args.gpus, 0.0)
+    try:
+        with run_daemon(config, backend=RayBackend.connect(config, stepping_engine)) as daemon:
+            _latencies(daemon.address, context, 10)  # warm the handle and the replica
+            remote = _latencies(daemon.address, context, args.jobs)
+    finally:
+        ray.shutdown()
+    print(f"latency per job, zero-cost engine, {args.jobs} sequential jobs (median/p90 ms):")
+    for label, values in (("local backend", local), ("ray, 1 replica", remote)):
+        print(f"  {label:15} {_ms(values)}")
+    extra = statistics.median(remote) - statistics.median(local)
+    print(f"  ray overhead per job (median difference): {extra * 1000:.2f} ms")
+
+
+def _burst(address: str, context: zmq.Context, jobs: int) -> float:
+    clients = [Peer(context, address) for _ in range(20)]
+    asked = []
+    for i, peer in enumerate(clients):
+        peer.hello(f"artist{i}")
+    started = time.perf_counter()
+    for k in range(jobs):
+        peer = clients[k % len(clients)]
+        asked.append((peer, peer.send(BUSY)))
+    for peer, _ in asked:
+        peer.recv_until(Result, re=None, timeout_s=120)
+    seconds = time.perf_counter() - started
+    for peer in clients:
+        peer.close()
+    return seconds
+
+
+def _throughput(root: Path, cluster: LocalRayCluster, context: zmq.Context,
+                args: argparse.Namespace) -> None:  # fmt: skip
+    print(f"throughput, 20 clients, {args.jobs} jobs of 10 steps x {STEP_S * 1000:.0f} ms, "
+          "batches of up to 8 jobs:")  # fmt: skip
+    with run_daemon(make_config(root / "local-tp", max_queue=1024, max_per_artist=64),
+                    [TestEngine(step_s=STEP_S)]) as daemon:  # fmt: skip
+        base = _burst(daemon.address, context, args.jobs)
+    print(f"  local backend, 1 device: {args.jobs / base:6.1f} jobs/s ({base:.2f} s)")
+    for replicas in range(1, args.replicas_max + 1):
+        config = _ray_config(root, cluster, f"bench-{replicas}", replicas, args.gpus, STEP_S)
+        try:
+            with run_daemon(config, backend=RayBackend.connect(config, stepping_engine)) as d:
+                _burst(d.address, context, 20)  # warm
+                seconds = _burst(d.address, context, args.jobs)
+        finally:
+            ray.shutdown()
+        print(f"  ray, {replicas} replica(s):      {args.jobs / seconds:6.1f} jobs/s "
+              f"({seconds:.2f} s, x{base / seconds:.2f} the local backend)")  # fmt: skip
+
+
+def _ms(values: list[float]) -> str:
+    ordered = sorted(values)
+    p90 = ordered[int(0.9 * (len(ordered) - 1))]
+    return f"{statistics.median(ordered) * 1000:7.2f} / {p90 * 1000:7.2f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -33,10 +33,8 @@ from .messages import (
     BatchRequest,
     EngineFailed,
     Finished,
-    ReplicaEvent,
     ReplicaInfo,
-    Started,
-    StepUpdates,
+    Report,
     WireError,
 )
 from .metrics import ClusterMetrics
@@ -93,6 +91,8 @@ class DispatchSlot:
         self._metrics = metrics
         self._work = asyncio.Event()
         self.current: list[Job] = []
+        #: Jobs of the current batch whose cancel went to the board.
+        self._told: set[str] = set()
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -124,7 +124,9 @@ class DispatchSlot:
             seconds = time.monotonic() - started
             self._lifecycle.finish_batch(self._ctx.engine, batch, outcomes, seconds)
         finally:
-            self._ctx.board.forget.remote([job.job_id for job in batch])
+            if self._told:  # the board keeps only cancelled ids
+                self._ctx.board.forget.remote(sorted(self._told))
+                self._told.clear()
             self.current = []
             self.idle.set()
 
@@ -159,15 +161,14 @@ class DispatchSlot:
     async def _attempt(self, batch: list[Job]) -> list[JobOutput | HYMotionError]:
         request = BatchRequest(tuple(job.spec for job in batch), self._ctx.board)
         stream = self._ctx.handle.options(stream=True).run.remote(request)
-        events: AsyncIterator[ReplicaEvent] = stream.__aiter__()
+        reports: AsyncIterator[Report] = stream.__aiter__()
         replica: ReplicaInfo | None = None
-        told: set[str] = set()
         timeout_s = self._ctx.ready_timeout_s
         try:
             while True:
-                event = await self._next(events, batch, told, timeout_s, replica)
-                if isinstance(event, Started):
-                    replica, timeout_s = event.replica, self._ctx.step_timeout_s
+                report = await self._next(reports, batch, timeout_s, replica)
+                if replica is None:
+                    replica, timeout_s = report.replica, self._ctx.step_timeout_s
                     self._metrics.started(replica)
                     self._log.debug(
                         "batch_dispatched",
@@ -176,43 +177,40 @@ class DispatchSlot:
                         pid=replica.pid,
                         jobs=[job.job_id for job in batch],
                     )
-                elif isinstance(event, StepUpdates):
-                    for update in event.updates:
-                        self._lifecycle.on_progress(*update)
-                elif isinstance(event, Finished):
-                    assert replica is not None  # Started always comes first
-                    self._metrics.finished(replica, len(batch), event)
+                for update in report.updates:
+                    self._lifecycle.on_progress(*update)
+                if isinstance(report.outcome, EngineFailed):
+                    self._metrics.failed(replica, "engine")
+                    raise EngineCrashed(f"on replica {replica}: {report.outcome.error}")
+                if isinstance(report.outcome, Finished):
+                    self._metrics.finished(replica, len(batch), report.outcome)
                     self._log.info(
                         "batch_ran",
                         replica=replica.replica,
                         node=replica.node,
                         jobs=[job.job_id for job in batch],
-                        seconds=round(event.seconds, 4),
+                        seconds=round(report.outcome.seconds, 4),
                     )
-                    return [_outcome(o) for o in event.outcomes]
-                elif isinstance(event, EngineFailed):
-                    self._metrics.failed(replica, "engine")
-                    raise EngineCrashed(f"on replica {replica}: {event.error}")
+                    return [_outcome(o) for o in report.outcome.outcomes]
         except (ReplicaLost, ClusterGone):
             stream.cancel()  # a silent replica stops computing at its next step
             raise
 
     async def _next(
         self,
-        events: AsyncIterator[ReplicaEvent],
+        reports: AsyncIterator[Report],
         batch: list[Job],
-        told: set[str],
         timeout_s: float,
         replica: ReplicaInfo | None,
-    ) -> ReplicaEvent:
-        """The next event, forwarding cancels while waiting; typed failures otherwise."""
-        pending = asyncio.ensure_future(events.__anext__())
+    ) -> Report:
+        """The next report, forwarding cancels while waiting; typed failures otherwise."""
+        pending = asyncio.ensure_future(reports.__anext__())
         # Given up on (cancelled, or failing after stream.cancel()): nothing is lost unread.
         pending.add_done_callback(_consume)
         deadline = time.monotonic() + timeout_s
         try:
             while True:
-                self._forward_cancels(batch, told)
+                self._forward_cancels(batch)
                 done, _ = await asyncio.wait({pending}, timeout=_POLL_S)
                 if done:
                     return pending.result()
@@ -234,10 +232,10 @@ class DispatchSlot:
             if not pending.done():
                 pending.cancel()
 
-    def _forward_cancels(self, batch: list[Job], told: set[str]) -> None:
-        fresh = [j.job_id for j in batch if j.cancel_event.is_set() and j.job_id not in told]
+    def _forward_cancels(self, batch: list[Job]) -> None:
+        fresh = [j.job_id for j in batch if j.cancel_event.is_set() and j.job_id not in self._told]
         if fresh:
-            told.update(fresh)
+            self._told.update(fresh)
             self._ctx.board.cancel.remote(fresh)
 
 

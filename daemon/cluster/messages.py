@@ -1,7 +1,9 @@
 """What travels between the daemon and a replica (pickled by Ray; both sides run this code).
 
-A batch is one streaming call: the replica yields ``Started`` first, then ``StepUpdates`` as the
-engine reports progress, then exactly one ``Finished`` or ``EngineFailed``. Typed job errors
+A batch is one streaming call. The replica yields ``Report``s: each names the replica and
+carries the progress that piled up since the last one; the last one also carries the outcome
+(``Finished`` or ``EngineFailed``). A fast batch is a single report: every streamed item costs
+a Ray round of its own. Typed job errors
 travel as ``WireError`` (code, message, details), the form the protocol already round-trips.
 """
 
@@ -63,16 +65,6 @@ class BatchRequest:
 
 
 @dataclass(frozen=True)
-class Started:
-    replica: ReplicaInfo
-
-
-@dataclass(frozen=True)
-class StepUpdates:
-    updates: tuple[StepUpdate, ...]
-
-
-@dataclass(frozen=True)
 class Finished:
     outcomes: tuple[JobOutput | WireError, ...]
     seconds: float
@@ -89,4 +81,9 @@ class EngineFailed:
     error: str
 
 
-ReplicaEvent = Started | StepUpdates | Finished | EngineFailed
+@dataclass(frozen=True)
+class Report:
+    replica: ReplicaInfo
+    updates: tuple[StepUpdate, ...]
+    #: Set on the last report of a batch only.
+    outcome: Finished | EngineFailed | None = None

@@ -1,8 +1,8 @@
 """The Serve deployment: each replica owns one engine on one device, loaded once, kept warm.
 
 ``run`` is a streaming method: the engine runs in the replica's one engine thread while the
-event loop forwards its progress (coalesced: whatever piled up since the last event goes in one
-``StepUpdates``) and long-polls the daemon's CancelBoard. When the daemon gives up on a batch
+event loop forwards its progress (coalesced: whatever piled up since the last report goes in
+one ``Report``) and long-polls the daemon's CancelBoard. When the daemon gives up on a batch
 (Serve cancels the call), the engine stops at its next sampler step.
 """
 
@@ -31,11 +31,9 @@ from .messages import (
     EngineFailed,
     EngineProfile,
     Finished,
-    ReplicaEvent,
     ReplicaInfo,
-    Started,
+    Report,
     StepUpdate,
-    StepUpdates,
     WireError,
 )
 
@@ -87,8 +85,7 @@ class EngineReplica:
             replica=self._info,
         )
 
-    async def run(self, request: BatchRequest) -> AsyncIterator[ReplicaEvent]:
-        yield Started(self._info)
+    async def run(self, request: BatchRequest) -> AsyncIterator[Report]:
         loop = asyncio.get_running_loop()
         pending: list[StepUpdate] = []
         arrived = asyncio.Event()
@@ -111,28 +108,28 @@ class EngineReplica:
                 waiter = asyncio.ensure_future(arrived.wait())
                 await asyncio.wait({waiter, work}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
-                if pending:
-                    yield StepUpdates(_drain(pending, arrived))
-            if pending:
-                yield StepUpdates(_drain(pending, arrived))
-            try:
-                outcomes = work.result()
-            except Exception as exc:  # the engine's failure, not the replica's
-                log.exception("engine failed on a batch of %d jobs", len(request.jobs))
-                yield EngineFailed(f"{type(exc).__name__}: {exc}")
-                return
-            yield Finished(
-                outcomes=tuple(
-                    o if isinstance(o, JobOutput) else WireError.of(o) for o in outcomes
-                ),
-                seconds=time.monotonic() - started,
-                device_memory_bytes=_device_memory(self._info.device),
-                rss_bytes=_rss_bytes(),
-            )
+                if pending and not work.done():
+                    yield Report(self._info, _drain(pending, arrived))
+            yield Report(self._info, _drain(pending, arrived), self._outcome(work, started))
         finally:
             # Also reached when the daemon cancels the call: stop computing at the next step.
             give_up.set()
             watcher.cancel()
+
+    def _outcome(
+        self, work: asyncio.Future[list[JobOutput | HYMotionError]], started: float
+    ) -> Finished | EngineFailed:
+        try:
+            outcomes = work.result()
+        except Exception as exc:  # the engine's failure, not the replica's
+            log.exception("engine failed on a batch")
+            return EngineFailed(f"{type(exc).__name__}: {exc}")
+        return Finished(
+            outcomes=tuple(o if isinstance(o, JobOutput) else WireError.of(o) for o in outcomes),
+            seconds=time.monotonic() - started,
+            device_memory_bytes=_device_memory(self._info.device),
+            rss_bytes=_rss_bytes(),
+        )
 
 
 def _push(pending: list[StepUpdate], arrived: asyncio.Event, update: StepUpdate) -> None:

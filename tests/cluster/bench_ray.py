@@ -27,6 +27,7 @@ from pathlib import Path
 
 import ray
 import zmq
+from ray import serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -99,14 +100,23 @@ def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: 
         local = _latencies(daemon.address, context, args.jobs)
     config = _ray_config(root, cluster, "bench-overhead", 1, args.gpus, 0.0)
     try:
-        with run_daemon(config, backend=RayBackend.connect(config, stepping_engine)) as daemon:
+        backend = RayBackend.connect(config, stepping_engine)
+        with run_daemon(config, backend=backend) as daemon:
             _latencies(daemon.address, context, 10)  # warm the handle and the replica
             remote = _latencies(daemon.address, context, args.jobs)
+        # Ray's own floor: one plain Serve call to the same replica from this driver
+        handle = serve.get_app_handle(config.cluster.app)
+        floor = []
+        for _ in range(args.jobs):
+            started = time.perf_counter()
+            handle.describe.remote().result(timeout_s=60)
+            floor.append(time.perf_counter() - started)
     finally:
         ray.shutdown()
     print(f"latency per job, zero-cost engine, {args.jobs} sequential jobs (median/p90 ms):")
     for label, values in (("local backend", local), ("ray, 1 replica", remote)):
         print(f"  {label:15} {_ms(values)}")
+    print(f"  one bare Serve call (describe), for scale: {_ms(floor)}")
     extra = statistics.median(remote) - statistics.median(local)
     print(f"  ray overhead per job (median difference): {extra * 1000:.2f} ms")
 

@@ -104,13 +104,13 @@ def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: 
         with run_daemon(config, backend=backend) as daemon:
             _latencies(daemon.address, context, 10)  # warm the handle and the replica
             remote = _latencies(daemon.address, context, args.jobs)
-        # Ray's own floor: one plain Serve call to the same replica from this driver
-        handle = serve.get_app_handle(config.cluster.app)
-        floor = []
-        for _ in range(args.jobs):
-            started = time.perf_counter()
-            handle.describe.remote().result(timeout_s=60)
-            floor.append(time.perf_counter() - started)
+            # Ray's own floor: one plain Serve call to the same replica from this driver
+            handle = serve.get_app_handle(config.cluster.app)
+            floor = []
+            for _ in range(args.jobs):
+                started = time.perf_counter()
+                handle.describe.remote().result(timeout_s=60)
+                floor.append(time.perf_counter() - started)
     finally:
         ray.shutdown()
     print(f"latency per job, zero-cost engine, {args.jobs} sequential jobs (median/p90 ms):")

@@ -16,9 +16,10 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
 from typing import Any, TypeVar
@@ -48,6 +49,8 @@ _DESCRIBE_TIMEOUT_S = 15.0
 _CONNECT_TIMEOUT_S = 5.0
 #: A health check slower than this counts as the cluster lost (a busy one answers in < 1 s).
 _HEALTH_TIMEOUT_S = 10.0
+#: Leaving a lost cluster can hang in Ray; the daemon gives up on it after this.
+_SHUTDOWN_TIMEOUT_S = 10.0
 T = TypeVar("T")
 
 
@@ -64,7 +67,6 @@ class RayBackend:
         self._handle: Any = None
         self._down: str | None = None
         self._live = self._cluster.replicas
-        self._probe = ThreadPoolExecutor(1, thread_name_prefix="ray-health")
         self._log: EventLog | None = None
         self._lifecycle: JobLifecycle | None = None
         self._metrics: ClusterMetrics | None = None
@@ -238,19 +240,24 @@ class RayBackend:
 
     def close(self) -> None:
         """Leave the cluster; the Serve app stays deployed and warm for the next daemon."""
-        self._probe.shutdown(wait=False, cancel_futures=True)
-        ray.shutdown()
+        try:
+            _bounded(ray.shutdown, _SHUTDOWN_TIMEOUT_S)
+        except FutureTimeout:
+            if self._log is not None:  # a lost cluster: the process exits without it
+                self._log.warning("ray_shutdown_timeout", seconds=_SHUTDOWN_TIMEOUT_S)
 
     # --- health --------------------------------------------------------------------------------
 
     async def _watch_health(self) -> None:
-        loop = asyncio.get_running_loop()
+        probe: Future[dict[str, int]] | None = None
         while True:
             await asyncio.sleep(self._cluster.health_interval_s)
-            # One probe thread: a hung probe delays the next ones, it never piles up threads.
-            probe = loop.run_in_executor(self._probe, self._replica_states)
+            if probe is not None and not probe.done():
+                continue  # still stuck on a lost cluster (already marked down): no pile-up
+            probe = _in_thread(self._replica_states)
             try:
-                states = await asyncio.wait_for(probe, _HEALTH_TIMEOUT_S)
+                waiting = asyncio.shield(asyncio.wrap_future(probe))
+                states = await asyncio.wait_for(waiting, _HEALTH_TIMEOUT_S)
             except TimeoutError:
                 self._mark_down(f"no answer to a health check within {_HEALTH_TIMEOUT_S:g} s")
             except Exception as exc:
@@ -337,13 +344,24 @@ def _check_reachable(address: str) -> None:
         ) from exc
 
 
+def _in_thread(fn: Callable[[], T]) -> Future[T]:
+    """``fn()`` in a daemon thread: a Ray call stuck on a lost cluster must not hold the
+    daemon's exit (executor threads are joined at exit, daemon threads are not)."""
+    done: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(fn())
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name="ray-call", daemon=True).start()
+    return done
+
+
 def _bounded(fn: Callable[[], T], timeout_s: float) -> T:
-    """``fn()`` in a thread, given up on (not stopped) after ``timeout_s``."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="ray-connect")
-    try:
-        return pool.submit(fn).result(timeout=timeout_s)
-    finally:
-        pool.shutdown(wait=False)
+    """``fn()``, given up on (not stopped) after ``timeout_s``."""
+    return _in_thread(fn).result(timeout=timeout_s)
 
 
 def _qualname(factory: EngineFactory | None) -> str:

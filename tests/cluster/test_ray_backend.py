@@ -7,9 +7,11 @@ later ones find it warm. Every receive has a timeout (tests/support/wire.py).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +31,7 @@ from daemon.cluster.replica import EngineFactory
 from daemon.config import DaemonConfig, with_overrides
 from daemon.engine.factory import create_engine
 from shared_protocol import Accepted, Cancel, Cancelled, Error, Generate, Progress, Result
-from tests.support import DaemonHandle, DaemonProcess, make_config, run_daemon
+from tests.support import DaemonHandle, DaemonProcess, make_config, read_log, run_daemon
 from tests.support.engine import stepping_engine
 from tests.support.ray_cluster import LocalRayCluster, free_port
 from tests.support.runner import REPO_ROOT
@@ -82,6 +84,25 @@ def ray_daemon(
     finally:
         if ray.is_initialized():  # a failed start must not leave this process joined
             ray.shutdown()
+
+
+def write_config(tmp_path: Path, cluster: LocalRayCluster, tiny_dir: Path, more: str = "") -> Path:
+    """A daemon.toml for ``python -m daemon serve`` on the tiny model with two replicas."""
+    config_file = tmp_path / "daemon.toml"
+    config_file.write_text(
+        f'log_level = "debug"\n'
+        f"grace_period_s = 120\n"
+        f"[engine]\n"
+        f'tiny_dir = "{tiny_dir}"\n'
+        f"[cluster]\n"
+        f'backend = "ray"\n'
+        f'address = "{cluster.address}"\n'
+        f"gpus_per_replica = 0\n"
+        f"cpus_per_replica = 0.5\n"
+        f'token_file = "{cluster.token_file}"\n'
+        f"health_interval_s = 0.5\n" + (more or "replicas = 2\n")
+    )
+    return config_file
 
 
 def generate(
@@ -251,21 +272,7 @@ def test_a_replica_killed_mid_job_loses_and_repeats_nothing(
 def test_sigterm_drains_the_running_job(
     tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
 ) -> None:
-    config_file = tmp_path / "daemon.toml"
-    config_file.write_text(
-        f'log_level = "debug"\n'
-        f"grace_period_s = 120\n"
-        f"[engine]\n"
-        f'tiny_dir = "{tiny_dir}"\n'
-        f"[cluster]\n"
-        f'backend = "ray"\n'
-        f'address = "{ray_cluster.address}"\n'
-        f"replicas = 2\n"
-        f"gpus_per_replica = 0\n"
-        f"cpus_per_replica = 0.5\n"
-        f'token_file = "{ray_cluster.token_file}"\n'
-        f"health_interval_s = 0.5\n"
-    )
+    config_file = write_config(tmp_path, ray_cluster, tiny_dir)
     daemon = DaemonProcess(
         tmp_path,
         ["--config", str(config_file)],
@@ -297,3 +304,41 @@ def test_an_unreachable_cluster_is_refused_at_start_with_exit_2(tmp_path: Path) 
     assert done.returncode == 2, done.stderr
     assert f"cannot reach the Ray cluster at '127.0.0.1:{port}'" in done.stderr
     assert "ray start --head" in done.stderr
+
+
+def test_ray_lost_while_serving_fails_admitted_jobs_and_refuses_new_ones(
+    tmp_path: Path, tiny_dir: Path, context: zmq.Context
+) -> None:
+    """A cluster of its own whose GCS is killed, and a daemon process (the Ray driver that
+    loses its cluster), so neither the session's cluster nor this test process is harmed."""
+    root = Path(tempfile.mkdtemp(prefix="hm-ray-lost-"))  # short: Ray's socket path limit
+    cluster = LocalRayCluster(root).start()
+    try:
+        config_file = write_config(tmp_path, cluster, tiny_dir, 'app = "lost"\nreplicas = 1\n')
+        daemon = DaemonProcess(
+            tmp_path, ["--config", str(config_file)], entry=DaemonProcess.REAL_ENGINE,
+            start_timeout_s=_WAIT_S,
+        )  # fmt: skip
+        with daemon:
+            peer = Peer(context, daemon.address)
+            peer.hello("alice")
+            running = generate(peer, seed=1, steps=200, duration_s=12.0)
+            peer.until_running(running, timeout_s=_WAIT_S)
+            for pid in cluster.pids():
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "gcs_server":
+                    os.kill(pid, signal.SIGKILL)
+            failed = final_of(peer, running)
+            assert isinstance(failed, Error) and failed.code == "model_unavailable", failed
+            assert failed.details["reason"] == "cluster_unavailable"
+            refused = final_of(peer, generate(peer, seed=2))
+            assert isinstance(refused, Error) and refused.code == "busy", refused
+            assert refused.details["reason"] == "cluster_unavailable"
+            assert refused.details["retry_after_s"] == 1.0
+            peer.close()
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait(_WAIT_S) == 0  # it stops although Ray cannot be left cleanly
+        logged = [e["event"] for e in read_log(daemon.log_path)]
+        assert "cluster_unreachable" in logged
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)

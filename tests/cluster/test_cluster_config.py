@@ -1,0 +1,52 @@
+"""The ``[cluster]`` table: defaults, and a refusal naming the key for every bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.cluster.config import ClusterConfig
+from daemon.config import ConfigError, load_config
+
+
+def load(tmp_path: Path, table: str) -> ClusterConfig:
+    path = tmp_path / "daemon.toml"
+    path.write_text("[cluster]\n" + table)
+    return load_config(path, {}, {}).cluster
+
+
+def test_defaults_keep_the_local_backend(tmp_path: Path) -> None:
+    cluster = load(tmp_path, "")
+    assert (cluster.backend, cluster.replicas, cluster.auth, cluster.autoscaling) == (
+        "local",
+        1,
+        "token",
+        False,
+    )
+
+
+def test_autoscaling_bounds_set_the_dispatch_slots(tmp_path: Path) -> None:
+    cluster = load(tmp_path, 'backend = "ray"\nmin_replicas = 1\nmax_replicas = 3\n')
+    assert cluster.autoscaling and cluster.slots == 3
+    assert load(tmp_path, "replicas = 2\ngpus_per_replica = 0.5\n").slots == 2
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ('backend = "k8s"\n', "cluster.backend"),
+        ('auth = "password"\n', "cluster.auth"),
+        ("replicas = 0\n", "cluster.replicas"),
+        ("min_replicas = 2\nmax_replicas = 1\n", "cluster.max_replicas"),
+        ("gpus_per_replica = -1\n", "cluster.gpus_per_replica"),
+        ('replicas = "two"\n', "cluster.replicas"),
+        ("deploy = 1\n", "cluster.deploy"),
+        ("step_timeout_s = 0\n", "cluster.step_timeout_s"),
+        ("adress = 1\n", "cluster.adress"),
+    ],
+)
+def test_bad_values_are_refused_by_name(tmp_path: Path, table: str, field: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load(tmp_path, table)
+    assert refused.value.details["field"] == field

@@ -10,6 +10,7 @@ the armature from the same description, so both paths test the same rig.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -516,3 +517,51 @@ def renamed(rig: RigBones) -> RigBones:
         names=tuple(f"bone_{i:03d}" for i in range(rig.count)),
         parents=rig.parents, heads=rig.heads, tails=rig.tails, rest=rig.rest, deform=rig.deform,
     )  # fmt: skip
+
+
+# --- bpy: the same rigs as Blender armatures -----------------------------------------------
+
+
+def build_armature(scene: Any, rig: RigBones, name: str) -> Any:
+    """An armature object in ``scene`` with exactly ``rig``'s bones (heads, tails, rolls)."""
+    import bpy
+
+    from blender_addon import build
+
+    data = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, data)
+    scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    with build.object_context(obj):
+        bpy.ops.object.mode_set(mode="EDIT")
+        try:
+            edit = []
+            for i, bone_name in enumerate(rig.names):
+                bone = data.edit_bones.new(bone_name)
+                bone.head, bone.tail = rig.heads[i].tolist(), rig.tails[i].tolist()
+                bone.align_roll(rig.rest[i][:, 2].tolist())
+                edit.append(bone)
+            for i, parent in enumerate(rig.parents):
+                if parent >= 0:
+                    edit[i].parent = edit[int(parent)]
+        finally:
+            bpy.ops.object.mode_set(mode="OBJECT")
+    scene.view_layers[0].update()
+    return obj
+
+
+def rigify_rigs(scene: Any) -> tuple[Any, Any]:
+    """(metarig, generated rig) made by Blender's own Rigify (the human metarig), or a skip."""
+    import addon_utils
+    import bpy
+    import pytest
+
+    if addon_utils.enable("rigify", default_set=True) is None:
+        pytest.skip("this bpy build has no Rigify")
+    bpy.ops.object.armature_human_metarig_add()
+    metarig = bpy.context.view_layer.objects.active
+    metarig.select_set(True)
+    bpy.ops.pose.rigify_generate()
+    rig = bpy.context.view_layer.objects.active
+    assert rig is not metarig and rig.type == "ARMATURE"
+    return metarig, rig

@@ -98,6 +98,16 @@ class BatchInputError(HYMotionError):
     hint = "Run the batch with --help for the file format and the options."
 
 
+class BvhError(HYMotionError):
+    """A BVH file cannot be read, or is not a humanoid the add-on can use as a take."""
+
+    code = "bad_bvh"
+    hint = (
+        "Use a humanoid BVH (hips, two legs, spine, head, two arms) with named joints; "
+        "CMU/cgspeed, Daz and Mixamo joint names are recognised."
+    )
+
+
 # --- Retargeting onto the artist's rig (issue #9) ---
 
 

@@ -118,15 +118,25 @@ RIGIFY = Convention(
         _RIGIFY_SIDED,
         ("l", "r"),
     ),
-    # The pelvis bone (spine_fk) hangs below spine_fk.001 and carries the thighs.
-    followers={"spine_fk": "Pelvis"},
+    # The pelvis bone (spine_fk) hangs below spine_fk.001 and carries the thighs; the arms hang
+    # below ORG-shoulder, which copies the shoulder control.
+    followers={"spine_fk": "Pelvis", "ORG-shoulder.L": "L_Collar", "ORG-shoulder.R": "R_Collar"},
     signature=("torso", "mch-torso.parent", "upper_arm_parent.l", "thigh_parent.l"),
     ik_controls=_table({}, {"Ankle": "foot_ik.{s}", "Wrist": "hand_ik.{s}"}, ("l", "r")),
-    switches=tuple(
-        RigSwitch(bone, "IK_FK", 1.0)  # 1.0 = FK
-        for bone in ("upper_arm_parent.L", "upper_arm_parent.R", "thigh_parent.L", "thigh_parent.R")
+    # Keyed with the take: limbs in FK (IK_FK 1) following their parents (FK_limb_follow 0),
+    # neck and head inheriting their parents' rotation (Rigify isolates them by default), so
+    # the controls form a plain chain.
+    switches=(
+        *(
+            RigSwitch(bone, prop, value)
+            for bone in ("upper_arm_parent.L", "upper_arm_parent.R", "thigh_parent.L",
+                         "thigh_parent.R")
+            for prop, value in (("IK_FK", 1.0), ("FK_limb_follow", 0.0))
+        ),
+        RigSwitch("torso", "neck_follow", 1.0),
+        RigSwitch("torso", "head_follow", 1.0),
     ),
-)
+)  # fmt: skip
 RIGIFY_DEF = Convention(
     key="RIGIFY_DEF",
     label="Rigify deform bones (DEF-)",
@@ -236,13 +246,16 @@ BIPED = Convention(
     label="3ds Max Biped (Bip001)",
     prefix=r"Bip\d*[ _]",
     joints=_table(
-        {"Pelvis": "pelvis", "Spine1": "spine", "Spine2": "spine1", "Spine3": "spine2",
-         "Neck": "neck", "Head": "head"},
+        {"Pelvis": "pelvis", "Spine2": "spine1", "Spine3": "spine2", "Neck": "neck",
+         "Head": "head"},
         {"Hip": "{s} thigh", "Knee": "{s} calf", "Ankle": "{s} foot", "Foot": "{s} toe0",
          "Collar": "{s} clavicle", "Shoulder": "{s} upperarm", "Elbow": "{s} forearm",
          "Wrist": "{s} hand"},
         ("l", "r"),
     ),
+    # Biped hangs the thighs off its first spine bone: that bone turns with the pelvis, or
+    # every bend of the lower back would swing the legs.
+    followers={"spine": "Pelvis"},
     translation="pelvis_parent",  # Bip001, the centre of mass, carries the translation
     signature=("l toe0", "l upperarm"),
 )  # fmt: skip

@@ -86,7 +86,7 @@ def _reshape(p: dict[str, np.ndarray], body: Body) -> dict[str, np.ndarray]:
              "calf50", "calf66")  # fmt: skip
     legs = {k for k in p if k.split("_")[0] in stems}
     pelvis = p["pelvis"].copy()
-    leg_scale = np.array([body.scale, body.scale, body.scale * body.legs])
+    leg_scale = body.scale * body.legs  # legs and feet keep their own proportions
     new_pelvis = pelvis * leg_scale
     out = {}
     for key, point in p.items():
@@ -358,8 +358,8 @@ def _makehuman() -> Spec:
         ("toe1-1.{S}", "foot.{S}", "toe_{k}", "toe_end_{k}"),
         ("clavicle.{S}", "spine01", "collar_{k}", "shoulder_{k}"),
         ("shoulder01.{S}", "clavicle.{S}", "shoulder_{k}", "upperarm33_{k}"),
-        ("upperarm01.{S}", "shoulder01.{S}", "upperarm33_{k}", "upperarm66_{k}"),
-        ("upperarm02.{S}", "upperarm01.{S}", "upperarm66_{k}", "elbow_{k}"),
+        ("upperarm01.{S}", "shoulder01.{S}", "shoulder_{k}", "upperarm50_{k}"),
+        ("upperarm02.{S}", "upperarm01.{S}", "upperarm50_{k}", "elbow_{k}"),
         ("lowerarm01.{S}", "upperarm02.{S}", "elbow_{k}", "forearm50_{k}"),
         ("lowerarm02.{S}", "lowerarm01.{S}", "forearm50_{k}", "wrist_{k}"),
         ("wrist.{S}", "lowerarm02.{S}", "wrist_{k}", "hand_end_{k}"),

@@ -1,0 +1,402 @@
+"""A take on the artist's rig: calibration, transfer, root motion, planted feet, relaxed fingers,
+and the pose channels to key (numpy, no bpy).
+
+The transfer itself is the motion core's (``motion.transfer``): each mapped bone takes its model
+joint's change from rest in world space, turned by the yaw-only facing alignment, then limb
+segments are aimed at the model's joint positions, travel is scaled by leg length and the clip
+is anchored to the ground. This module builds the rig's side of it (the Pelvis bone's subtree as
+the target skeleton, in model axes), adds what a rig needs beyond it, and converts the result
+to pose-bone channels:
+
+- root motion: ``KEEP`` (travel scaled by leg length, on the root-motion bone), ``IN_PLACE``
+  (no horizontal travel), ``ROOT_BONE`` (ground travel and heading on the rig's top bone, the
+  game-engine layout; the pelvis keeps the rest);
+- feet planted: while the model's heel is down (``motion.contacts``), the rig's ankle is held
+  on the model's footprint, turned and scaled like the rest of the take, with two-bone IK
+  (``motion.ik``) blended in and out over ``PIN_BLEND_FRAMES``: a body with other leg
+  proportions lands where the model does instead of sliding (a take foot-locked first stays
+  locked on the rig);
+- fingers (bones below a mapped wrist) get a relaxed curl instead of the stiff rest pose.
+
+Pose-bone rotation of bone t with parent p, all rotations world (any common frame):
+``L_t = rest_t⁻¹ · rest_p · W_p⁻¹ · W_t``; location of the root-motion bone T:
+``loc = rest_T⁻¹ · (offset of T's head from where the rest pose leaves it) / object scale``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bone_mapping import BoneMapping
+from .errors import RigError
+from .motion import contacts, ik, kinematics, root, transfer
+from .motion import rotations as rot
+from .motion.skeletons import Legs, model_legs
+from .protocol import motion
+from .rig import C
+from .rig_bones import RigBones
+
+ROOT_MOTION_MODES = ("KEEP", "IN_PLACE", "ROOT_BONE")
+#: Frames over which a planted foot blends in before its contact and out after it.
+PIN_BLEND_FRAMES = 4
+#: A planted ankle closer than this to where the transfer put it is left alone (metres).
+PIN_TOLERANCE_M = 5e-4
+#: Relaxed finger curl (degrees) per finger segment from the knuckle out; thumbs get half.
+FINGER_CURL_DEG = (12.0, 22.0, 16.0)
+_ARM_SIDES = (("L_Wrist", "L_Elbow"), ("R_Wrist", "R_Elbow"))
+
+
+@dataclass(frozen=True)
+class RetargetOptions:
+    root_motion: str = "KEEP"
+    pin_feet: bool = True
+    relax_fingers: bool = True
+
+    def __post_init__(self) -> None:
+        if self.root_motion not in ROOT_MOTION_MODES:
+            raise RigError(
+                f"root motion {self.root_motion!r} is not one of {', '.join(ROOT_MOTION_MODES)}",
+                field="root_motion",
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class RigPlan:
+    """One rig and mapping calibrated against the model skeleton; serves every take."""
+
+    rig: RigBones
+    mapping: BoneMapping
+    bones: np.ndarray  # (J,) rig bone index of each target joint (the Pelvis bone's subtree)
+    calibration: transfer.Calibration
+    target_legs: Legs  # in target joint indices (toe = ankle where the rig has no toe)
+    model: motion.Skeleton
+    translation: int  # rig bone carrying the root motion
+    top: int  # the rig's top bone above the Pelvis bone (== the pelvis bone if none)
+    mapped: np.ndarray  # (J,) bool: keyed from the model (mapped or follower)
+    fingers: dict[int, np.ndarray]  # target joint -> (4,) relaxed local rotation
+
+    @property
+    def target(self) -> transfer.RestPose:
+        return self.calibration.target
+
+
+@dataclass(frozen=True, eq=False)
+class RigTake:
+    """A take on the rig: what to key, and where the joints went (for checks)."""
+
+    bone_names: tuple[str, ...]  # keyed rotations, in this order
+    quaternions: np.ndarray  # (F, B, 4) pose-bone rotation_quaternion, sign-continuous
+    location_bones: tuple[str, ...]
+    locations: np.ndarray  # (F, L, 3) pose-bone location, armature units
+    world_rotations: np.ndarray  # (F, J, 4) target joints, model axes
+    joint_positions: np.ndarray  # (F, J, 3) target joints' heads, model axes, metres
+    contacts: contacts.Contacts  # detected on the model's motion
+
+
+def model_rest(rig: RigBones) -> tuple[np.ndarray, np.ndarray]:
+    """Bone heads (N, 3) and rest rotations (N, 4) of ``rig`` in model axes (Y up)."""
+    return rig.heads @ C, rot.from_matrix(C.T @ rig.rest)
+
+
+def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan:
+    """Calibrate ``rig`` (mapped by ``mapping``, already validated) against ``model``."""
+    pelvis = rig.index(mapping.joints["Pelvis"])
+    bones = np.array([pelvis, *rig.descendants(pelvis)], dtype=np.int64)
+    position = {int(b): j for j, b in enumerate(bones)}
+    parents = np.array([-1] + [position[int(rig.parents[b])] for b in bones[1:]], dtype=np.int64)
+    heads, rests = model_rest(rig)
+    joint_of = {name: j for j, name in enumerate(rig.names[b] for b in bones)}
+    table: dict[int, int] = {}
+    for joint, bone in mapping.joints.items():
+        table[joint_of[bone]] = model.joint_names.index(joint)
+    for bone, joint in mapping.followers.items():
+        if bone in joint_of:
+            table[joint_of[bone]] = model.joint_names.index(joint)
+
+    def target_joint(model_joint: str) -> int:
+        return joint_of[mapping.joints[model_joint]]
+
+    legs = tuple((target_joint(f"{s}_Hip"), target_joint(f"{s}_Knee"), target_joint(f"{s}_Ankle"))
+                 for s in "LR")  # fmt: skip
+    target = transfer.RestPose(
+        names=tuple(rig.names[b] for b in bones),
+        parents=parents,
+        positions=heads[bones],
+        rotations=rests[bones],
+        hips=(legs[0][0], legs[1][0]),
+        legs=legs,
+    )
+    source = transfer.rest_pose_of(model, model_legs(model).hip, model_legs(model).chains())
+    primary = {model.joint_names.index(j): joint_of[b] for j, b in mapping.joints.items()}
+    calibration = transfer.calibrate(source, target, table, _aims(model, target, primary))
+    toes = tuple(joint_of.get(mapping.joints.get(f"{s}_Foot", ""), legs[i][2])
+                 for i, s in enumerate("LR"))  # fmt: skip
+    target_legs = Legs(hip=(legs[0][0], legs[1][0]), knee=(legs[0][1], legs[1][1]),
+                       ankle=(legs[0][2], legs[1][2]), toe=(toes[0], toes[1]))  # fmt: skip
+    mapped = np.zeros(len(bones), dtype=bool)
+    mapped[list(table)] = True
+    translation = rig.index(mapping.translation_bone or mapping.joints["Pelvis"])
+    above = rig.ancestors(pelvis)
+    return RigPlan(
+        rig=rig, mapping=mapping, bones=bones, calibration=calibration, target_legs=target_legs,
+        model=model, translation=translation, top=above[-1] if above else pelvis, mapped=mapped,
+        fingers=_relaxed_fingers(target, mapping, joint_of, mapped),
+    )  # fmt: skip
+
+
+def _aims(
+    model: motion.Skeleton, target: transfer.RestPose, primary: dict[int, int]
+) -> list[tuple[int, int]]:
+    """Aim every mapped target bone whose model joint has exactly one child at the bone that
+    plays that child, when that bone hangs below it (limbs, spine, neck).
+    ``primary``: model joint -> target joint (followers excluded)."""
+    aims = []
+    for joint in range(model.joint_count):
+        children = model.children(joint)
+        if len(children) != 1 or joint not in primary or children[0] not in primary:
+            continue
+        t, child = primary[joint], primary[children[0]]
+        if child != t and _descends(target.parents, child, t):
+            aims.append((t, child))
+    return aims
+
+
+def _descends(parents: np.ndarray, joint: int, ancestor: int) -> bool:
+    while joint >= 0:
+        if joint == ancestor:
+            return True
+        joint = int(parents[joint])
+    return False
+
+
+def _relaxed_fingers(
+    target: transfer.RestPose, mapping: BoneMapping, joint_of: dict[str, int], mapped: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Local rotations curling each finger bone towards the palm (rest frames, model axes)."""
+    out: dict[int, np.ndarray] = {}
+    for wrist_name, elbow_name in _ARM_SIDES:
+        if wrist_name not in mapping.joints or elbow_name not in mapping.joints:
+            continue
+        wrist = joint_of[mapping.joints[wrist_name]]
+        elbow = target.positions[joint_of[mapping.joints[elbow_name]]]
+        arm = target.positions[wrist] - elbow
+        arm /= max(float(np.linalg.norm(arm)), 1e-9)
+        below = [j for j in range(len(target.names)) if j != wrist
+                 and _descends(target.parents, j, wrist) and not mapped[j]]  # fmt: skip
+        if not below:
+            continue
+        # Palm normal: down in a T-pose, inwards-down in an A-pose (the arm's downward side).
+        down = np.array([0.0, -1.0, 0.0])
+        palm = down - (down @ arm) * arm
+        palm /= max(float(np.linalg.norm(palm)), 1e-9)
+        for joint in below:
+            depth = 0
+            parent = int(target.parents[joint])
+            while parent != wrist and parent >= 0:
+                depth += 1
+                parent = int(target.parents[parent])
+            child = [c for c in range(len(target.names)) if target.parents[c] == joint]
+            end = target.positions[child[0]] if child else None
+            direction = (end - target.positions[joint]) if end is not None else arm
+            axis = np.cross(direction, palm)
+            if float(np.linalg.norm(axis)) < 1e-9:
+                continue
+            sideways = abs(float((target.positions[joint] - target.positions[wrist]) @ palm))
+            thumb = sideways > 0.5 * float(np.linalg.norm(direction))
+            angle = np.radians(FINGER_CURL_DEG[min(depth, 2)] * (0.5 if thumb else 1.0))
+            curl = rot.from_axis_angle(axis / np.linalg.norm(axis), np.array(angle))
+            rest = target.rotations[joint]
+            out[joint] = rot.multiply(rot.multiply(rot.inverse(rest), curl), rest)
+    return out
+
+
+def retarget(
+    p: RigPlan,
+    rotations: np.ndarray,
+    root_positions: np.ndarray,
+    fps: float,
+    options: RetargetOptions = RetargetOptions(),
+) -> RigTake:
+    """The take (model wire rotations (F, 22, 4) and pelvis positions (F, 3), metres, model
+    axes, grounded) on the planned rig."""
+    model = p.model
+    local = np.asarray(rotations, dtype=np.float64)
+    pelvis = np.asarray(root_positions, dtype=np.float64)
+    if options.root_motion == "IN_PLACE":
+        local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
+    world = kinematics.world_rotations(local, model.parents)
+    positions = kinematics.positions_from_world(model, world, pelvis)
+    found = contacts.detect_contacts(positions, fps, model_legs(model))
+    moved = transfer.transfer(p.calibration, world, positions)
+    target_world = moved.world_rotations
+    root_pos = moved.root_positions
+    if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
+        target_world = _pin_feet(p, target_world, root_pos, positions, found.foot)
+    joints = transfer.pose_positions(p.target, target_world, root_pos)
+    yaw, ground = _root_frame(p, target_world, root_pos, options.root_motion)
+    quats, names = _local_rotations(p, target_world, yaw, options.relax_fingers)
+    location_bones, locations = _locations(p, root_pos, yaw, ground, options.root_motion)
+    if options.root_motion == "ROOT_BONE":
+        top_rest = model_rest(p.rig)[1][p.top]
+        top_local = rot.multiply(rot.multiply(rot.inverse(top_rest), yaw), top_rest)
+        quats = np.concatenate([top_local[:, None], quats], axis=1)
+        names = (p.rig.names[p.top], *names)
+    return RigTake(
+        bone_names=names,
+        quaternions=rot.make_continuous(quats),
+        location_bones=location_bones,
+        locations=locations,
+        world_rotations=target_world,
+        joint_positions=joints,
+        contacts=found,
+    )
+
+
+def _pin_feet(
+    p: RigPlan,
+    world: np.ndarray,
+    root_pos: np.ndarray,
+    model_positions: np.ndarray,
+    contact: np.ndarray,
+) -> np.ndarray:
+    """While a foot is down, move the rig's ankle exactly as the model's ankle moves (scaled),
+    from where the rig's foot landed, with two-bone IK on hip and knee: hips of another width
+    or a pelvis of another height swing the legs differently, and the foot would slide."""
+    cal, target = p.calibration, p.target
+    world = world.copy()
+    positions = transfer.pose_positions(target, world, root_pos)
+    pelvis = int(cal.mapping[0])
+    # The transfer's own placement of model points: turned, scaled, then lifted to the floor.
+    lift = root_pos[0] - rot.rotate(cal.align, model_positions[0, pelvis]) * cal.scale
+    frames = world.shape[0]
+    model_ankles = model_legs(p.model).ankle
+    for leg in range(2):
+        hip, knee, ankle = p.target_legs.hip[leg], p.target_legs.knee[leg], p.target_legs.ankle[leg]
+        footprint = rot.rotate(cal.align, model_positions[:, model_ankles[leg]]) * cal.scale + lift
+        weight = np.zeros(frames)
+        goal = positions[:, ankle].copy()
+        for start, end in contacts.runs(contact[:, leg]):
+            lo, hi = max(start - PIN_BLEND_FRAMES, 0), min(end + PIN_BLEND_FRAMES, frames)
+            ramp = np.ones(hi - lo)
+            ramp[: start - lo] = np.arange(1, start - lo + 1) / (start - lo + 1)
+            ramp[end - lo :] = np.arange(hi - end, 0, -1) / (hi - end + 1)
+            # Follow the model's ankle, offset to where the rig's foot landed.
+            spot = footprint[lo:hi] + (positions[start, ankle] - footprint[start])
+            take = ramp > weight[lo:hi]
+            blend = ramp[:, None] * (spot - positions[lo:hi, ankle])
+            goal[lo:hi][take] = positions[lo:hi, ankle][take] + blend[take]
+            weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
+        # Only where the foot must move: IK on an almost straight leg at its own end point would
+        # still pick a bend plane.
+        pinned = np.linalg.norm(goal - positions[:, ankle], axis=-1) > PIN_TOLERANCE_M
+        if not pinned.any():
+            continue
+        # Knees keep the plane they bend in; a straight leg bends towards the thigh's front.
+        root_, mid_, end_ = (
+            positions[pinned, hip],
+            positions[pinned, knee],
+            positions[pinned, ankle],
+        )
+        reach = (end_ - root_) / np.linalg.norm(end_ - root_, axis=-1, keepdims=True)
+        bend = (mid_ - root_) - np.sum((mid_ - root_) * reach, -1, keepdims=True) * reach
+        change = rot.multiply(world[pinned, hip], rot.inverse(target.rotations[hip]))
+        front = rot.rotate(change, rot.rotate(cal.align, np.array([0.0, 0.0, 1.0])))
+        straight = np.linalg.norm(bend, axis=-1, keepdims=True) < 1e-3 * p.target.leg_length
+        pole = np.where(straight, front, bend)
+        solved = ik.two_bone_ik(positions[pinned, hip], positions[pinned, knee],
+                                positions[pinned, ankle], goal[pinned], pole)  # fmt: skip
+        foot = world[pinned, ankle].copy()  # the foot keeps its world orientation
+        world[pinned, hip] = rot.multiply(solved.upper, world[pinned, hip])
+        world[pinned, knee] = rot.multiply(solved.lower, world[pinned, knee])
+        _follow_parents(p, world, pinned, (hip, knee))
+        world[pinned, ankle] = foot
+        _follow_parents(p, world, pinned, (ankle,))
+    return world
+
+
+def _follow_parents(p: RigPlan, world: np.ndarray, frames: np.ndarray, tops: tuple) -> None:
+    """Unmapped bones below ``tops`` ride their parents again (twist bones, toes' helpers)."""
+    target = p.target
+    for t in range(len(target.names)):
+        if p.mapped[t] or not any(_descends(target.parents, t, top) for top in tops):
+            continue
+        parent = int(target.parents[t])
+        rest_local = rot.multiply(rot.inverse(target.rotations[parent]), target.rotations[t])
+        world[frames, t] = rot.multiply(world[frames, parent], rest_local)
+
+
+def _root_frame(
+    p: RigPlan, world: np.ndarray, root_pos: np.ndarray, mode: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(yaw (F, 4), ground point (F, 3)) of the rig's top bone, model axes."""
+    frames = world.shape[0]
+    heads, _ = model_rest(p.rig)
+    top_head = heads[p.top]
+    if mode != "ROOT_BONE":
+        return np.broadcast_to(rot.IDENTITY, (frames, 4)).copy(), np.tile(top_head, (frames, 1))
+    if p.top == p.bones[0]:
+        raise RigError(
+            f"root motion 'ROOT_BONE' needs a root bone above the Pelvis bone "
+            f"{p.rig.names[p.bones[0]]!r}; this rig has none (use KEEP or IN_PLACE)",
+            field="root_motion",
+        )
+    rest_pelvis = p.target.rotations[0]
+    heading = root.unwrapped_heading(rot.multiply(world[:, 0], rot.inverse(rest_pelvis)))
+    yaw = rot.yaw(heading - heading[0])
+    ground = root_pos.copy()
+    ground[:, transfer.UP] = top_head[transfer.UP]
+    ground -= ground[0] * np.array([1.0, 0.0, 1.0]) - top_head * np.array([1.0, 0.0, 1.0])
+    return yaw, ground
+
+
+def _local_rotations(
+    p: RigPlan, world: np.ndarray, yaw: np.ndarray, relax_fingers: bool
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    target = p.target
+    keyed = [j for j in range(len(target.names)) if p.mapped[j]]
+    if relax_fingers:
+        keyed += [j for j in sorted(p.fingers) if not p.mapped[j]]
+    out = np.empty((world.shape[0], len(keyed), 4))
+    rests = target.rotations
+    for k, t in enumerate(keyed):
+        if not p.mapped[t]:
+            out[:, k] = p.fingers[t]
+            continue
+        parent = int(target.parents[t])
+        if parent < 0:  # the Pelvis bone: its parents above ride the top bone's yaw only
+            parent_world_change = yaw
+            local = rot.multiply(rot.inverse(parent_world_change), world[:, t])
+            out[:, k] = rot.multiply(rot.inverse(rests[t]), local)
+            continue
+        chain = rot.multiply(rot.inverse(rests[t]), rests[parent])
+        out[:, k] = rot.multiply(chain, rot.multiply(rot.inverse(world[:, parent]), world[:, t]))
+    names = tuple(target.names[t] for t in keyed)
+    return rot.normalize(out), names
+
+
+def _locations(
+    p: RigPlan, root_pos: np.ndarray, yaw: np.ndarray, ground: np.ndarray, mode: str
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Pose locations (F, L, 3), armature units: the root-motion bone, and the top bone in
+    ROOT_BONE mode. ``root_pos`` is where the Pelvis bone's head goes (model axes, metres)."""
+    heads, rests = model_rest(p.rig)
+    pelvis_bone = int(p.bones[0])
+    t = p.translation
+    if mode == "ROOT_BONE" and t == p.top:
+        raise RigError(
+            f"the root-motion bone {p.rig.names[t]!r} is the rig's root bone; with root motion "
+            "'ROOT_BONE' it must be the Pelvis bone or a bone between them",
+            field="translation_bone",
+        )
+    # Where T's head must go so the Pelvis bone's head lands on root_pos (T is rigid above it).
+    head_t = root_pos - rot.rotate(yaw, heads[pelvis_bone] - heads[t])
+    offset = rot.rotate(rot.inverse(yaw), head_t - ground) - (heads[t] - heads[p.top])
+    loc = rot.rotate(rot.inverse(rests[t]), offset) / p.rig.object_scale
+    names, values = [p.rig.names[t]], [loc]
+    if mode == "ROOT_BONE":
+        top_loc = rot.rotate(rot.inverse(rests[p.top]), ground - heads[p.top])
+        names.append(p.rig.names[p.top])
+        values.append(top_loc / p.rig.object_scale)
+    return tuple(names), np.stack(values, axis=1)

@@ -1,0 +1,99 @@
+"""Takes on the artist's own rig: retarget, write one Action per take and rig, play it (bpy side).
+
+The rig is only ever given a new Action and has it assigned: its bones, constraints, other
+actions and NLA tracks are left alone. An action the artist had playing gets a fake user first
+so it survives saving. A take's rig action is written completely before anything is assigned,
+so a failure leaves the rig as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from . import build, rig_reader
+from .core import bone_mapping, retarget
+from .core.bone_mapping import BoneMapping
+from .core.protocol import motion
+from .core.rig_channels import rig_channels
+
+#: Custom property on actions this add-on wrote for a rig: the take's name.
+TAKE_KEY = "hy_motion_take"
+#: Custom property on a rig object: its bone mapping as preset JSON (edited in the panel).
+MAPPING_KEY = "hy_motion_bone_map"
+
+
+@dataclass(frozen=True, eq=False)
+class Motion:
+    """One take in model space, as ``build.read_motion`` returns it."""
+
+    name: str
+    skeleton: motion.Skeleton
+    rotations: np.ndarray  # (F, J, 4) wire convention
+    root_positions: np.ndarray  # (F, 3) metres, model axes
+    fps: float
+
+
+def rig_mapping(obj: bpy.types.Object) -> BoneMapping:
+    """The rig's mapping: the one saved on it (from the panel or a preset), else automatic.
+    Validated against the rig as it is now."""
+    rig = rig_reader.rig_bones(obj)
+    saved = obj.get(MAPPING_KEY)  # type: ignore[func-returns-value]
+    if isinstance(saved, str) and saved:
+        mapping = bone_mapping.mapping_from_preset(saved, rig, f"the mapping saved on {obj.name!r}")
+    else:
+        mapping = bone_mapping.auto_mapping(rig)
+    bone_mapping.validate(mapping, rig, repr(obj.name))
+    return mapping
+
+
+def save_mapping(obj: bpy.types.Object, mapping: BoneMapping) -> None:
+    rig = rig_reader.rig_bones(obj)
+    bone_mapping.validate(mapping, rig, repr(obj.name))
+    obj[MAPPING_KEY] = bone_mapping.preset_text(mapping)
+
+
+def action_name(take_name: str, rig_name: str) -> str:
+    return f"HYM {take_name} @ {rig_name}"
+
+
+def retarget_actions(
+    obj: bpy.types.Object,
+    motions: Sequence[Motion],
+    options: retarget.RetargetOptions,
+    mapping: BoneMapping | None = None,
+) -> list[bpy.types.Action]:
+    """One new Action per motion for rig ``obj`` (not assigned); all or none are created."""
+    mapping = mapping or rig_mapping(obj)
+    rig = rig_reader.rig_bones(obj)
+    plans: dict[int, retarget.RigPlan] = {}
+    pose = build.pose_bones(obj)
+    actions: list[bpy.types.Action] = []
+    try:
+        for m in motions:
+            key = id(m.skeleton)
+            if key not in plans:
+                plans[key] = retarget.plan(m.skeleton, rig, mapping)
+            take = retarget.retarget(plans[key], m.rotations, m.root_positions, m.fps, options)
+            modes = {n: pose[n].rotation_mode for n in take.bone_names}
+            channels = rig_channels(take, modes, mapping.switches)
+            action = build.write_action(action_name(m.name, obj.name), channels)
+            action[TAKE_KEY] = m.name
+            actions.append(action)
+    except BaseException:
+        for action in actions:
+            bpy.data.actions.remove(action)
+        raise
+    return actions
+
+
+def play(obj: bpy.types.Object, action: bpy.types.Action) -> None:
+    """Make ``action`` the rig's active action, keeping the artist's current one safe."""
+    anim = obj.animation_data
+    previous = anim.action if anim is not None else None
+    if previous is not None and previous != action and TAKE_KEY not in previous:
+        previous.use_fake_user = True
+    build.assign_action(obj, action)

@@ -59,7 +59,13 @@ def rigify(addon: None) -> Iterator[tuple[RigBones, RigBones, dict[str, Any]]]:
     metarig, rig = rigs.rigify_rigs(bpy.context.scene)
     switches = {
         bone: dict(rig.pose.bones[bone].items())
-        for bone in ("upper_arm_parent.L", "thigh_parent.R")
+        for bone in (
+            "upper_arm_parent.L",
+            "upper_arm_parent.R",
+            "thigh_parent.L",
+            "thigh_parent.R",
+            "torso",
+        )
     }
     yield rig_reader.rig_bones(metarig), rig_reader.rig_bones(rig), switches
     # Registered classes crash or hang some bpy versions at exit.
@@ -73,14 +79,18 @@ def test_blender_rigify_generated_rig_maps_to_fk_controls(rigify: Any) -> None:
     assert mapping.joints["Pelvis"] == "torso"
     assert mapping.joints["L_Shoulder"] == "upper_arm_fk.L"
     assert mapping.joints["R_Foot"] == "toe_fk.R"
-    assert mapping.followers == {"spine_fk": "Pelvis"}
-    bone_mapping.validate(mapping, rig)
-    # The take switches arms and legs to FK through the rig's own IK_FK property.
-    assert {(s.bone, s.prop) for s in mapping.switches} >= {
-        ("upper_arm_parent.L", "IK_FK"),
-        ("thigh_parent.R", "IK_FK"),
+    assert mapping.followers == {
+        "spine_fk": "Pelvis",
+        "ORG-shoulder.L": "L_Collar",
+        "ORG-shoulder.R": "R_Collar",
     }
-    assert "IK_FK" in switches["upper_arm_parent.L"] and "IK_FK" in switches["thigh_parent.R"]
+    bone_mapping.validate(mapping, rig)
+    # The take switches arms and legs to FK through the rig's own properties.
+    keyed = {(s.bone, s.prop) for s in mapping.switches}
+    assert keyed >= {("upper_arm_parent.L", "IK_FK"), ("thigh_parent.R", "FK_limb_follow"),
+                     ("torso", "head_follow"), ("torso", "neck_follow")}  # fmt: skip
+    for bone, prop in keyed:
+        assert prop in switches[bone], (bone, prop)
     assert len(mapping.unmapped(rig)) > 600  # face, fingers, tweaks, MCH and DEF bones
 
 

@@ -24,6 +24,9 @@ from .core.rig_channels import rig_channels
 TAKE_KEY = "hy_motion_take"
 #: Custom property on a rig object: its bone mapping as preset JSON (edited in the panel).
 MAPPING_KEY = "hy_motion_bone_map"
+#: Custom properties on a rig object: the artist's action (and slot) before the first take.
+ARTIST_ACTION_KEY = "hy_motion_artist_action"
+ARTIST_SLOT_KEY = "hy_motion_artist_slot"
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +51,14 @@ def rig_mapping(obj: bpy.types.Object) -> BoneMapping:
         mapping = bone_mapping.auto_mapping(rig)
     bone_mapping.validate(mapping, rig, repr(obj.name))
     return mapping
+
+
+def rig_mapping_unchecked(obj: bpy.types.Object) -> BoneMapping:
+    """The mapping saved on the rig as it stands (perhaps half-edited), else automatic."""
+    saved = obj.get(MAPPING_KEY)  # type: ignore[func-returns-value]
+    if isinstance(saved, str) and saved:
+        return bone_mapping.parse_preset(saved, f"the mapping saved on {obj.name!r}")
+    return bone_mapping.auto_mapping(rig_reader.rig_bones(obj))
 
 
 def save_mapping(obj: bpy.types.Object, mapping: BoneMapping) -> None:
@@ -91,9 +102,27 @@ def retarget_actions(
 
 
 def play(obj: bpy.types.Object, action: bpy.types.Action) -> None:
-    """Make ``action`` the rig's active action, keeping the artist's current one safe."""
+    """Make ``action`` the rig's active action, keeping the artist's current one safe (a fake
+    user, and remembered on the rig for :func:`give_back`)."""
     anim = obj.animation_data
     previous = anim.action if anim is not None else None
-    if previous is not None and previous != action and TAKE_KEY not in previous:
+    if anim is not None and previous is not None and TAKE_KEY not in previous:
         previous.use_fake_user = True
+        obj[ARTIST_ACTION_KEY] = previous
+        slot = anim.action_slot if build.IS_SLOTTED else None
+        obj[ARTIST_SLOT_KEY] = slot.identifier if slot is not None else ""
     build.assign_action(obj, action)
+
+
+def give_back(obj: bpy.types.Object) -> None:
+    """Play the artist's own action again (the one before the first take), or none."""
+    anim = obj.animation_data
+    if anim is None:
+        return
+    previous = obj.get(ARTIST_ACTION_KEY)  # type: ignore[func-returns-value]
+    anim.action = previous if isinstance(previous, bpy.types.Action) else None
+    identifier = obj.get(ARTIST_SLOT_KEY)  # type: ignore[func-returns-value]
+    if build.IS_SLOTTED and anim.action is not None and identifier:
+        slot = anim.action.slots.get(identifier)
+        if slot is not None:
+            anim.action_slot = slot

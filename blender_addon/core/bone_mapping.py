@@ -153,12 +153,8 @@ def preset_text(mapping: BoneMapping) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def mapping_from_preset(text: str, rig: RigBones, source: str = "preset") -> BoneMapping:
-    """The mapping saved in ``text``, for ``rig``.
-
-    A preset saved for a naming convention is refused on a rig of another convention; a custom
-    preset must name bones the rig has. The result is validated.
-    """
+def parse_preset(text: str, source: str = "preset") -> BoneMapping:
+    """The mapping saved in ``text``, read but not checked against any rig."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -171,24 +167,38 @@ def mapping_from_preset(text: str, rig: RigBones, source: str = "preset") -> Bon
     convention = data.get("convention")
     if convention != CUSTOM and convention not in rig_conventions.BY_KEY:
         raise PresetError(f"{source} names an unknown convention {convention!r}")
-    detected = rig_conventions.detect(rig.names)
-    found = detected.convention.key if detected else CUSTOM
-    if convention != CUSTOM and found != convention:
-        theirs = rig_conventions.BY_KEY[convention].label
-        ours = detected.convention.label if detected else "no known convention"
-        raise PresetError(f"{source} is for {theirs} rigs; this rig is {ours}",
-                          field="convention")  # fmt: skip
     joints, followers = data.get("joints"), data.get("followers", {})
     if not _str_dict(joints) or not _str_dict(followers):
         raise PresetError(f"{source}: 'joints' and 'followers' must map names to names")
-    switches = tuple(RigSwitch(str(b), str(p), float(v)) for b, p, v in data.get("switches", []))
-    mapping = BoneMapping(
+    try:
+        switches = tuple(
+            RigSwitch(str(b), str(p), float(v)) for b, p, v in data.get("switches", [])
+        )
+    except (TypeError, ValueError) as exc:
+        raise PresetError(f"{source}: 'switches' must be [bone, property, value] lists") from exc
+    return BoneMapping(
         convention=str(convention),
         joints=dict(joints),
         followers=dict(followers),
         translation_bone=str(data.get("translation_bone") or joints.get("Pelvis", "")),
         switches=switches,
     )
+
+
+def mapping_from_preset(text: str, rig: RigBones, source: str = "preset") -> BoneMapping:
+    """The mapping saved in ``text``, for ``rig``.
+
+    A preset saved for a naming convention is refused on a rig of another convention; a custom
+    preset must name bones the rig has. The result is validated.
+    """
+    mapping = parse_preset(text, source)
+    detected = rig_conventions.detect(rig.names)
+    found = detected.convention.key if detected else CUSTOM
+    if mapping.convention != CUSTOM and found != mapping.convention:
+        theirs = rig_conventions.BY_KEY[mapping.convention].label
+        ours = detected.convention.label if detected else "no known convention"
+        raise PresetError(f"{source} is for {theirs} rigs; this rig is {ours}",
+                          field="convention")  # fmt: skip
     validate(mapping, rig, "this rig")
     return mapping
 

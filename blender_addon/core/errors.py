@@ -106,3 +106,10 @@ class BvhError(HYMotionError):
         "Use a humanoid BVH (hips, two legs, spine, head, two arms) with named joints; "
         "CMU/cgspeed, Daz and Mixamo joint names are recognised."
     )
+
+
+class FinishingError(HYMotionError):
+    """A finishing option cannot apply to this take; the take was left unchanged."""
+
+    code = "finishing"
+    hint = "Change or turn off that finishing option; the take itself is unchanged."

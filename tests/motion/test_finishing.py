@@ -21,9 +21,6 @@ from blender_addon.core.motion.skeletons import sole_margins
 from . import synthetic
 from .conftest import CLIPS
 
-CYCLIC = ("walk_forward_cmu_35_01.bvh", "walk_turn_left_cmu_16_11.bvh", "run_cmu_02_03.bvh",
-          "jump_in_place_cmu_16_01.bvh", "kick_cmu_10_02_daz.bvh")  # fmt: skip
-
 
 def _mocap(mocap_dir: Path, name: str) -> Clip:
     take = bvh_import.load_bvh_take(mocap_dir / name)
@@ -146,7 +143,7 @@ def _steps(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             np.linalg.norm(np.diff(velocity, axis=0), axis=-1).mean(-1))  # fmt: skip
 
 
-@pytest.mark.parametrize("name", CYCLIC)
+@pytest.mark.parametrize("name", CLIPS)
 def test_loop_seam_is_no_larger_than_an_ordinary_frame(mocap_dir: Path, name: str) -> None:
     clip = _mocap(mocap_dir, name)
     looped, report = looping.make_loop(clip)

@@ -28,7 +28,7 @@ from .clip import Clip, smoothstep
 #: The shortest loop (frames), the shortest take a loop is searched in, and the default blend.
 MIN_LOOP_FRAMES = 20
 MIN_TAKE_FRAMES = 2 * MIN_LOOP_FRAMES
-BLEND_FRAMES = 20
+BLEND_FRAMES = 12
 #: A loop spans at least this share of the take, so a long take does not give a 20-frame twitch.
 MIN_LOOP_SHARE = 0.4
 

@@ -78,3 +78,7 @@ class FinishOptions:
             raise FinishingError(f"unknown finishing option {unknown[0]!r}", field=unknown[0],
                                  allowed=", ".join(known))  # fmt: skip
         return cls(**data)
+
+
+#: The options that leave a take as generated.
+NO_FINISHING = FinishOptions()

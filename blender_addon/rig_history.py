@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import bpy
 
-from . import build, history, rig_reader, rig_takes
+from . import build, history, rig_reader, rig_takes, take_finishing
 from .core import bone_mapping, retarget
 from .core.errors import RigError
 from .props import HYMOTION_PG_take as Take
@@ -49,14 +49,17 @@ def options_of(settings: HYMOTION_PG_retarget) -> retarget.RetargetOptions:
     )
 
 
-def _options_key(options: retarget.RetargetOptions, mapping_text: str) -> str:
-    return json.dumps([options.root_motion, options.pin_feet, options.relax_fingers, mapping_text])
+def _options_key(take: Take, options: retarget.RetargetOptions, mapping_text: str) -> str:
+    """What a take's rig action was made from: a change of any of these remakes it."""
+    finishing = repr(take.finishing.options())  # the take's own finishing (issue #10)
+    return json.dumps([options.root_motion, options.pin_feet, options.relax_fingers,
+                       mapping_text, finishing])  # fmt: skip
 
 
 def motion_of(take: Take) -> rig_takes.Motion:
     """The take in model space, read from its Action (the artist's edits included)."""
     action, data = history._parts(take)
-    skeleton, rotations, pelvis = build.read_motion(action, data)
+    skeleton, rotations, pelvis = take_finishing.read_motion(action, data)
     return rig_takes.Motion(take.name, skeleton, rotations, pelvis, float(take.fps))
 
 
@@ -71,7 +74,7 @@ def rig_action(
     settings = scene_settings(scene).retarget
     options = options_of(settings)
     mapping = rig_takes.rig_mapping(obj)
-    key = _options_key(options, bone_mapping.preset_text(mapping))
+    key = _options_key(take, options, bone_mapping.preset_text(mapping))
     record = record_for(take, obj)
     if record is not None and record.action is not None and record.options == key:
         return record.action, False

@@ -143,12 +143,12 @@ def positions_from_world(
     rest offset between them (the second half of :func:`forward_kinematics`).
     """
     rest = skeleton.rest_positions.astype(np.float64)
+    parents = skeleton.parents.astype(np.int64)
+    offsets = rest[1:] - rest[parents[1:]]  # (J-1, 3)
+    # every joint's rest offset turned by its parent's world rotation, in one product
+    turned = np.einsum("...jab,jb->...ja", world_rotations[..., parents[1:], :, :], offsets)
     world_pos = np.empty((*world_rotations.shape[:-2], 3), dtype=np.float64)
     world_pos[..., 0, :] = root_positions
     for joint in range(1, skeleton.joint_count):
-        parent = int(skeleton.parents[joint])
-        offset = rest[joint] - rest[parent]
-        world_pos[..., joint, :] = (
-            world_pos[..., parent, :] + world_rotations[..., parent, :, :] @ offset
-        )
+        world_pos[..., joint, :] = world_pos[..., parents[joint], :] + turned[..., joint - 1, :]
     return world_pos

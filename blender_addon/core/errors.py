@@ -108,6 +108,13 @@ class BvhError(HYMotionError):
     )
 
 
+class FinishingError(HYMotionError):
+    """A finishing option cannot apply to this take; the take was left unchanged."""
+
+    code = "finishing"
+    hint = "Change or turn off that finishing option; the take itself is unchanged."
+
+
 # --- Retargeting onto the artist's rig (issue #9) ---
 
 

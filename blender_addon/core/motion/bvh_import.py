@@ -23,7 +23,7 @@ import numpy as np
 
 from ..conversion import resample
 from ..errors import BvhError
-from ..protocol import motion
+from ..protocol import messages, motion
 from . import kinematics
 from . import rotations as rot
 from .skeletons import MODEL_SKELETON, ground_offset, model_rest_pose
@@ -401,3 +401,15 @@ def load_bvh_take(path: Path, model: motion.Skeleton = MODEL_SKELETON) -> BvhTak
 def joint_table(match: HumanoidMatch, clip: BvhClip, model: motion.Skeleton) -> Mapping[str, str]:
     """Model joint name -> BVH joint name, for messages and the panel."""
     return {model.joint_names[m]: clip.names[b] for m, b in match.mapping.items()}
+
+
+def as_result(take: BvhTake, name: str) -> messages.Result:
+    """A daemon ``Result`` holding the BVH take as its one candidate, so the add-on's takes
+    history (apply, compare, finish, export) treats it like a generated take."""
+    frames = int(take.rotations.shape[0])
+    return messages.Result(
+        job_id=f"bvh:{name}", model="bvh", model_label=f"BVH import ({take.convention} names)",
+        untrained=False, prompt=name, frames=frames, fps=round(take.fps), seeds=(0,),
+        guidance=0.0, steps=0, skeleton=take.skeleton, rotations=take.rotations[None],
+        root_positions=take.root_positions[None], joint_positions=take.joint_positions[None],
+    )  # fmt: skip

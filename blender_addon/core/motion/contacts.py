@@ -121,13 +121,16 @@ def _joint_contacts(
     height = positions[..., 1] - clearance
     speed = speeds(positions, fps)
     enter = (speed < t.enter_speed) & (height < t.enter_height)
-    stay = (speed < t.exit_speed) & (height < t.exit_height)
-    state = np.zeros_like(enter)
-    on = np.zeros(enter.shape[1:], dtype=bool)
-    for frame in range(enter.shape[0]):
-        on = np.where(on, stay[frame], enter[frame])
-        state[frame] = on
-    for leg in range(state.shape[1]):
+    stay = ((speed < t.exit_speed) & (height < t.exit_height)) | enter
+    # Hysteresis without a frame loop: within each unbroken run of "stay" frames, contact
+    # starts at the run's first "enter" frame and lasts to the run's end.
+    frames = np.arange(stay.shape[0])
+    state = np.zeros_like(stay)
+    for leg in range(stay.shape[1]):
+        run_id = np.cumsum(np.concatenate([[True], stay[1:, leg] != stay[:-1, leg]]))
+        first_enter = np.full(run_id[-1] + 1, stay.shape[0])
+        np.minimum.at(first_enter, run_id[enter[:, leg]], frames[enter[:, leg]])
+        state[:, leg] = stay[:, leg] & (frames >= first_enter[run_id])
         state[:, leg] = _clean_runs(state[:, leg], t.min_frames)
     return state
 

@@ -27,17 +27,14 @@ def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product a·b (rotate by b, then by a)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
+    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = aw * bw - ax * bx - ay * by - az * bz
+    out[..., 1] = aw * bx + ax * bw + ay * bz - az * by
+    out[..., 2] = aw * by - ax * bz + ay * bw + az * bx
+    out[..., 3] = aw * bz + ax * by - ay * bx + az * bw
+    return out
 
 
 def inverse(q: np.ndarray) -> np.ndarray:
@@ -89,7 +86,7 @@ def from_matrix(m: np.ndarray) -> np.ndarray:
     return np.where(q[..., :1] < 0, -q, q)
 
 
-def from_axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+def from_axis_angle(axis: np.ndarray, angle: np.ndarray | float) -> np.ndarray:
     """Rotation by ``angle`` radians (...) about unit ``axis`` (..., 3)."""
     axis = np.asarray(axis, dtype=np.float64)
     half = 0.5 * np.asarray(angle, dtype=np.float64)[..., None]
@@ -209,7 +206,7 @@ def heading(q: np.ndarray, up: int = 1, forward: int = 2) -> np.ndarray:
     return np.arctan2(f[..., side], f[..., forward]) * _handedness(up, forward)
 
 
-def yaw(angle: np.ndarray, up: int = 1, forward: int = 2) -> np.ndarray:
+def yaw(angle: np.ndarray | float, up: int = 1, forward: int = 2) -> np.ndarray:
     """The rotation about axis ``up`` by ``angle`` (...) in :func:`heading`'s sense."""
     axis = np.zeros(3)
     axis[up] = 1.0

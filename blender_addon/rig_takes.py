@@ -77,18 +77,25 @@ def retarget_actions(
     options: retarget.RetargetOptions,
     mapping: BoneMapping | None = None,
 ) -> list[bpy.types.Action]:
-    """One new Action per motion for rig ``obj`` (not assigned); all or none are created."""
+    """One new Action per motion for rig ``obj`` (not assigned); all or none are created.
+
+    Motions on the same skeleton are retargeted together (one transfer for all of them)."""
     mapping = mapping or rig_mapping(obj)
     rig = rig_reader.rig_bones(obj)
-    plans: dict[int, retarget.RigPlan] = {}
     pose = build.pose_bones(obj)
+    takes: dict[int, retarget.RigTake] = {}
+    by_skeleton: dict[int, list[int]] = {}
+    for k, m in enumerate(motions):
+        by_skeleton.setdefault(id(m.skeleton), []).append(k)
+    for indices in by_skeleton.values():
+        plan = retarget.plan(motions[indices[0]].skeleton, rig, mapping)
+        inputs = [retarget.TakeMotion(motions[k].rotations, motions[k].root_positions,
+                                      motions[k].fps) for k in indices]  # fmt: skip
+        takes.update(zip(indices, retarget.retarget_takes(plan, inputs, options), strict=True))
     actions: list[bpy.types.Action] = []
     try:
-        for m in motions:
-            key = id(m.skeleton)
-            if key not in plans:
-                plans[key] = retarget.plan(m.skeleton, rig, mapping)
-            take = retarget.retarget(plans[key], m.rotations, m.root_positions, m.fps, options)
+        for k, m in enumerate(motions):
+            take = takes[k]
             modes = {n: pose[n].rotation_mode for n in take.bone_names}
             channels = rig_channels(take, modes, mapping.switches)
             action = build.write_action(action_name(m.name, obj.name), channels)

@@ -75,7 +75,7 @@ class RigPlan:
     translation: int  # rig bone carrying the root motion
     top: int  # the rig's top bone above the Pelvis bone (== the pelvis bone if none)
     mapped: np.ndarray  # (J,) bool: keyed from the model (mapped or follower)
-    fingers: dict[int, np.ndarray]  # target joint -> (4,) relaxed local rotation
+    fingers: dict[str, np.ndarray]  # finger bone -> (4,) relaxed pose-bone rotation
 
     @property
     def target(self) -> transfer.RestPose:
@@ -91,8 +91,14 @@ class RigTake:
     location_bones: tuple[str, ...]
     locations: np.ndarray  # (F, L, 3) pose-bone location, armature units
     world_rotations: np.ndarray  # (F, J, 4) target joints, model axes
-    joint_positions: np.ndarray  # (F, J, 3) target joints' heads, model axes, metres
+    root_positions: np.ndarray  # (F, 3) the Pelvis bone's head, model axes, metres
+    target: transfer.RestPose
     contacts: contacts.Contacts  # detected on the model's motion
+
+    @property
+    def joint_positions(self) -> np.ndarray:
+        """(F, J, 3) target joints' heads, model axes, metres (computed on demand)."""
+        return transfer.pose_positions(self.target, self.world_rotations, self.root_positions)
 
 
 def model_rest(rig: RigBones) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +109,15 @@ def model_rest(rig: RigBones) -> tuple[np.ndarray, np.ndarray]:
 def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan:
     """Calibrate ``rig`` (mapped by ``mapping``, already validated) against ``model``."""
     pelvis = rig.index(mapping.joints["Pelvis"])
-    bones = np.array([pelvis, *rig.descendants(pelvis)], dtype=np.int64)
+    # The target skeleton: driven bones and the bones between them, below the Pelvis bone.
+    # Bones that only follow (twist, end, finger, helper bones) stay out of the transfer.
+    needed = {pelvis}
+    for name in [*mapping.joints.values(), *mapping.followers]:
+        bone = rig.index(name)
+        while bone not in needed and bone >= 0:
+            needed.add(bone)
+            bone = int(rig.parents[bone])
+    bones = np.array([b for b in [pelvis, *rig.descendants(pelvis)] if b in needed], np.int64)
     position = {int(b): j for j, b in enumerate(bones)}
     parents = np.array([-1] + [position[int(rig.parents[b])] for b in bones[1:]], dtype=np.int64)
     heads, rests = model_rest(rig)
@@ -142,7 +156,7 @@ def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan
     return RigPlan(
         rig=rig, mapping=mapping, bones=bones, calibration=calibration, target_legs=target_legs,
         model=model, translation=translation, top=above[-1] if above else pelvis, mapped=mapped,
-        fingers=_relaxed_fingers(target, mapping, joint_of, mapped),
+        fingers=_relaxed_fingers(rig, mapping, heads, rests),
     )  # fmt: skip
 
 
@@ -172,44 +186,47 @@ def _descends(parents: np.ndarray, joint: int, ancestor: int) -> bool:
 
 
 def _relaxed_fingers(
-    target: transfer.RestPose, mapping: BoneMapping, joint_of: dict[str, int], mapped: np.ndarray
-) -> dict[int, np.ndarray]:
-    """Local rotations curling each finger bone towards the palm (rest frames, model axes)."""
-    out: dict[int, np.ndarray] = {}
+    rig: RigBones, mapping: BoneMapping, heads: np.ndarray, rests: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Pose rotations curling each bone below a wrist towards the palm (model axes)."""
+    out: dict[str, np.ndarray] = {}
+    driven = mapping.mapped_bones()
     for wrist_name, elbow_name in _ARM_SIDES:
         if wrist_name not in mapping.joints or elbow_name not in mapping.joints:
             continue
-        wrist = joint_of[mapping.joints[wrist_name]]
-        elbow = target.positions[joint_of[mapping.joints[elbow_name]]]
-        arm = target.positions[wrist] - elbow
+        wrist = rig.index(mapping.joints[wrist_name])
+        arm = heads[wrist] - heads[rig.index(mapping.joints[elbow_name])]
         arm /= max(float(np.linalg.norm(arm)), 1e-9)
-        below = [j for j in range(len(target.names)) if j != wrist
-                 and _descends(target.parents, j, wrist) and not mapped[j]]  # fmt: skip
-        if not below:
-            continue
         # Palm normal: down in a T-pose, inwards-down in an A-pose (the arm's downward side).
         down = np.array([0.0, -1.0, 0.0])
         palm = down - (down @ arm) * arm
         palm /= max(float(np.linalg.norm(palm)), 1e-9)
-        for joint in below:
-            depth = 0
-            parent = int(target.parents[joint])
-            while parent != wrist and parent >= 0:
-                depth += 1
-                parent = int(target.parents[parent])
-            child = [c for c in range(len(target.names)) if target.parents[c] == joint]
-            end = target.positions[child[0]] if child else None
-            direction = (end - target.positions[joint]) if end is not None else arm
+        for bone in rig.descendants(wrist):
+            if rig.names[bone] in driven:
+                continue
+            depth = len(rig.ancestors(bone)) - len(rig.ancestors(wrist)) - 1
+            children = rig.children(bone)
+            direction = heads[children[0]] - heads[bone] if children else arm
             axis = np.cross(direction, palm)
             if float(np.linalg.norm(axis)) < 1e-9:
                 continue
-            sideways = abs(float((target.positions[joint] - target.positions[wrist]) @ palm))
+            sideways = abs(float((heads[bone] - heads[wrist]) @ palm))
             thumb = sideways > 0.5 * float(np.linalg.norm(direction))
             angle = np.radians(FINGER_CURL_DEG[min(depth, 2)] * (0.5 if thumb else 1.0))
             curl = rot.from_axis_angle(axis / np.linalg.norm(axis), np.array(angle))
-            rest = target.rotations[joint]
-            out[joint] = rot.multiply(rot.multiply(rot.inverse(rest), curl), rest)
+            out[rig.names[bone]] = rot.multiply(rot.multiply(rot.inverse(rests[bone]), curl),
+                                                rests[bone])  # fmt: skip
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class TakeMotion:
+    """A take in model space: wire rotations (F, J, 4), pelvis positions (F, 3) in metres,
+    model axes, grounded, at ``fps``."""
+
+    rotations: np.ndarray
+    root_positions: np.ndarray
+    fps: float
 
 
 def retarget(
@@ -219,22 +236,56 @@ def retarget(
     fps: float,
     options: RetargetOptions = RetargetOptions(),
 ) -> RigTake:
-    """The take (model wire rotations (F, 22, 4) and pelvis positions (F, 3), metres, model
-    axes, grounded) on the planned rig."""
+    """One take on the planned rig (see :func:`retarget_takes`)."""
+    return retarget_takes(p, [TakeMotion(rotations, root_positions, fps)], options)[0]
+
+
+def retarget_takes(
+    p: RigPlan, takes: list[TakeMotion], options: RetargetOptions = RetargetOptions()
+) -> list[RigTake]:
+    """Several takes on the planned rig. The transfer runs once over all their frames (its
+    cost is per call more than per frame); everything that looks along time runs per take."""
     model = p.model
-    local = np.asarray(rotations, dtype=np.float64)
-    pelvis = np.asarray(root_positions, dtype=np.float64)
-    if options.root_motion == "IN_PLACE":
-        local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
-    world = kinematics.world_rotations(local, model.parents)
-    positions = kinematics.positions_from_world(model, world, pelvis)
-    found = contacts.detect_contacts(positions, fps, model_legs(model))
-    moved = transfer.transfer(p.calibration, world, positions)
-    target_world = moved.world_rotations
-    root_pos = moved.root_positions
-    if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
-        target_world = _pin_feet(p, target_world, root_pos, positions, found.foot)
-    joints = transfer.pose_positions(p.target, target_world, root_pos)
+    inputs = []
+    for t in takes:
+        local = np.asarray(t.rotations, dtype=np.float64)
+        pelvis = np.asarray(t.root_positions, dtype=np.float64)
+        if options.root_motion == "IN_PLACE":
+            local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
+        world = kinematics.world_rotations(local, model.parents)
+        positions = kinematics.positions_from_world(model, world, pelvis)
+        inputs.append((world, positions, contacts.detect_contacts(positions, t.fps,
+                                                                   model_legs(model))))  # fmt: skip
+    moved = transfer.transfer(p.calibration, np.concatenate([i[0] for i in inputs]),
+                              np.concatenate([i[1] for i in inputs]))  # fmt: skip
+    out = []
+    start = 0
+    for world, positions, found in inputs:
+        frames = world.shape[0]
+        span = slice(start, start + frames)
+        start += frames
+        target_world = moved.world_rotations[span]
+        root_pos = moved.root_positions[span].copy()
+        joints = moved.joint_positions[span].copy()
+        # The transfer anchors the clip it is given to the floor; here that clip held every
+        # take, so each take is anchored again on its own by the same rule.
+        floor = float(positions[..., transfer.UP].min()) * p.calibration.scale
+        lift = floor - float(joints[..., transfer.UP].min())
+        root_pos[:, transfer.UP] += lift
+        joints[..., transfer.UP] += lift
+        if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
+            target_world = _pin_feet(p, target_world, root_pos, joints, positions, found.foot)
+        out.append(_rig_take(p, target_world, root_pos, found, options))
+    return out
+
+
+def _rig_take(
+    p: RigPlan,
+    target_world: np.ndarray,
+    root_pos: np.ndarray,
+    found: contacts.Contacts,
+    options: RetargetOptions,
+) -> RigTake:
     yaw, ground = _root_frame(p, target_world, root_pos, options.root_motion)
     quats, names = _local_rotations(p, target_world, yaw, options.relax_fingers)
     location_bones, locations = _locations(p, root_pos, yaw, ground, options.root_motion)
@@ -249,7 +300,8 @@ def retarget(
         location_bones=location_bones,
         locations=locations,
         world_rotations=target_world,
-        joint_positions=joints,
+        root_positions=root_pos,
+        target=p.target,
         contacts=found,
     )
 
@@ -258,6 +310,7 @@ def _pin_feet(
     p: RigPlan,
     world: np.ndarray,
     root_pos: np.ndarray,
+    positions: np.ndarray,
     model_positions: np.ndarray,
     contact: np.ndarray,
 ) -> np.ndarray:
@@ -266,7 +319,6 @@ def _pin_feet(
     or a pelvis of another height swing the legs differently, and the foot would slide."""
     cal, target = p.calibration, p.target
     world = world.copy()
-    positions = transfer.pose_positions(target, world, root_pos)
     pelvis = int(cal.mapping[0])
     # The transfer's own placement of model points: turned, scaled, then lifted to the floor.
     lift = root_pos[0] - rot.rotate(cal.align, model_positions[0, pelvis]) * cal.scale
@@ -354,26 +406,29 @@ def _root_frame(
 def _local_rotations(
     p: RigPlan, world: np.ndarray, yaw: np.ndarray, relax_fingers: bool
 ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Pose-bone rotations of the driven bones (all frames and bones in one product), then
+    the fingers' constant relaxed pose."""
     target = p.target
-    keyed = [j for j in range(len(target.names)) if p.mapped[j]]
-    if relax_fingers:
-        keyed += [j for j in sorted(p.fingers) if not p.mapped[j]]
-    out = np.empty((world.shape[0], len(keyed), 4))
+    keyed = np.flatnonzero(p.mapped)
+    parents = target.parents[keyed]
     rests = target.rotations
-    for k, t in enumerate(keyed):
-        if not p.mapped[t]:
-            out[:, k] = p.fingers[t]
-            continue
-        parent = int(target.parents[t])
-        if parent < 0:  # the Pelvis bone: its parents above ride the top bone's yaw only
-            parent_world_change = yaw
-            local = rot.multiply(rot.inverse(parent_world_change), world[:, t])
-            out[:, k] = rot.multiply(rot.inverse(rests[t]), local)
-            continue
-        chain = rot.multiply(rot.inverse(rests[t]), rests[parent])
-        out[:, k] = rot.multiply(chain, rot.multiply(rot.inverse(world[:, parent]), world[:, t]))
-    names = tuple(target.names[t] for t in keyed)
-    return rot.normalize(out), names
+    # World rotation of each keyed bone's parent; above the Pelvis bone only the top's yaw.
+    parent_world = world[:, np.maximum(parents, 0)]
+    parent_rest = rests[np.maximum(parents, 0)]
+    top = parents < 0
+    parent_world[:, top] = yaw[:, None]
+    parent_rest[top] = rot.IDENTITY
+    chain = rot.multiply(rot.inverse(rests[keyed]), parent_rest)  # (K, 4)
+    out = rot.multiply(chain, rot.multiply(rot.inverse(parent_world), world[:, keyed]))
+    names = [target.names[t] for t in keyed]
+    if relax_fingers:
+        fingers = [n for n in p.fingers if n not in names]
+        if fingers:
+            constant = np.stack([p.fingers[n] for n in fingers])
+            out = np.concatenate([out, np.broadcast_to(constant, (out.shape[0], *constant.shape))],
+                                 axis=1)  # fmt: skip
+            names += fingers
+    return rot.normalize(out), tuple(names)
 
 
 def _locations(

@@ -159,6 +159,11 @@ def export_take(
     overwrite: bool = False,
 ) -> list[Path]:
     """Write the take as each of ``formats`` (FBX, BVH); returns the paths written."""
+    retarget = scene_settings(scene).retarget
+    if scene_settings(scene).target == RIG_TARGET or retarget.engine != "BLENDER":
+        from . import rig_history  # the artist's rig, or an engine preset (issue #9)
+
+        return rig_history.export_take(scene, take, take_files(take, directory, formats), overwrite)
     action, data = _parts(take)
     written = []
     for fmt, path in take_files(take, directory, formats):

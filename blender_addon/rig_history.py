@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import bpy
 
-from . import build, history, rig_reader, rig_takes, take_finishing
+from . import build, history, rig_export, rig_reader, rig_takes, take_finishing
 from .core import bone_mapping, retarget
 from .core.errors import RigError
 from .props import HYMOTION_PG_take as Take
 from .props import scene_settings
 from .rig_props import HYMOTION_PG_retarget, HYMOTION_PG_rig_take
+from .targets import MAIN_OBJECT_NAME, RIG_TARGET
 
 
 def character(scene: bpy.types.Scene) -> bpy.types.Object:
@@ -134,3 +136,51 @@ def delete_rig_actions(take: Take) -> None:
         if action is not None:
             bpy.data.actions.remove(action)
     take.rig_actions.clear()
+
+
+def export_take(
+    scene: bpy.types.Scene, take: Take, files: Sequence[tuple[str, Path]], overwrite: bool
+) -> list[Path]:
+    """FBX/BVH of ``take`` for the panel's engine: from the character when the target is the
+    artist's rig, else from the built-in armature under a stable name (``MAIN_OBJECT_NAME``)."""
+    settings = scene_settings(scene)
+    options = settings.retarget
+    if settings.target == RIG_TARGET:
+        obj = character(scene)
+        action, _ = rig_action(scene, take, obj)
+        return _export(scene, obj, action, take, files, overwrite, options)
+    action, data = history._parts(take)
+    obj = build.new_armature_object(scene, data, MAIN_OBJECT_NAME + " export")
+    try:
+        return _export(scene, obj, action, take, files, overwrite, options,
+                       name=MAIN_OBJECT_NAME)  # fmt: skip
+    finally:
+        bpy.data.objects.remove(obj)
+
+
+def _export(
+    scene: bpy.types.Scene,
+    obj: bpy.types.Object,
+    action: bpy.types.Action,
+    take: Take,
+    files: Sequence[tuple[str, Path]],
+    overwrite: bool,
+    options: HYMOTION_PG_retarget,
+    name: str = "",
+) -> list[Path]:
+    written = []
+    saved = obj.name
+    try:
+        if name and options.engine != "UNREAL":
+            obj.name = name
+        for fmt, path in files:
+            if fmt == "FBX":
+                rig_export.export_rig_fbx(scene, obj, action, path, take.name, options.engine,
+                                          options.deform_only, overwrite)  # fmt: skip
+            else:
+                rig_export.export_rig_bvh(scene, obj, action, path, float(take.fps),
+                                          options.deform_only, overwrite)  # fmt: skip
+            written.append(path)
+    finally:
+        obj.name = saved
+    return written

@@ -68,6 +68,19 @@ class HYMOTION_PG_retarget(bpy.types.PropertyGroup):
         name="Presets", subtype="DIR_PATH",
         description="Folder of bone-mapping presets (.json), e.g. one your studio shares",
     )  # fmt: skip
+    engine: EnumProperty(  # type: ignore[valid-type]
+        name="Export for", default="BLENDER",
+        items=[
+            ("BLENDER", "Blender", "FBX that re-imports into Blender exactly"),
+            ("UNREAL", "Unreal Engine", "FBX for Unreal: armature node dropped on import, the "
+             "rig's top bone is the root, units in the file's unit scale"),
+            ("UNITY", "Unity", "FBX for Unity: every scale applied, the rig's name as root"),
+        ],
+    )  # fmt: skip
+    deform_only: BoolProperty(  # type: ignore[valid-type]
+        name="Deform bones only", default=False,
+        description="Export only the bones that deform the mesh (e.g. Rigify's DEF bones)",
+    )  # fmt: skip
     mapping: CollectionProperty(type=HYMOTION_PG_joint_bone)  # type: ignore[valid-type]
     mapping_rig: StringProperty()  # type: ignore[valid-type]  # the rig ``mapping`` shows
     mapping_label: StringProperty()  # type: ignore[valid-type]

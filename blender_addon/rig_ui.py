@@ -33,6 +33,7 @@ class HYMOTION_PT_character(bpy.types.Panel):
         col.prop(settings, "root_motion")
         col.prop(settings, "pin_feet")
         col.prop(settings, "relax_fingers")
+        layout.prop(settings, "deform_only")
         rig = settings.rig
         box = layout.box()
         row = box.row(align=True)

@@ -92,6 +92,27 @@ def rig_action(
     return action, True
 
 
+def retarget_all(scene: bpy.types.Scene, takes: list[Take], obj: bpy.types.Object) -> None:
+    """Every take's Action on ``obj`` for the panel's options, made together (one transfer)."""
+    settings = scene_settings(scene).retarget
+    options = options_of(settings)
+    mapping = rig_takes.rig_mapping(obj)
+    text = bone_mapping.preset_text(mapping)
+    missing = [t for t in takes if (r := record_for(t, obj)) is None or r.action is None
+               or r.options != _options_key(t, options, text)]  # fmt: skip
+    if not missing:
+        return
+    actions = rig_takes.retarget_actions(obj, [motion_of(t) for t in missing], options, mapping)
+    for take, action in zip(missing, actions, strict=True):
+        record = record_for(take, obj) or take.rig_actions.add()
+        record.rig = obj
+        old = record.action
+        record.action, record.options = action, _options_key(take, options, text)
+        if old is not None:
+            bpy.data.actions.remove(old)
+            action.name = rig_takes.action_name(take.name, obj.name)
+
+
 def apply_rig_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
     obj = character(scene)
     action, _ = rig_action(scene, take, obj)

@@ -22,13 +22,18 @@ def rig_channels(
     frame_start: int = 1,
 ) -> list[Channel]:
     """Rotation curves per keyed bone (quaternion, Euler in the bone's order, or axis-angle),
-    location curves of the root-motion bones, and constant curves for rig switches."""
+    location curves of the root-motion bones, and constant curves for rig switches. Keys are
+    per frame, LINEAR; a constant channel gets a key on the first and the last frame."""
     frames = take.quaternions.shape[0]
     times = np.arange(frame_start, frame_start + frames, dtype=np.float32)
+    ends = times[[0, -1]]
 
     def keys(values: np.ndarray) -> np.ndarray:
-        co = np.empty((frames, 2), dtype=np.float32)
-        co[:, 0], co[:, 1] = times, values
+        # A channel that never changes (relaxed fingers, switches) needs its two end keys only.
+        constant = bool(np.all(values == values[0]))
+        co = np.empty((2 if constant else frames, 2), dtype=np.float32)
+        co[:, 0] = ends if constant else times
+        co[:, 1] = values[: co.shape[0]]
         return co.reshape(-1)
 
     out: list[Channel] = []

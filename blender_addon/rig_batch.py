@@ -4,6 +4,7 @@ every take onto it, and export from it (bpy side)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import bpy
 
@@ -29,11 +30,13 @@ def load_rig(scene: bpy.types.Scene, target: RigTarget) -> bpy.types.Object:
             raise RigError(f"{target.path.name} holds {len(armatures)} armatures ({names}); "
                            "use FILE.blend:OBJECT to pick one", field="--target-rig")  # fmt: skip
         return rig_reader.check_rig(armatures[0])
-    with bpy.data.libraries.load(str(target.path), link=False) as (source, into):
+    # The stubs type libraries.load as returning None; it returns a context manager.
+    loader: Any = bpy.data.libraries.load(str(target.path), link=False)  # type: ignore[func-returns-value]
+    with loader as (source, into):
         if target.object_name not in source.objects:
-            armatures = ", ".join(sorted(source.objects)) or "none"
+            names = ", ".join(sorted(source.objects)) or "none"
             raise RigError(f"{target.path.name} has no object {target.object_name!r} "
-                           f"(objects: {armatures})", field="--target-rig")  # fmt: skip
+                           f"(objects: {names})", field="--target-rig")  # fmt: skip
         into.objects = list(source.objects)
     loaded = [o for o in into.objects if o is not None]
     rig = next(o for o in loaded if o.name == target.object_name)  # the scene was emptied

@@ -26,6 +26,7 @@ import bpy
 import numpy as np
 
 from . import build, export, rig_reader, rig_takes
+from .build import IS_SLOTTED
 from .core.bvh import write_bvh
 from .core.errors import ExportError
 from .core.files import atomic_path
@@ -65,7 +66,9 @@ def _playing(
     object_name, stack_name = names
     anim = obj.animation_data or obj.animation_data_create()
     saved_action = anim.action
-    saved_slot = anim.action_slot if build.IS_SLOTTED else None
+    saved_slot = None
+    if IS_SLOTTED:
+        saved_slot = anim.action_slot
     saved = (obj.name, scene.name, scene.frame_start, scene.frame_end, scene.frame_current)
     other = bpy.data.objects.get(object_name)
     if other is not None and other != obj:
@@ -82,7 +85,7 @@ def _playing(
             other.name = object_name
         scene.name = saved[1]
         anim.action = saved_action
-        if saved_slot is not None:
+        if IS_SLOTTED and saved_slot is not None:
             anim.action_slot = saved_slot
         scene.frame_start, scene.frame_end = saved[2], saved[3]
         scene.frame_set(saved[4])

@@ -40,7 +40,9 @@ def character(scene: bpy.types.Scene) -> bpy.types.Object:
 
 
 def _is_model_armature(obj: bpy.types.Object) -> bool:
-    return isinstance(obj.data, bpy.types.Armature) and build.SKELETON_KEY in obj.data
+    data = obj.data
+    # The 4.2 stubs type ID.get as returning None; it returns the custom property.
+    return isinstance(data, bpy.types.Armature) and data.get(build.SKELETON_KEY) is not None  # type: ignore[func-returns-value]
 
 
 def options_of(settings: HYMOTION_PG_retarget) -> retarget.RetargetOptions:

@@ -86,8 +86,7 @@ class HYMOTION_OT_map_character(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> Status:
         settings = _retarget(context)
         obj = rig_reader.check_rig(settings.rig)
-        if rig_takes.MAPPING_KEY in obj:
-            del obj[rig_takes.MAPPING_KEY]
+        obj[rig_takes.MAPPING_KEY] = ""  # empty: map automatically
         show_mapping(settings, obj)
         return {"FINISHED"}
 

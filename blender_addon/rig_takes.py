@@ -15,6 +15,7 @@ import bpy
 import numpy as np
 
 from . import build, rig_reader
+from .build import IS_SLOTTED
 from .core import bone_mapping, retarget
 from .core.bone_mapping import BoneMapping
 from .core.protocol import motion
@@ -113,11 +114,14 @@ def play(obj: bpy.types.Object, action: bpy.types.Action) -> None:
     user, and remembered on the rig for :func:`give_back`)."""
     anim = obj.animation_data
     previous = anim.action if anim is not None else None
-    if anim is not None and previous is not None and TAKE_KEY not in previous:
+    # The 4.2 stubs type ID.get as returning None; it returns the custom property.
+    ours = previous is not None and previous.get(TAKE_KEY) is not None  # type: ignore[func-returns-value]
+    if anim is not None and previous is not None and not ours:
         previous.use_fake_user = True
         obj[ARTIST_ACTION_KEY] = previous
-        slot = anim.action_slot if build.IS_SLOTTED else None
-        obj[ARTIST_SLOT_KEY] = slot.identifier if slot is not None else ""
+        obj[ARTIST_SLOT_KEY] = ""
+        if IS_SLOTTED and anim.action_slot is not None:
+            obj[ARTIST_SLOT_KEY] = anim.action_slot.identifier
     build.assign_action(obj, action)
 
 
@@ -129,7 +133,7 @@ def give_back(obj: bpy.types.Object) -> None:
     previous = obj.get(ARTIST_ACTION_KEY)  # type: ignore[func-returns-value]
     anim.action = previous if isinstance(previous, bpy.types.Action) else None
     identifier = obj.get(ARTIST_SLOT_KEY)  # type: ignore[func-returns-value]
-    if build.IS_SLOTTED and anim.action is not None and identifier:
+    if IS_SLOTTED and anim.action is not None and identifier:
         slot = anim.action.slots.get(identifier)
         if slot is not None:
             anim.action_slot = slot

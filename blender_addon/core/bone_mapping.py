@@ -61,7 +61,8 @@ def auto_mapping(rig: RigBones) -> BoneMapping:
     detection = rig_conventions.detect(rig.names)
     if detection is None:
         joints = rig_structure.guess_joints(rig)
-        convention, followers, switches = CUSTOM, {}, ()
+        convention, followers = CUSTOM, {}
+        switches: tuple[RigSwitch, ...] = ()
         translation = joints.get("Pelvis", "")
     else:
         joints = dict(detection.joints)
@@ -168,6 +169,8 @@ def parse_preset(text: str, source: str = "preset") -> BoneMapping:
     if convention != CUSTOM and convention not in rig_conventions.BY_KEY:
         raise PresetError(f"{source} names an unknown convention {convention!r}")
     joints, followers = data.get("joints"), data.get("followers", {})
+    if not isinstance(joints, dict) or not isinstance(followers, dict):
+        raise PresetError(f"{source}: 'joints' and 'followers' must map names to names")
     if not _str_dict(joints) or not _str_dict(followers):
         raise PresetError(f"{source}: 'joints' and 'followers' must map names to names")
     try:

@@ -113,10 +113,10 @@ def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan
     # Bones that only follow (twist, end, finger, helper bones) stay out of the transfer.
     needed = {pelvis}
     for name in [*mapping.joints.values(), *mapping.followers]:
-        bone = rig.index(name)
-        while bone not in needed and bone >= 0:
-            needed.add(bone)
-            bone = int(rig.parents[bone])
+        index = rig.index(name)
+        while index not in needed and index >= 0:
+            needed.add(index)
+            index = int(rig.parents[index])
     bones = np.array([b for b in [pelvis, *rig.descendants(pelvis)] if b in needed], np.int64)
     position = {int(b): j for j, b in enumerate(bones)}
     parents = np.array([-1] + [position[int(rig.parents[b])] for b in bones[1:]], dtype=np.int64)

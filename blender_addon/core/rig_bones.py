@@ -111,10 +111,12 @@ def sorted_bones(
     for i in range(len(names)):
         place(i)
     new_index = {old: new for new, old in enumerate(order)}
-    parent_index = np.array(
-        [new_index[position[parents[i]]] if parents[i] is not None else -1 for i in order],
-        dtype=np.int64,
-    )
+
+    def new_parent(i: int) -> int:
+        parent = parents[i]
+        return -1 if parent is None else new_index[position[parent]]
+
+    parent_index = np.array([new_parent(i) for i in order], dtype=np.int64)
     return RigBones(
         names=tuple(names[i] for i in order),
         parents=parent_index,

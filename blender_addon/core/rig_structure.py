@@ -117,9 +117,9 @@ def _leg_joints(rig: RigBones, chain: list[int]) -> dict[str, int]:
     else:
         floor = float(np.min(rig.tails[chain, 2]))
         target = floor + 0.1 * (float(rig.heads[thigh, 2]) - floor)
-        ankle = min(below, key=lambda b: abs(float(rig.heads[b, 2]) - target), default=None)
-        if ankle is None:
+        if not below:
             return {}
+        ankle = min(below, key=lambda b: abs(float(rig.heads[b, 2]) - target))
     out["Ankle"] = ankle
     between = below[: below.index(ankle)]
     if not between:

@@ -125,8 +125,8 @@ def calibrate(
 ) -> Calibration:
     """Calibrate the two rest poses.
 
-    ``mapping``: target joint -> source joint; the source's root must be mapped by exactly one
-    target joint (the carrier of the travel). ``aims``: target (joint, child) segments to aim
+    ``mapping``: target joint -> source joint; the source's root must be mapped (the topmost
+    target joint mapped to it carries the travel). ``aims``: target (joint, child) segments to aim
     at the source's segments; None picks :func:`default_aims`, () aims nothing.
     """
     table = np.full(len(target.names), -1, dtype=np.int64)
@@ -134,11 +134,11 @@ def calibrate(
         if not (0 <= t < len(target.names) and 0 <= s < len(source.names)):
             raise TransferError(f"mapping {t} -> {s} is outside the skeletons", field="mapping")
         table[t] = s
-    carriers = np.flatnonzero(table == 0)
-    if carriers.size != 1:
+    carriers = np.flatnonzero(table == 0)  # parents come first: [0] is the topmost
+    if carriers.size == 0:
         raise TransferError(
-            f"exactly one target joint must be mapped to the source's root {source.names[0]!r} "
-            f"(it carries the travel); found {carriers.size}",
+            f"no target joint is mapped to the source's root {source.names[0]!r} (the joint "
+            "that carries the travel)",
             field=source.names[0],
         )
     if aims is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CONFIG_FILE, expected_shapes, parse_config
+from .engine import first_line
 from .errors import CheckpointError
 from .factory import PRECISIONS, TINY, EngineOptions
 from .memory import GIB, ModelFootprint, ServingNeed, serving_need
@@ -92,7 +93,7 @@ def read_cuda_facts(measure: Sequence[int] = ()) -> CudaFacts:
     try:
         torch.cuda.init()
     except (RuntimeError, AssertionError) as exc:  # what torch raises for driver/GPU trouble
-        return CudaFacts(base.torch_version, base.cuda_build, driver, _first_line(exc), (), visible)
+        return CudaFacts(base.torch_version, base.cuda_build, driver, first_line(exc), (), visible)
     gpus = []
     for index in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(index)
@@ -101,7 +102,7 @@ def read_cuda_facts(measure: Sequence[int] = ()) -> CudaFacts:
             try:
                 free = torch.cuda.mem_get_info(index)[0]
             except RuntimeError as exc:
-                error = _first_line(exc)
+                error = first_line(exc)
         gpus.append(GpuFacts(index, props.name, props.total_memory, free, error))
     return CudaFacts(base.torch_version, base.cuda_build, driver, "", tuple(gpus), visible)
 
@@ -110,11 +111,6 @@ def _driver_cuda() -> str | None:
     read = getattr(torch._C, "_cuda_getDriverVersion", None)  # CUDA builds only
     version = read() if read is not None else 0
     return f"{version // 1000}.{version % 1000 // 10}" if version else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --- verdict ----------------------------------------------------------------------------------

@@ -173,11 +173,13 @@ def judge(
         )
     if index >= len(facts.gpus):
         listing = ", ".join(g.describe() for g in facts.gpus)
+        names = [f"cuda:{g.index}" for g in facts.gpus]
+        pick = f"Pick {names[0]}" if len(names) == 1 else f"Pick one of {', '.join(names)}"
         return _bad(
             text,
             f"there is no GPU with index {index}; this machine has {len(facts.gpus)}: "
             f"{listing}{hidden}",
-            f"Pick one of {', '.join(f'cuda:{g.index}' for g in facts.gpus)}, {USE_CPU}",
+            f"{pick}, {USE_CPU}",
         )
     gpu = facts.gpus[index]
     named = f"{text} ({gpu.name})"

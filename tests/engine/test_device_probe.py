@@ -77,8 +77,11 @@ def test_an_index_past_the_last_gpu_lists_the_gpus_that_exist() -> None:
         "devices to cpu."
     )
     hidden = CudaFacts("2.13.0+cu128", "12.8", gpus=TWO_H200.gpus[:1], visible_devices="1")
-    limits = "(CUDA_VISIBLE_DEVICES=1 limits what torch sees)"
-    assert limits in _message("cuda:1", hidden, need=None)
+    assert _message("cuda:1", hidden, need=None) == (
+        "device cuda:1: there is no GPU with index 1; this machine has 1: cuda:0 (NVIDIA H200, "
+        "139.8 GiB) (CUDA_VISIBLE_DEVICES=1 limits what torch sees). Pick cuda:0, or set devices "
+        "to cpu."
+    )
 
 
 def test_a_driver_too_old_for_the_build() -> None:

@@ -94,22 +94,25 @@ def read_cuda_facts(measure: Sequence[int] = ()) -> CudaFacts:
         torch.cuda.init()
     except (RuntimeError, AssertionError) as exc:  # what torch raises for driver/GPU trouble
         return CudaFacts(base.torch_version, base.cuda_build, driver, first_line(exc), (), visible)
-    gpus = []
-    for index in range(torch.cuda.device_count()):
+    gpus = tuple(_gpu_facts(i, i in measure) for i in range(torch.cuda.device_count()))
+    return CudaFacts(base.torch_version, base.cuda_build, driver, "", gpus, visible)
+
+
+def _gpu_facts(index: int, measure: bool) -> GpuFacts:
+    try:
         props = torch.cuda.get_device_properties(index)
-        free, error = None, ""
-        if index in measure:
-            try:
-                free = torch.cuda.mem_get_info(index)[0]
-            except RuntimeError as exc:
-                error = first_line(exc)
-        gpus.append(GpuFacts(index, props.name, props.total_memory, free, error))
-    return CudaFacts(base.torch_version, base.cuda_build, driver, "", tuple(gpus), visible)
+        free = torch.cuda.mem_get_info(index)[0] if measure else None
+    except RuntimeError as exc:  # a GPU that is busy, lost or in a bad state
+        return GpuFacts(index, "unknown GPU", 0, error=first_line(exc))
+    return GpuFacts(index, props.name, props.total_memory, free)
 
 
 def _driver_cuda() -> str | None:
     read = getattr(torch._C, "_cuda_getDriverVersion", None)  # CUDA builds only
-    version = read() if read is not None else 0
+    try:
+        version = read() if read is not None else 0
+    except RuntimeError:  # no driver at all
+        version = 0
     return f"{version // 1000}.{version % 1000 // 10}" if version else None
 
 

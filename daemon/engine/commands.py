@@ -152,8 +152,8 @@ def check_command(args: argparse.Namespace) -> int:
     verdicts = probe_devices(config.devices, opts)
     print("devices:")
     for verdict in verdicts:
-        print(f"  FAILED: {verdict.problem}" if verdict.problem else f"  {verdict.device}: "
-              f"{verdict.facts}")  # fmt: skip
+        found = f"{verdict.device}: {verdict.facts}"
+        print(f"  FAILED: {verdict.problem}" if verdict.problem else f"  {found}")
     usable = [v for v in verdicts if v.problem is None]
     device = torch.device(usable[0].device if usable else "cpu")  # where models are tried
     vram_gb = args.vram_gb

@@ -277,6 +277,17 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class DeviceInfo:
+    """One device the daemon runs a worker on."""
+
+    name: str
+    #: "ok", or "failed": it failed while serving and takes no more jobs until a restart.
+    state: str
+    #: Why it failed, empty while ok.
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Status(Message):
     TYPE = "status_reply"
     queue_depth: int
@@ -285,6 +296,7 @@ class Status(Message):
     uptime_s: float
     jobs: tuple[JobInfo, ...] = ()
     models: tuple[ModelInfo, ...] = ()
+    devices: tuple[DeviceInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -341,6 +353,7 @@ __all__ = [
     "Accepted",
     "Cancel",
     "Cancelled",
+    "DeviceInfo",
     "Error",
     "Fetch",
     "Generate",

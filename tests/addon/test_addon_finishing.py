@@ -141,3 +141,11 @@ def test_batch_bvh_mode_writes_finished_takes_without_a_daemon(tmp_path: Path) -
     assert "no MOTION section" in broken["error"] and broken["files"] == []
     both = run_batch("--bvh", str(WALK), "--prompts", str(bad), "--out", str(out))
     assert both.returncode == 2 and "either --prompts or --bvh" in both.stderr
+
+
+def test_deleting_a_finished_take_deletes_its_raw_action(scene: Any) -> None:
+    take = _imported(scene)
+    take.finishing.in_place = True
+    assert len(bpy.data.actions) == 2
+    history.delete_take(scene, 0)
+    assert len(bpy.data.actions) == 0

@@ -79,3 +79,29 @@ def test_bad_character_flags_exit_2(
                        "--address", daemon.address, *args)  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr
+
+
+def test_batch_onto_a_character_fbx(scene: Any, tmp_path: Path, daemon: Any) -> None:  # noqa: F811
+    """A character .fbx (here a VRM-named rig written by Blender's exporter), for Unity."""
+    from blender_addon import build
+
+    rig = rigs.build_armature(scene, rigs.rig_bones("VRM", rigs.TALL_A), "Avatar")
+    hero = tmp_path / "avatar.fbx"
+    with build.object_context(rig):
+        bpy.ops.export_scene.fbx(filepath=str(hero), use_selection=True,
+                                 object_types={"ARMATURE"}, add_leaf_bones=False)  # fmt: skip
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a person jumps\n")
+    out = tmp_path / "out"
+    result = run_batch("--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
+                       "--duration", "1", "--steps", "5", "--seed", "8", "--candidates", "1",
+                       "--target-rig", str(hero), "--engine", "unity",
+                       "--formats", "fbx,bvh")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    item = json.loads((out / "summary.json").read_text())["items"][0]
+    assert item["character"]["convention"].startswith("VRM")
+    folder = out / "001_a_person_jumps"
+    assert sorted(p.name for p in folder.iterdir()) == ["a_person_jumps_s8.bvh",
+                                                        "a_person_jumps_s8.fbx"]  # fmt: skip
+    bvh = (folder / "a_person_jumps_s8.bvh").read_text()
+    assert bvh.startswith("HIERARCHY\nROOT hips") and "JOINT leftUpperLeg" in bvh

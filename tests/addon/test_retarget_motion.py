@@ -20,6 +20,7 @@ import pytest
 
 from blender_addon import rig_reader, rig_takes
 from blender_addon.core import retarget
+from blender_addon.core.errors import RigError
 from blender_addon.core.motion import bvh_import, kinematics
 from blender_addon.core.motion import rotations as rot
 from tests.addon import retarget_checks, rigs, synthetic
@@ -145,3 +146,45 @@ def test_blender_rigify_rig_follows_through_its_deform_bones(rigify_rig: Any) ->
         plan.calibration.align,
     )  # fmt: skip
     assert float(np.median(errors)) <= 2.0 and float(errors.max()) <= 5.0
+
+
+def test_rotated_and_scaled_rig_object(scene: Any) -> None:
+    """An FBX-style character: centimetre bones in an object scaled 0.01 and turned 90° about
+    the vertical. The take lands in metres, facing where the character faces."""
+    rig = rigs.rig_bones("MIXAMO", UNIFORM_A)
+    bones = type(rig)(rig.names, rig.parents, 100 * rig.heads, 100 * rig.tails, rig.rest,
+                      rig.deform)  # fmt: skip
+    obj = rigs.build_armature(scene, bones, "Imported")
+    obj.rotation_euler = (0.0, 0.0, np.pi / 2)
+    obj.scale = (0.01, 0.01, 0.01)
+    scene.view_layers[0].update()
+    judge(obj, clip_motion("walk_forward_cmu_35_01.bvh"), retarget.RetargetOptions(), hands=True)
+
+
+def test_root_bone_carries_the_travel(scene: Any) -> None:
+    obj = rigs.build_armature(scene, rigs.rig_bones("UE5", rigs.ADULT_T), "Manny")
+    motion = clip_motion("walk_turn_left_cmu_16_11.bvh")
+    keep = judge(obj, motion, retarget.RetargetOptions(), hands=True)
+    frames = motion.rotations.shape[0]
+    pelvis_keep, _ = retarget_checks.evaluated(obj, ("pelvis", "root"), frames)
+    options = retarget.RetargetOptions(root_motion="ROOT_BONE")
+    moved = judge(obj, motion, options, hands=True)
+    assert moved.max_deg == pytest.approx(keep.max_deg, abs=0.01)
+    heads, world = retarget_checks.evaluated(obj, ("pelvis", "root"), frames)
+    # The pelvis goes exactly where it went without a root bone; the root bone stays on the
+    # ground under it (from where it rests) and turns with the pelvis' heading only.
+    np.testing.assert_allclose(heads[:, 0], pelvis_keep[:, 0], atol=1e-4)
+    travel = heads[:, 1] - heads[:1, 1]
+    pelvis_travel = heads[:, 0] - heads[:1, 0]
+    np.testing.assert_allclose(travel[:, [0, 2]], pelvis_travel[:, [0, 2]], atol=1e-4)
+    assert np.abs(heads[:, 1, 1]).max() < 1e-4  # on the floor (model Y up)
+    # Its turn is about the vertical only: the vertical stays vertical.
+    up = np.array([0.0, 1.0, 0.0])
+    rest_root = retarget.model_rest(rig_reader.rig_bones(obj))[1][
+        rig_reader.rig_bones(obj).index("root")
+    ]
+    change = rot.multiply(world[:, 1], rot.inverse(rest_root))
+    np.testing.assert_allclose(rot.rotate(change, up), np.broadcast_to(up, (frames, 3)), atol=1e-6)
+    with pytest.raises(RigError, match="needs a root bone above the Pelvis bone"):
+        mixamo = rigs.build_armature(scene, rigs.rig_bones("MIXAMO"), "NoRoot")
+        rig_takes.retarget_actions(mixamo, [motion], options)

@@ -117,29 +117,27 @@ class HYMOTION_OT_save_mapping(bpy.types.Operator):
 
 
 class HYMOTION_OT_load_mapping(bpy.types.Operator):
-    """Load a bone-mapping preset onto the character (refused if it is for another kind of rig)"""
+    """Load the chosen preset of the presets folder onto the character (refused if it is for
+    another kind of rig)"""
 
     bl_idname = "hy_motion.load_mapping"
     bl_label = "Load Mapping Preset"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
 
-    filepath: StringProperty(name="Preset", subtype="FILE_PATH")  # type: ignore[valid-type]
-    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})  # type: ignore[valid-type]
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
-        settings = _retarget(context)
-        if settings.preset_folder:
-            self.filepath = str(Path(bpy.path.abspath(settings.preset_folder))) + "/"
-        if context.window_manager is None:
-            return self.execute(context)
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+    filepath: StringProperty(  # type: ignore[valid-type]
+        name="Preset file", subtype="FILE_PATH", description="Empty: the chosen preset"
+    )
 
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:
         settings = _retarget(context)
         obj = rig_reader.check_rig(settings.rig)
-        path = Path(bpy.path.abspath(self.filepath))
+        if self.filepath:
+            path = Path(bpy.path.abspath(self.filepath))
+        elif settings.preset:
+            path = bone_mapping.preset_path(_folder(settings), settings.preset)
+        else:
+            raise PresetError("pick a preset from the presets folder", field="preset")
         mapping = bone_mapping.load_preset(path, rig_reader.rig_bones(obj))
         obj[rig_takes.MAPPING_KEY] = bone_mapping.preset_text(mapping)
         show_mapping(settings, obj)

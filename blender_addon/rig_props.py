@@ -23,6 +23,26 @@ ROOT_MOTION_ITEMS = [
 assert tuple(item[0] for item in ROOT_MOTION_ITEMS) == ROOT_MOTION_MODES
 
 
+def _preset_items(
+    self: bpy.types.PropertyGroup, _context: bpy.types.Context | None
+) -> list[tuple[str, str, str]]:
+    """The presets in the presets folder, by name (Blender keeps the strings alive here)."""
+    from pathlib import Path
+
+    from .core.bone_mapping import list_presets
+
+    folder_text = str(getattr(self, "preset_folder", ""))  # on HYMOTION_PG_retarget, below
+    folder = Path(bpy.path.abspath(folder_text)) if folder_text else None
+    names = [p.stem for p in list_presets(folder)] if folder else []
+    _PRESET_ITEMS[:] = [(n, n, f"Bone-mapping preset {n}.json") for n in names] or [
+        ("", "(no presets)", "Save one, or choose a folder that has some")
+    ]
+    return _PRESET_ITEMS
+
+
+_PRESET_ITEMS: list[tuple[str, str, str]] = []
+
+
 def _is_armature(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
     return obj.type == "ARMATURE"
 
@@ -81,6 +101,7 @@ class HYMOTION_PG_retarget(bpy.types.PropertyGroup):
         name="Deform bones only", default=False,
         description="Export only the bones that deform the mesh (e.g. Rigify's DEF bones)",
     )  # fmt: skip
+    preset: EnumProperty(name="Preset", items=_preset_items)  # type: ignore[valid-type]
     mapping: CollectionProperty(type=HYMOTION_PG_joint_bone)  # type: ignore[valid-type]
     mapping_rig: StringProperty()  # type: ignore[valid-type]  # the rig ``mapping`` shows
     mapping_label: StringProperty()  # type: ignore[valid-type]

@@ -62,12 +62,6 @@ def rig_mapping_unchecked(obj: bpy.types.Object) -> BoneMapping:
     return bone_mapping.auto_mapping(rig_reader.rig_bones(obj))
 
 
-def save_mapping(obj: bpy.types.Object, mapping: BoneMapping) -> None:
-    rig = rig_reader.rig_bones(obj)
-    bone_mapping.validate(mapping, rig, repr(obj.name))
-    obj[MAPPING_KEY] = bone_mapping.preset_text(mapping)
-
-
 def action_name(take_name: str, rig_name: str) -> str:
     return f"HYM {take_name} @ {rig_name}"
 

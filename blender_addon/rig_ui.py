@@ -44,10 +44,11 @@ class HYMOTION_PT_character(bpy.types.Panel):
                 box.prop_search(item, "bone", rig.data, "bones", text=item.name)
             if settings.unmapped:
                 box.label(text=settings.unmapped, icon="INFO")
+        box.prop(settings, "preset_folder", text="")
         row = box.row(align=True)
-        row.prop(settings, "preset_folder", text="")
+        row.prop(settings, "preset", text="")
+        row.operator("hy_motion.load_mapping", text="", icon="IMPORT")
         row.operator("hy_motion.save_mapping", text="", icon="FILE_TICK")
-        row.operator("hy_motion.load_mapping", text="", icon="FILEBROWSER")
 
 
 classes = (HYMOTION_PT_character,)

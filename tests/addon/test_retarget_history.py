@@ -115,7 +115,8 @@ def test_operators_choose_and_map_the_character(scene: Any, tmp_path: Any) -> No
     assert bpy.ops.hy_motion.map_character() == {"FINISHED"}
     settings.retarget.preset_folder = str(tmp_path)
     assert bpy.ops.hy_motion.save_mapping(name="hero") == {"FINISHED"}
-    assert bpy.ops.hy_motion.load_mapping(filepath=str(tmp_path / "hero.json")) == {"FINISHED"}
+    settings.retarget.preset = "hero"  # the folder's presets are listed in the panel
+    assert bpy.ops.hy_motion.load_mapping() == {"FINISHED"}
     assert bpy.ops.hy_motion.apply_take(index=0) == {"FINISHED"}
     assert len(ours(rig)) == 1
     # A preset of another convention is refused, and the rig keeps its mapping.

@@ -28,6 +28,8 @@ def character(scene: bpy.types.Scene) -> bpy.types.Object:
     obj = settings.rig
     if obj is None or scene.objects.get(obj.name) is None:
         active = bpy.context.view_layer.objects.active if bpy.context.view_layer else None
+        if active is not None and active.type != "ARMATURE" and active.parent is not None:
+            active = active.parent  # the character's mesh selected: its armature
         if active is None or active.type != "ARMATURE" or _is_model_armature(active):
             raise RigError(
                 "no character chosen: pick your armature in the panel's Character field or "
@@ -126,6 +128,7 @@ def apply_rig_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
 def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.types.Object]:
     """One copy of the character per take (sharing its armature), side by side."""
     obj = character(scene)
+    retarget_all(scene, list(takes), obj)  # the missing ones in one pass
     collection = history.compare_collection(scene)
     for old in list(collection.objects):
         bpy.data.objects.remove(old)

@@ -66,7 +66,10 @@ class HYMOTION_OT_use_character(bpy.types.Operator):
 
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:
-        obj = rig_reader.check_rig(context.active_object)
+        active = context.active_object
+        if active is not None and active.type != "ARMATURE" and active.parent is not None:
+            active = active.parent  # the character's mesh selected: its armature
+        obj = rig_reader.check_rig(active)
         settings = _retarget(context)
         settings.rig = obj
         scene_settings(context.scene).target = RIG_TARGET  # type: ignore[arg-type]

@@ -100,7 +100,10 @@ def test_operators_choose_and_map_the_character(scene: Any, tmp_path: Any) -> No
     settings = scene_settings(scene)
     settings.retarget.rig = None
     settings.target = "NEW_ARMATURE"
-    bpy.context.view_layer.objects.active = rig
+    body = bpy.data.objects.new("Hero body", bpy.data.meshes.new("Hero body"))
+    scene.collection.objects.link(body)
+    body.parent = rig
+    bpy.context.view_layer.objects.active = body  # the mesh selected: its armature is used
     assert bpy.ops.hy_motion.use_character() == {"FINISHED"}
     assert settings.target == "SELECTED_ARMATURE" and settings.retarget.rig == rig
     assert settings.retarget.mapping_label == "Mixamo"

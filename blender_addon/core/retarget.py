@@ -4,18 +4,18 @@ and the pose channels to key (numpy, no bpy).
 The transfer itself is the motion core's (``motion.transfer``): each mapped bone takes its model
 joint's change from rest in world space, turned by the yaw-only facing alignment, then limb
 segments are aimed at the model's joint positions, travel is scaled by leg length and the clip
-is anchored to the ground. This module builds the rig's side of it (the Pelvis bone's subtree as
-the target skeleton, in model axes), adds what a rig needs beyond it, and converts the result
-to pose-bone channels:
+is anchored to the ground. This module builds the rig's side of it (the driven bones from the
+Pelvis bone down, and the bones between them, as the target skeleton, in model axes), adds what
+a rig needs beyond it, and converts the result to pose-bone channels:
 
 - root motion: ``KEEP`` (travel scaled by leg length, on the root-motion bone), ``IN_PLACE``
   (no horizontal travel), ``ROOT_BONE`` (ground travel and heading on the rig's top bone, the
   game-engine layout; the pelvis keeps the rest);
-- feet planted: while the model's heel is down (``motion.contacts``), the rig's ankle is held
-  on the model's footprint, turned and scaled like the rest of the take, with two-bone IK
-  (``motion.ik``) blended in and out over ``PIN_BLEND_FRAMES``: a body with other leg
-  proportions lands where the model does instead of sliding (a take foot-locked first stays
-  locked on the rig);
+- feet planted: while a model foot is down (``motion.contacts``), the rig's ankle moves exactly
+  as the model's ankle does (turned and scaled like the rest of the take) from where the rig's
+  foot landed, with two-bone IK (``motion.ik``) blended in and out over ``PIN_BLEND_FRAMES``: a
+  body with other hips or legs keeps its feet where they land instead of sliding (a take
+  foot-locked first stays locked on the rig);
 - fingers (bones below a mapped wrist) get a relaxed curl instead of the stiff rest pose.
 
 Pose-bone rotation of bone t with parent p, all rotations world (any common frame):
@@ -68,7 +68,7 @@ class RigPlan:
 
     rig: RigBones
     mapping: BoneMapping
-    bones: np.ndarray  # (J,) rig bone index of each target joint (the Pelvis bone's subtree)
+    bones: np.ndarray  # (J,) rig bone of each target joint (driven bones and those between)
     calibration: transfer.Calibration
     target_legs: Legs  # in target joint indices (toe = ankle where the rig has no toe)
     model: motion.Skeleton

@@ -67,6 +67,8 @@ def prepare(
     retarget.root_motion = target.options.root_motion  # type: ignore[assignment]
     retarget.pin_feet = target.options.pin_feet
     retarget.relax_fingers = target.options.relax_fingers
+    retarget.key_ik = target.options.key_ik
+    retarget.ik_limbs = target.options.ik_limbs
     if target.preset is not None:
         mapping = bone_mapping.load_preset(target.preset, rig_reader.rig_bones(rig))
         rig[rig_takes.MAPPING_KEY] = bone_mapping.preset_text(mapping)

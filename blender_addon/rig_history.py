@@ -52,6 +52,8 @@ def options_of(settings: HYMOTION_PG_retarget) -> retarget.RetargetOptions:
         root_motion=settings.root_motion,
         pin_feet=settings.pin_feet,
         relax_fingers=settings.relax_fingers,
+        key_ik=settings.key_ik,
+        ik_limbs=settings.ik_limbs,
     )
 
 
@@ -59,7 +61,7 @@ def _options_key(take: Take, options: retarget.RetargetOptions, mapping_text: st
     """What a take's rig action was made from: a change of any of these remakes it."""
     finishing = repr(take.finishing.options())  # the take's own finishing (issue #10)
     return json.dumps([options.root_motion, options.pin_feet, options.relax_fingers,
-                       mapping_text, finishing])  # fmt: skip
+                       options.key_ik, options.ik_limbs, mapping_text, finishing])  # fmt: skip
 
 
 def motion_of(take: Take) -> rig_takes.Motion:

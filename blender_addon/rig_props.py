@@ -84,6 +84,16 @@ class HYMOTION_PG_retarget(bpy.types.PropertyGroup):
         name="Relax fingers", default=True,
         description="Key a relaxed curl on finger bones (the model does not move fingers)",
     )  # fmt: skip
+    key_ik: BoolProperty(  # type: ignore[valid-type]
+        name="Key IK controls", default=True,
+        description="Key the rig's IK controls (Rigify, Auto-Rig Pro) and IK bones (Unreal) to "
+        "follow the hands and feet, so a switch to IK keeps the pose",
+    )  # fmt: skip
+    ik_limbs: BoolProperty(  # type: ignore[valid-type]
+        name="Limbs in IK", default=False,
+        description="Play arms and legs through the rig's IK controls (Rigify, Auto-Rig Pro); "
+        "off: FK controls drive them",
+    )  # fmt: skip
     preset_folder: StringProperty(  # type: ignore[valid-type]
         name="Presets", subtype="DIR_PATH",
         description="Folder of bone-mapping presets (.json), e.g. one your studio shares",

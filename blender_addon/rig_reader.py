@@ -50,10 +50,12 @@ def rig_bones(obj: bpy.types.Object) -> RigBones:
     tails = np.empty(count * 3)
     matrices = np.empty(count * 16)
     deform = np.empty(count, dtype=bool)
+    local_location = np.empty(count, dtype=bool)
     data.bones.foreach_get("head_local", heads)
     data.bones.foreach_get("tail_local", tails)
     data.bones.foreach_get("matrix_local", matrices)
     data.bones.foreach_get("use_deform", deform)
+    data.bones.foreach_get("use_local_location", local_location)
     # foreach_get flattens matrices column by column (Blender's matrix memory order).
     local = matrices.reshape(count, 4, 4).transpose(0, 2, 1)[:, :3, :3]
     world = rotation * scale
@@ -66,6 +68,7 @@ def rig_bones(obj: bpy.types.Object) -> RigBones:
         deform,
         object_rotation=rotation,
         object_scale=scale,
+        local_location=local_location,
     )
 
 

@@ -92,7 +92,8 @@ def retarget_actions(
         for k, m in enumerate(motions):
             take = takes[k]
             modes = {n: pose[n].rotation_mode for n in take.bone_names}
-            channels = rig_channels(take, modes, mapping.switches)
+            switches = [s.for_limbs(options.ik_limbs and options.key_ik) for s in mapping.switches]
+            channels = rig_channels(take, modes, switches)
             action = build.write_action(action_name(m.name, obj.name), channels)
             action[TAKE_KEY] = m.name
             actions.append(action)

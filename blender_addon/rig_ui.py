@@ -33,6 +33,8 @@ class HYMOTION_PT_character(bpy.types.Panel):
         col.prop(settings, "root_motion")
         col.prop(settings, "pin_feet")
         col.prop(settings, "relax_fingers")
+        col.prop(settings, "key_ik")
+        col.prop(settings, "ik_limbs")
         layout.prop(settings, "deform_only")
         rig = settings.rig
         box = layout.box()

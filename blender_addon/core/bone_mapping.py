@@ -37,6 +37,8 @@ class BoneMapping:
     #: The bone whose location carries the root motion (the Pelvis bone or an ancestor).
     translation_bone: str = ""
     switches: tuple[RigSwitch, ...] = ()
+    #: IK controls (Rigify, Auto-Rig Pro) and IK bones (UE) that follow a joint's bone.
+    ik_controls: dict[str, str] = field(default_factory=dict)  # bone -> model joint
 
     @property
     def label(self) -> str:
@@ -45,7 +47,7 @@ class BoneMapping:
         return rig_conventions.BY_KEY[self.convention].label
 
     def mapped_bones(self) -> set[str]:
-        return set(self.joints.values()) | set(self.followers)
+        return set(self.joints.values()) | set(self.followers) | set(self.ik_controls)
 
     def unmapped(self, rig: RigBones) -> list[str]:
         """The rig's bones no joint drives: they keep their rest pose relative to their parent."""
@@ -61,19 +63,20 @@ def auto_mapping(rig: RigBones) -> BoneMapping:
     detection = rig_conventions.detect(rig.names)
     if detection is None:
         joints = rig_structure.guess_joints(rig)
-        convention, followers = CUSTOM, {}
+        convention, followers, ik = CUSTOM, {}, {}
         switches: tuple[RigSwitch, ...] = ()
         translation = joints.get("Pelvis", "")
     else:
         joints = dict(detection.joints)
         convention, followers = detection.convention.key, dict(detection.followers)
+        ik = dict(detection.ik_controls)
         switches = tuple(s for s in detection.convention.switches if rig.get(s.bone) is not None)
         translation = _translation_bone(rig, detection.convention, joints)
         # Joints the names did not give (a renamed bone): take them from the shape.
         for joint, bone in rig_structure.guess_joints(rig).items():
             if joint not in joints and bone not in joints.values() and bone not in followers:
                 joints[joint] = bone
-    return BoneMapping(convention, joints, followers, translation, switches)
+    return BoneMapping(convention, joints, followers, translation, switches, ik)
 
 
 def _translation_bone(
@@ -110,6 +113,9 @@ def validate(mapping: BoneMapping, rig: RigBones, rig_name: str = "the rig") -> 
         if bone in seen:
             raise MappingError(f"bone {bone!r} is mapped to {seen[bone]} and also follows {joint}",
                                field=bone)  # fmt: skip
+    for bone, joint in mapping.ik_controls.items():
+        if rig.get(bone) is None or joint not in mapping.joints:
+            raise MappingError(f"IK control {bone!r} cannot follow {joint}", field=bone)
     if "Pelvis" not in mapping.joints:
         raise MappingError(f"no hips found in {rig_name}: map a bone to Pelvis", field="Pelvis")
     missing_legs = [j for j in _LEGS if j not in mapping.joints]
@@ -150,6 +156,7 @@ def preset_text(mapping: BoneMapping) -> str:
         "followers": dict(sorted(mapping.followers.items())),
         "translation_bone": mapping.translation_bone,
         "switches": [[s.bone, s.prop, s.value] for s in mapping.switches],
+        "ik_controls": dict(sorted(mapping.ik_controls.items())),
     }
     return json.dumps(data, indent=2) + "\n"
 
@@ -169,10 +176,13 @@ def parse_preset(text: str, source: str = "preset") -> BoneMapping:
     if convention != CUSTOM and convention not in rig_conventions.BY_KEY:
         raise PresetError(f"{source} names an unknown convention {convention!r}")
     joints, followers = data.get("joints"), data.get("followers", {})
-    if not isinstance(joints, dict) or not isinstance(followers, dict):
-        raise PresetError(f"{source}: 'joints' and 'followers' must map names to names")
-    if not _str_dict(joints) or not _str_dict(followers):
-        raise PresetError(f"{source}: 'joints' and 'followers' must map names to names")
+    ik = data.get("ik_controls", {})
+    if not isinstance(joints, dict) or not isinstance(followers, dict) or not isinstance(ik, dict):
+        raise PresetError(f"{source}: 'joints', 'followers' and 'ik_controls' must map names "
+                          "to names")  # fmt: skip
+    if not _str_dict(joints) or not _str_dict(followers) or not _str_dict(ik):
+        raise PresetError(f"{source}: 'joints', 'followers' and 'ik_controls' must map names "
+                          "to names")  # fmt: skip
     try:
         switches = tuple(
             RigSwitch(str(b), str(p), float(v)) for b, p, v in data.get("switches", [])
@@ -185,6 +195,7 @@ def parse_preset(text: str, source: str = "preset") -> BoneMapping:
         followers=dict(followers),
         translation_bone=str(data.get("translation_bone") or joints.get("Pelvis", "")),
         switches=switches,
+        ik_controls=dict(ik),
     )
 
 

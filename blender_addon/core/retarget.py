@@ -53,6 +53,10 @@ class RetargetOptions:
     root_motion: str = "KEEP"
     pin_feet: bool = True
     relax_fingers: bool = True
+    #: Key IK controls (Rigify, Auto-Rig Pro) and IK bones (UE) to follow their hand or foot.
+    key_ik: bool = True
+    #: Play arms and legs through the rig's IK (its IK/FK switches keyed to IK; needs key_ik).
+    ik_limbs: bool = False
 
     def __post_init__(self) -> None:
         if self.root_motion not in ROOT_MOTION_MODES:
@@ -76,6 +80,7 @@ class RigPlan:
     top: int  # the rig's top bone above the Pelvis bone (== the pelvis bone if none)
     mapped: np.ndarray  # (J,) bool: keyed from the model (mapped or follower)
     fingers: dict[str, np.ndarray]  # finger bone -> (4,) relaxed pose-bone rotation
+    ik: tuple[tuple[int, int], ...]  # (rig bone, target joint it follows): IK controls
 
     @property
     def target(self) -> transfer.RestPose:
@@ -157,7 +162,23 @@ def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan
         rig=rig, mapping=mapping, bones=bones, calibration=calibration, target_legs=target_legs,
         model=model, translation=translation, top=above[-1] if above else pelvis, mapped=mapped,
         fingers=_relaxed_fingers(rig, mapping, heads, rests),
+        ik=_ik_controls(rig, mapping, joint_of, pelvis),
     )  # fmt: skip
+
+
+def _ik_controls(
+    rig: RigBones, mapping: BoneMapping, joint_of: dict[str, int], pelvis: int
+) -> tuple[tuple[int, int], ...]:
+    """IK controls to key: those outside the body (under the rig's top bone, not below the
+    Pelvis bone), whose parents then only move with the top bone."""
+    out = []
+    for bone, joint in sorted(mapping.ik_controls.items()):
+        index = rig.index(bone)
+        above = rig.ancestors(index)
+        if pelvis in above or index == pelvis or not above:
+            continue
+        out.append((index, joint_of[mapping.joints[joint]]))
+    return tuple(out)
 
 
 def _aims(
@@ -289,6 +310,12 @@ def _rig_take(
     yaw, ground = _root_frame(p, target_world, root_pos, options.root_motion)
     quats, names = _local_rotations(p, target_world, yaw, options.relax_fingers)
     location_bones, locations = _locations(p, root_pos, yaw, ground, options.root_motion)
+    if options.key_ik and p.ik:
+        ik_names, ik_quats, ik_locations = _ik_keys(p, target_world, root_pos, yaw, ground)
+        quats = np.concatenate([quats, ik_quats], axis=1)
+        names = (*names, *ik_names)
+        locations = np.concatenate([locations, ik_locations], axis=1)
+        location_bones = (*location_bones, *ik_names)
     if options.root_motion == "ROOT_BONE":
         top_rest = model_rest(p.rig)[1][p.top]
         top_local = rot.multiply(rot.multiply(rot.inverse(top_rest), yaw), top_rest)
@@ -431,12 +458,43 @@ def _local_rotations(
     return rot.normalize(out), tuple(names)
 
 
+def _ik_keys(
+    p: RigPlan, world: np.ndarray, root_pos: np.ndarray, yaw: np.ndarray, ground: np.ndarray
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Each IK control rides its hand or foot rigidly: (names, rotations (F, K, 4), locations
+    (F, K, 3))."""
+    heads, rests = model_rest(p.rig)
+    target = p.target
+    positions = transfer.pose_positions(target, world, root_pos)
+    names, quats, locations = [], [], []
+    for bone, joint in p.ik:
+        change = rot.multiply(world[:, joint], rot.inverse(target.rotations[joint]))
+        head = positions[:, joint] + rot.rotate(change, heads[bone] - target.positions[joint])
+        control = rot.multiply(change, rests[bone])
+        quats.append(rot.multiply(rot.inverse(rests[bone]), rot.multiply(rot.inverse(yaw),
+                                                                         control)))  # fmt: skip
+        locations.append(_location(p, bone, head, yaw, ground))
+        names.append(p.rig.names[bone])
+    return tuple(names), np.stack(quats, axis=1), np.stack(locations, axis=1)
+
+
+def _location(
+    p: RigPlan, bone: int, head: np.ndarray, yaw: np.ndarray, ground: np.ndarray
+) -> np.ndarray:
+    """Pose location (F, 3), armature units, putting ``bone``'s head at ``head`` (model axes,
+    metres) when the bones above it only move with the top bone (its ``yaw`` and ``ground``)."""
+    heads, _ = model_rest(p.rig)
+    offset = rot.rotate(rot.inverse(yaw), head - ground) - (heads[bone] - heads[p.top])
+    frame = C.T @ p.rig.location_frame(bone)  # model axes
+    return offset @ np.linalg.inv(frame).T / p.rig.object_scale
+
+
 def _locations(
     p: RigPlan, root_pos: np.ndarray, yaw: np.ndarray, ground: np.ndarray, mode: str
 ) -> tuple[tuple[str, ...], np.ndarray]:
     """Pose locations (F, L, 3), armature units: the root-motion bone, and the top bone in
     ROOT_BONE mode. ``root_pos`` is where the Pelvis bone's head goes (model axes, metres)."""
-    heads, rests = model_rest(p.rig)
+    heads, _ = model_rest(p.rig)
     pelvis_bone = int(p.bones[0])
     t = p.translation
     if mode == "ROOT_BONE" and t == p.top:
@@ -447,11 +505,10 @@ def _locations(
         )
     # Where T's head must go so the Pelvis bone's head lands on root_pos (T is rigid above it).
     head_t = root_pos - rot.rotate(yaw, heads[pelvis_bone] - heads[t])
-    offset = rot.rotate(rot.inverse(yaw), head_t - ground) - (heads[t] - heads[p.top])
-    loc = rot.rotate(rot.inverse(rests[t]), offset) / p.rig.object_scale
-    names, values = [p.rig.names[t]], [loc]
+    names, values = [p.rig.names[t]], [_location(p, t, head_t, yaw, ground)]
     if mode == "ROOT_BONE":
-        top_loc = rot.rotate(rot.inverse(rests[p.top]), ground - heads[p.top])
+        top_frame = C.T @ p.rig.location_frame(p.top)
+        top_loc = (ground - heads[p.top]) @ np.linalg.inv(top_frame).T
         names.append(p.rig.names[p.top])
         values.append(top_loc / p.rig.object_scale)
     return tuple(names), np.stack(values, axis=1)

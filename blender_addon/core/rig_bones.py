@@ -25,6 +25,15 @@ class RigBones:
     #: Object rotation (3, 3) and uniform scale: armature space = object_rotation⁻¹ · world / scale.
     object_rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
     object_scale: float = 1.0
+    #: ``Bone.use_local_location``: pose locations in the bone's own frame (else its parent's).
+    local_location: np.ndarray | None = None
+
+    def location_frame(self, bone: int) -> np.ndarray:
+        """(3, 3) world-aligned frame a pose location of ``bone`` is expressed in."""
+        if self.local_location is None or self.local_location[bone]:
+            return self.rest[bone]
+        parent = int(self.parents[bone])
+        return self.rest[parent] if parent >= 0 else self.object_rotation
 
     def __post_init__(self) -> None:
         count = len(self.names)
@@ -93,6 +102,7 @@ def sorted_bones(
     deform: np.ndarray,
     object_rotation: np.ndarray | None = None,
     object_scale: float = 1.0,
+    local_location: np.ndarray | None = None,
 ) -> RigBones:
     """A :class:`RigBones` from bones in any order, parents given by name."""
     position = {n: i for i, n in enumerate(names)}
@@ -126,4 +136,5 @@ def sorted_bones(
         deform=np.asarray(deform, dtype=bool)[order],
         object_rotation=np.eye(3) if object_rotation is None else object_rotation,
         object_scale=object_scale,
+        local_location=None if local_location is None else np.asarray(local_location, bool)[order],
     )

@@ -28,7 +28,9 @@ class RigTarget:
         return {
             "file": str(self.path) if self.path else None, "object": self.object_name,
             "root_motion": self.options.root_motion, "plant_feet": self.options.pin_feet,
-            "relax_fingers": self.options.relax_fingers, "engine": self.engine,
+            "relax_fingers": self.options.relax_fingers, "ik_controls": self.options.key_ik,
+            "ik_limbs": self.options.ik_limbs,
+            "engine": self.engine,
             "deform_only": self.deform_only, "preset": str(self.preset) if self.preset else None,
         }  # fmt: skip
 
@@ -47,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="do not hold planted feet with IK")  # fmt: skip
     group.add_argument("--no-relax-fingers", action="store_true",
                        help="leave finger bones in their rest pose")  # fmt: skip
+    group.add_argument("--no-ik-controls", action="store_true",
+                       help="do not key IK controls/bones to follow hands and feet")  # fmt: skip
+    group.add_argument("--ik-limbs", action="store_true",
+                       help="play arms and legs through the rig's IK controls")  # fmt: skip
     group.add_argument("--engine", default="blender", choices=ENGINES,
                        help="FBX preset (%(default)s); also for the built-in armature")  # fmt: skip
     group.add_argument("--deform-only", action="store_true",
@@ -62,7 +68,9 @@ def target_from_args(args: argparse.Namespace) -> RigTarget | None:
         for flag, used in (("--root-motion", args.root_motion != "keep"),
                            ("--mapping-preset", args.mapping_preset is not None),
                            ("--no-plant-feet", args.no_plant_feet),
-                           ("--no-relax-fingers", args.no_relax_fingers)):  # fmt: skip
+                           ("--no-relax-fingers", args.no_relax_fingers),
+                           ("--no-ik-controls", args.no_ik_controls),
+                           ("--ik-limbs", args.ik_limbs)):  # fmt: skip
             if used:
                 raise BatchInputError(f"{flag} needs --target-rig", field=flag)
         if args.engine == "blender" and not args.deform_only:
@@ -87,6 +95,7 @@ def target_from_args(args: argparse.Namespace) -> RigTarget | None:
                               field="--mapping-preset")  # fmt: skip
     options = RetargetOptions(root_motion=args.root_motion.upper(),
                               pin_feet=not args.no_plant_feet,
-                              relax_fingers=not args.no_relax_fingers)  # fmt: skip
+                              relax_fingers=not args.no_relax_fingers,
+                              key_ik=not args.no_ik_controls, ik_limbs=args.ik_limbs)  # fmt: skip
     return RigTarget(path, name, options, args.engine.upper(), args.deform_only,
                      args.mapping_preset)  # fmt: skip

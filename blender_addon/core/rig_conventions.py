@@ -28,6 +28,10 @@ _SIDED = ("Hip", "Knee", "Ankle", "Foot", "Collar", "Shoulder", "Elbow", "Wrist"
 _NAMESPACE = re.compile(r"^.*[:|]")
 
 
+#: Switch properties that choose between a limb's FK (1.0) and IK (0.0) chain.
+IK_FK_PROPS = ("IK_FK", "ik_fk_switch")
+
+
 @dataclass(frozen=True)
 class RigSwitch:
     """A custom property the take keys so the rig follows the keyed controls (Rigify IK/FK)."""
@@ -35,6 +39,10 @@ class RigSwitch:
     bone: str
     prop: str
     value: float
+
+    def for_limbs(self, ik: bool) -> RigSwitch:
+        """This switch with limbs in IK (0.0) when ``ik``, else unchanged."""
+        return RigSwitch(self.bone, self.prop, 0.0) if ik and self.prop in IK_FK_PROPS else self
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class Convention:
     followers: Mapping[str, str] = field(default_factory=dict)
     #: "pelvis": the Pelvis bone takes the root translation; "pelvis_parent": its parent does.
     translation: str = "pelvis"
-    #: IK controls per joint (hands, feet), used when the artist asks for IK limbs.
+    #: IK controls (or UE's IK bones) per joint: keyed to follow that joint's bone.
     ik_controls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Properties keyed with every take so FK controls drive the rig.
     switches: tuple[RigSwitch, ...] = ()
@@ -307,6 +315,7 @@ class Detection:
     joints: dict[str, str]
     followers: dict[str, str]  # bone -> joint
     score: float
+    ik_controls: dict[str, str] = field(default_factory=dict)  # bone -> joint
 
 
 def match(convention: Convention, bone_names: Iterable[str]) -> Detection:
@@ -326,9 +335,15 @@ def match(convention: Convention, bone_names: Iterable[str]) -> Detection:
         for bone, joint in convention.followers.items()
         if bone.lower() in by_bare and joint in joints
     }
+    ik_controls = {
+        by_bare[name.lower()]: joint
+        for joint, names in convention.ik_controls.items()
+        for name in names
+        if name.lower() in by_bare and joint in joints
+    }
     signature = sum(1 for s in convention.signature if s.lower() in by_bare)
     # Joints count most; signature bones only break ties between close conventions.
-    return Detection(convention, joints, followers, len(joints) + 0.1 * signature)
+    return Detection(convention, joints, followers, len(joints) + 0.1 * signature, ik_controls)
 
 
 def detect(bone_names: Iterable[str]) -> Detection | None:

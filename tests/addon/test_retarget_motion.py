@@ -98,6 +98,8 @@ def test_synthetic_takes(scene: Any, key: str) -> None:
     judge(obj, synthetic_motion(), retarget.RetargetOptions(), hands=False)
 
 
+# The Rigify tests come right after this fixture: tests with the ``scene`` fixture reset the
+# file, which removes the generated rig.
 @pytest.fixture(scope="module")
 def rigify_rig(addon: None) -> Iterator[Any]:
     import addon_utils
@@ -146,6 +148,21 @@ def test_blender_rigify_rig_follows_through_its_deform_bones(rigify_rig: Any) ->
         plan.calibration.align,
     )  # fmt: skip
     assert float(np.median(errors)) <= 2.0 and float(errors.max()) <= 5.0
+
+
+def test_rigify_limbs_in_ik_hold_the_same_pose(rigify_rig: Any) -> None:
+    """The IK controls are keyed on the hands and feet: played through IK (IK_FK 0) the hands
+    and feet sit where FK puts them (knees and elbows bend in the IK chain's own plane)."""
+    motion = clip_motion("walk_forward_cmu_35_01.bvh")
+    frames = motion.rotations.shape[0]
+    names = ("DEF-foot.L", "DEF-foot.R", "DEF-hand.L", "DEF-hand.R")
+    poses = []
+    for ik_limbs in (False, True):
+        options = retarget.RetargetOptions(ik_limbs=ik_limbs)
+        (action,) = rig_takes.retarget_actions(rigify_rig, [motion], options)
+        rig_takes.play(rigify_rig, action)
+        poses.append(retarget_checks.evaluated(rigify_rig, names, frames)[0])
+    assert np.abs(poses[1] - poses[0]).max() < 1e-3
 
 
 def test_rotated_and_scaled_rig_object(scene: Any) -> None:
@@ -215,3 +232,27 @@ def test_the_real_tiny_models_takes(
     for take in takes:
         judge(obj, rig_history.motion_of(take), retarget.RetargetOptions(),
               hands=body.legs == 1.0)  # fmt: skip
+
+
+def test_unreal_ik_bones_follow_hands_and_feet(scene: Any) -> None:
+    obj = rigs.build_armature(scene, rigs.rig_bones("UE5", rigs.TALL_A, roll="twisted"), "Manny")
+    motion = clip_motion("run_cmu_02_03.bvh")
+    for mode in ("KEEP", "ROOT_BONE"):
+        options = retarget.RetargetOptions(root_motion=mode)
+        (action,) = rig_takes.retarget_actions(obj, [motion], options)
+        rig_takes.play(obj, action)
+        names = ("foot_l", "ik_foot_l", "hand_r", "ik_hand_r")
+        heads, _ = retarget_checks.evaluated(obj, names, motion.rotations.shape[0])
+        assert np.abs(heads[:, 0] - heads[:, 1]).max() < 1e-4
+        assert np.abs(heads[:, 2] - heads[:, 3]).max() < 1e-4
+    (action,) = rig_takes.retarget_actions(obj, [motion], retarget.RetargetOptions(key_ik=False))
+    keyed = {c.data_path.split('"')[1] for c in _curves(action)}
+    assert "ik_foot_l" not in keyed and "foot_l" in keyed
+
+
+def _curves(action: Any) -> list[Any]:
+    from blender_addon import build
+
+    if not build.IS_SLOTTED:
+        return list(action.fcurves)
+    return list(action.layers[0].strips[0].channelbag(action.slots[0]).fcurves)

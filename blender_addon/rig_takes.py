@@ -79,11 +79,14 @@ def retarget_actions(
     rig = rig_reader.rig_bones(obj)
     pose = build.pose_bones(obj)
     takes: dict[int, retarget.RigTake] = {}
+    animated = animated_bones(obj)
+    relaxed: set[str] = set()
     by_skeleton: dict[int, list[int]] = {}
     for k, m in enumerate(motions):
         by_skeleton.setdefault(id(m.skeleton), []).append(k)
     for indices in by_skeleton.values():
         plan = retarget.plan(motions[indices[0]].skeleton, rig, mapping)
+        relaxed |= set(plan.fingers)
         inputs = [retarget.TakeMotion(motions[k].rotations, motions[k].root_positions,
                                       motions[k].fps) for k in indices]  # fmt: skip
         takes.update(zip(indices, retarget.retarget_takes(plan, inputs, options), strict=True))
@@ -93,7 +96,8 @@ def retarget_actions(
             take = takes[k]
             modes = {n: pose[n].rotation_mode for n in take.bone_names}
             switches = [s.for_limbs(options.ik_limbs and options.key_ik) for s in mapping.switches]
-            channels = rig_channels(take, modes, switches)
+            # Fingers the artist animates keep their keys (NLA, their action): no relaxed pose.
+            channels = rig_channels(take, modes, switches, skip=frozenset(relaxed & animated))
             action = build.write_action(action_name(m.name, obj.name), channels)
             action[TAKE_KEY] = m.name
             actions.append(action)
@@ -102,6 +106,39 @@ def retarget_actions(
             bpy.data.actions.remove(action)
         raise
     return actions
+
+
+def animated_bones(obj: bpy.types.Object) -> set[str]:
+    """Bones the artist animates on ``obj``: keyed in its own action (the one before the first
+    take, or the active one if it is not a take) or in any NLA strip's action."""
+    anim = obj.animation_data
+    if anim is None:
+        return set()
+    previous = obj.get(ARTIST_ACTION_KEY)  # type: ignore[func-returns-value]
+    actions = [previous] if isinstance(previous, bpy.types.Action) else []
+    active = anim.action
+    # The 4.2 stubs type ID.get as returning None; it returns the custom property.
+    if active is not None and active.get(TAKE_KEY) is None:  # type: ignore[func-returns-value]
+        actions.append(active)
+    actions += [s.action for t in anim.nla_tracks for s in t.strips if s.action is not None]
+    bones = set()
+    for action in actions:
+        for path in _data_paths(action):
+            if path.startswith('pose.bones["'):
+                bones.add(path.split('"')[1])
+    return bones
+
+
+def _data_paths(action: bpy.types.Action) -> list[str]:
+    if not IS_SLOTTED:
+        return [c.data_path for c in action.fcurves]
+    paths = []
+    for layer in action.layers:
+        for strip in layer.strips:
+            if isinstance(strip, bpy.types.ActionKeyframeStrip):
+                for bag in strip.channelbags:
+                    paths += [c.data_path for c in bag.fcurves]
+    return paths
 
 
 def play(obj: bpy.types.Object, action: bpy.types.Action) -> None:

@@ -20,10 +20,12 @@ def rig_channels(
     rotation_modes: Mapping[str, str],
     switches: Sequence[RigSwitch] = (),
     frame_start: int = 1,
+    skip: frozenset[str] = frozenset(),
 ) -> list[Channel]:
     """Rotation curves per keyed bone (quaternion, Euler in the bone's order, or axis-angle),
     location curves of the root-motion bones, and constant curves for rig switches. Keys are
-    per frame, LINEAR; a constant channel gets a key on the first and the last frame."""
+    per frame, LINEAR; a constant channel gets a key on the first and the last frame. Bones in
+    ``skip`` get no curves (fingers the artist animates)."""
     frames = take.quaternions.shape[0]
     times = np.arange(frame_start, frame_start + frames, dtype=np.float32)
     ends = times[[0, -1]]
@@ -41,6 +43,8 @@ def rig_channels(
         out += [Channel(bone_path(bone, "location"), i, bone, keys(take.locations[:, k, i]))
                 for i in range(3)]  # fmt: skip
     for k, bone in enumerate(take.bone_names):
+        if bone in skip:
+            continue
         mode = rotation_modes.get(bone, _QUATERNION)
         q = take.quaternions[:, k]
         if mode == _QUATERNION:

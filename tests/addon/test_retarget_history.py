@@ -156,3 +156,28 @@ def test_no_character_chosen(scene: Any) -> None:
     scene_settings(scene).target = "SELECTED_ARMATURE"
     with pytest.raises(RigError, match="no character chosen"):
         history.apply_take(scene, takes[0])
+
+
+def test_fingers_the_artist_animates_keep_their_keys(scene: Any) -> None:
+    rig, takes, _, nla_action = character_scene(scene)
+    finger = "mixamorig:LeftHandIndex2"
+    strip_action = bpy.data.actions.new("Hero grip")
+    track = rig.animation_data.nla_tracks.new()
+    rig.pose.bones[finger].rotation_mode = "QUATERNION"
+    anim = rig.animation_data
+    saved = anim.action
+    anim.action = strip_action
+    rig.pose.bones[finger].keyframe_insert("rotation_quaternion", frame=1)
+    anim.action = saved
+    track.strips.new("grip", 1, strip_action)
+    history.apply_take(scene, takes[0])
+    keyed = {c.data_path.split('"')[1] for c in _curves(rig.animation_data.action)}
+    assert finger not in keyed  # the artist's grip shows through from the NLA
+    assert "mixamorig:LeftHandIndex3" in keyed and "mixamorig:Head" in keyed
+    del nla_action
+
+
+def _curves(action: Any) -> list[Any]:
+    if not build.IS_SLOTTED:
+        return list(action.fcurves)
+    return list(action.layers[0].strips[0].channelbag(action.slots[0]).fcurves)

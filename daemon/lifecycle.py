@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from daemon.config import DaemonConfig
@@ -45,6 +45,11 @@ _PROGRESS_INTERVAL_S = 0.1
 QUEUE_UPDATE_INTERVAL_S = 0.25
 #: The engine stages measured per job (``JobOutput.timings``); other keys stay out of metrics.
 ENGINE_STAGES = ("encode", "sample", "decode")
+
+
+#: Runs jobs on an engine backend (a local device, a remote replica) and returns one outcome
+#: per job, in order; raising means the whole call failed.
+EngineCall = Callable[[Sequence[Job]], Awaitable[Sequence[JobOutput | HYMotionError]]]
 
 
 class Outbox(Protocol):
@@ -216,8 +221,41 @@ class JobLifecycle:
             else:
                 self._finish(job, *self._result(engine, job, outcome))
 
+    async def run_isolated(self, engine: Engine, batch: list[Job], call: EngineCall) -> None:
+        """Run ``batch`` through ``call`` so that one job's failure never fails its neighbours.
+
+        Every engine backend runs its batches through here. When the call raises (a prompt the
+        text encoder chokes on, a job that breaks the model), the batch is split in halves and
+        each half is run again, down to single jobs: only a job that fails on its own gets an
+        error; every other job gets its own outcome. Each job is answered exactly once.
+        """
+        started = time.monotonic()
+        try:
+            outcomes = list(await call(batch))
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"engine returned {len(outcomes)} outcomes for {len(batch)}")
+        except Exception as exc:
+            seconds = time.monotonic() - started
+            if len(batch) == 1:
+                self.fail_batch(batch, exc, seconds)
+                return
+            self._log.warning(
+                "batch_split",
+                jobs=[j.job_id for j in batch],
+                artists=sorted({j.artist for j in batch}),
+                seconds=round(seconds, 4),
+                error=repr(exc),
+            )
+            half = len(batch) // 2
+            await self.run_isolated(engine, batch[:half], call)
+            await self.run_isolated(engine, batch[half:], call)
+            return
+        self.finish_batch(engine, batch, outcomes, time.monotonic() - started)
+
     def fail_batch(self, batch: list[Job], exc: BaseException, seconds: float) -> None:
-        """The engine raised: every job of the batch gets an internal error with a log id."""
+        """The engine raised: every job of the batch gets an internal error with a log id.
+
+        Backends call :meth:`run_isolated`, which comes here only for a single job."""
         log_id = new_log_id()
         self._log.error(
             "batch_failed",

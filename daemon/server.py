@@ -20,7 +20,7 @@ import zmq.asyncio
 from daemon.auth import AllowList, start_auth, watch_handshakes
 from daemon.config import ConfigError, DaemonConfig, metrics_address
 from daemon.engine_api import Engine
-from daemon.lifecycle import JobLifecycle
+from daemon.lifecycle import JobLifecycle, internal_error
 from daemon.logs import EventLog, close_handlers, new_log_id, setup_logging
 from daemon.metrics import Metrics
 from daemon.service import Service
@@ -28,6 +28,7 @@ from daemon.workers import DeviceWorker
 from shared_protocol import (
     REQUEST_LIMITS,
     Error,
+    HYMotionError,
     Message,
     ProtocolError,
     decode,
@@ -210,7 +211,7 @@ class Server:
 
     def send(self, peer: bytes, message: Message, re: str | None) -> None:
         """Send without ever blocking; a vanished peer's jobs are cancelled."""
-        frames = encode(message.envelope(re=re, session=self.service.session))
+        frames = self._encode(message, re)
         # With DONTWAIT pyzmq tries the send at once and returns an already-settled future.
         future = cast(
             "asyncio.Future[Any]",
@@ -227,6 +228,17 @@ class Server:
             asyncio.get_running_loop().call_soon(self._peer_gone, peer)
         else:
             raise exc
+
+    def _encode(self, message: Message, re: str | None) -> list[bytes]:
+        """Frames for ``message``; one the daemon cannot encode is its own fault, so the peer
+        gets ``internal`` with a log id instead (never ``bad_request``)."""
+        try:
+            return encode(message.envelope(re=re, session=self.service.session))
+        except HYMotionError as exc:
+            log_id = new_log_id()
+            self.log.error("unencodable_reply", log_id=log_id, type=message.TYPE, error=exc.message)
+            error = internal_error(f"the daemon could not encode its {message.TYPE}", log_id)
+            return encode(error.envelope(re=re, session=self.service.session))
 
     def _peer_gone(self, peer: bytes) -> None:
         self.service.forget(peer)

@@ -106,6 +106,7 @@ class Generate(Message):
             raise InvalidArgument(
                 "prompt", "the prompt contains control characters", allowed="printable text"
             )
+        schema.check_text("prompt", prompt)
         low, high = limits.min_duration_s, limits.max_duration_s
         frames = self.frames if np.isfinite(self.duration_s) else -1
         if not round(low * limits.fps) <= frames <= round(high * limits.fps):

@@ -35,9 +35,6 @@ from shared_protocol import (
     Result,
 )
 
-#: A vanished connection's jobs wait this long for their client to reconnect and resubmit
-#: (a Lazy Pirate client reopens its socket in milliseconds) before they are cancelled.
-ORPHAN_GRACE_S = 0.25
 #: Progress messages per job are throttled to this interval (stage changes always go out).
 _PROGRESS_INTERVAL_S = 0.1
 #: Waiting clients hear of a changed queue position in one pass over the queue at most this
@@ -73,6 +70,7 @@ class JobLifecycle:
         workers: int,
     ) -> None:
         self._retention_s = config.result_retention_s
+        self._reconnect_grace_s = config.reconnect_grace_s
         #: Every model the engines know, by name (the same on every device).
         self.models = models
         self._outbox = outbox
@@ -109,16 +107,43 @@ class JobLifecycle:
         self._wake_workers()
 
     def reattach(self, job: Job, peer: bytes, re: str, why: str) -> None:
-        """A reconnected client asks again: never run it twice; send what it missed."""
+        """The job's own client, on a new connection, takes its stream: never run it twice;
+        send what it missed. Later job messages go to ``peer`` and answer ``re``."""
         self._log.info("job_reattached", **job.log_fields, reason=why, state=job.state.value)
         if job.final is not None:
             self._outbox.send(peer, job.final, re)
             return
-        job.peer = peer
+        job.observers.pop(peer, None)
+        job.peer, job.reply_to, job.orphaned = peer, re, False
         job.told_position = None  # the new connection has not heard an estimate yet
+        self._outbox.send(peer, self._accepted_again(job), re)
+
+    def fetch(self, job: Job, peer: bytes, re: str, artist: str) -> None:
+        """``fetch`` never takes a job's stream from a live connection.
+
+        Finished: the kept answer. Unfinished: the fetching connection gets its own copy of
+        the job's messages, answering ``re``; only when the job's connection is gone does its
+        own artist's fetch re-attach the job instead (and keep it from being cancelled).
+        """
+        if job.final is not None:
+            self._outbox.send(peer, job.final, re)
+        elif job.orphaned and artist == job.artist:
+            self.reattach(job, peer, re, "fetch")
+        else:
+            job.observers[peer] = (re, artist)
+            self._log.info("job_observed", **job.log_fields, observer=artist)
+            self._outbox.send(peer, self._accepted_again(job), re)
+
+    def _accepted_again(self, job: Job) -> Accepted:
         position = self.scheduler.positions().get(job.job_id, 0)
-        accepted = Accepted(job_id=job.job_id, queue_position=position, duplicate=True)
-        self._outbox.send(peer, accepted, re)
+        return Accepted(job_id=job.job_id, queue_position=position, duplicate=True)
+
+    def _send_job(self, job: Job, message: Message) -> None:
+        """A job message to the job's connection (unless it is gone) and to its observers."""
+        if not job.orphaned:
+            self._outbox.send(job.peer, message, job.reply_to)
+        for peer, (re, _) in list(job.observers.items()):
+            self._outbox.send(peer, message, re)
 
     def cancel(self, job: Job, reason: str, retry: bool = False) -> None:
         """Queued: cancelled now. Running: stops at the engine's next step."""
@@ -133,21 +158,41 @@ class JobLifecycle:
             self._log.info("job_cancel_requested", **job.log_fields, reason=reason)
 
     def peer_gone(self, peer: bytes) -> None:
-        """The connection vanished: closed, or silent for 3 ZMTP heartbeats (a frozen client).
+        """The connection vanished: closed, dropped by libzmq, or silent for 3 ZMTP heartbeats.
 
         Noticed as EHOSTUNREACH at the next send to it (progress while a job runs, a queue
-        update while it waits); its jobs stop costing the device soon after.
+        update while it waits). A connection of the same artist that observes a job takes it
+        over; otherwise the job keeps its place for ``reconnect_grace_s`` so its artist can
+        re-attach (resubmit or fetch), and is cancelled as ``disconnected`` after that.
         """
-        orphans = self.jobs.on_peer(peer)
+        for job in self.jobs.observed_by(peer):
+            job.observers.pop(peer, None)
+        orphans = []
+        for job in self.jobs.on_peer(peer):
+            if job.orphaned:  # every failed send reports the peer again
+                continue
+            heir = next((p for p, (_, a) in job.observers.items() if a == job.artist), None)
+            if heir is not None:
+                re, _ = job.observers.pop(heir)
+                self.reattach(job, heir, re, "observer_took_over")
+                continue
+            job.orphaned = True
+            orphans.append(job)
+            grace_s = self._reconnect_grace_s
+            self._log.info("job_orphaned", **job.log_fields, state=job.state.value, grace_s=grace_s)
         if orphans:
             loop = asyncio.get_running_loop()
-            loop.call_later(ORPHAN_GRACE_S, self._cancel_orphans, peer, orphans)
+            loop.call_later(self._reconnect_grace_s, self._cancel_orphans, peer, orphans)
 
     def _cancel_orphans(self, peer: bytes, jobs: list[Job]) -> None:
         for job in jobs:
-            # Not resubmitted from a new connection meanwhile, and not already being stopped
-            # (every failed send reports the peer again).
-            if job.peer == peer and not job.state.finished and not job.cancel_reason:
+            # Not re-attached from a new connection meanwhile, and not already being stopped.
+            if (
+                job.orphaned
+                and job.peer == peer
+                and not job.state.finished
+                and not job.cancel_reason
+            ):
                 self._log.info("client_gone", **job.log_fields, state=job.state.value)
                 self.cancel(job, "disconnected")
 
@@ -167,7 +212,7 @@ class JobLifecycle:
             job.told_position = position
             wait = round(self.scheduler.wait_s(position), 1)
             progress = Progress(job.job_id, "queued", eta_s=wait, queue_position=position)
-            self._outbox.send(job.peer, progress, job.request_id)
+            self._send_job(job, progress)
 
     # --- on a device ---------------------------------------------------------------------------
 
@@ -198,7 +243,7 @@ class JobLifecycle:
         if 0 < step <= total:
             eta = round((now - job.step_started_mono) / step * (total - step), 3)
         progress = Progress(job_id=job_id, stage=stage, step=step, total=total, eta_s=eta)
-        self._outbox.send(job.peer, progress, job.request_id)
+        self._send_job(job, progress)
 
     def finish_batch(
         self,
@@ -325,7 +370,8 @@ class JobLifecycle:
         # Keep it for fetch and resubmission, then forget it.
         asyncio.get_running_loop().call_later(self._retention_s, self.jobs.drop, job)
         # Last: whoever reads the answer sees the metrics and log that go with it.
-        self._outbox.send(job.peer, final, job.request_id)
+        self._send_job(job, final)
+        job.observers.clear()
 
     # --- shutdown ------------------------------------------------------------------------------
 

@@ -36,10 +36,8 @@ from shared_protocol import (
     new_id,
 )
 from shared_protocol.keys import load_keypair
-from shared_protocol.wire import check_signature
+from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT, check_signature
 
-#: Requests are tiny; libzmq drops a connection that sends a bigger frame (per frame limit).
-_MAX_FRAME_BYTES = 1 << 20
 _RCVHWM = 100
 _HANDSHAKE_IVL_MS = 5000
 #: Bounded wait for an engine to notice a cancel once the grace period is over.
@@ -142,7 +140,7 @@ class Server:
         socket = self._context.socket(zmq.ROUTER)
         # Sends to a vanished peer raise EHOSTUNREACH: that is how a dead client is noticed.
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        socket.setsockopt(zmq.MAXMSGSIZE, _MAX_FRAME_BYTES)
+        socket.setsockopt(zmq.MAXMSGSIZE, REQUEST_FRAME_HARD_LIMIT)
         socket.setsockopt(zmq.RCVHWM, _RCVHWM)
         socket.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_IVL_MS)
         socket.setsockopt(zmq.HEARTBEAT_IVL, int(config.heartbeat_s * 1000))

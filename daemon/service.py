@@ -125,7 +125,10 @@ class Service:
             return known
         if user_id is not None:  # CURVE: the key decided who this is
             return self._remember(peer, user_id)
-        raise ProtocolError("send hello first: this connection has not said who it is")
+        # Also what a client hears after libzmq replaced its connection (a new routing id).
+        raise ProtocolError(
+            "send hello first: this connection has not said who it is", reason="hello_required"
+        )
 
     def _remember(self, peer: bytes, artist: str) -> Peer:
         who = Peer(artist, artist in self._config.admins)
@@ -241,7 +244,7 @@ class Service:
         self._outbox.send(peer, Cancelled(job_id=job.job_id, reason=reason), env.id)
 
     def _fetch(self, peer: bytes, who: Peer, env: Envelope, msg: Fetch) -> None:
-        self._lifecycle.reattach(self._visible(who, msg.job_id), peer, env.id, "fetch")
+        self._lifecycle.fetch(self._visible(who, msg.job_id), peer, env.id, who.artist)
 
     def _status(self, who: Peer) -> Status:
         jobs, scheduler = self._lifecycle.jobs, self._lifecycle.scheduler

@@ -61,6 +61,10 @@ class DecodeLimits:
 REQUEST_LIMITS = DecodeLimits(
     max_frames=8, max_header_bytes=32 * 1024, max_array_bytes=1 << 20, max_total_bytes=2 << 20
 )
+#: A request frame bigger than this never reaches the daemon's code: its libzmq closes the
+#: connection (ZMQ_MAXMSGSIZE). Anything smaller is read, so a frame over ``REQUEST_LIMITS``
+#: but under this gets a typed error on a connection that keeps working.
+REQUEST_FRAME_HARD_LIMIT = 4 << 20
 #: Replies carry motion arrays (8 candidates x 360 frames is about 2 MB).
 REPLY_LIMITS = DecodeLimits()
 

@@ -14,6 +14,7 @@ from daemon.engine_api import JobOutput, JobSpec, ProgressFn, ShouldStop
 from shared_protocol import (
     SIGNATURE,
     Accepted,
+    Cancel,
     Error,
     Generate,
     HYMotionError,
@@ -75,15 +76,21 @@ def _batched_with_a_bystander(
     tmp_path: Path, peers: Callable[..., Peer], poison_prompt: str
 ) -> tuple[Error, Result, TestEngine]:
     """Mallory's poison job and Alice's good job share one engine call."""
-    engine = TestEngine(step_s=0.001)
-    with run_daemon(make_config(tmp_path, batch_window_s=0.3), [engine]) as daemon:
-        mallory, alice = peers(daemon.address), peers(daemon.address)
+    engine = TestEngine(step_s=0.01)
+    with run_daemon(make_config(tmp_path), [engine]) as daemon:
+        mallory, alice, blocker = (peers(daemon.address) for _ in range(3))
         mallory.hello("mallory")
         alice.hello("alice")
+        blocker.hello("blocker")
+        # Both wait behind a running job, so they leave the queue together, in one batch.
+        blocker_id = blocker.send(Generate(prompt="idle", duration_s=1.0, steps=200))
+        _, blocking = blocker.recv_until(Accepted, re=blocker_id)
+        blocker.until_running(blocker_id)
         poison_id = mallory.send(Generate(prompt=poison_prompt, duration_s=1.0, candidates=1))
         good_id = alice.send(Generate(prompt="walk", duration_s=1.0, candidates=2, seed=3))
         _, poison_job = mallory.recv_until(Accepted, re=poison_id)
         _, good_job = alice.recv_until(Accepted, re=good_id)
+        blocker.send(Cancel(job_id=blocking.job_id))
         _, error = mallory.recv_until((Error, Result), re=poison_id)
         _, result = alice.recv_until((Error, Result), re=good_id)
         assert isinstance(error, Error) and isinstance(result, Result), (error, result)

@@ -124,3 +124,50 @@ def test_a_vanished_clients_jobs_are_cancelled_after_the_grace_and_fetch_says_so
     assert states[-1] == "cancelled"
     assert isinstance(told, Cancelled) and told.reason == "disconnected"
     assert engine.cancelled == [accepted.job_id]  # stopped mid-run, not run to the end
+
+
+def test_an_admins_fetch_of_a_running_job_never_takes_it_from_its_owner(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    engine = TestEngine(step_s=0.01)
+    with run_daemon(make_config(tmp_path, admins=("boss",)), [engine]) as daemon:
+        alice, boss = peers(daemon.address), peers(daemon.address)
+        alice.hello("alice")
+        boss.hello("boss")
+        job_id = alice.send(LONG)
+        _, accepted = alice.recv_until(Accepted, re=job_id)
+        alice.until_running(job_id)
+        fetch_id = boss.send(Fetch(job_id=accepted.job_id))
+        _, watching = boss.recv_until(Accepted, re=fetch_id)
+        assert watching.duplicate and watching.job_id == accepted.job_id
+        # The owner keeps hearing its job, and so does the observer, each on its own id.
+        alice.until_running(job_id)
+        boss.until_running(fetch_id)
+        _, owners = alice.recv_until((Result, Error, Cancelled), re=job_id, timeout_s=30)
+        _, copy = boss.recv_until((Result, Error, Cancelled), re=fetch_id, timeout_s=30)
+    assert isinstance(owners, Result) and isinstance(copy, Result)
+    assert owners.job_id == copy.job_id == accepted.job_id
+    assert engine.run_counts[accepted.job_id] == 1
+
+
+def test_the_same_artists_second_socket_watches_then_takes_over_when_the_first_goes(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    engine = TestEngine(step_s=0.01)
+    # No grace at all: only the watching connection can keep the job from being cancelled.
+    with run_daemon(make_config(tmp_path, reconnect_grace_s=0.0), [engine]) as daemon:
+        first, second = peers(daemon.address), peers(daemon.address)
+        first.hello("alice")
+        second.hello("alice")
+        job_id = first.send(LONG)
+        _, accepted = first.recv_until(Accepted, re=job_id)
+        first.until_running(job_id)
+        fetch_id = second.send(Fetch(job_id=accepted.job_id))
+        second.recv_until(Accepted, re=fetch_id)
+        first.until_running(job_id)  # the first socket still owns the stream
+        first.close()
+        _, result = second.recv_until((Result, Error, Cancelled), re=fetch_id, timeout_s=30)
+        events = daemon.log_events()
+    assert isinstance(result, Result) and engine.cancelled == []
+    took_over = [e for e in events if e["event"] == "job_reattached"]
+    assert [e["reason"] for e in took_over] == ["observer_took_over"]

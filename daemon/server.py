@@ -36,7 +36,7 @@ from shared_protocol import (
     new_id,
 )
 from shared_protocol.keys import load_keypair
-from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT, check_signature
+from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT, check_signature, salvage_id
 
 _RCVHWM = 100
 _HANDSHAKE_IVL_MS = 5000
@@ -194,8 +194,10 @@ class Server:
             envelope = decode(body, REQUEST_LIMITS)
         except ProtocolError as exc:
             self.metrics.malformed.labels(reason=exc.code).inc()
-            self.log.debug("malformed", reason=exc.message, artist=user_id)
-            self.send(peer, Error.from_exception(exc), None)
+            # Answer the request's id whenever it can be read, so its sender is not left waiting.
+            request_id = salvage_id(body[1]) if len(body) > 1 else None
+            self.log.debug("malformed", reason=exc.message, artist=user_id, request_id=request_id)
+            self.send(peer, Error.from_exception(exc), request_id)
             return
         self.service.handle(peer, user_id, envelope)
 

@@ -160,6 +160,30 @@ def decode(frames: Sequence[bytes], limits: DecodeLimits = REPLY_LIMITS) -> Enve
     )
 
 
+#: How much of a refused header is searched for its id (a bound on work per bad message).
+_SALVAGE_BYTES = 64 * 1024
+#: A JSON string (group 1: its content) and whether a colon follows (a key), or a bracket.
+_JSON_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"\s*(:)?|[{}\[\]]')
+_ID_VALUE = re.compile(r'\s*"([A-Za-z0-9_.:-]{1,64})"\s*[,}]')
+
+
+def salvage_id(header: bytes) -> str | None:
+    """The top-level ``id`` of a header that failed to decode, so a refusal can answer it.
+
+    Reads at most the first 64 KiB, tolerates anything past the id (too big, too deep, bad
+    JSON, another version) and never returns a nested ``id`` or a malformed one.
+    """
+    text = bytes(header[:_SALVAGE_BYTES]).decode("utf-8", errors="replace")
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        if token.group(0)[0] != '"':
+            depth += 1 if token.group(0) in "{[" else -1
+        elif depth == 1 and token.group(2) and token.group(1) == "id":
+            value = _ID_VALUE.match(text, token.end())
+            return value.group(1) if value is not None else None
+    return None
+
+
 def check_signature(frame: bytes) -> None:
     """Refuse garbage and other protocol majors from frame 0 alone."""
     if frame == SIGNATURE:

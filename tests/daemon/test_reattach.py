@@ -1,12 +1,15 @@
 """Oversized frames and lost connections never silently cost a client its jobs: a frame under
 the hard limit gets a typed error on a connection that keeps working; a dropped connection's
-artist re-attaches to its running job (live daemon, plain pyzmq DEALERs on loopback)."""
+artist re-attaches to its running job; fetch never steals a stream; refusals keep the request
+id (live daemon, plain pyzmq DEALERs on loopback)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from shared_protocol import (
     REQUEST_LIMITS,
@@ -22,7 +25,7 @@ from shared_protocol import (
     Status,
     StatusRequest,
 )
-from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT
+from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT, salvage_id
 from tests.support import TestEngine, make_config, run_daemon
 from tests.support.wire import Peer
 
@@ -171,3 +174,61 @@ def test_the_same_artists_second_socket_watches_then_takes_over_when_the_first_g
     assert isinstance(result, Result) and engine.cancelled == []
     took_over = [e for e in events if e["event"] == "job_reattached"]
     assert [e["reason"] for e in took_over] == ["observer_took_over"]
+
+
+def _header(msg_id: str, **extra: object) -> bytes:
+    return json.dumps({"v": "1.0", "type": "ping", "id": msg_id, "body": {}, **extra}).encode()
+
+
+@pytest.mark.parametrize(
+    ("frames", "fragment"),
+    [
+        ([SIGNATURE, _header("keep-1", v="2.0")], "2.0"),
+        ([SIGNATURE, _header("keep-1", body={"pad": "x" * 40_000})], "header is"),
+        ([SIGNATURE, _header("keep-1", body={"deep": json.loads("[" * 20 + "]" * 20)})], "nests"),
+        (
+            [
+                SIGNATURE,
+                _header(
+                    "keep-1",
+                    arrays=[
+                        {"name": f"a{i}", "dtype": "|u1", "shape": [900_000]} for i in range(3)
+                    ],
+                ),
+                *[bytes(900_000)] * 3,
+            ],
+            "message is",
+        ),
+        ([SIGNATURE, _header("keep-1"), *[b""] * 9], "frames"),
+        (
+            [SIGNATURE, json.dumps({"body": {"id": "decoy"}, "id": "keep-1", "v": "9.9"}).encode()],
+            "",
+        ),
+        ([SIGNATURE, _header("keep-1", type="generate")], "missing"),
+    ],
+)
+def test_refusals_answer_the_request_id_whenever_it_can_be_read(
+    tmp_path: Path, peers: Callable[..., Peer], frames: list[bytes], fragment: str
+) -> None:
+    with run_daemon(make_config(tmp_path)) as daemon:
+        peer = peers(daemon.address)
+        peer.send_raw(frames)
+        envelope, error = peer.recv_until(Error)
+        assert envelope.re == "keep-1" and fragment in error.message
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b'{"body":{"id":"nested"},"x":["}",{"id":"n2"}],"id":"top"}', "top"),
+        (b'{"a":"quote \\" and \\\\","id" : "spaced"}', "spaced"),
+        (b'{"body":{"id":"nested"}}', None),
+        (b'{"id":"bad id"}', None),
+        (b'{"id":3}', None),
+        (b'[{"id":"in-a-list"}]', None),
+        (b'{"id":"x' + b"y" * 100 + b'"}', None),
+        (b"\xff\xfe" + b'{"id":"after-garbage"}', "after-garbage"),
+    ],
+)
+def test_salvaged_ids_are_top_level_and_well_formed(header: bytes, expected: str | None) -> None:
+    assert salvage_id(header) == expected

@@ -191,7 +191,7 @@ class Service:
             raise Busy(
                 f"the daemon is shutting down; retry in {self._config.grace_period_s:g} s "
                 "(it may be restarting)",
-                retry_after_s=self._config.grace_period_s,
+                retry_after_s=self._lifecycle.scheduler.spread(self._config.grace_period_s),
                 reason="shutting_down",
             )
         msg.validate(self.limits)

@@ -22,7 +22,7 @@ from daemon.config import ConfigError, DaemonConfig, metrics_address
 from daemon.engine_api import Engine
 from daemon.lifecycle import JobLifecycle, internal_error
 from daemon.logs import EventLog, close_handlers, new_log_id, setup_logging
-from daemon.metrics import Metrics
+from daemon.metrics import Metrics, MetricsUnavailable
 from daemon.service import Service
 from daemon.workers import DeviceWorker
 from shared_protocol import (
@@ -122,7 +122,10 @@ class Server:
             )
         if config.metrics_bind is not None:
             host, port = metrics_address(config.metrics_bind)
-            self._metrics_http = self.metrics.serve_http(host, port)
+            try:
+                self._metrics_http = self.metrics.serve_http(host, port)
+            except MetricsUnavailable as exc:  # an optional extra: serve without it
+                self.log.error("metrics_unavailable", error=str(exc))
         if self.lifecycle.quotas.load_error is not None:
             self.log.error("quota_usage_unreadable", error=self.lifecycle.quotas.load_error)
         self.log.info(

@@ -48,6 +48,8 @@ from shared_protocol import (
 from shared_protocol.keys import ARTIST_NAME
 
 CAPABILITIES = ("progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas")
+#: Jobs one status reply lists (a client decodes lists of at most 256 items).
+STATUS_MAX_JOBS = 256
 #: Connections remembered (routing id -> artist); the least recently heard are forgotten first.
 _MAX_PEERS = 4096
 
@@ -249,17 +251,17 @@ class Service:
     def _status(self, who: Peer) -> Status:
         jobs, scheduler = self._lifecycle.jobs, self._lifecycle.scheduler
         positions = scheduler.positions()
+        visible = [job for job in jobs if who.admin or job.artist == who.artist]
+        # Unfinished jobs first, then the most recently submitted: what a reader looks for.
+        visible.sort(key=lambda job: (job.state.finished, -job.submitted_at))
         return Status(
             queue_depth=scheduler.depth,
             running=sum(1 for j in jobs if j.state is JobState.RUNNING),
             shutting_down=self._lifecycle.shutting_down,
             uptime_s=round(time.monotonic() - self.started, 3),
-            jobs=tuple(
-                job.info(positions.get(job.job_id))
-                for job in jobs
-                if who.admin or job.artist == who.artist
-            ),
+            jobs=tuple(job.info(positions.get(job.job_id)) for job in visible[:STATUS_MAX_JOBS]),
             models=tuple(self._lifecycle.models.values()),
+            jobs_omitted=max(0, len(visible) - STATUS_MAX_JOBS),
         )
 
     def _pong(self) -> Pong:

@@ -286,6 +286,8 @@ class Status(Message):
     uptime_s: float
     jobs: tuple[JobInfo, ...] = ()
     models: tuple[ModelInfo, ...] = ()
+    #: Jobs left out of ``jobs`` to keep the reply bounded (at most 256 are listed).
+    jobs_omitted: int = 0
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ class DecodeLimits:
     """Upper bounds a receiver enforces before it trusts a message."""
 
     max_frames: int = 32
-    max_header_bytes: int = 64 * 1024
+    max_header_bytes: int = 2 << 20
     max_json_depth: int = 12
     max_array_bytes: int = 64 * 1024 * 1024
     max_total_bytes: int = 96 * 1024 * 1024
@@ -65,8 +65,9 @@ REQUEST_LIMITS = DecodeLimits(
 #: connection (ZMQ_MAXMSGSIZE). Anything smaller is read, so a frame over ``REQUEST_LIMITS``
 #: but under this gets a typed error on a connection that keeps working.
 REQUEST_FRAME_HARD_LIMIT = 4 << 20
-#: Replies carry motion arrays (8 candidates x 360 frames is about 2 MB).
-REPLY_LIMITS = DecodeLimits()
+#: Replies carry motion arrays (8 candidates x 360 frames is about 2 MB); the largest header
+#: is an admin's status listing 256 jobs with 1000-character prompts (at most about 1.1 MB).
+REPLY_LIMITS = DecodeLimits(max_header_bytes=2 << 20)
 
 
 @dataclass(frozen=True)

@@ -152,3 +152,21 @@ def test_a_reply_the_daemon_cannot_encode_is_internal_and_the_daemon_keeps_servi
         events = daemon.log_events()
     logged = [e for e in events if e.get("log_id") == error.details["log_id"]]
     assert logged and logged[0]["event"] == "unencodable_reply"
+
+
+def test_an_admins_status_stays_within_the_reply_limits_however_many_jobs_are_kept(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    config = make_config(tmp_path, admins=("boss",), max_per_artist=300)
+    with run_daemon(config) as daemon:
+        alice, boss = peers(daemon.address), peers(daemon.address)
+        alice.hello("alice")
+        boss.hello("boss")
+        # The longest prompts in the widest characters (4 UTF-8 bytes each), kept as results.
+        wide = Generate(prompt="\U0001f642" * 1000, duration_s=1.0, candidates=1, steps=4)
+        for _ in range(300):
+            alice.recv_until((Result, Error), re=alice.send(wide), timeout_s=30)
+        status_id = boss.send(StatusRequest())
+        _, status = boss.recv_until((Status, Error), re=status_id)  # decoded with REPLY_LIMITS
+    assert isinstance(status, Status)
+    assert len(status.jobs) == 256 and status.jobs_omitted == 44

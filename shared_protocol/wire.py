@@ -161,26 +161,30 @@ def decode(frames: Sequence[bytes], limits: DecodeLimits = REPLY_LIMITS) -> Enve
     )
 
 
-#: How much of a refused header is searched for its id (a bound on work per bad message).
-_SALVAGE_BYTES = 64 * 1024
-#: A JSON string (group 1: its content) and whether a colon follows (a key), or a bracket.
-_JSON_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"\s*(:)?|[{}\[\]]')
+#: How much of a refused header is searched for its id (bounds the work per bad message).
+_SALVAGE_BYTES = 32 * 1024
+_SALVAGE_STRINGS = 256
+#: A JSON string (group 1: its content) and, if it is a key, the colon after it.
+_JSON_STRING = re.compile(r'"((?:[^"\\]++|\\.)*+)"(\s*:)?')  # possessive: no backtracking
 _ID_VALUE = re.compile(r'\s*"([A-Za-z0-9_.:-]{1,64})"\s*[,}]')
 
 
 def salvage_id(header: bytes) -> str | None:
     """The top-level ``id`` of a header that failed to decode, so a refusal can answer it.
 
-    Reads at most the first 64 KiB, tolerates anything past the id (too big, too deep, bad
-    JSON, another version) and never returns a nested ``id`` or a malformed one.
+    Reads at most the first 32 KiB and 256 strings, tolerates anything past the id (too big,
+    too deep, bad JSON, another version) and never returns a nested ``id`` or a malformed one.
     """
     text = bytes(header[:_SALVAGE_BYTES]).decode("utf-8", errors="replace")
-    depth = 0
-    for token in _JSON_TOKEN.finditer(text):
-        if token.group(0)[0] != '"':
-            depth += 1 if token.group(0) in "{[" else -1
-        elif depth == 1 and token.group(2) and token.group(1) == "id":
-            value = _ID_VALUE.match(text, token.end())
+    depth, position = 0, 0
+    for count, string in enumerate(_JSON_STRING.finditer(text)):
+        if count == _SALVAGE_STRINGS:
+            break
+        gap = text[position : string.start()]  # brackets between strings, counted in C
+        depth += gap.count("{") + gap.count("[") - gap.count("}") - gap.count("]")
+        position = string.end()
+        if depth == 1 and string.group(2) and string.group(1) == "id":
+            value = _ID_VALUE.match(text, position)
             return value.group(1) if value is not None else None
     return None
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from daemon.config import DaemonConfig
-from daemon.engine_api import Engine, JobOutput
+from daemon.engine_api import DeviceFailure, Engine, JobOutput
 from daemon.jobs import Job, JobState, JobTable
 from daemon.logs import EventLog, elapsed, new_log_id
 from daemon.metrics import Metrics
@@ -24,6 +24,7 @@ from shared_protocol import (
     FPS,
     Accepted,
     Cancelled,
+    DeviceInfo,
     Error,
     HYMotionError,
     InternalError,
@@ -73,6 +74,8 @@ class JobLifecycle:
         self._reconnect_grace_s = config.reconnect_grace_s
         #: Every model the engines know, by name (the same on every device).
         self.models = models
+        #: Every device's state; ``daemon.device_health`` keeps it and ``models`` current.
+        self.devices: tuple[DeviceInfo, ...] = ()
         self._outbox = outbox
         self._log = log
         self._metrics = metrics
@@ -272,13 +275,17 @@ class JobLifecycle:
         Every engine backend runs its batches through here. When the call raises (a prompt the
         text encoder chokes on, a job that breaks the model), the batch is split in halves and
         each half is run again, down to single jobs: only a job that fails on its own gets an
-        error; every other job gets its own outcome. Each job is answered exactly once.
+        error; every other job gets its own outcome. Each job is answered exactly once, except
+        that a ``DeviceFailure`` is not split but raised to the backend, with the jobs not yet
+        answered still unfinished.
         """
         started = time.monotonic()
         try:
             outcomes = list(await call(batch))
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"engine returned {len(outcomes)} outcomes for {len(batch)}")
+        except DeviceFailure:
+            raise  # the device, not a job: splitting cannot help; the backend takes it out
         except Exception as exc:
             seconds = time.monotonic() - started
             if len(batch) == 1:
@@ -316,6 +323,16 @@ class JobLifecycle:
         error = internal_error("the engine failed", log_id)
         for job in batch:
             self._finish(job, JobState.FAILED, error)
+
+    def fail_jobs(self, jobs: Sequence[Job], error: HYMotionError) -> None:
+        """Jobs that cannot run (their device failed), running or queued: each gets ``error``."""
+        for job in jobs:
+            if job.state is JobState.RUNNING:
+                self._metrics.running.dec()
+            else:
+                self.scheduler.remove(job)
+            self._finish(job, JobState.FAILED, Error.from_exception(error))
+        self._queue_changed()
 
     def _result(self, engine: Engine, job: Job, out: JobOutput) -> tuple[JobState, Message]:
         info = self.models[job.spec.model]  # admission checked that it exists

@@ -141,6 +141,18 @@ class Metrics:
         info = self._add("gauge", "hymotion_build_info", "Daemon version", "version")
         info.labels(version=__version__).set(1)
         self._device_memory(devices)
+        self.device_up = self._add(
+            "gauge", "hymotion_device_up", "1 while the device serves, 0 once it failed", "device"
+        )
+        self.device_failures = self._add(
+            "counter",
+            "hymotion_device_failures_total",
+            "Device-level failures (the device was taken out of service)",
+            "device",
+        )
+        for device in devices:
+            self.device_up.labels(device=device).set(1)
+            self.device_failures.labels(device=device)  # exported as 0 from the start
 
     def _add(
         self,

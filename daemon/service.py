@@ -261,6 +261,7 @@ class Service:
             uptime_s=round(time.monotonic() - self.started, 3),
             jobs=tuple(job.info(positions.get(job.job_id)) for job in visible[:STATUS_MAX_JOBS]),
             models=tuple(self._lifecycle.models.values()),
+            devices=self._lifecycle.devices,
             jobs_omitted=max(0, len(visible) - STATUS_MAX_JOBS),
         )
 

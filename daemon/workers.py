@@ -8,23 +8,34 @@ through ``JobLifecycle.run_isolated``, so one job's failure never fails the rest
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from daemon.engine_api import Engine, JobOutput
+from daemon.engine_api import DeviceFailure, Engine, JobOutput
 from daemon.jobs import Job
 from daemon.lifecycle import JobLifecycle
 from shared_protocol import HYMotionError
 
+#: Told (device, failure, the failed batch) when the engine reports that its device failed.
+OnDeviceFailure = Callable[[str, DeviceFailure, list[Job]], None]
+
 
 class DeviceWorker:
     def __init__(
-        self, device: str, engine: Engine, lifecycle: JobLifecycle, batch_window_s: float
+        self,
+        device: str,
+        engine: Engine,
+        lifecycle: JobLifecycle,
+        batch_window_s: float,
+        on_device_failure: OnDeviceFailure,
     ) -> None:
         self.device = device
         self.engine = engine
         self._lifecycle = lifecycle
         self._batch_window_s = batch_window_s
+        self._on_device_failure = on_device_failure
+        #: Set once the device failed: this worker takes no more batches.
+        self.failure: DeviceFailure | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{device}")
         self._work = asyncio.Event()
         self.current: list[Job] = []
@@ -35,14 +46,14 @@ class DeviceWorker:
         self._work.set()
 
     async def run(self) -> None:
-        """Take and run batches until cancelled (at shutdown, once idle)."""
-        while True:
+        """Take and run batches until cancelled (at shutdown, once idle) or the device fails."""
+        while self.failure is None:
             await self._work.wait()
             self._work.clear()
             if self._batch_window_s:
                 # Let jobs that arrive together share one engine call.
                 await asyncio.sleep(self._batch_window_s)
-            while not self._lifecycle.shutting_down:
+            while not self._lifecycle.shutting_down and self.failure is None:
                 batch = self._lifecycle.take_batch(self.engine)
                 if not batch:
                     break
@@ -53,6 +64,9 @@ class DeviceWorker:
         self.idle.clear()
         try:
             await self._lifecycle.run_isolated(self.engine, batch, self._call_engine)
+        except DeviceFailure as failure:
+            # Not the batch's fault, so not split: answer what a split has not answered yet.
+            self._device_failed([job for job in batch if not job.state.finished], failure)
         finally:
             self.current = []
             self.idle.set()
@@ -73,6 +87,11 @@ class DeviceWorker:
         return await loop.run_in_executor(
             self._executor, self.engine.run_batch, specs, progress, should_stop
         )
+
+    def _device_failed(self, batch: list[Job], failure: DeviceFailure) -> None:
+        """Not this batch's fault: the device is broken, so this worker stops for good."""
+        self.failure = failure
+        self._on_device_failure(self.device, failure, batch)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -278,6 +278,17 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class DeviceInfo:
+    """One device the daemon runs a worker on."""
+
+    name: str
+    #: "ok", or "failed": it failed while serving and takes no more jobs until a restart.
+    state: str
+    #: Why it failed, empty while ok.
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Status(Message):
     TYPE = "status_reply"
     queue_depth: int
@@ -286,6 +297,7 @@ class Status(Message):
     uptime_s: float
     jobs: tuple[JobInfo, ...] = ()
     models: tuple[ModelInfo, ...] = ()
+    devices: tuple[DeviceInfo, ...] = ()
     #: Jobs left out of ``jobs`` to keep the reply bounded (at most 256 are listed).
     jobs_omitted: int = 0
 
@@ -344,6 +356,7 @@ __all__ = [
     "Accepted",
     "Cancel",
     "Cancelled",
+    "DeviceInfo",
     "Error",
     "Fetch",
     "Generate",

@@ -15,6 +15,7 @@ from shared_protocol import (
     SIGNATURE,
     Accepted,
     Cancel,
+    Cancelled,
     Error,
     Generate,
     HYMotionError,
@@ -170,3 +171,36 @@ def test_an_admins_status_stays_within_the_reply_limits_however_many_jobs_are_ke
         _, status = boss.recv_until((Status, Error), re=status_id)  # decoded with REPLY_LIMITS
     assert isinstance(status, Status)
     assert len(status.jobs) == 256 and status.jobs_omitted == 44
+
+
+def test_a_device_failure_during_a_split_answers_every_job_exactly_once(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    # The crash splits the batch; the device then fails under a half: no job is answered twice.
+    engine = TestEngine(step_s=0.02, device_fault_at_step=50)
+    with run_daemon(make_config(tmp_path), [engine]) as daemon:
+        blocker = peers(daemon.address)
+        blocker.hello("blocker")
+        blocker_id = blocker.send(Generate(prompt="idle", duration_s=1.0, steps=200))
+        _, blocking = blocker.recv_until(Accepted, re=blocker_id)
+        blocker.until_running(blocker_id)
+        artists = [peers(daemon.address) for _ in range(4)]
+        sent = []
+        for i, peer in enumerate(artists):
+            peer.hello(f"artist{i}")
+            prompt = f"walk {CRASH_MARKER}" if i == 0 else "walk"
+            request_id = peer.send(Generate(prompt=prompt, duration_s=1.0, candidates=1, steps=60))
+            peer.recv_until(Accepted, re=request_id)
+            sent.append(request_id)
+        blocker.send(Cancel(job_id=blocking.job_id))  # before step 50: the device is still fine
+        finals = [
+            peer.recv_until((Result, Error), re=request_id, timeout_s=30)[1]
+            for peer, request_id in zip(artists, sent, strict=True)
+        ]
+        for peer in artists:  # nothing more: every job was answered exactly once
+            with pytest.raises(TimeoutError):
+                peer.recv_until((Result, Error, Cancelled), timeout_s=0.5)
+    assert len(engine.calls[1]) == 4  # the four shared one batch after the blocker
+    codes = [f.code if isinstance(f, Error) else "result" for f in finals]
+    assert codes[0] == "internal"
+    assert set(codes[1:]) == {"model_unavailable"}

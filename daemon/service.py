@@ -47,7 +47,9 @@ from shared_protocol import (
 )
 from shared_protocol.keys import ARTIST_NAME
 
-CAPABILITIES = ("progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas")
+CAPABILITIES = (
+    "progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas", "reattach",
+)  # fmt: skip
 #: Jobs one status reply lists (a client decodes lists of at most 256 items).
 STATUS_MAX_JOBS = 256
 #: Connections remembered (routing id -> artist); the least recently heard are forgotten first.

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import zmq
 
+from daemon.service import CAPABILITIES
 from shared_protocol import (
     ERROR_CODES,
     REPLY_LIMITS,
@@ -143,7 +144,7 @@ def test_every_message_error_code_and_limit_is_documented() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert {h["type"] for h in examples("request")} == set(REQUEST_TYPES)
     assert {h["type"] for h in examples("reply")} == set(REPLY_TYPES)
-    for code in ERROR_CODES:
+    for code in (*ERROR_CODES, *CAPABILITIES):
         assert f"`{code}`" in text, code
     for figure in (
         f"{REQUEST_FRAME_HARD_LIMIT:,} bytes",

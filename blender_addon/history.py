@@ -162,16 +162,17 @@ def export_take(
     overwrite: bool = False,
 ) -> list[Path]:
     """Write the take as each of ``formats`` (FBX, BVH); returns the paths written."""
-    retarget = scene_settings(scene).retarget
-    if scene_settings(scene).target == RIG_TARGET or retarget.engine != "BLENDER":
-        from . import rig_history  # the artist's rig, or an engine preset (issue #9)
+    from . import rig_history  # the artist's rig, engine presets, stable names (issue #9)
 
-        return rig_history.export_take(scene, take, take_files(take, directory, formats), overwrite)
+    retarget = scene_settings(scene).retarget
+    files = take_files(take, directory, formats)
+    if scene_settings(scene).target == RIG_TARGET or retarget.engine != "BLENDER":
+        return rig_history.export_take(scene, take, files, overwrite)
     action, data = _parts(take)
     written = []
-    for fmt, path in take_files(take, directory, formats):
-        if fmt == "FBX":
-            export.export_fbx(scene, data, action, path, take.name, overwrite)
+    for fmt, path in files:
+        if fmt == "FBX":  # the armature as "HY-Motion", the animation named after the take
+            rig_history.export_take(scene, take, [(fmt, path)], overwrite)
         else:
             export.export_bvh(data, action, take.fps, path, overwrite)
         written.append(path)

@@ -29,8 +29,13 @@ if not __package__:  # run as a script: import the package this file belongs to,
 from .core import naming
 from .core.batch_input import BatchItem, load_prompts
 from .core.describe import explain
+from .core.errors import RigError
 from .core.files import atomic_path
+from .core.finishing import cli as finishing_cli
+from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import client, errors, messages
+from .core.rig_cli import RigTarget, target_from_args
+from .core.rig_cli import add_arguments as add_character_arguments
 from .core.session import Failed, GenerationSession, JobView, Outcome, server_info
 from .core.settings import (
     DEFAULT_ADDRESS,
@@ -56,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
         "after '|', e.g. 'a person waves | duration=3 seed=7 candidates=2'; or a JSON list "
         'of strings or {"prompt": ..., "duration_s": ..., "seed": ...} objects.',
     )
-    p.add_argument("--prompts", type=Path, required=True, help="prompt file (.txt or .json)")
+    p.add_argument("--prompts", type=Path, help="prompt file (.txt or .json)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--address", default=DEFAULT_ADDRESS, help="daemon address (%(default)s)")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per clip (%(default)s)")
@@ -83,6 +88,11 @@ def parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=5, help="retries when the daemon is busy (%(default)s)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    finishing_cli.add_arguments(p)
+    add_character_arguments(p)
+    p.add_argument("--bvh", type=Path, action="append", default=[], metavar="FILE",
+                   help="instead of --prompts: use this humanoid BVH as a take (repeatable; "
+                   "no daemon needed)")  # fmt: skip
     return p
 
 
@@ -98,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not formats or any(f not in FORMATS for f in formats):
         print(f"error: --formats takes a comma list of {', '.join(FORMATS)}", file=sys.stderr)
         return EXIT_USAGE
+    if bool(args.bvh) == bool(args.prompts):
+        print("error: give either --prompts or --bvh", file=sys.stderr)
+        return EXIT_USAGE
+    if args.bvh:
+        return _bvh_main(args, formats)
     defaults = GenerateSettings(prompt="", duration_s=args.duration, candidates=args.candidates,
                                 guidance=args.guidance, steps=args.steps, seed=args.seed,
                                 model=args.model)  # fmt: skip
@@ -107,16 +122,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         items = load_prompts(args.prompts, defaults)
         config = client_config(connection, online_access=True)  # the command line is consent
+        finish = finishing_cli.options_from_args(args)
+        character = target_from_args(args)
     except errors.HYMotionError as exc:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    return Batch(args, formats, config).run(items)
+    return Batch(args, formats, config, finish, character).run(items)
+
+
+def _bvh_main(args: argparse.Namespace, formats: tuple[str, ...]) -> int:
+    """``--bvh``: BVH files as finished takes, no daemon (``bvh_batch``)."""
+    from . import bvh_batch
+
+    try:
+        finish = finishing_cli.options_from_args(args)
+    except errors.HYMotionError as exc:
+        print(f"error: {explain(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    return bvh_batch.run(args, formats, finish)
 
 
 class Batch:
     def __init__(self, args: argparse.Namespace, formats: tuple[str, ...],
-                 config: client.ClientConfig) -> None:  # fmt: skip
-        self.args, self.formats, self.config = args, formats, config
+                 config: client.ClientConfig, finish: FinishOptions = NO_FINISHING,
+                 character: RigTarget | None = None) -> None:  # fmt: skip
+        self.args, self.formats, self.config, self.finish = args, formats, config, finish
+        self.character = character
         self.records: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
@@ -129,6 +160,8 @@ class Batch:
         remaining = list(items)
         try:
             with scene_io.batch_scene(self.args.fps):
+                if self.character is not None and self.character.path is not None:
+                    scene_io.check_character(self.character)  # before any daemon work
                 try:
                     welcome = motion_client.wait_connected(self.args.connect_timeout)
                 except errors.DaemonUnreachable:
@@ -141,6 +174,9 @@ class Batch:
         except errors.DaemonUnreachable as exc:
             for item in remaining:
                 self._fail(item, exc)
+        except RigError as exc:
+            print(f"error: {explain(exc)}", file=sys.stderr)
+            return EXIT_USAGE
         finally:
             motion_client.shutdown()
         self._summary(started, session)
@@ -163,7 +199,8 @@ class Batch:
             return
         folder = self.args.out / f"{item.index:03d}_{naming.slug(request.prompt)}"
         for record in scene_io.write_outputs(outcome.result, session.server, request, folder,
-                                             self.formats, self.args.overwrite):  # fmt: skip
+                                             self.formats, self.args.overwrite,
+                                             self.finish, self.character):  # fmt: skip
             record.update(prompt_index=item.index, where=item.where)
             self.records.append(record)
             if record["error"]:
@@ -202,6 +239,8 @@ class Batch:
             "ok": not self.failures,
             "seconds": round(time.monotonic() - started, 3),
             "daemon": dataclasses.asdict(session.server),
+            "finishing": self.finish.as_dict(),
+            "character": self.character.as_dict() if self.character else None,
             "items": self.records,
             "failures": [f"{f['where']} seed {f['seed']}: {f['error']}" for f in self.failures],
         }

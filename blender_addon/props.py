@@ -14,7 +14,9 @@ from bpy.props import (
     StringProperty,
 )
 
+from . import rig_props
 from .core.protocol import messages
+from .finishing_props import HYMOTION_PG_finishing
 from .registration import class_registrar
 from .targets import TARGETS
 
@@ -48,6 +50,11 @@ class HYMOTION_PG_take(bpy.types.PropertyGroup):
     job_id: StringProperty(name="Job id")  # type: ignore[valid-type]
     action: PointerProperty(name="Action", type=bpy.types.Action)  # type: ignore[valid-type]
     armature: PointerProperty(name="Armature data", type=bpy.types.Armature)  # type: ignore[valid-type]
+    # Finishing (issue #10): options, and the raw take they are applied to (kept unchanged).
+    finishing: PointerProperty(type=HYMOTION_PG_finishing)  # type: ignore[valid-type]
+    raw_action: PointerProperty(name="Raw action", type=bpy.types.Action)  # type: ignore[valid-type]
+    # Retargeting (issue #9): this take's Action on each artist rig it was applied to.
+    rig_actions: CollectionProperty(type=rig_props.HYMOTION_PG_rig_take)  # type: ignore[valid-type]
 
 
 class HYMOTION_PG_settings(bpy.types.PropertyGroup):
@@ -91,6 +98,8 @@ class HYMOTION_PG_settings(bpy.types.PropertyGroup):
     )  # fmt: skip
     armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature)  # type: ignore[valid-type]
     takes: CollectionProperty(type=HYMOTION_PG_take)  # type: ignore[valid-type]
+    # Retargeting (issue #9): the artist's character, options and bone mapping.
+    retarget: PointerProperty(type=rig_props.HYMOTION_PG_retarget)  # type: ignore[valid-type]
     active_take: IntProperty(name="Take", default=0)  # type: ignore[valid-type]
     export_format: EnumProperty(  # type: ignore[valid-type]
         name="Format",
@@ -109,7 +118,7 @@ class HYMOTION_PG_settings(bpy.types.PropertyGroup):
     server_line: StringProperty()  # type: ignore[valid-type]
 
 
-classes = (HYMOTION_PG_take, HYMOTION_PG_settings)
+classes = (HYMOTION_PG_finishing, HYMOTION_PG_take, HYMOTION_PG_settings)
 
 
 _register_classes, _unregister_classes = class_registrar(classes)
@@ -122,6 +131,7 @@ def scene_settings(scene: bpy.types.Scene) -> HYMOTION_PG_settings:
 
 
 def register() -> None:
+    rig_props.register()
     _register_classes()
     bpy.types.Scene.hy_motion = PointerProperty(type=HYMOTION_PG_settings)  # type: ignore[attr-defined,func-returns-value]
 
@@ -129,3 +139,4 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.Scene.hy_motion  # type: ignore[attr-defined]
     _unregister_classes()
+    rig_props.unregister()

@@ -9,14 +9,17 @@ from typing import Any
 
 import bpy
 
-from . import history
+from . import history, rig_batch
 from .core.describe import explain
 from .core.errors import SceneError
 from .core.files import atomic_path
+from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import errors, messages
+from .core.rig_cli import RigTarget
 from .core.session import ServerInfo
 from .props import scene_settings
 from .runtime import server_line
+from .take_finishing import finish_takes
 
 __all__ = ["batch_scene", "server_line", "write_outputs"]
 
@@ -64,15 +67,28 @@ def reset_scene(scene: bpy.types.Scene) -> None:
     settings.armature = None
 
 
+def check_character(character: RigTarget) -> None:
+    """Load the batch's character once, to refuse a bad ``--target-rig`` before generating."""
+    scene = current_scene()
+    try:
+        rig = rig_batch.load_rig(scene, character)
+        rig_batch.describe(rig)  # its mapping: legs, hips, no bone mapped twice
+    finally:
+        reset_scene(scene)
+
+
 def write_outputs(
     result: messages.Result,
     server: ServerInfo,
-    request: messages.Generate,
+    request: messages.Generate | None,
     folder: Path,
     formats: Sequence[str],
     overwrite: bool,
+    finish: FinishOptions = NO_FINISHING,
+    character: RigTarget | None = None,
 ) -> list[dict[str, Any]]:
-    """Build the takes, save the .blend and export each take; one record per candidate."""
+    """Build the takes, finish them, save the .blend and export each take; one record per
+    candidate."""
     scene = current_scene()
     reset_scene(scene)
     records: list[dict[str, Any]] = [
@@ -91,6 +107,17 @@ def write_outputs(
     ]
     try:
         takes = history.add_result(scene, result, server, request)
+        if finish.active:  # finishing (issue #10): a refused take is reported, not exported
+            for record, outcome in zip(records, finish_takes(scene, takes, finish), strict=True):
+                record["finishing"] = {"options": finish.as_dict(), "report": {}}
+                if isinstance(outcome, errors.HYMotionError):
+                    record["error"] = str(explain(outcome))
+                else:
+                    record["finishing"]["report"] = outcome
+        if character is not None:  # the artist's rig and engine presets (issue #9)
+            rig = rig_batch.prepare(scene, character, takes)
+            for record in records:
+                record["character"] = rig_batch.describe(rig) if rig else None
         history.apply_take(scene, takes[0])
         if "blend" in formats:
             path = folder / "scene.blend"
@@ -104,6 +131,8 @@ def write_outputs(
             record["error"] = str(explain(exc))
         return records
     for record, take in zip(records, takes, strict=True):
+        if record["error"]:
+            continue
         export = tuple(f.upper() for f in formats if f != "blend")
         try:
             written = history.export_take(scene, take, folder, export, overwrite)

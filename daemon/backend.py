@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
+from daemon.device_health import DeviceHealth
 from daemon.engine_api import Engine, EngineDescription
 from daemon.jobs import Job
 from daemon.lifecycle import JobLifecycle
@@ -67,6 +68,8 @@ class LocalBackend:
         # every device runs the same models: any one engine describes them
         self.engine = self._engines[0]
         self.workers: list[DeviceWorker] = []
+        #: Takes a failed device out of service (``daemon/device_health.py``).
+        self.health: DeviceHealth
 
     def capacity(self) -> int:
         return len(self._engines)
@@ -74,8 +77,9 @@ class LocalBackend:
     def start(
         self, lifecycle: JobLifecycle, log: EventLog, metrics: Metrics
     ) -> list[Coroutine[Any, Any, None]]:
+        self.health = DeviceHealth(self._devices, self._engines, lifecycle, log, metrics)
         self.workers = [
-            DeviceWorker(device, engine, lifecycle, self._batch_window_s)
+            DeviceWorker(device, engine, lifecycle, self._batch_window_s, self.health.device_failed)
             for device, engine in zip(self._devices, self._engines, strict=True)
         ]
         return [worker.run() for worker in self.workers]

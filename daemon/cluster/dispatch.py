@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,14 +115,9 @@ class DispatchSlot:
     async def _run_batch(self, batch: list[Job]) -> None:
         self.current = batch
         self.idle.clear()
-        started = time.monotonic()
         try:
-            outcomes = await self._outcomes(batch)
-        except EngineCrashed as exc:
-            self._lifecycle.fail_batch(batch, exc, time.monotonic() - started)
-        else:
-            seconds = time.monotonic() - started
-            self._lifecycle.finish_batch(self._ctx.engine, batch, outcomes, seconds)
+            # An engine that raises (EngineCrashed) gets the batch split, as on local devices.
+            await self._lifecycle.run_isolated(self._ctx.engine, batch, self._outcomes)
         finally:
             if self._told:  # the board keeps only cancelled ids
                 self._ctx.board.forget.remote(sorted(self._told))
@@ -130,7 +125,7 @@ class DispatchSlot:
             self.current = []
             self.idle.set()
 
-    async def _outcomes(self, batch: list[Job]) -> list[JobOutput | HYMotionError]:
+    async def _outcomes(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:
         """One outcome per job: the replica's, or a typed error saying why there is none."""
         for attempt in range(1, ATTEMPTS + 1):
             down = self._ctx.down()
@@ -158,7 +153,7 @@ class DispatchSlot:
                     return [_replica_lost(lost) for _ in batch]
         raise AssertionError("unreachable: the last attempt returns")
 
-    async def _attempt(self, batch: list[Job]) -> list[JobOutput | HYMotionError]:
+    async def _attempt(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:
         request = BatchRequest(tuple(job.spec for job in batch), self._ctx.board)
         stream = self._ctx.handle.options(stream=True).run.remote(request)
         reports: AsyncIterator[Report] = stream.__aiter__()
@@ -199,7 +194,7 @@ class DispatchSlot:
     async def _next(
         self,
         reports: AsyncIterator[Report],
-        batch: list[Job],
+        batch: Sequence[Job],
         timeout_s: float,
         replica: ReplicaInfo | None,
     ) -> Report:
@@ -232,7 +227,7 @@ class DispatchSlot:
             if not pending.done():
                 pending.cancel()
 
-    def _forward_cancels(self, batch: list[Job]) -> None:
+    def _forward_cancels(self, batch: Sequence[Job]) -> None:
         fresh = [j.job_id for j in batch if j.cancel_event.is_set() and j.job_id not in self._told]
         if fresh:
             self._told.update(fresh)

@@ -209,6 +209,7 @@ class RayBackend:
         self, lifecycle: JobLifecycle, log: EventLog, metrics: Metrics
     ) -> list[Coroutine[Any, Any, None]]:
         self._lifecycle, self._log = lifecycle, log
+        self.engine.spread = lifecycle.scheduler.spread
         self._metrics = ClusterMetrics(metrics)
         self._metrics.up.set(1)
         context = SlotContext(

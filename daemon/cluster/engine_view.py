@@ -21,8 +21,11 @@ class ClusterEngine:
         self.profile = profile
         self._models = {m.name: m for m in profile.models}
         self._cluster_down = cluster_down
-        #: Seconds a refused client should wait: about one health check.
+        #: Seconds a refused client should wait at least: about one health check.
         self.retry_after_s = 5.0
+        #: Turns that estimate into a retry hint (the scheduler's spread, set by the backend),
+        #: so clients refused together do not come back together.
+        self.spread: Callable[[float], float] = lambda estimate_s: estimate_s
 
     def models(self) -> list[ModelInfo]:
         return list(self.profile.models)
@@ -51,8 +54,9 @@ class ClusterEngine:
             raise ModelUnavailable(f"model {job.model!r} is not available: {why}", model=job.model)
         down = self._cluster_down()
         if down is not None:
+            retry_s = self.spread(self.retry_after_s)
             raise Busy(
-                f"the Ray cluster is unreachable ({down}); retry in {self.retry_after_s:g} s",
-                retry_after_s=self.retry_after_s,
+                f"the Ray cluster is unreachable ({down}); retry in {retry_s:.1f} s",
+                retry_after_s=retry_s,
                 reason="cluster_unavailable",
             )

@@ -333,7 +333,7 @@ def test_ray_lost_while_serving_fails_admitted_jobs_and_refuses_new_ones(
             refused = final_of(peer, generate(peer, seed=2))
             assert isinstance(refused, Error) and refused.code == "busy", refused
             assert refused.details["reason"] == "cluster_unavailable"
-            assert refused.details["retry_after_s"] == 1.0
+            assert 1.0 <= refused.details["retry_after_s"] <= 2.0  # spread over one estimate
             peer.close()
             daemon.signal(signal.SIGTERM)
             assert daemon.wait(_WAIT_S) == 0  # it stops although Ray cannot be left cleanly

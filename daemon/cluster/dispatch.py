@@ -1,7 +1,7 @@
 """One dispatch slot per replica there may be: takes a batch, runs it on the cluster, reports.
 
 A slot sends its batch as one streaming call; Serve hands it to a free replica (each replica
-takes one batch at a time), or holds it until one is free. Progress events go to the lifecycle
+takes one batch at a time), or holds it until one is free. Progress reports go to the lifecycle
 as they arrive; cancels go to the CancelBoard as soon as the lifecycle sets them.
 
 Faults: a replica that dies (its process, or its node) or stays silent for ``step_timeout_s``
@@ -26,7 +26,7 @@ from daemon.engine_api import JobOutput
 from daemon.jobs import Job
 from daemon.lifecycle import JobLifecycle
 from daemon.logs import EventLog
-from shared_protocol import HYMotionError, ModelUnavailable
+from shared_protocol import HYMotionError, JobCancelled, ModelUnavailable
 
 from .engine_view import ClusterEngine
 from .messages import (
@@ -150,7 +150,12 @@ class DispatchSlot:
                     rerun=rerun,
                 )
                 if not rerun:
-                    return [_replica_lost(lost) for _ in batch]
+                    return [
+                        JobCancelled(f"job {job.job_id} was cancelled", job_id=job.job_id)
+                        if job.cancel_event.is_set()
+                        else _replica_lost(lost)
+                        for job in batch
+                    ]
         raise AssertionError("unreachable: the last attempt returns")
 
     async def _attempt(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:

@@ -1,33 +1,56 @@
-"""Run in a fresh interpreter by test_addon_package.py: install the built zip as an extension
-into an isolated user folder (BLENDER_USER_RESOURCES), enable it, generate against a daemon.
+"""Run in a fresh interpreter by test_addon_package.py: install a built zip as an extension into
+an isolated user folder (BLENDER_USER_RESOURCES), and when Blender accepts it, generate against
+a daemon. Prints one JSON report line.
 
-    python tests/addon/install_check.py ZIP DAEMON_ADDRESS
+    python tests/addon/install_check.py ZIP [DAEMON_ADDRESS]
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import json
 import sys
+from collections.abc import Sequence
+from types import ModuleType
 
 import bpy
 
+MODULE = "bl_ext.user_default.hy_motion"
+
+
+class ExtensionWheelsOnly(importlib.abc.MetaPathFinder):
+    """Finds ``zmq`` only where Blender put the extension's wheels: the venv's own pyzmq (for
+    the rest of the suite) would otherwise shadow them, and a real Blender has none."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "zmq":
+            return None
+        wheels = [p for p in sys.path if "/extensions/.local/" in p.replace("\\", "/")]
+        spec = importlib.machinery.PathFinder.find_spec(fullname, wheels)
+        if spec is None:
+            raise ModuleNotFoundError("zmq is not among the extension's installed wheels")
+        return spec
+
 
 def main() -> int:
-    zip_path, address = sys.argv[1], sys.argv[2]
+    zip_path = sys.argv[1]
+    sys.meta_path.insert(0, ExtensionWheelsOnly())
     status = bpy.ops.extensions.package_install_files(
         filepath=zip_path, repo="user_default", enable_on_install=True
     )
-    module = "bl_ext.user_default.hy_motion"
-    addon = bpy.context.preferences.addons.get(module)
+    addon = bpy.context.preferences.addons.get(MODULE)
     report: dict[str, object] = {"install": sorted(status), "enabled": addon is not None}
-    if addon is None:
+    if addon is None or len(sys.argv) < 3:
         print(json.dumps(report))
-        return 1
-    protocol = importlib.import_module(f"{module}.core.protocol")
+        return 0
+    protocol = importlib.import_module(f"{MODULE}.core.protocol")
     report["vendored"] = protocol.client.__name__
     report["zmq"] = importlib.import_module("zmq").__file__
-    addon.preferences.address = address
+    addon.preferences.address = sys.argv[2]
     scene = bpy.context.scene
     scene.render.fps = 30
     settings = scene.hy_motion

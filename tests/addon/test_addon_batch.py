@@ -6,21 +6,20 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import FAIL_MARKER, TestEngine, make_config, run_daemon
+from tests.addon.conftest import StartDaemon
+from tests.support import FAIL_MARKER, DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Any]:
-    with run_daemon(make_config(tmp_path / "daemon"), [TestEngine(step_s=0.002)]) as handle:
-        yield handle
+def daemon(start_daemon: StartDaemon) -> DaemonProcess:
+    return start_daemon()
 
 
 def run_batch(*args: str, entry: str = "module") -> subprocess.CompletedProcess[str]:
@@ -94,14 +93,14 @@ def test_batch_daemon_down_fails_every_item_quickly(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["ok"] is False
 
 
-def test_a_job_timeout_fails_that_item_only(tmp_path: Path) -> None:
-    with run_daemon(make_config(tmp_path / "daemon"), [TestEngine(step_s=0.05)]) as slow:
-        prompts = tmp_path / "p.txt"
-        prompts.write_text("a long one | steps=200\na short one | steps=4\n")
-        result = run_batch("--prompts", str(prompts), "--out", str(tmp_path / "o"),
-                           "--address", slow.address, "--duration", "1", "--candidates", "1",
-                           "--formats", "bvh", "--timeout", "2")  # fmt: skip
-        cancelled = [e for e in slow.log_events() if e["event"] == "job_finished"]
+def test_a_job_timeout_fails_that_item_only(tmp_path: Path, start_daemon: StartDaemon) -> None:
+    slow = start_daemon(step_s=0.05)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a long one | steps=200\na short one | steps=4\n")
+    result = run_batch("--prompts", str(prompts), "--out", str(tmp_path / "o"),
+                       "--address", slow.address, "--duration", "1", "--candidates", "1",
+                       "--formats", "bvh", "--timeout", "2")  # fmt: skip
+    cancelled = [e for e in slow.log_events() if e["event"] == "job_finished"]
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert [i["error"] == "" for i in summary["items"]] == [False, True]

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import bpy
 
 from . import history
+from .core.batch_plan import PlannedItem
 from .core.describe import explain
 from .core.errors import SceneError
-from .core.files import atomic_path
+from .core.files import atomic_path, output_with_final_names
 from .core.protocol import errors, messages
 from .core.session import ServerInfo
 from .props import scene_settings
@@ -68,11 +68,12 @@ def write_outputs(
     result: messages.Result,
     server: ServerInfo,
     request: messages.Generate,
-    folder: Path,
+    planned: PlannedItem,
     formats: Sequence[str],
     overwrite: bool,
 ) -> list[dict[str, Any]]:
-    """Build the takes, save the .blend and export each take; one record per candidate."""
+    """Build the takes, save the .blend and export each take to the planned paths; one record
+    per candidate."""
     scene = current_scene()
     reset_scene(scene)
     records: list[dict[str, Any]] = [
@@ -92,13 +93,13 @@ def write_outputs(
     try:
         takes = history.add_result(scene, result, server, request)
         history.apply_take(scene, takes[0])
-        if "blend" in formats:
-            path = folder / "scene.blend"
-            with atomic_path(path, overwrite) as temp:
+        if planned.blend is not None:
+            with atomic_path(planned.blend, overwrite) as temp:
                 temp.unlink()  # else Blender keeps the empty placeholder as a ".blend1" backup
-                bpy.ops.wm.save_as_mainfile(filepath=str(temp), copy=True, compress=True)
+                with output_with_final_names():
+                    bpy.ops.wm.save_as_mainfile(filepath=str(temp), copy=True, compress=True)
             for record in records:
-                record["files"].append(str(path))
+                record["files"].append(str(planned.blend))
     except errors.HYMotionError as exc:
         for record in records:
             record["error"] = str(explain(exc))
@@ -106,7 +107,8 @@ def write_outputs(
     for record, take in zip(records, takes, strict=True):
         export = tuple(f.upper() for f in formats if f != "blend")
         try:
-            written = history.export_take(scene, take, folder, export, overwrite)
+            with output_with_final_names():
+                written = history.export_take(scene, take, planned.folder, export, overwrite)
             record["files"] += [str(p) for p in written]
         except errors.HYMotionError as exc:
             record["error"] = str(explain(exc))

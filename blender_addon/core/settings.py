@@ -43,11 +43,15 @@ class GenerateSettings:
     model: str | None = None
 
 
+def random_seed() -> int:
+    return random.randint(0, MAX_SEED)
+
+
 def build_request(
     settings: GenerateSettings, limits: messages.Limits | None = None
 ) -> messages.Generate:
     """A validated Generate request; raises InvalidArgument naming the field."""
-    seed = settings.seed if settings.seed is not None else random.randint(0, MAX_SEED)
+    seed = settings.seed if settings.seed is not None else random_seed()
     request = messages.Generate(
         prompt=settings.prompt.strip(),
         duration_s=settings.duration_s,

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,7 +28,7 @@ def run_batch(*args: str, entry: str = "module") -> subprocess.CompletedProcess[
     return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def test_batch_writes_everything_and_exits_0(tmp_path: Path, daemon: Any) -> None:
+def test_batch_writes_everything_and_exits_0(tmp_path: Path, daemon: DaemonProcess) -> None:
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# two prompts\na person walks\na person waves | candidates=3 seed=5\n")
     out = tmp_path / "out"
@@ -42,28 +41,63 @@ def test_batch_writes_everything_and_exits_0(tmp_path: Path, daemon: Any) -> Non
     assert summary["ok"] and summary["failures"] == [] and len(summary["items"]) == 5
     first = out / "001_a_person_walks"
     assert sorted(p.name for p in first.iterdir()) == [
-        "a_person_walks_s11.bvh", "a_person_walks_s11.fbx", "a_person_walks_s12.bvh",
-        "a_person_walks_s12.fbx", "scene.blend",
+        "001_a_person_walks.blend", "a_person_walks_s11.bvh", "a_person_walks_s11.fbx",
+        "a_person_walks_s12.bvh", "a_person_walks_s12.fbx",
     ]  # fmt: skip
+    assert (out / "002_a_person_waves" / "002_a_person_waves.blend").is_file()
     assert (out / "002_a_person_waves" / "a_person_waves_s7.fbx").stat().st_size > 10_000
-    # Again without --overwrite: nothing is replaced, every item fails and says why.
-    again = run_batch(*common, "--formats", "fbx")
-    assert again.returncode == 1
-    assert "already exists" in again.stdout and again.stdout.count("FAILED ") == 5
+    # Absolute paths in the summary, and the log names the files as they are on disk.
+    files = [Path(f) for item in summary["items"] for f in item["files"]]
+    assert len(files) == 15 and all(f.is_absolute() and f.is_file() for f in files)
+    assert f"wrote {first.resolve() / 'a_person_walks_s12.fbx'}" in result.stdout
+    assert ".part" not in result.stdout, result.stdout
 
 
-def test_batch_failures_are_listed_and_exit_1(tmp_path: Path, daemon: Any) -> None:
+def test_an_existing_output_stops_the_batch_before_anything_is_generated(
+    tmp_path: Path, daemon: DaemonProcess
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a person walks\na person waves | seed=5\n")
+    out = tmp_path / "out"
+    common = ["--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
+              "--duration", "1", "--steps", "5", "--seed", "11",
+              "--formats", "blend,bvh"]  # fmt: skip
+    assert run_batch(*common).returncode == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    jobs = len([e for e in daemon.log_events() if e["event"] == "job_queued"])
+    # Again into the same folder: refused up front (exit 2), nothing generated or replaced.
+    again = run_batch(*common)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "7 output file(s) already exist" in again.stderr and "--overwrite" in again.stderr
+    assert str((out / "summary.json").resolve()) in again.stderr
+    assert "Confirm" not in again.stderr and again.stdout == ""
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert len([e for e in daemon.log_events() if e["event"] == "job_queued"]) == jobs
+    # Without the earlier summary, the other outputs still stop it.
+    (out / "summary.json").unlink()
+    assert run_batch(*common).returncode == 2
+    assert not (out / "summary.json").exists()
+    # --overwrite replaces them.
+    replaced = run_batch(*common, "--overwrite")
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    assert json.loads((out / "summary.json").read_text())["ok"]
+
+
+def test_batch_failures_are_listed_and_exit_1(tmp_path: Path, daemon: DaemonProcess) -> None:
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(["a person sits", f"broken {FAIL_MARKER}",
                                    {"prompt": "too long", "duration_s": 99}]))  # fmt: skip
     out = tmp_path / "out"
     result = run_batch("--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
-                       "--duration", "1", "--steps", "5", "--candidates", "1",
+                       "--duration", "1", "--steps", "5", "--candidates", "1", "--seed", "21",
                        "--formats", "bvh")  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert not summary["ok"] and len(summary["failures"]) == 2
-    assert summary["failures"][0].startswith("prompts.json[2]")
+    # Failures name the seeds they were for (--seed 21: one candidate per prompt, one seed each).
+    assert summary["failures"][0].startswith("prompts.json[2] seed 21: ")
+    assert summary["failures"][1].startswith("prompts.json[3] seed 21: ")
+    assert "FAILED prompts.json[2] seed 21: " in result.stdout
     assert "duration_s" in summary["failures"][1]  # caught before sending
     assert [i["error"] == "" for i in summary["items"]] == [True, False, False]
 

@@ -10,7 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blender_addon.core import batch_input, bvh, conversion, describe, files, naming, rig, settings
+from blender_addon.core import (
+    batch_input,
+    batch_plan,
+    bvh,
+    conversion,
+    describe,
+    files,
+    naming,
+    rig,
+    settings,
+)
 from blender_addon.core.errors import (
     BatchInputError,
     ExportError,
@@ -129,6 +139,41 @@ def test_atomic_path_never_leaves_partial_files(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="wrote nothing"), files.atomic_path(target, True):
         pass
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.txt"]
+
+
+def test_logs_name_final_files_not_temporary_ones(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "a_person_walks_s3.fbx"
+    with files.atomic_path(target) as temp:
+        temp.write_text("x")
+        line = f"FBX export starting... '{temp}'; Saved copy as \"{temp.name}\""
+    assert files.final_names(line) == (
+        f"FBX export starting... '{target}'; Saved copy as \"{target.name}\""
+    )
+
+
+def test_batch_plan_fixes_seeds_and_names_every_output_up_front(tmp_path: Path) -> None:
+    defaults = settings.GenerateSettings("", 2.0, 2, 5.0, 30, seed=None)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Walk!\nwave | seed=7 candidates=3\n")
+    items = batch_input.load_prompts(prompts, defaults)
+    planned = batch_plan.plan(items, Path(os.path.relpath(tmp_path / "out")), ("blend", "fbx"))
+    first, second = planned
+    random_seed = first.item.settings.seed
+    assert random_seed is not None and 0 <= random_seed <= settings.MAX_SEED
+    assert first.seeds == [random_seed, random_seed + 1] and second.seeds == [7, 8, 9]
+    out = (tmp_path / "out").resolve()
+    assert first.blend == out / "001_walk" / "001_walk.blend"
+    assert [path.name for path in second.paths] == [
+        "002_wave.blend", "wave_s7.fbx", "wave_s8.fbx", "wave_s9.fbx"
+    ]  # fmt: skip
+    assert second.describe_seeds() == "seeds 7-9" and batch_plan.describe_seeds([4]) == "seed 4"
+    assert batch_plan.existing_outputs(planned, tmp_path / "out") == []
+    second.paths[2].parent.mkdir(parents=True)
+    second.paths[2].write_text("earlier")
+    (out / "summary.json").write_text("{}")
+    assert batch_plan.existing_outputs(planned, tmp_path / "out") == [
+        second.paths[2], out / "summary.json"
+    ]  # fmt: skip
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")

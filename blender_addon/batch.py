@@ -23,10 +23,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-if not __package__:  # run as a script: import the package this file belongs to, then run it
+if not __package__:
+    # Run as a file (blender --python, or python): import the package it belongs to and run it.
+    # In the source tree that is its folder, as a top-level package. In an installed extension
+    # (<extensions>/<repo>/<id>/batch.py) it is the extension's module bl_ext.<repo>.<id>,
+    # enabled first if it is not (Blender then installs its wheels, pyzmq, and puts them on
+    # sys.path) and disabled again at the end.
     _here = Path(__file__).resolve().parent
-    sys.path.insert(0, str(_here.parent))
-    sys.exit(importlib.import_module(f"{_here.name}.batch").main())
+    if _here.parent.parent.name != "extensions":
+        sys.path.insert(0, str(_here.parent))
+        sys.exit(importlib.import_module(f"{_here.name}.batch").main())
+    import bpy
+
+    addon_utils = importlib.import_module("addon_utils")  # Blender's, found once bpy is imported
+
+    _module = f"bl_ext.{_here.parent.name}.{_here.name}"
+    _enable_here = _module not in bpy.context.preferences.addons
+    if _enable_here:
+        addon_utils.extensions_refresh(ensure_wheels=True, addon_modules_pending=[_module])
+        if addon_utils.enable(_module, default_set=True, handle_error=print) is None:
+            print(f"error: the installed extension {_module} could not be enabled")
+            sys.exit(2)
+    try:
+        _code = importlib.import_module(f"{_module}.batch").main()
+    finally:
+        if _enable_here:
+            addon_utils.disable(_module, default_set=True)
+    sys.exit(_code)
 
 from .core.batch_input import load_prompts
 from .core.batch_plan import (

@@ -1,6 +1,7 @@
 """Run in a fresh interpreter by test_addon_package.py: install a built zip as an extension into
 an isolated user folder (BLENDER_USER_RESOURCES), and when Blender accepts it, generate against
-a daemon. Prints one JSON report line.
+a daemon. Prints one JSON report line. Run with tests/addon/blender_like on PYTHONPATH, so that
+pyzmq comes from the extension's wheel as in a real Blender.
 
     python tests/addon/install_check.py ZIP [DAEMON_ADDRESS]
 """
@@ -8,37 +9,16 @@ a daemon. Prints one JSON report line.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import json
 import sys
-from collections.abc import Sequence
-from types import ModuleType
 
 import bpy
 
 MODULE = "bl_ext.user_default.hy_motion"
 
 
-class ExtensionWheelsOnly(importlib.abc.MetaPathFinder):
-    """Finds ``zmq`` only where Blender put the extension's wheels: the venv's own pyzmq (for
-    the rest of the suite) would otherwise shadow them, and a real Blender has none."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "zmq":
-            return None
-        wheels = [p for p in sys.path if "/extensions/.local/" in p.replace("\\", "/")]
-        spec = importlib.machinery.PathFinder.find_spec(fullname, wheels)
-        if spec is None:
-            raise ModuleNotFoundError("zmq is not among the extension's installed wheels")
-        return spec
-
-
 def main() -> int:
     zip_path = sys.argv[1]
-    sys.meta_path.insert(0, ExtensionWheelsOnly())
     status = bpy.ops.extensions.package_install_files(
         filepath=zip_path, repo="user_default", enable_on_install=True
     )

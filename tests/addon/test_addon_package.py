@@ -38,9 +38,16 @@ def zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {z.name.removeprefix("hy_motion-0.1.0-").removesuffix(".zip"): z for z in out.iterdir()}
 
 
+def blender_like_env(user_resources: Path, **extra: str) -> dict[str, str]:
+    """An environment in which the bpy module behaves like Blender towards extensions: its own
+    user folder, and pyzmq only from the extension's wheels (tests/addon/blender_like)."""
+    return {**os.environ, "BLENDER_USER_RESOURCES": str(user_resources),
+            "PYTHONPATH": str(ROOT / "tests/addon/blender_like"), **extra}  # fmt: skip
+
+
 def install(zip_path: Path, tmp_path: Path, *address: str) -> dict[str, object]:
     tmp_path.mkdir(exist_ok=True)
-    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender_user")}
+    env = blender_like_env(tmp_path / "blender_user")
     result = subprocess.run(
         [sys.executable, str(ROOT / "tests/addon/install_check.py"), str(zip_path), *address],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
@@ -93,7 +100,7 @@ def test_the_zip_for_this_blender_installs_enables_and_generates(
     report = install(zips[f"linux_x64-{THIS_LINE}"], tmp_path, daemon.address)
     assert report["install"] == ["FINISHED"] and report["enabled"], report["output"]
     assert report["vendored"] == "bl_ext.user_default.hy_motion._vendor.shared_protocol.client"
-    # pyzmq from the zip's wheel, as in a real Blender (install_check hides the venv's pyzmq).
+    # pyzmq from the zip's wheel, as in a real Blender (blender_like hides the venv's pyzmq).
     assert "/extensions/.local/lib/python3." in str(report["zmq"]), report["zmq"]
     assert report["generate"] == ["FINISHED"] and report["takes"] == 2, report["output"]
 
@@ -119,3 +126,33 @@ def test_zips_for_another_blender_or_platform_are_refused(
         assert message in str(report["output"]), report["output"]
         assert not (tmp_path / name / "blender_user" / "extensions" / "user_default" /
                     "hy_motion").exists()  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_batch_runs_from_the_installed_extension(
+    zips: dict[str, Path], tmp_path: Path, start_daemon: StartDaemon
+) -> None:
+    """docs/addon.md's ``blender -b --python-exit-code 2 --python <installed>/batch.py -- ...``,
+    with the bpy module in place of the blender binary: ``python <installed>/batch.py -- ...``.
+    No source tree on the path; pyzmq only from the extension's wheel."""
+    daemon = start_daemon()
+    assert install(zips[f"linux_x64-{THIS_LINE}"], tmp_path)["enabled"]
+    user = tmp_path / "blender_user"
+    installed = user / "extensions" / "user_default" / "hy_motion" / "batch.py"
+    prompts, used = tmp_path / "prompts.txt", tmp_path / "used.json"
+    prompts.write_text("a person walks\n")
+    result = subprocess.run(
+        [sys.executable, str(installed), "--", "--prompts", str(prompts), "--out", "out",
+         "--address", daemon.address, "--duration", "1", "--steps", "4", "--seed", "3",
+         "--candidates", "1", "--formats", "blend,bvh"],
+        cwd=tmp_path, env=blender_like_env(user, HYMOTION_REPORT_FILE=str(used)),
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = tmp_path / "out" / "001_a_person_walks"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "001_a_person_walks.blend", "a_person_walks_s3.bvh"
+    ]  # fmt: skip
+    modules = json.loads(used.read_text())
+    assert modules["batch_modules"] == ["bl_ext.user_default.hy_motion.batch"]
+    assert "/extensions/.local/lib/python3." in modules["zmq"], modules

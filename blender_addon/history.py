@@ -14,7 +14,6 @@ from .core.conversion import resample
 from .core.errors import ExportError, SceneError
 from .core.protocol import messages, motion
 from .core.session import ServerInfo
-from .core.settings import MAX_SEED
 from .props import HYMOTION_PG_take as Take
 from .props import scene_settings
 from .targets import target_object
@@ -68,7 +67,7 @@ def add_result(
             result.untrained,
         )
     if request is not None and request.seed is not None:
-        settings.seed = min(int(request.seed), MAX_SEED)  # what the panel's field can hold
+        settings.seed = int(request.seed)
     # Fetch the items again: adding to a collection invalidates earlier Python references.
     return [settings.takes[i] for i in range(first, len(settings.takes))]
 

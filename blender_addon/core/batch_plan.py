@@ -54,7 +54,7 @@ def plan(items: Sequence[BatchItem], out: Path, formats: Sequence[str]) -> list[
     for item in items:
         settings = item.settings
         if settings.seed is None:
-            settings = replace(settings, seed=random_seed())
+            settings = replace(settings, seed=random_seed(settings.candidates))
         item = replace(item, settings=settings)
         prompt = settings.prompt.strip()
         name = f"{item.index:03d}_{naming.slug(prompt)}"

@@ -291,6 +291,22 @@ def test_build_request_validates_before_sending() -> None:
         assert info.value.field == field
 
 
+def test_one_seed_range_without_wrap_around() -> None:
+    """Every candidate's seed within 0..2^31-1 (what the panel's integer field holds): the last
+    seed fits, one past it is refused naming the field and the range, nothing wraps to 0."""
+    assert settings.MAX_SEED == 2**31 - 1
+    base = settings.GenerateSettings("a person walks", 4.0, 2, 5.0, 50, seed=2**31 - 2)
+    assert settings.build_request(base).seed == 2**31 - 2  # candidates use 2^31-2 and 2^31-1
+    for seed, allowed in ((2**31 - 1, "0-2147483646"), (2**32 - 1, "0-2147483647")):
+        with pytest.raises(InvalidArgument) as info:
+            settings.build_request(base.__class__(**{**base.__dict__, "seed": seed}))
+        assert info.value.field == "seed" and info.value.details["allowed"] == allowed
+        assert "2147483647" in info.value.message
+    for _ in range(200):  # random first seeds leave room for every candidate
+        seed = settings.random_seed(8)
+        assert seed >= 0 and seed + 7 <= settings.MAX_SEED
+
+
 def test_explanations_say_what_to_do() -> None:
     busy = describe.explain(Busy("queue full", retry_after_s=7.2, reason="queue_full"))
     assert "busy" in busy.message and "7 s" in busy.hint

@@ -72,6 +72,21 @@ def add_result(
     return [settings.takes[i] for i in range(first, len(settings.takes))]
 
 
+def show_request(scene: bpy.types.Scene, request: messages.Generate, take_index: int) -> None:
+    """The panel set to what made the takes (the request, seed fixed) with ``take_index``
+    active: a .blend written by the batch opens showing the settings of its takes."""
+    settings = scene_settings(scene)
+    settings.prompt, settings.duration_s = request.prompt, request.duration_s
+    settings.candidates, settings.guidance, settings.steps = (
+        request.candidates,
+        request.guidance,
+        request.steps,
+    )
+    if request.seed is not None:
+        settings.seed_mode, settings.seed = "FIXED", int(request.seed)
+    settings.active_take = take_index
+
+
 def _parts(take: Take) -> tuple[bpy.types.Action, bpy.types.Armature]:
     """The take's Action and armature data; the artist may have deleted either."""
     if take.action is None or take.armature is None:

@@ -93,6 +93,7 @@ def write_outputs(
     try:
         takes = history.add_result(scene, result, server, request)
         history.apply_take(scene, takes[0])
+        history.show_request(scene, request, take_index=0)
         if planned.blend is not None:
             with atomic_path(planned.blend, overwrite) as temp:
                 temp.unlink()  # else Blender keeps the empty placeholder as a ".blend1" backup

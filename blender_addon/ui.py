@@ -45,7 +45,9 @@ class HYMOTION_PT_main(bpy.types.Panel):
         col.prop(settings, "guidance")
         col.prop(settings, "steps")
         layout.prop(settings, "target")
-        layout.prop(settings, "side_by_side")
+        row = layout.row(align=True)
+        row.prop(settings, "side_by_side")
+        row.prop(settings, "spacing")
         session = runtime.current()
         busy = session is not None and session.view.busy
         row = layout.row(align=True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bpy
 import pytest
 
 from tests.addon.conftest import StartDaemon
@@ -28,7 +29,9 @@ def run_batch(*args: str, entry: str = "module") -> subprocess.CompletedProcess[
     return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def test_batch_writes_everything_and_exits_0(tmp_path: Path, daemon: DaemonProcess) -> None:
+def test_batch_writes_everything_and_exits_0(
+    tmp_path: Path, daemon: DaemonProcess, addon: None
+) -> None:
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# two prompts\na person walks\na person waves | candidates=3 seed=5\n")
     out = tmp_path / "out"
@@ -51,6 +54,13 @@ def test_batch_writes_everything_and_exits_0(tmp_path: Path, daemon: DaemonProce
     assert len(files) == 15 and all(f.is_absolute() and f.is_file() for f in files)
     assert f"wrote {first.resolve() / 'a_person_walks_s12.fbx'}" in result.stdout
     assert ".part" not in result.stdout, result.stdout
+    # Opened with the add-on, a .blend shows the settings that made its takes.
+    bpy.ops.wm.open_mainfile(filepath=str(out / "002_a_person_waves" / "002_a_person_waves.blend"))
+    settings = bpy.context.scene.hy_motion
+    assert (settings.prompt, settings.candidates, settings.steps) == ("a person waves", 3, 5)
+    assert (settings.seed_mode, settings.seed, settings.active_take) == ("FIXED", 5, 0)
+    assert settings.duration_s == pytest.approx(1.0) and settings.guidance == pytest.approx(5.0)
+    assert [t.seed for t in settings.takes] == ["5", "6", "7"]
 
 
 def test_an_existing_output_stops_the_batch_before_anything_is_generated(

@@ -27,6 +27,8 @@ def main() -> int:
     if addon is None or len(sys.argv) < 3:
         print(json.dumps(report))
         return 0
+    report["panels"] = sorted(n for n in dir(bpy.types) if n.startswith("HYMOTION_"))
+    report["operators"] = sorted(dir(bpy.ops.hy_motion))
     protocol = importlib.import_module(f"{MODULE}.core.protocol")
     report["vendored"] = protocol.client.__name__
     report["zmq"] = importlib.import_module("zmq").__file__

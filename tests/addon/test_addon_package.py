@@ -99,6 +99,10 @@ def test_the_zip_for_this_blender_installs_enables_and_generates(
     daemon = start_daemon()
     report = install(zips[f"linux_x64-{THIS_LINE}"], tmp_path, daemon.address)
     assert report["install"] == ["FINISHED"] and report["enabled"], report["output"]
+    assert {"HYMOTION_PT_main", "HYMOTION_PT_takes", "HYMOTION_UL_takes"} <= set(report["panels"])
+    assert {"generate", "cancel", "check_connection", "apply_take", "compare_takes",
+            "rename_take", "delete_take", "export_takes", "generate_keys",
+            "import_keys"} <= set(report["operators"])  # fmt: skip
     assert report["vendored"] == "bl_ext.user_default.hy_motion._vendor.shared_protocol.client"
     # pyzmq from the zip's wheel, as in a real Blender (blender_like hides the venv's pyzmq).
     assert "/extensions/.local/lib/python3." in str(report["zmq"]), report["zmq"]

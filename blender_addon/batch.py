@@ -38,7 +38,8 @@ if not __package__:
     addon_utils = importlib.import_module("addon_utils")  # Blender's, found once bpy is imported
 
     _module = f"bl_ext.{_here.parent.name}.{_here.name}"
-    _enable_here = _module not in bpy.context.preferences.addons
+    _preferences = bpy.context.preferences
+    _enable_here = _preferences is None or _module not in _preferences.addons
     if _enable_here:
         addon_utils.extensions_refresh(ensure_wheels=True, addon_modules_pending=[_module])
         if addon_utils.enable(_module, default_set=True, handle_error=print) is None:

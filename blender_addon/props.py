@@ -30,9 +30,9 @@ class HYMOTION_PG_take(bpy.types.PropertyGroup):
 
     # ``name`` (from PropertyGroup) is the take's display name; renaming it renames nothing else.
     prompt: StringProperty(name="Prompt")  # type: ignore[valid-type]
-    seed: StringProperty(
+    seed: StringProperty(  # type: ignore[valid-type]
         name="Seed", description=f"Seed of this candidate (0 to {messages.MAX_SEED})"
-    )  # type: ignore[valid-type]
+    )
     candidate: IntProperty(name="Candidate")  # type: ignore[valid-type]
     duration_s: FloatProperty(name="Duration", unit="TIME_ABSOLUTE")  # type: ignore[valid-type]
     frames: IntProperty(name="Frames")  # type: ignore[valid-type]

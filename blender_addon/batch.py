@@ -62,6 +62,8 @@ from .core.batch_plan import (
 )
 from .core.describe import explain
 from .core.files import atomic_path
+from .core.finishing import cli as finishing_cli
+from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import client, errors, messages
 from .core.session import Failed, GenerationSession, JobView, Outcome, server_info
 from .core.settings import (
@@ -88,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
         "after '|', e.g. 'a person waves | duration=3 seed=7 candidates=2'; or a JSON list "
         'of strings or {"prompt": ..., "duration_s": ..., "seed": ...} objects.',
     )
-    p.add_argument("--prompts", type=Path, required=True, help="prompt file (.txt or .json)")
+    p.add_argument("--prompts", type=Path, help="prompt file (.txt or .json)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--address", default=DEFAULT_ADDRESS, help="daemon address (%(default)s)")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per clip (%(default)s)")
@@ -115,6 +117,10 @@ def parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=5, help="retries when the daemon is busy (%(default)s)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    finishing_cli.add_arguments(p)
+    p.add_argument("--bvh", type=Path, action="append", default=[], metavar="FILE",
+                   help="instead of --prompts: use this humanoid BVH as a take (repeatable; "
+                   "no daemon needed)")  # fmt: skip
     return p
 
 
@@ -130,6 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not formats or any(f not in FORMATS for f in formats):
         print(f"error: --formats takes a comma list of {', '.join(FORMATS)}", file=sys.stderr)
         return EXIT_USAGE
+    if bool(args.bvh) == bool(args.prompts):
+        print("error: give either --prompts or --bvh", file=sys.stderr)
+        return EXIT_USAGE
+    if args.bvh:
+        return _bvh_main(args, formats)
     defaults = GenerateSettings(prompt="", duration_s=args.duration, candidates=args.candidates,
                                 guidance=args.guidance, steps=args.steps, seed=args.seed,
                                 model=args.model)  # fmt: skip
@@ -139,24 +150,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         planned = plan(load_prompts(args.prompts, defaults), args.out, formats)
         config = client_config(connection, online_access=True)  # the command line is consent
+        finish = finishing_cli.options_from_args(args)
     except errors.HYMotionError as exc:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
     existing = [] if args.overwrite else existing_outputs(planned, args.out)
     if existing:
-        shown = "".join(f"\n  {path}" for path in existing[:10])
-        more = f"\n  ... and {len(existing) - 10} more" if len(existing) > 10 else ""
-        print(f"error: {len(existing)} output file(s) already exist, so nothing was generated:"
-              f"{shown}{more}\nPass --overwrite to replace them, or choose another --out folder.",
-              file=sys.stderr)  # fmt: skip
+        return refuse_existing(existing)
+    return Batch(args, formats, config, finish).run(planned)
+
+
+def refuse_existing(existing: Sequence[Path]) -> int:
+    """Nothing is generated or written when an output exists (without --overwrite)."""
+    shown = "".join(f"\n  {path}" for path in existing[:10])
+    more = f"\n  ... and {len(existing) - 10} more" if len(existing) > 10 else ""
+    print(f"error: {len(existing)} output file(s) already exist, so nothing was generated:"
+          f"{shown}{more}\nPass --overwrite to replace them, or choose another --out folder.",
+          file=sys.stderr)  # fmt: skip
+    return EXIT_USAGE
+
+
+def _bvh_main(args: argparse.Namespace, formats: tuple[str, ...]) -> int:
+    """``--bvh``: BVH files as finished takes, no daemon (``bvh_batch``)."""
+    from . import bvh_batch
+
+    try:
+        finish = finishing_cli.options_from_args(args)
+    except errors.HYMotionError as exc:
+        print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    return Batch(args, formats, config).run(planned)
+    summary = summary_path(args.out)
+    if summary.exists() and not args.overwrite:
+        return refuse_existing([summary])
+    return bvh_batch.run(args, formats, finish)
 
 
 class Batch:
     def __init__(self, args: argparse.Namespace, formats: tuple[str, ...],
-                 config: client.ClientConfig) -> None:  # fmt: skip
-        self.args, self.formats, self.config = args, formats, config
+                 config: client.ClientConfig,
+                 finish: FinishOptions = NO_FINISHING) -> None:  # fmt: skip
+        self.args, self.formats, self.config, self.finish = args, formats, config, finish
         self.records: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
@@ -202,8 +235,9 @@ class Batch:
                 raise outcome.error
             self._fail(planned, outcome.error)
             return
-        records = scene_io.write_outputs(outcome.result, session.server, request, planned,
-                                         self.formats, self.args.overwrite)  # fmt: skip
+        records = scene_io.write_outputs(outcome.result, session.server, request, planned.folder,
+                                         planned.blend, self.formats, self.args.overwrite,
+                                         self.finish)  # fmt: skip
         for record in records:
             record.update(prompt_index=item.index, where=item.where)
             self.records.append(record)
@@ -246,6 +280,7 @@ class Batch:
             "ok": not self.failures,
             "seconds": round(time.monotonic() - started, 3),
             "daemon": dataclasses.asdict(session.server),
+            "finishing": self.finish.as_dict(),
             "items": self.records,
             "failures": [
                 f"{f['where']} {describe_seeds(f.get('seeds') or [f['seed']])}: {f['error']}"

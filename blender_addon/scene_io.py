@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import bpy
 
 from . import history
-from .core.batch_plan import PlannedItem
 from .core.describe import explain
 from .core.errors import SceneError
 from .core.files import atomic_path, output_with_final_names
+from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import errors, messages
 from .core.session import ServerInfo
 from .props import scene_settings
 from .runtime import server_line
+from .take_finishing import finish_takes
 
 __all__ = ["batch_scene", "server_line", "write_outputs"]
 
@@ -67,13 +69,15 @@ def reset_scene(scene: bpy.types.Scene) -> None:
 def write_outputs(
     result: messages.Result,
     server: ServerInfo,
-    request: messages.Generate,
-    planned: PlannedItem,
+    request: messages.Generate | None,
+    folder: Path,
+    blend: Path | None,
     formats: Sequence[str],
     overwrite: bool,
+    finish: FinishOptions = NO_FINISHING,
 ) -> list[dict[str, Any]]:
-    """Build the takes, save the .blend and export each take to the planned paths; one record
-    per candidate."""
+    """Build the takes, finish them, save them as ``blend`` (None: no .blend) and export each
+    take into ``folder``; one record per candidate."""
     scene = current_scene()
     reset_scene(scene)
     records: list[dict[str, Any]] = [
@@ -92,24 +96,34 @@ def write_outputs(
     ]
     try:
         takes = history.add_result(scene, result, server, request)
+        if finish.active:  # finishing (issue #10): a refused take is reported, not exported
+            for record, outcome in zip(records, finish_takes(scene, takes, finish), strict=True):
+                record["finishing"] = {"options": finish.as_dict(), "report": {}}
+                if isinstance(outcome, errors.HYMotionError):
+                    record["error"] = str(explain(outcome))
+                else:
+                    record["finishing"]["report"] = outcome
         history.apply_take(scene, takes[0])
-        history.show_request(scene, request, take_index=0)
-        if planned.blend is not None:
-            with atomic_path(planned.blend, overwrite) as temp:
+        if request is not None:
+            history.show_request(scene, request, take_index=0)
+        if blend is not None:
+            with atomic_path(blend, overwrite) as temp:
                 temp.unlink()  # else Blender keeps the empty placeholder as a ".blend1" backup
                 with output_with_final_names():
                     bpy.ops.wm.save_as_mainfile(filepath=str(temp), copy=True, compress=True)
             for record in records:
-                record["files"].append(str(planned.blend))
+                record["files"].append(str(blend))
     except errors.HYMotionError as exc:
         for record in records:
             record["error"] = str(explain(exc))
         return records
     for record, take in zip(records, takes, strict=True):
+        if record["error"]:
+            continue
         export = tuple(f.upper() for f in formats if f != "blend")
         try:
             with output_with_final_names():
-                written = history.export_take(scene, take, planned.folder, export, overwrite)
+                written = history.export_take(scene, take, folder, export, overwrite)
             record["files"] += [str(p) for p in written]
         except errors.HYMotionError as exc:
             record["error"] = str(explain(exc))

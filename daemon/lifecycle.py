@@ -24,6 +24,7 @@ from shared_protocol import (
     FPS,
     Accepted,
     Cancelled,
+    DeviceInfo,
     Error,
     HYMotionError,
     InternalError,
@@ -70,6 +71,8 @@ class JobLifecycle:
         self._retention_s = config.result_retention_s
         #: Every model the engines know, by name (the same on every device).
         self.models = models
+        #: Every device's state; ``daemon.device_health`` keeps it and ``models`` current.
+        self.devices: tuple[DeviceInfo, ...] = ()
         self._outbox = outbox
         self._log = log
         self._metrics = metrics
@@ -233,6 +236,16 @@ class JobLifecycle:
         error = internal_error("the engine failed", log_id)
         for job in batch:
             self._finish(job, JobState.FAILED, error)
+
+    def fail_jobs(self, jobs: Sequence[Job], error: HYMotionError) -> None:
+        """Jobs that cannot run (their device failed), running or queued: each gets ``error``."""
+        for job in jobs:
+            if job.state is JobState.RUNNING:
+                self._metrics.running.dec()
+            else:
+                self.scheduler.remove(job)
+            self._finish(job, JobState.FAILED, Error.from_exception(error))
+        self._queue_changed()
 
     def _result(self, engine: Engine, job: Job, out: JobOutput) -> tuple[JobState, Message]:
         info = self.models[job.spec.model]  # admission checked that it exists

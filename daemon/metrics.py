@@ -69,6 +69,21 @@ class Metrics:
         info = Gauge("hymotion_build_info", "Daemon version", ["version"], registry=r)
         info.labels(version=__version__).set(1)
         self._device_memory(devices)
+        self.device_up = Gauge(
+            "hymotion_device_up",
+            "1 while the device serves, 0 once it failed",
+            ["device"],
+            registry=r,
+        )
+        self.device_failures = Counter(
+            "hymotion_device_failures_total",
+            "Device-level failures (the device was taken out of service)",
+            ["device"],
+            registry=r,
+        )
+        for device in devices:
+            self.device_up.labels(device=device).set(1)
+            self.device_failures.labels(device=device)  # exported as 0 from the start
 
     def _device_memory(self, devices: tuple[str, ...]) -> None:
         allocated = Gauge(

@@ -19,6 +19,7 @@ import zmq.asyncio
 
 from daemon.auth import AllowList, start_auth, watch_handshakes
 from daemon.config import ConfigError, DaemonConfig, metrics_address
+from daemon.device_health import DeviceHealth
 from daemon.engine_api import Engine
 from daemon.lifecycle import JobLifecycle
 from daemon.logs import EventLog, close_handlers, new_log_id, setup_logging
@@ -62,6 +63,7 @@ class Server:
         self.lifecycle: JobLifecycle
         self.service: Service
         self.workers: list[DeviceWorker] = []
+        self.health: DeviceHealth
         self.allow_list: AllowList | None = None
         self._context: zmq.asyncio.Context
         self._socket: zmq.asyncio.Socket
@@ -100,8 +102,13 @@ class Server:
             workers=len(self._engines),
         )
         self.service = Service(config, first, self.lifecycle, self, self.log, self.metrics)
+        self.health = DeviceHealth(
+            config.devices, self._engines, self.lifecycle, self.log, self.metrics
+        )
         self.workers = [
-            DeviceWorker(device, engine, self.lifecycle, config.batch_window_s)
+            DeviceWorker(
+                device, engine, self.lifecycle, config.batch_window_s, self.health.device_failed
+            )
             for device, engine in zip(config.devices, self._engines, strict=True)
         ]
         try:

@@ -261,6 +261,7 @@ class Service:
                 if who.admin or job.artist == who.artist
             ),
             models=tuple(self._lifecycle.models.values()),
+            devices=self._lifecycle.devices,
         )
 
     def _pong(self) -> Pong:

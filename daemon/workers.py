@@ -8,21 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from daemon.engine_api import Engine
+from daemon.engine_api import DeviceFailure, Engine
 from daemon.jobs import Job
 from daemon.lifecycle import JobLifecycle
+
+#: Told (device, failure, the failed batch) when the engine reports that its device failed.
+OnDeviceFailure = Callable[[str, DeviceFailure, list[Job]], None]
 
 
 class DeviceWorker:
     def __init__(
-        self, device: str, engine: Engine, lifecycle: JobLifecycle, batch_window_s: float
+        self,
+        device: str,
+        engine: Engine,
+        lifecycle: JobLifecycle,
+        batch_window_s: float,
+        on_device_failure: OnDeviceFailure,
     ) -> None:
         self.device = device
         self.engine = engine
         self._lifecycle = lifecycle
         self._batch_window_s = batch_window_s
+        self._on_device_failure = on_device_failure
+        #: Set once the device failed: this worker takes no more batches.
+        self.failure: DeviceFailure | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{device}")
         self._work = asyncio.Event()
         self.current: list[Job] = []
@@ -33,14 +45,14 @@ class DeviceWorker:
         self._work.set()
 
     async def run(self) -> None:
-        """Take and run batches until cancelled (at shutdown, once idle)."""
-        while True:
+        """Take and run batches until cancelled (at shutdown, once idle) or the device fails."""
+        while self.failure is None:
             await self._work.wait()
             self._work.clear()
             if self._batch_window_s:
                 # Let jobs that arrive together share one engine call.
                 await asyncio.sleep(self._batch_window_s)
-            while not self._lifecycle.shutting_down:
+            while not self._lifecycle.shutting_down and self.failure is None:
                 batch = self._lifecycle.take_batch(self.engine)
                 if not batch:
                     break
@@ -67,6 +79,8 @@ class DeviceWorker:
             )
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"engine returned {len(outcomes)} outcomes for {len(batch)}")
+        except DeviceFailure as failure:
+            self._device_failed(batch, failure)
         except Exception as exc:
             self._lifecycle.fail_batch(batch, exc, time.monotonic() - started)
         else:
@@ -74,6 +88,11 @@ class DeviceWorker:
         finally:
             self.current = []
             self.idle.set()
+
+    def _device_failed(self, batch: list[Job], failure: DeviceFailure) -> None:
+        """Not this batch's fault: the device is broken, so this worker stops for good."""
+        self.failure = failure
+        self._on_device_failure(self.device, failure, batch)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

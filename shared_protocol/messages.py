@@ -289,6 +289,17 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class DeviceInfo:
+    """One device the daemon runs a worker on."""
+
+    name: str
+    #: "ok", or "failed": it failed while serving and takes no more jobs until a restart.
+    state: str
+    #: Why it failed, empty while ok.
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Status(Message):
     TYPE = "status_reply"
     queue_depth: int
@@ -297,6 +308,7 @@ class Status(Message):
     uptime_s: float
     jobs: tuple[JobInfo, ...] = ()
     models: tuple[ModelInfo, ...] = ()
+    devices: tuple[DeviceInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -354,6 +366,7 @@ __all__ = [
     "Accepted",
     "Cancel",
     "Cancelled",
+    "DeviceInfo",
     "Error",
     "Fetch",
     "Generate",

@@ -96,3 +96,34 @@ class BatchInputError(HYMotionError):
 
     code = "batch_input"
     hint = "Run the batch with --help for the file format and the options."
+
+
+class BvhError(HYMotionError):
+    """A BVH file cannot be read, or is not a humanoid the add-on can use as a take."""
+
+    code = "bad_bvh"
+    hint = (
+        "Use a humanoid BVH (hips, two legs, spine, head, two arms) with named joints; "
+        "CMU/cgspeed, Daz and Mixamo joint names are recognised."
+    )
+
+
+class FinishingError(HYMotionError):
+    """A finishing option cannot apply to this take; the take was left unchanged."""
+
+    code = "finishing"
+    hint = "Change or turn off that finishing option; the take itself is unchanged."
+
+
+class TransferError(HYMotionError):
+    """Two skeletons cannot be calibrated for motion transfer with this joint mapping."""
+
+    code = "bad_mapping"
+    hint = "Check the bone mapping: every mapped joint must exist, and the hips must be mapped."
+
+
+class SkeletonError(HYMotionError):
+    """A skeleton lacks a joint an operation needs (looked up by name)."""
+
+    code = "skeleton"
+    hint = "This needs the SMPL-H body joints the HY-Motion daemon sends (Pelvis, L_Hip, ...)."

@@ -151,3 +151,16 @@ def test_a_job_timeout_fails_that_item_only(tmp_path: Path, start_daemon: StartD
     assert summary["items"][0]["code"] == "job_timeout"
     assert "no result within 2 s" in summary["failures"][0] and "--timeout" in result.stdout
     assert [e["outcome"] for e in cancelled] == ["cancelled", "ok"]  # not left running
+
+
+def test_bvh_mode_keeps_an_earlier_summary(tmp_path: Path) -> None:
+    clip = ROOT / "examples" / "mocap" / "walk_forward_cmu_35_01.bvh"
+    args = ["--bvh", str(clip), "--out", str(tmp_path / "o"), "--formats", "blend"]
+    assert run_batch(*args).returncode == 0
+    assert (
+        tmp_path / "o" / "001_walk_forward_cmu_35_01" / "001_walk_forward_cmu_35_01.blend"
+    ).is_file()
+    summary = (tmp_path / "o" / "summary.json").read_bytes()
+    again = run_batch(*args)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert (tmp_path / "o" / "summary.json").read_bytes() == summary

@@ -2,6 +2,8 @@
 
     blender -b --python-exit-code 2 --python blender_addon/batch.py -- --prompts FILE --out DIR
     python -m blender_addon.batch --prompts FILE --out DIR          (the bpy module from PyPI)
+    blender -b --python-exit-code 2 --python <installed extension>/batch.py -- --prompts FILE ...
+    python <installed extension>/batch.py -- --prompts FILE ...     (the bpy module from PyPI)
 
 Per prompt it writes ``DIR/NNN_<prompt>/NNN_<prompt>.blend`` (all candidates as takes, the
 first one applied) and per candidate ``<prompt>_s<seed>.fbx`` / ``.bvh``; then

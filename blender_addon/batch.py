@@ -19,11 +19,12 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 if not __package__:
     # Run as a file (blender --python, or python): import the package it belongs to and run it.
@@ -34,7 +35,8 @@ if not __package__:
     _here = Path(__file__).resolve().parent
     if _here.parent.parent.name != "extensions":
         sys.path.insert(0, str(_here.parent))
-        sys.exit(importlib.import_module(f"{_here.name}.batch").main())
+        _batch = importlib.import_module(f"{_here.name}.batch")
+        _batch.exit_with(_batch.main())
     import bpy
 
     addon_utils = importlib.import_module("addon_utils")  # Blender's, found once bpy is imported
@@ -47,12 +49,13 @@ if not __package__:
         if addon_utils.enable(_module, default_set=True, handle_error=print) is None:
             print(f"error: the installed extension {_module} could not be enabled")
             sys.exit(2)
+    _batch = importlib.import_module(f"{_module}.batch")
     try:
-        _code = importlib.import_module(f"{_module}.batch").main()
+        _code = _batch.main()
     finally:
         if _enable_here:
             addon_utils.disable(_module, default_set=True)
-    sys.exit(_code)
+    _batch.exit_with(_code)
 
 from .core.batch_input import load_prompts
 from .core.batch_plan import (
@@ -302,5 +305,19 @@ class Batch:
             print(f"FAILED {line}")
 
 
+def exit_with(code: int) -> NoReturn:
+    """End the batch with ``code``. The bpy *module* of Blender 4.2 crashes (SIGSEGV) at
+    interpreter exit once a property with an update callback has been registered, even if it
+    was unregistered since, which would turn every exit code into 139. There, with everything
+    written and flushed, the process ends without the interpreter's clean-up. A real Blender
+    and the bpy modules from 4.3 on exit normally."""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and not bpy.app.binary_path and bpy.app.version < (4, 3, 0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

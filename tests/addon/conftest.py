@@ -10,7 +10,9 @@ points it at ``.venv``). Every ``test_*.py`` file in this folder runs on every v
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,3 +80,19 @@ def scene(addon: None) -> Iterator[object]:
     scene.render.fps, scene.render.fps_base = 30, 1.0
     yield scene
     runtime.shutdown()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The bpy module of Blender 4.2 crashes at interpreter exit once a property with an update
+    callback was registered (the add-on has some), so pytest's exit status would be lost to a
+    SIGSEGV: there, the process ends with that status right after pytest, without the
+    interpreter's clean-up (the batch does the same: ``blender_addon.batch.exit_with``)."""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and not bpy.app.binary_path and bpy.app.version < (4, 3, 0):
+        atexit.register(_exit_now, int(exitstatus))
+
+
+def _exit_now(status: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

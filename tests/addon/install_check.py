@@ -45,4 +45,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if MODULE in sys.modules:  # the extension's own exit (bpy 4.2's module crashes at exit)
+        importlib.import_module(f"{MODULE}.batch").exit_with(code)
+    sys.exit(code)

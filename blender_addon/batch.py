@@ -66,10 +66,13 @@ from .core.batch_plan import (
     summary_path,
 )
 from .core.describe import explain
+from .core.errors import RigError
 from .core.files import atomic_path
 from .core.finishing import cli as finishing_cli
 from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import client, errors, messages
+from .core.rig_cli import RigTarget, target_from_args
+from .core.rig_cli import add_arguments as add_character_arguments
 from .core.session import Failed, GenerationSession, JobView, Outcome, server_info
 from .core.settings import (
     DEFAULT_ADDRESS,
@@ -123,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     finishing_cli.add_arguments(p)
+    add_character_arguments(p)
     p.add_argument("--bvh", type=Path, action="append", default=[], metavar="FILE",
                    help="instead of --prompts: use this humanoid BVH as a take (repeatable; "
                    "no daemon needed)")  # fmt: skip
@@ -156,13 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         planned = plan(load_prompts(args.prompts, defaults), args.out, formats)
         config = client_config(connection, online_access=True)  # the command line is consent
         finish = finishing_cli.options_from_args(args)
+        character = target_from_args(args)
     except errors.HYMotionError as exc:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
     existing = [] if args.overwrite else existing_outputs(planned, args.out)
     if existing:
         return refuse_existing(existing)
-    return Batch(args, formats, config, finish).run(planned)
+    return Batch(args, formats, config, finish, character).run(planned)
 
 
 def refuse_existing(existing: Sequence[Path]) -> int:
@@ -192,9 +197,10 @@ def _bvh_main(args: argparse.Namespace, formats: tuple[str, ...]) -> int:
 
 class Batch:
     def __init__(self, args: argparse.Namespace, formats: tuple[str, ...],
-                 config: client.ClientConfig,
-                 finish: FinishOptions = NO_FINISHING) -> None:  # fmt: skip
+                 config: client.ClientConfig, finish: FinishOptions = NO_FINISHING,
+                 character: RigTarget | None = None) -> None:  # fmt: skip
         self.args, self.formats, self.config, self.finish = args, formats, config, finish
+        self.character = character
         self.records: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
@@ -207,6 +213,8 @@ class Batch:
         remaining = list(items)
         try:
             with scene_io.batch_scene(self.args.fps):
+                if self.character is not None and self.character.path is not None:
+                    scene_io.check_character(self.character)  # before any daemon work
                 try:
                     welcome = motion_client.wait_connected(self.args.connect_timeout)
                 except errors.DaemonUnreachable:
@@ -219,6 +227,9 @@ class Batch:
         except errors.DaemonUnreachable as exc:
             for item in remaining:
                 self._fail(item, exc)
+        except RigError as exc:
+            print(f"error: {explain(exc)}", file=sys.stderr)
+            return EXIT_USAGE
         finally:
             motion_client.shutdown()
         self._summary(started, session)
@@ -242,7 +253,7 @@ class Batch:
             return
         records = scene_io.write_outputs(outcome.result, session.server, request, planned.folder,
                                          planned.blend, self.formats, self.args.overwrite,
-                                         self.finish)  # fmt: skip
+                                         self.finish, self.character)  # fmt: skip
         for record in records:
             record.update(prompt_index=item.index, where=item.where)
             self.records.append(record)
@@ -286,6 +297,7 @@ class Batch:
             "seconds": round(time.monotonic() - started, 3),
             "daemon": dataclasses.asdict(session.server),
             "finishing": self.finish.as_dict(),
+            "character": self.character.as_dict() if self.character else None,
             "items": self.records,
             "failures": [
                 f"{f['where']} {describe_seeds(f.get('seeds') or [f['seed']])}: {f['error']}"

@@ -1,14 +1,13 @@
 """FBX and BVH export of takes; nothing half-written on error, no silent overwrite.
 
 FBX goes through Blender's exporter with the options that re-import exactly (22 bones, no leaf
-bones, per-frame keys, scene frame range and fps; blender_notes §1.6). BVH is written by
-``core.bvh`` in Y-up, the way other tools expect it.
+bones, per-frame keys, scene frame range and fps; blender_notes §1.6); ``rig_export`` writes it
+with these options and the engine presets. BVH is written by ``core.bvh`` in Y-up, the way other
+tools expect it.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,42 +49,6 @@ BVH_REIMPORT_OPTIONS = {
     "update_scene_fps": True,
     "update_scene_duration": True,
 }
-
-
-@contextlib.contextmanager
-def _posed_copy(
-    scene: bpy.types.Scene, data: bpy.types.Armature, action: bpy.types.Action, name: str
-) -> Iterator[bpy.types.Object]:
-    """A temporary object playing ``action`` over its frame range; the scene is left as it was."""
-    obj = build.new_armature_object(scene, data, name)
-    saved = scene.frame_start, scene.frame_end, scene.frame_current
-    try:
-        build.assign_action(obj, action)
-        scene.frame_start, scene.frame_end = build.action_frames(action)
-        yield obj
-    finally:
-        scene.frame_start, scene.frame_end = saved[0], saved[1]
-        scene.frame_set(saved[2])
-        bpy.data.objects.remove(obj)
-
-
-def export_fbx(
-    scene: bpy.types.Scene,
-    data: bpy.types.Armature,
-    action: bpy.types.Action,
-    path: Path,
-    name: str,
-    overwrite: bool = False,
-) -> Path:
-    with atomic_path(path, overwrite) as temp, _posed_copy(scene, data, action, name) as obj:
-        with build.object_context(obj):
-            try:
-                result = bpy.ops.export_scene.fbx(filepath=str(temp), **FBX_OPTIONS)
-            except RuntimeError as exc:
-                raise ExportError(f"the FBX exporter failed: {exc}", path=str(path)) from exc
-        if "FINISHED" not in (result or ()):
-            raise ExportError(f"the FBX exporter did not finish ({result})", path=str(path))
-    return path
 
 
 def export_bvh(

@@ -16,7 +16,7 @@ from .core.protocol import messages, motion
 from .core.session import ServerInfo
 from .props import HYMOTION_PG_take as Take
 from .props import scene_settings
-from .targets import target_object
+from .targets import RIG_TARGET, target_object
 
 COMPARE_COLLECTION = "HY-Motion compare"
 
@@ -96,6 +96,10 @@ def _parts(take: Take) -> tuple[bpy.types.Action, bpy.types.Armature]:
 
 def apply_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
     """Play ``take`` on the target object and set the scene's frame range to it."""
+    if scene_settings(scene).target == RIG_TARGET:
+        from . import rig_history  # the artist's own rig (issue #9)
+
+        return rig_history.apply_rig_take(scene, take)
     action, data = _parts(take)
     obj = target_object(scene, scene_settings(scene), data)
     build.assign_action(obj, action)
@@ -105,10 +109,11 @@ def apply_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
 
 def compare_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.types.Object]:
     """One armature per take, ``spacing`` apart along X, in their own collection (replaced)."""
-    collection = bpy.data.collections.get(COMPARE_COLLECTION)
-    if collection is None:
-        collection = bpy.data.collections.new(COMPARE_COLLECTION)
-        scene.collection.children.link(collection)
+    if scene_settings(scene).target == RIG_TARGET:
+        from . import rig_history  # copies of the artist's rig (issue #9)
+
+        return rig_history.compare_rig_takes(scene, takes)
+    collection = compare_collection(scene)
     for obj in list(collection.objects):
         bpy.data.objects.remove(obj)
     spacing = scene_settings(scene).spacing
@@ -125,11 +130,23 @@ def compare_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.typ
     return objects
 
 
+def compare_collection(scene: bpy.types.Scene) -> bpy.types.Collection:
+    """The collection compared takes live in, created on first use."""
+    collection = bpy.data.collections.get(COMPARE_COLLECTION)
+    if collection is None:
+        collection = bpy.data.collections.new(COMPARE_COLLECTION)
+        scene.collection.children.link(collection)
+    return collection
+
+
 def delete_take(scene: bpy.types.Scene, index: int) -> None:
     settings = scene_settings(scene)
     take = settings.takes[index]
     action = take.action
     raw = take.raw_action  # kept by finishing (issue #10)
+    from . import rig_history  # the take's actions on artists' rigs go with it (issue #9)
+
+    rig_history.delete_rig_actions(take)
     settings.takes.remove(index)
     if action is not None:
         bpy.data.actions.remove(action)  # also unassigns it from every object
@@ -159,11 +176,17 @@ def export_take(
     overwrite: bool = False,
 ) -> list[Path]:
     """Write the take as each of ``formats`` (FBX, BVH); returns the paths written."""
+    from . import rig_history  # the artist's rig, engine presets, stable names (issue #9)
+
+    retarget = scene_settings(scene).retarget
+    files = take_files(take, directory, formats)
+    if scene_settings(scene).target == RIG_TARGET or retarget.engine != "BLENDER":
+        return rig_history.export_take(scene, take, files, overwrite)
     action, data = _parts(take)
     written = []
-    for fmt, path in take_files(take, directory, formats):
-        if fmt == "FBX":
-            export.export_fbx(scene, data, action, path, take.name, overwrite)
+    for fmt, path in files:
+        if fmt == "FBX":  # the armature as "HY-Motion", the animation named after the take
+            rig_history.export_take(scene, take, [(fmt, path)], overwrite)
         else:
             export.export_bvh(data, action, take.fps, path, overwrite)
         written.append(path)

@@ -14,6 +14,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from . import rig_props
 from .core.protocol import messages
 from .finishing_props import HYMOTION_PG_finishing
 from .registration import class_registrar
@@ -54,6 +55,8 @@ class HYMOTION_PG_take(bpy.types.PropertyGroup):
     # Finishing (issue #10): options, and the raw take they are applied to (kept unchanged).
     finishing: PointerProperty(type=HYMOTION_PG_finishing)  # type: ignore[valid-type]
     raw_action: PointerProperty(name="Raw action", type=bpy.types.Action)  # type: ignore[valid-type]
+    # Retargeting (issue #9): this take's Action on each artist rig it was applied to.
+    rig_actions: CollectionProperty(type=rig_props.HYMOTION_PG_rig_take)  # type: ignore[valid-type]
 
 
 class HYMOTION_PG_settings(bpy.types.PropertyGroup):
@@ -100,6 +103,8 @@ class HYMOTION_PG_settings(bpy.types.PropertyGroup):
     )  # fmt: skip
     armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature)  # type: ignore[valid-type]
     takes: CollectionProperty(type=HYMOTION_PG_take)  # type: ignore[valid-type]
+    # Retargeting (issue #9): the artist's character, options and bone mapping.
+    retarget: PointerProperty(type=rig_props.HYMOTION_PG_retarget)  # type: ignore[valid-type]
     active_take: IntProperty(name="Take", default=0)  # type: ignore[valid-type]
     export_format: EnumProperty(  # type: ignore[valid-type]
         name="Format",
@@ -131,6 +136,7 @@ def scene_settings(scene: bpy.types.Scene) -> HYMOTION_PG_settings:
 
 
 def register() -> None:
+    rig_props.register()
     _register_classes()
     bpy.types.Scene.hy_motion = PointerProperty(type=HYMOTION_PG_settings)  # type: ignore[attr-defined,func-returns-value]
 
@@ -138,3 +144,4 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.Scene.hy_motion  # type: ignore[attr-defined]
     _unregister_classes()
+    rig_props.unregister()

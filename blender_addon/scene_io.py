@@ -9,12 +9,13 @@ from typing import Any
 
 import bpy
 
-from . import history
+from . import history, rig_batch
 from .core.describe import explain
 from .core.errors import SceneError
 from .core.files import atomic_path, output_with_final_names
 from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import errors, messages
+from .core.rig_cli import RigTarget
 from .core.session import ServerInfo
 from .props import scene_settings
 from .runtime import server_line
@@ -66,6 +67,16 @@ def reset_scene(scene: bpy.types.Scene) -> None:
     settings.armature = None
 
 
+def check_character(character: RigTarget) -> None:
+    """Load the batch's character once, to refuse a bad ``--target-rig`` before generating."""
+    scene = current_scene()
+    try:
+        rig = rig_batch.load_rig(scene, character)
+        rig_batch.describe(rig)  # its mapping: legs, hips, no bone mapped twice
+    finally:
+        reset_scene(scene)
+
+
 def write_outputs(
     result: messages.Result,
     server: ServerInfo,
@@ -75,6 +86,7 @@ def write_outputs(
     formats: Sequence[str],
     overwrite: bool,
     finish: FinishOptions = NO_FINISHING,
+    character: RigTarget | None = None,
 ) -> list[dict[str, Any]]:
     """Build the takes, finish them, save them as ``blend`` (None: no .blend) and export each
     take into ``folder``; one record per candidate."""
@@ -103,6 +115,10 @@ def write_outputs(
                     record["error"] = str(explain(outcome))
                 else:
                     record["finishing"]["report"] = outcome
+        if character is not None:  # the artist's rig and engine presets (issue #9)
+            rig = rig_batch.prepare(scene, character, takes)
+            for record in records:
+                record["character"] = rig_batch.describe(rig) if rig else None
         history.apply_take(scene, takes[0])
         if request is not None:
             history.show_request(scene, request, take_index=0)

@@ -1,6 +1,5 @@
-"""Where a take is applied. Only "New armature" exists now; retargeting onto the artist's own
-rig is its own issue and plugs in here: add an item to ``TARGETS`` and a branch in
-``target_object`` (the panel already shows the choice)."""
+"""Where a take is applied: "New armature" (built from the daemon's skeleton) or "Selected
+armature" (the artist's own rig, retargeted: ``rig_history``)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,10 @@ if TYPE_CHECKING:  # props imports this module for TARGETS
 
 TARGETS = [
     ("NEW_ARMATURE", "New armature", "Apply takes to an armature built from the daemon's skeleton"),
-]
+    ("SELECTED_ARMATURE", "Selected armature",
+     "Retarget takes onto your own character's armature (Mixamo, Rigify, UE, VRM, CC, ARP, ...)"),
+]  # fmt: skip
+RIG_TARGET = "SELECTED_ARMATURE"
 MAIN_OBJECT_NAME = "HY-Motion"
 
 

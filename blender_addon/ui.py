@@ -103,6 +103,7 @@ class HYMOTION_PT_takes(bpy.types.Panel):
             box.label(text=f"{take.model_label} · daemon {take.server_version} · {take.created}")
             if take.untrained:
                 box.label(text="Untrained model: random weights, not real motion", icon="ERROR")
+        layout.prop(settings.retarget, "engine")  # FBX preset per engine (issue #9)
         row = layout.row(align=True)
         row.prop(settings, "export_format", text="")
         for scope, text in (("ACTIVE", "Export"), ("ALL", "All")):

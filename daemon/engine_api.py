@@ -93,7 +93,8 @@ class DeviceFailure(Exception):
 
     - one job's failure: ``run_batch`` returns a typed error in that job's place; only that job
       fails, its batch neighbours get their results;
-    - any other exception from ``run_batch``: that batch's jobs fail with ``internal``; the
+    - any other exception from ``run_batch``: the batch is split and re-run
+      (``JobLifecycle.run_isolated``); only a job that fails on its own gets ``internal``; the
       device keeps serving;
     - ``DeviceFailure``: that batch's jobs fail with ``model_unavailable``, the device is taken
       out of service until the daemon restarts (CUDA errors poison the process's context), and

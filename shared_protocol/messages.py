@@ -110,6 +110,7 @@ class Generate(Message):
             raise InvalidArgument(
                 "prompt", "the prompt contains control characters", allowed="printable text"
             )
+        schema.check_text("prompt", prompt)
         low, high = limits.min_duration_s, limits.max_duration_s
         frames = self.frames if np.isfinite(self.duration_s) else -1
         if not round(low * limits.fps) <= frames <= round(high * limits.fps):
@@ -309,6 +310,8 @@ class Status(Message):
     jobs: tuple[JobInfo, ...] = ()
     models: tuple[ModelInfo, ...] = ()
     devices: tuple[DeviceInfo, ...] = ()
+    #: Jobs left out of ``jobs`` to keep the reply bounded (at most 256 are listed).
+    jobs_omitted: int = 0
 
 
 @dataclass(frozen=True)

@@ -127,3 +127,27 @@ class SkeletonError(HYMotionError):
 
     code = "skeleton"
     hint = "This needs the SMPL-H body joints the HY-Motion daemon sends (Pelvis, L_Hip, ...)."
+
+
+# --- Retargeting onto the artist's rig (issue #9) ---
+
+
+class RigError(HYMotionError):
+    """The selected object cannot take a take: not an armature, no legs, edit mode, linked."""
+
+    code = "rig"
+    hint = "Select your character's armature in Object or Pose Mode and try again."
+
+
+class MappingError(HYMotionError):
+    """The bone mapping cannot be used (a bone missing, a bone mapped twice, no hips)."""
+
+    code = "bone_mapping"
+    hint = "Fix the bone named above in the panel's Bone Mapping list, or load another preset."
+
+
+class PresetError(HYMotionError):
+    """A bone-mapping preset file cannot be read or is for another kind of rig."""
+
+    code = "mapping_preset"
+    hint = "Pick a preset saved for this kind of rig, or map the rig automatically."

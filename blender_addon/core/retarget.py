@@ -1,0 +1,514 @@
+"""A take on the artist's rig: calibration, transfer, root motion, planted feet, relaxed fingers,
+and the pose channels to key (numpy, no bpy).
+
+The transfer itself is the motion core's (``motion.transfer``): each mapped bone takes its model
+joint's change from rest in world space, turned by the yaw-only facing alignment, then limb
+segments are aimed at the model's joint positions, travel is scaled by leg length and the clip
+is anchored to the ground. This module builds the rig's side of it (the driven bones from the
+Pelvis bone down, and the bones between them, as the target skeleton, in model axes), adds what
+a rig needs beyond it, and converts the result to pose-bone channels:
+
+- root motion: ``KEEP`` (travel scaled by leg length, on the root-motion bone), ``IN_PLACE``
+  (no horizontal travel), ``ROOT_BONE`` (ground travel and heading on the rig's top bone, the
+  game-engine layout; the pelvis keeps the rest);
+- feet planted: while a model foot is down (``motion.contacts``), the rig's ankle moves exactly
+  as the model's ankle does (turned and scaled like the rest of the take) from where the rig's
+  foot landed, with two-bone IK (``motion.ik``) blended in and out over ``PIN_BLEND_FRAMES``: a
+  body with other hips or legs keeps its feet where they land instead of sliding (a take
+  foot-locked first stays locked on the rig);
+- fingers (bones below a mapped wrist) get a relaxed curl instead of the stiff rest pose.
+
+Pose-bone rotation of bone t with parent p, all rotations world (any common frame):
+``L_t = rest_t⁻¹ · rest_p · W_p⁻¹ · W_t``; location of the root-motion bone T:
+``loc = rest_T⁻¹ · (offset of T's head from where the rest pose leaves it) / object scale``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bone_mapping import BoneMapping
+from .errors import RigError
+from .motion import contacts, ik, kinematics, root, transfer
+from .motion import rotations as rot
+from .motion.skeletons import Legs, model_legs
+from .protocol import motion
+from .rig import C
+from .rig_bones import RigBones
+
+ROOT_MOTION_MODES = ("KEEP", "IN_PLACE", "ROOT_BONE")
+#: Frames over which a planted foot blends in before its contact and out after it.
+PIN_BLEND_FRAMES = 4
+#: A planted ankle closer than this to where the transfer put it is left alone (metres).
+PIN_TOLERANCE_M = 5e-4
+#: Relaxed finger curl (degrees) per finger segment from the knuckle out; thumbs get half.
+FINGER_CURL_DEG = (12.0, 22.0, 16.0)
+_ARM_SIDES = (("L_Wrist", "L_Elbow"), ("R_Wrist", "R_Elbow"))
+
+
+@dataclass(frozen=True)
+class RetargetOptions:
+    root_motion: str = "KEEP"
+    pin_feet: bool = True
+    relax_fingers: bool = True
+    #: Key IK controls (Rigify, Auto-Rig Pro) and IK bones (UE) to follow their hand or foot.
+    key_ik: bool = True
+    #: Play arms and legs through the rig's IK (its IK/FK switches keyed to IK; needs key_ik).
+    ik_limbs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.root_motion not in ROOT_MOTION_MODES:
+            raise RigError(
+                f"root motion {self.root_motion!r} is not one of {', '.join(ROOT_MOTION_MODES)}",
+                field="root_motion",
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class RigPlan:
+    """One rig and mapping calibrated against the model skeleton; serves every take."""
+
+    rig: RigBones
+    mapping: BoneMapping
+    bones: np.ndarray  # (J,) rig bone of each target joint (driven bones and those between)
+    calibration: transfer.Calibration
+    target_legs: Legs  # in target joint indices (toe = ankle where the rig has no toe)
+    model: motion.Skeleton
+    translation: int  # rig bone carrying the root motion
+    top: int  # the rig's top bone above the Pelvis bone (== the pelvis bone if none)
+    mapped: np.ndarray  # (J,) bool: keyed from the model (mapped or follower)
+    fingers: dict[str, np.ndarray]  # finger bone -> (4,) relaxed pose-bone rotation
+    ik: tuple[tuple[int, int], ...]  # (rig bone, target joint it follows): IK controls
+
+    @property
+    def target(self) -> transfer.RestPose:
+        return self.calibration.target
+
+
+@dataclass(frozen=True, eq=False)
+class RigTake:
+    """A take on the rig: what to key, and where the joints went (for checks)."""
+
+    bone_names: tuple[str, ...]  # keyed rotations, in this order
+    quaternions: np.ndarray  # (F, B, 4) pose-bone rotation_quaternion, sign-continuous
+    location_bones: tuple[str, ...]
+    locations: np.ndarray  # (F, L, 3) pose-bone location, armature units
+    world_rotations: np.ndarray  # (F, J, 4) target joints, model axes
+    root_positions: np.ndarray  # (F, 3) the Pelvis bone's head, model axes, metres
+    target: transfer.RestPose
+    contacts: contacts.Contacts  # detected on the model's motion
+
+    @property
+    def joint_positions(self) -> np.ndarray:
+        """(F, J, 3) target joints' heads, model axes, metres (computed on demand)."""
+        return transfer.pose_positions(self.target, self.world_rotations, self.root_positions)
+
+
+def model_rest(rig: RigBones) -> tuple[np.ndarray, np.ndarray]:
+    """Bone heads (N, 3) and rest rotations (N, 4) of ``rig`` in model axes (Y up)."""
+    return rig.heads @ C, rot.from_matrix(C.T @ rig.rest)
+
+
+def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan:
+    """Calibrate ``rig`` (mapped by ``mapping``, already validated) against ``model``."""
+    pelvis = rig.index(mapping.joints["Pelvis"])
+    # The target skeleton: driven bones and the bones between them, below the Pelvis bone.
+    # Bones that only follow (twist, end, finger, helper bones) stay out of the transfer.
+    needed = {pelvis}
+    for name in [*mapping.joints.values(), *mapping.followers]:
+        index = rig.index(name)
+        while index not in needed and index >= 0:
+            needed.add(index)
+            index = int(rig.parents[index])
+    bones = np.array([b for b in [pelvis, *rig.descendants(pelvis)] if b in needed], np.int64)
+    position = {int(b): j for j, b in enumerate(bones)}
+    parents = np.array([-1] + [position[int(rig.parents[b])] for b in bones[1:]], dtype=np.int64)
+    heads, rests = model_rest(rig)
+    joint_of = {name: j for j, name in enumerate(rig.names[b] for b in bones)}
+    table: dict[int, int] = {}
+    for joint, bone in mapping.joints.items():
+        table[joint_of[bone]] = model.joint_names.index(joint)
+    for bone, joint in mapping.followers.items():
+        if bone in joint_of:
+            table[joint_of[bone]] = model.joint_names.index(joint)
+
+    def target_joint(model_joint: str) -> int:
+        return joint_of[mapping.joints[model_joint]]
+
+    legs = tuple((target_joint(f"{s}_Hip"), target_joint(f"{s}_Knee"), target_joint(f"{s}_Ankle"))
+                 for s in "LR")  # fmt: skip
+    target = transfer.RestPose(
+        names=tuple(rig.names[b] for b in bones),
+        parents=parents,
+        positions=heads[bones],
+        rotations=rests[bones],
+        hips=(legs[0][0], legs[1][0]),
+        legs=legs,
+    )
+    source = transfer.rest_pose_of(model, model_legs(model).hip, model_legs(model).chains())
+    primary = {model.joint_names.index(j): joint_of[b] for j, b in mapping.joints.items()}
+    calibration = transfer.calibrate(source, target, table, _aims(model, target, primary))
+    toes = tuple(joint_of.get(mapping.joints.get(f"{s}_Foot", ""), legs[i][2])
+                 for i, s in enumerate("LR"))  # fmt: skip
+    target_legs = Legs(hip=(legs[0][0], legs[1][0]), knee=(legs[0][1], legs[1][1]),
+                       ankle=(legs[0][2], legs[1][2]), toe=(toes[0], toes[1]))  # fmt: skip
+    mapped = np.zeros(len(bones), dtype=bool)
+    mapped[list(table)] = True
+    translation = rig.index(mapping.translation_bone or mapping.joints["Pelvis"])
+    above = rig.ancestors(pelvis)
+    return RigPlan(
+        rig=rig, mapping=mapping, bones=bones, calibration=calibration, target_legs=target_legs,
+        model=model, translation=translation, top=above[-1] if above else pelvis, mapped=mapped,
+        fingers=_relaxed_fingers(rig, mapping, heads, rests),
+        ik=_ik_controls(rig, mapping, joint_of, pelvis),
+    )  # fmt: skip
+
+
+def _ik_controls(
+    rig: RigBones, mapping: BoneMapping, joint_of: dict[str, int], pelvis: int
+) -> tuple[tuple[int, int], ...]:
+    """IK controls to key: those outside the body (under the rig's top bone, not below the
+    Pelvis bone), whose parents then only move with the top bone."""
+    out = []
+    for bone, joint in sorted(mapping.ik_controls.items()):
+        index = rig.index(bone)
+        above = rig.ancestors(index)
+        if pelvis in above or index == pelvis or not above:
+            continue
+        out.append((index, joint_of[mapping.joints[joint]]))
+    return tuple(out)
+
+
+def _aims(
+    model: motion.Skeleton, target: transfer.RestPose, primary: dict[int, int]
+) -> list[tuple[int, int]]:
+    """Aim every mapped target bone whose model joint has exactly one child at the bone that
+    plays that child, when that bone hangs below it (limbs, spine, neck).
+    ``primary``: model joint -> target joint (followers excluded)."""
+    aims = []
+    for joint in range(model.joint_count):
+        children = model.children(joint)
+        if len(children) != 1 or joint not in primary or children[0] not in primary:
+            continue
+        t, child = primary[joint], primary[children[0]]
+        if child != t and _descends(target.parents, child, t):
+            aims.append((t, child))
+    return aims
+
+
+def _descends(parents: np.ndarray, joint: int, ancestor: int) -> bool:
+    while joint >= 0:
+        if joint == ancestor:
+            return True
+        joint = int(parents[joint])
+    return False
+
+
+def _relaxed_fingers(
+    rig: RigBones, mapping: BoneMapping, heads: np.ndarray, rests: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Pose rotations curling each bone below a wrist towards the palm (model axes)."""
+    out: dict[str, np.ndarray] = {}
+    driven = mapping.mapped_bones()
+    for wrist_name, elbow_name in _ARM_SIDES:
+        if wrist_name not in mapping.joints or elbow_name not in mapping.joints:
+            continue
+        wrist = rig.index(mapping.joints[wrist_name])
+        arm = heads[wrist] - heads[rig.index(mapping.joints[elbow_name])]
+        arm /= max(float(np.linalg.norm(arm)), 1e-9)
+        # Palm normal: down in a T-pose, inwards-down in an A-pose (the arm's downward side).
+        down = np.array([0.0, -1.0, 0.0])
+        palm = down - (down @ arm) * arm
+        palm /= max(float(np.linalg.norm(palm)), 1e-9)
+        for bone in rig.descendants(wrist):
+            if rig.names[bone] in driven:
+                continue
+            depth = len(rig.ancestors(bone)) - len(rig.ancestors(wrist)) - 1
+            children = rig.children(bone)
+            direction = heads[children[0]] - heads[bone] if children else arm
+            axis = np.cross(direction, palm)
+            if float(np.linalg.norm(axis)) < 1e-9:
+                continue
+            sideways = abs(float((heads[bone] - heads[wrist]) @ palm))
+            thumb = sideways > 0.5 * float(np.linalg.norm(direction))
+            angle = np.radians(FINGER_CURL_DEG[min(depth, 2)] * (0.5 if thumb else 1.0))
+            curl = rot.from_axis_angle(axis / np.linalg.norm(axis), np.array(angle))
+            out[rig.names[bone]] = rot.multiply(rot.multiply(rot.inverse(rests[bone]), curl),
+                                                rests[bone])  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class TakeMotion:
+    """A take in model space: wire rotations (F, J, 4), pelvis positions (F, 3) in metres,
+    model axes, grounded, at ``fps``."""
+
+    rotations: np.ndarray
+    root_positions: np.ndarray
+    fps: float
+
+
+def retarget(
+    p: RigPlan,
+    rotations: np.ndarray,
+    root_positions: np.ndarray,
+    fps: float,
+    options: RetargetOptions = RetargetOptions(),
+) -> RigTake:
+    """One take on the planned rig (see :func:`retarget_takes`)."""
+    return retarget_takes(p, [TakeMotion(rotations, root_positions, fps)], options)[0]
+
+
+def retarget_takes(
+    p: RigPlan, takes: list[TakeMotion], options: RetargetOptions = RetargetOptions()
+) -> list[RigTake]:
+    """Several takes on the planned rig. The transfer runs once over all their frames (its
+    cost is per call more than per frame); everything that looks along time runs per take."""
+    model = p.model
+    inputs = []
+    for t in takes:
+        local = np.asarray(t.rotations, dtype=np.float64)
+        pelvis = np.asarray(t.root_positions, dtype=np.float64)
+        if options.root_motion == "IN_PLACE":
+            local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
+        world = kinematics.world_rotations(local, model.parents)
+        positions = kinematics.positions_from_world(model, world, pelvis)
+        inputs.append((world, positions, contacts.detect_contacts(positions, t.fps,
+                                                                   model_legs(model))))  # fmt: skip
+    moved = transfer.transfer(p.calibration, np.concatenate([i[0] for i in inputs]),
+                              np.concatenate([i[1] for i in inputs]))  # fmt: skip
+    out = []
+    start = 0
+    for world, positions, found in inputs:
+        frames = world.shape[0]
+        span = slice(start, start + frames)
+        start += frames
+        target_world = moved.world_rotations[span]
+        root_pos = moved.root_positions[span].copy()
+        joints = moved.joint_positions[span].copy()
+        # The transfer anchors the clip it is given to the floor; here that clip held every
+        # take, so each take is anchored again on its own by the same rule.
+        floor = float(positions[..., transfer.UP].min()) * p.calibration.scale
+        lift = floor - float(joints[..., transfer.UP].min())
+        root_pos[:, transfer.UP] += lift
+        joints[..., transfer.UP] += lift
+        if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
+            target_world = _pin_feet(p, target_world, root_pos, joints, positions, found.foot)
+        out.append(_rig_take(p, target_world, root_pos, found, options))
+    return out
+
+
+def _rig_take(
+    p: RigPlan,
+    target_world: np.ndarray,
+    root_pos: np.ndarray,
+    found: contacts.Contacts,
+    options: RetargetOptions,
+) -> RigTake:
+    yaw, ground = _root_frame(p, target_world, root_pos, options.root_motion)
+    quats, names = _local_rotations(p, target_world, yaw, options.relax_fingers)
+    location_bones, locations = _locations(p, root_pos, yaw, ground, options.root_motion)
+    if options.key_ik and p.ik:
+        ik_names, ik_quats, ik_locations = _ik_keys(p, target_world, root_pos, yaw, ground)
+        quats = np.concatenate([quats, ik_quats], axis=1)
+        names = (*names, *ik_names)
+        locations = np.concatenate([locations, ik_locations], axis=1)
+        location_bones = (*location_bones, *ik_names)
+    if options.root_motion == "ROOT_BONE":
+        top_rest = model_rest(p.rig)[1][p.top]
+        top_local = rot.multiply(rot.multiply(rot.inverse(top_rest), yaw), top_rest)
+        quats = np.concatenate([top_local[:, None], quats], axis=1)
+        names = (p.rig.names[p.top], *names)
+    return RigTake(
+        bone_names=names,
+        quaternions=rot.make_continuous(quats),
+        location_bones=location_bones,
+        locations=locations,
+        world_rotations=target_world,
+        root_positions=root_pos,
+        target=p.target,
+        contacts=found,
+    )
+
+
+def _pin_feet(
+    p: RigPlan,
+    world: np.ndarray,
+    root_pos: np.ndarray,
+    positions: np.ndarray,
+    model_positions: np.ndarray,
+    contact: np.ndarray,
+) -> np.ndarray:
+    """While a foot is down, move the rig's ankle exactly as the model's ankle moves (scaled),
+    from where the rig's foot landed, with two-bone IK on hip and knee: hips of another width
+    or a pelvis of another height swing the legs differently, and the foot would slide."""
+    cal, target = p.calibration, p.target
+    world = world.copy()
+    pelvis = int(cal.mapping[0])
+    # The transfer's own placement of model points: turned, scaled, then lifted to the floor.
+    lift = root_pos[0] - rot.rotate(cal.align, model_positions[0, pelvis]) * cal.scale
+    frames = world.shape[0]
+    model_ankles = model_legs(p.model).ankle
+    for leg in range(2):
+        hip, knee, ankle = p.target_legs.hip[leg], p.target_legs.knee[leg], p.target_legs.ankle[leg]
+        footprint = rot.rotate(cal.align, model_positions[:, model_ankles[leg]]) * cal.scale + lift
+        weight = np.zeros(frames)
+        goal = positions[:, ankle].copy()
+        for start, end in contacts.runs(contact[:, leg]):
+            lo, hi = max(start - PIN_BLEND_FRAMES, 0), min(end + PIN_BLEND_FRAMES, frames)
+            ramp = np.ones(hi - lo)
+            ramp[: start - lo] = np.arange(1, start - lo + 1) / (start - lo + 1)
+            ramp[end - lo :] = np.arange(hi - end, 0, -1) / (hi - end + 1)
+            # Follow the model's ankle, offset to where the rig's foot landed.
+            spot = footprint[lo:hi] + (positions[start, ankle] - footprint[start])
+            take = ramp > weight[lo:hi]
+            blend = ramp[:, None] * (spot - positions[lo:hi, ankle])
+            goal[lo:hi][take] = positions[lo:hi, ankle][take] + blend[take]
+            weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
+        # Only where the foot must move: IK on an almost straight leg at its own end point would
+        # still pick a bend plane.
+        pinned = np.linalg.norm(goal - positions[:, ankle], axis=-1) > PIN_TOLERANCE_M
+        if not pinned.any():
+            continue
+        # Knees keep the plane they bend in; a straight leg bends towards the thigh's front.
+        root_, mid_, end_ = (
+            positions[pinned, hip],
+            positions[pinned, knee],
+            positions[pinned, ankle],
+        )
+        reach = (end_ - root_) / np.linalg.norm(end_ - root_, axis=-1, keepdims=True)
+        bend = (mid_ - root_) - np.sum((mid_ - root_) * reach, -1, keepdims=True) * reach
+        change = rot.multiply(world[pinned, hip], rot.inverse(target.rotations[hip]))
+        front = rot.rotate(change, rot.rotate(cal.align, np.array([0.0, 0.0, 1.0])))
+        straight = np.linalg.norm(bend, axis=-1, keepdims=True) < 1e-3 * p.target.leg_length
+        pole = np.where(straight, front, bend)
+        solved = ik.two_bone_ik(positions[pinned, hip], positions[pinned, knee],
+                                positions[pinned, ankle], goal[pinned], pole)  # fmt: skip
+        foot = world[pinned, ankle].copy()  # the foot keeps its world orientation
+        world[pinned, hip] = rot.multiply(solved.upper, world[pinned, hip])
+        world[pinned, knee] = rot.multiply(solved.lower, world[pinned, knee])
+        _follow_parents(p, world, pinned, (hip, knee))
+        world[pinned, ankle] = foot
+        _follow_parents(p, world, pinned, (ankle,))
+    return world
+
+
+def _follow_parents(p: RigPlan, world: np.ndarray, frames: np.ndarray, tops: tuple) -> None:
+    """Unmapped bones below ``tops`` ride their parents again (twist bones, toes' helpers)."""
+    target = p.target
+    for t in range(len(target.names)):
+        if p.mapped[t] or not any(_descends(target.parents, t, top) for top in tops):
+            continue
+        parent = int(target.parents[t])
+        rest_local = rot.multiply(rot.inverse(target.rotations[parent]), target.rotations[t])
+        world[frames, t] = rot.multiply(world[frames, parent], rest_local)
+
+
+def _root_frame(
+    p: RigPlan, world: np.ndarray, root_pos: np.ndarray, mode: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(yaw (F, 4), ground point (F, 3)) of the rig's top bone, model axes."""
+    frames = world.shape[0]
+    heads, _ = model_rest(p.rig)
+    top_head = heads[p.top]
+    if mode != "ROOT_BONE":
+        return np.broadcast_to(rot.IDENTITY, (frames, 4)).copy(), np.tile(top_head, (frames, 1))
+    if p.top == p.bones[0]:
+        raise RigError(
+            f"root motion 'ROOT_BONE' needs a root bone above the Pelvis bone "
+            f"{p.rig.names[p.bones[0]]!r}; this rig has none (use KEEP or IN_PLACE)",
+            field="root_motion",
+        )
+    rest_pelvis = p.target.rotations[0]
+    heading = root.unwrapped_heading(rot.multiply(world[:, 0], rot.inverse(rest_pelvis)))
+    yaw = rot.yaw(heading - heading[0])
+    ground = root_pos.copy()
+    ground[:, transfer.UP] = top_head[transfer.UP]
+    ground -= ground[0] * np.array([1.0, 0.0, 1.0]) - top_head * np.array([1.0, 0.0, 1.0])
+    return yaw, ground
+
+
+def _local_rotations(
+    p: RigPlan, world: np.ndarray, yaw: np.ndarray, relax_fingers: bool
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Pose-bone rotations of the driven bones (all frames and bones in one product), then
+    the fingers' constant relaxed pose."""
+    target = p.target
+    keyed = np.flatnonzero(p.mapped)
+    parents = target.parents[keyed]
+    rests = target.rotations
+    # World rotation of each keyed bone's parent; above the Pelvis bone only the top's yaw.
+    parent_world = world[:, np.maximum(parents, 0)]
+    parent_rest = rests[np.maximum(parents, 0)]
+    top = parents < 0
+    parent_world[:, top] = yaw[:, None]
+    parent_rest[top] = rot.IDENTITY
+    chain = rot.multiply(rot.inverse(rests[keyed]), parent_rest)  # (K, 4)
+    out = rot.multiply(chain, rot.multiply(rot.inverse(parent_world), world[:, keyed]))
+    names = [target.names[t] for t in keyed]
+    if relax_fingers:
+        fingers = [n for n in p.fingers if n not in names]
+        if fingers:
+            constant = np.stack([p.fingers[n] for n in fingers])
+            out = np.concatenate([out, np.broadcast_to(constant, (out.shape[0], *constant.shape))],
+                                 axis=1)  # fmt: skip
+            names += fingers
+    return rot.normalize(out), tuple(names)
+
+
+def _ik_keys(
+    p: RigPlan, world: np.ndarray, root_pos: np.ndarray, yaw: np.ndarray, ground: np.ndarray
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Each IK control rides its hand or foot rigidly: (names, rotations (F, K, 4), locations
+    (F, K, 3))."""
+    heads, rests = model_rest(p.rig)
+    target = p.target
+    positions = transfer.pose_positions(target, world, root_pos)
+    names, quats, locations = [], [], []
+    for bone, joint in p.ik:
+        change = rot.multiply(world[:, joint], rot.inverse(target.rotations[joint]))
+        head = positions[:, joint] + rot.rotate(change, heads[bone] - target.positions[joint])
+        control = rot.multiply(change, rests[bone])
+        quats.append(rot.multiply(rot.inverse(rests[bone]), rot.multiply(rot.inverse(yaw),
+                                                                         control)))  # fmt: skip
+        locations.append(_location(p, bone, head, yaw, ground))
+        names.append(p.rig.names[bone])
+    return tuple(names), np.stack(quats, axis=1), np.stack(locations, axis=1)
+
+
+def _location(
+    p: RigPlan, bone: int, head: np.ndarray, yaw: np.ndarray, ground: np.ndarray
+) -> np.ndarray:
+    """Pose location (F, 3), armature units, putting ``bone``'s head at ``head`` (model axes,
+    metres) when the bones above it only move with the top bone (its ``yaw`` and ``ground``)."""
+    heads, _ = model_rest(p.rig)
+    offset = rot.rotate(rot.inverse(yaw), head - ground) - (heads[bone] - heads[p.top])
+    frame = C.T @ p.rig.location_frame(bone)  # model axes
+    return offset @ np.linalg.inv(frame).T / p.rig.object_scale
+
+
+def _locations(
+    p: RigPlan, root_pos: np.ndarray, yaw: np.ndarray, ground: np.ndarray, mode: str
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Pose locations (F, L, 3), armature units: the root-motion bone, and the top bone in
+    ROOT_BONE mode. ``root_pos`` is where the Pelvis bone's head goes (model axes, metres)."""
+    heads, _ = model_rest(p.rig)
+    pelvis_bone = int(p.bones[0])
+    t = p.translation
+    if mode == "ROOT_BONE" and t == p.top:
+        raise RigError(
+            f"the root-motion bone {p.rig.names[t]!r} is the rig's root bone; with root motion "
+            "'ROOT_BONE' it must be the Pelvis bone or a bone between them",
+            field="translation_bone",
+        )
+    # Where T's head must go so the Pelvis bone's head lands on root_pos (T is rigid above it).
+    head_t = root_pos - rot.rotate(yaw, heads[pelvis_bone] - heads[t])
+    names, values = [p.rig.names[t]], [_location(p, t, head_t, yaw, ground)]
+    if mode == "ROOT_BONE":
+        top_frame = C.T @ p.rig.location_frame(p.top)
+        top_loc = (ground - heads[p.top]) @ np.linalg.inv(top_frame).T
+        names.append(p.rig.names[p.top])
+        values.append(top_loc / p.rig.object_scale)
+    return tuple(names), np.stack(values, axis=1)

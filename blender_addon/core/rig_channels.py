@@ -1,0 +1,61 @@
+"""F-Curves of a take on the artist's rig: each bone in its own rotation mode (no bpy)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from . import euler
+from .channels import Channel, bone_path, escape_identifier
+from .retarget import RigTake
+from .rig_conventions import RigSwitch
+
+#: Pose-bone rotation property per Blender rotation mode (Euler orders share one).
+_QUATERNION, _AXIS_ANGLE = "QUATERNION", "AXIS_ANGLE"
+
+
+def rig_channels(
+    take: RigTake,
+    rotation_modes: Mapping[str, str],
+    switches: Sequence[RigSwitch] = (),
+    frame_start: int = 1,
+    skip: frozenset[str] = frozenset(),
+) -> list[Channel]:
+    """Rotation curves per keyed bone (quaternion, Euler in the bone's order, or axis-angle),
+    location curves of the root-motion bones, and constant curves for rig switches. Keys are
+    per frame, LINEAR; a constant channel gets a key on the first and the last frame. Bones in
+    ``skip`` get no curves (fingers the artist animates)."""
+    frames = take.quaternions.shape[0]
+    times = np.arange(frame_start, frame_start + frames, dtype=np.float32)
+    ends = times[[0, -1]]
+
+    def keys(values: np.ndarray) -> np.ndarray:
+        # A channel that never changes (relaxed fingers, switches) needs its two end keys only.
+        constant = bool(np.all(values == values[0]))
+        co = np.empty((2 if constant else frames, 2), dtype=np.float32)
+        co[:, 0] = ends if constant else times
+        co[:, 1] = values[: co.shape[0]]
+        return co.reshape(-1)
+
+    out: list[Channel] = []
+    for k, bone in enumerate(take.location_bones):
+        out += [Channel(bone_path(bone, "location"), i, bone, keys(take.locations[:, k, i]))
+                for i in range(3)]  # fmt: skip
+    for k, bone in enumerate(take.bone_names):
+        if bone in skip:
+            continue
+        mode = rotation_modes.get(bone, _QUATERNION)
+        q = take.quaternions[:, k]
+        if mode == _QUATERNION:
+            prop, values = "rotation_quaternion", q
+        elif mode == _AXIS_ANGLE:
+            prop, values = "rotation_axis_angle", euler.to_axis_angle(q)
+        else:
+            prop, values = "rotation_euler", euler.to_euler(q, mode)
+        out += [Channel(bone_path(bone, prop), i, bone, keys(values[:, i]))
+                for i in range(values.shape[1])]  # fmt: skip
+    for switch in switches:
+        path = f'pose.bones["{escape_identifier(switch.bone)}"]["{escape_identifier(switch.prop)}"]'
+        out.append(Channel(path, 0, switch.bone, keys(np.full(frames, switch.value))))
+    return out

@@ -1,0 +1,101 @@
+"""The batch's character flags (no bpy): ``--target-rig`` and the retarget/export options."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BatchInputError
+from .retarget import ROOT_MOTION_MODES, RetargetOptions
+
+ENGINES = ("blender", "unreal", "unity")
+RIG_SUFFIXES = (".blend", ".fbx")
+
+
+@dataclass(frozen=True)
+class RigTarget:
+    """The character every take is retargeted onto and exported from."""
+
+    path: Path | None  # None: no rig, only the export options (built-in armature)
+    object_name: str  # "" for an FBX (its one armature)
+    options: RetargetOptions
+    engine: str  # BLENDER, UNREAL, UNITY
+    deform_only: bool
+    preset: Path | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": str(self.path) if self.path else None, "object": self.object_name,
+            "root_motion": self.options.root_motion, "plant_feet": self.options.pin_feet,
+            "relax_fingers": self.options.relax_fingers, "ik_controls": self.options.key_ik,
+            "ik_limbs": self.options.ik_limbs,
+            "engine": self.engine,
+            "deform_only": self.deform_only, "preset": str(self.preset) if self.preset else None,
+        }  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "character", "retarget every take onto your rig and export from it (docs/addon.md)"
+    )
+    group.add_argument("--target-rig", default="", metavar="FILE.blend:OBJECT|FILE.fbx",
+                       help="the armature object in a .blend, or a character .fbx")  # fmt: skip
+    group.add_argument("--root-motion", default="keep",
+                       choices=[m.lower() for m in ROOT_MOTION_MODES],
+                       help="travel: scaled (keep), none (in_place), or on the rig's root bone "
+                       "(root_bone) (%(default)s)")  # fmt: skip
+    group.add_argument("--no-plant-feet", action="store_true",
+                       help="do not hold planted feet with IK")  # fmt: skip
+    group.add_argument("--no-relax-fingers", action="store_true",
+                       help="leave finger bones in their rest pose")  # fmt: skip
+    group.add_argument("--no-ik-controls", action="store_true",
+                       help="do not key IK controls/bones to follow hands and feet")  # fmt: skip
+    group.add_argument("--ik-limbs", action="store_true",
+                       help="play arms and legs through the rig's IK controls")  # fmt: skip
+    group.add_argument("--engine", default="blender", choices=ENGINES,
+                       help="FBX preset (%(default)s); also for the built-in armature")  # fmt: skip
+    group.add_argument("--deform-only", action="store_true",
+                       help="export only deforming bones")  # fmt: skip
+    group.add_argument("--mapping-preset", type=Path, default=None, metavar="FILE.json",
+                       help="bone mapping for the rig (default: automatic)")  # fmt: skip
+
+
+def target_from_args(args: argparse.Namespace) -> RigTarget | None:
+    """The character flags as a :class:`RigTarget`; None when they ask for nothing (no rig,
+    Blender FBX, every bone). Bad values raise ``BatchInputError`` naming the flag."""
+    if not args.target_rig:
+        for flag, used in (("--root-motion", args.root_motion != "keep"),
+                           ("--mapping-preset", args.mapping_preset is not None),
+                           ("--no-plant-feet", args.no_plant_feet),
+                           ("--no-relax-fingers", args.no_relax_fingers),
+                           ("--no-ik-controls", args.no_ik_controls),
+                           ("--ik-limbs", args.ik_limbs)):  # fmt: skip
+            if used:
+                raise BatchInputError(f"{flag} needs --target-rig", field=flag)
+        if args.engine == "blender" and not args.deform_only:
+            return None
+        return RigTarget(None, "", RetargetOptions(), args.engine.upper(), args.deform_only, None)
+    text = args.target_rig
+    path_text, sep, name = text.rpartition(":") if ".blend:" in text else (text, "", "")
+    path = Path(path_text)
+    if path.suffix.lower() not in RIG_SUFFIXES:
+        raise BatchInputError(
+            f"--target-rig takes FILE.blend:OBJECT or FILE.fbx, not {text!r}", field="--target-rig"
+        )
+    if path.suffix.lower() == ".blend" and not (sep and name):
+        raise BatchInputError(
+            f"--target-rig {text!r}: name the armature object after ':' (hero.blend:Armature)",
+            field="--target-rig",
+        )
+    if not path.is_file():
+        raise BatchInputError(f"--target-rig: {path} does not exist", field="--target-rig")
+    if args.mapping_preset is not None and not args.mapping_preset.is_file():
+        raise BatchInputError(f"--mapping-preset: {args.mapping_preset} does not exist",
+                              field="--mapping-preset")  # fmt: skip
+    options = RetargetOptions(root_motion=args.root_motion.upper(),
+                              pin_feet=not args.no_plant_feet,
+                              relax_fingers=not args.no_relax_fingers,
+                              key_ik=not args.no_ik_controls, ik_limbs=args.ik_limbs)  # fmt: skip
+    return RigTarget(path, name, options, args.engine.upper(), args.deform_only,
+                     args.mapping_preset)  # fmt: skip

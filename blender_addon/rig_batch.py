@@ -1,0 +1,87 @@
+"""The batch's character (``--target-rig``): load the rig into each prompt's scene, retarget
+every take onto it, and export from it (bpy side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import bpy
+
+from . import rig_history, rig_reader, rig_takes
+from .core import bone_mapping
+from .core.errors import RigError
+from .core.rig_cli import RigTarget
+from .props import HYMOTION_PG_take as Take
+from .props import scene_settings
+from .targets import RIG_TARGET
+
+
+def load_rig(scene: bpy.types.Scene, target: RigTarget) -> bpy.types.Object:
+    """The character from ``target``'s file, linked into ``scene`` (appended, not linked, so
+    its actions can be written), with its child objects (meshes)."""
+    assert target.path is not None
+    if target.path.suffix.lower() == ".fbx":
+        before = set(bpy.data.objects)
+        bpy.ops.import_scene.fbx(filepath=str(target.path), automatic_bone_orientation=False)
+        armatures = [o for o in bpy.data.objects if o not in before and o.type == "ARMATURE"]
+        if len(armatures) != 1:
+            names = ", ".join(o.name for o in armatures) or "none"
+            raise RigError(f"{target.path.name} holds {len(armatures)} armatures ({names}); "
+                           "use FILE.blend:OBJECT to pick one", field="--target-rig")  # fmt: skip
+        return rig_reader.check_rig(armatures[0])
+    # The stubs type libraries.load as returning None; it returns a context manager.
+    loader: Any = bpy.data.libraries.load(str(target.path), link=False)  # type: ignore[func-returns-value]
+    with loader as (source, into):
+        if target.object_name not in source.objects:
+            names = ", ".join(sorted(source.objects)) or "none"
+            raise RigError(f"{target.path.name} has no object {target.object_name!r} "
+                           f"(objects: {names})", field="--target-rig")  # fmt: skip
+        into.objects = list(source.objects)
+    loaded = [o for o in into.objects if o is not None]
+    rig = next(o for o in loaded if o.name == target.object_name)  # the scene was emptied
+    keep = {rig, *rig.children_recursive}
+    for obj in loaded:
+        if obj in keep:
+            scene.collection.objects.link(obj)
+        else:
+            bpy.data.objects.remove(obj)
+    scene.view_layers[0].update()
+    return rig_reader.check_rig(rig)
+
+
+def prepare(
+    scene: bpy.types.Scene, target: RigTarget, takes: Sequence[Take]
+) -> bpy.types.Object | None:
+    """Set the panel's export options; with a rig file, load the character, make it the
+    target and retarget every take onto it."""
+    settings = scene_settings(scene)
+    retarget = settings.retarget
+    retarget.engine = target.engine  # type: ignore[assignment]
+    retarget.deform_only = target.deform_only
+    if target.path is None:
+        return None
+    rig = load_rig(scene, target)
+    settings.target = RIG_TARGET  # type: ignore[assignment]
+    retarget.rig = rig
+    retarget.root_motion = target.options.root_motion  # type: ignore[assignment]
+    retarget.pin_feet = target.options.pin_feet
+    retarget.relax_fingers = target.options.relax_fingers
+    retarget.key_ik = target.options.key_ik
+    retarget.ik_limbs = target.options.ik_limbs
+    if target.preset is not None:
+        mapping = bone_mapping.load_preset(target.preset, rig_reader.rig_bones(rig))
+        rig[rig_takes.MAPPING_KEY] = bone_mapping.preset_text(mapping)
+    rig_history.retarget_all(scene, list(takes), rig)
+    return rig
+
+
+def describe(rig: bpy.types.Object) -> dict[str, object]:
+    """For summary.json: the rig, its convention and the bones that follow their parents."""
+    mapping = rig_takes.rig_mapping(rig)
+    return {
+        "object": rig.name,
+        "convention": mapping.label,
+        "joints": dict(mapping.joints),
+        "unmapped_bones": mapping.unmapped(rig_reader.rig_bones(rig)),
+    }

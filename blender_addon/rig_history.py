@@ -1,0 +1,214 @@
+"""The takes history on the artist's own rig: apply, compare, delete (bpy side).
+
+Each take keeps one Action per rig it was applied to (``take.rig_actions``). Applying again
+with the same options plays that Action; with other options a new one replaces it, and only
+it. The take's own Action on the model skeleton stays the source of every retarget.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import bpy
+
+from . import build, history, rig_export, rig_reader, rig_takes, take_finishing
+from .core import bone_mapping, retarget
+from .core.errors import RigError
+from .props import HYMOTION_PG_take as Take
+from .props import scene_settings
+from .rig_props import HYMOTION_PG_retarget, HYMOTION_PG_rig_take
+from .targets import MAIN_OBJECT_NAME, RIG_TARGET
+
+
+def character(scene: bpy.types.Scene) -> bpy.types.Object:
+    """The rig takes go to: the panel's Character, else the active armature (remembered)."""
+    settings = scene_settings(scene).retarget
+    obj = settings.rig
+    if obj is None or scene.objects.get(obj.name) is None:
+        active = bpy.context.view_layer.objects.active if bpy.context.view_layer else None
+        if active is not None and active.type != "ARMATURE" and active.parent is not None:
+            active = active.parent  # the character's mesh selected: its armature
+        if active is None or active.type != "ARMATURE" or _is_model_armature(active):
+            raise RigError(
+                "no character chosen: pick your armature in the panel's Character field or "
+                "select it (target 'Selected armature')",
+                field="rig",
+            )
+        obj = active
+        settings.rig = obj
+    return rig_reader.check_rig(obj)
+
+
+def _is_model_armature(obj: bpy.types.Object) -> bool:
+    data = obj.data
+    # The 4.2 stubs type ID.get as returning None; it returns the custom property.
+    return isinstance(data, bpy.types.Armature) and data.get(build.SKELETON_KEY) is not None  # type: ignore[func-returns-value]
+
+
+def options_of(settings: HYMOTION_PG_retarget) -> retarget.RetargetOptions:
+    return retarget.RetargetOptions(
+        root_motion=settings.root_motion,
+        pin_feet=settings.pin_feet,
+        relax_fingers=settings.relax_fingers,
+        key_ik=settings.key_ik,
+        ik_limbs=settings.ik_limbs,
+    )
+
+
+def _options_key(take: Take, options: retarget.RetargetOptions, mapping_text: str) -> str:
+    """What a take's rig action was made from: a change of any of these remakes it."""
+    finishing = repr(take.finishing.options())  # the take's own finishing (issue #10)
+    return json.dumps([options.root_motion, options.pin_feet, options.relax_fingers,
+                       options.key_ik, options.ik_limbs, mapping_text, finishing])  # fmt: skip
+
+
+def motion_of(take: Take) -> rig_takes.Motion:
+    """The take in model space, read from its Action (the artist's edits included)."""
+    action, data = history._parts(take)
+    skeleton, rotations, pelvis = take_finishing.read_motion(action, data)
+    return rig_takes.Motion(take.name, skeleton, rotations, pelvis, float(take.fps))
+
+
+def record_for(take: Take, obj: bpy.types.Object) -> HYMOTION_PG_rig_take | None:
+    return next((r for r in take.rig_actions if r.rig == obj), None)
+
+
+def rig_action(
+    scene: bpy.types.Scene, take: Take, obj: bpy.types.Object
+) -> tuple[bpy.types.Action, bool]:
+    """The take's Action on ``obj`` for the panel's options, (re)made if needed; True if new."""
+    settings = scene_settings(scene).retarget
+    options = options_of(settings)
+    mapping = rig_takes.rig_mapping(obj)
+    key = _options_key(take, options, bone_mapping.preset_text(mapping))
+    record = record_for(take, obj)
+    if record is not None and record.action is not None and record.options == key:
+        return record.action, False
+    (action,) = rig_takes.retarget_actions(obj, [motion_of(take)], options, mapping)
+    if record is None:
+        record = take.rig_actions.add()
+        record.rig = obj
+    old = record.action
+    record.action, record.options = action, key
+    if old is not None:
+        bpy.data.actions.remove(old)  # only this take's action on this rig
+        action.name = rig_takes.action_name(take.name, obj.name)  # free again: no ".001"
+    return action, True
+
+
+def retarget_all(scene: bpy.types.Scene, takes: list[Take], obj: bpy.types.Object) -> None:
+    """Every take's Action on ``obj`` for the panel's options, made together (one transfer)."""
+    settings = scene_settings(scene).retarget
+    options = options_of(settings)
+    mapping = rig_takes.rig_mapping(obj)
+    text = bone_mapping.preset_text(mapping)
+    missing = [t for t in takes if (r := record_for(t, obj)) is None or r.action is None
+               or r.options != _options_key(t, options, text)]  # fmt: skip
+    if not missing:
+        return
+    actions = rig_takes.retarget_actions(obj, [motion_of(t) for t in missing], options, mapping)
+    for take, action in zip(missing, actions, strict=True):
+        record = record_for(take, obj) or take.rig_actions.add()
+        record.rig = obj
+        old = record.action
+        record.action, record.options = action, _options_key(take, options, text)
+        if old is not None:
+            bpy.data.actions.remove(old)
+            action.name = rig_takes.action_name(take.name, obj.name)
+
+
+def apply_rig_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
+    obj = character(scene)
+    action, _ = rig_action(scene, take, obj)
+    rig_takes.play(obj, action)
+    scene.frame_start, scene.frame_end = build.action_frames(action)
+    return obj
+
+
+def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.types.Object]:
+    """One copy of the character per take (sharing its armature), side by side."""
+    obj = character(scene)
+    retarget_all(scene, list(takes), obj)  # the missing ones in one pass
+    collection = history.compare_collection(scene)
+    for old in list(collection.objects):
+        bpy.data.objects.remove(old)
+    spacing = scene_settings(scene).spacing
+    copies = []
+    end = scene.frame_start
+    for i, take in enumerate(takes):
+        action, _ = rig_action(scene, take, obj)
+        copy = obj.copy()
+        copy.name = f"{obj.name} {take.name}"
+        copy.animation_data_clear()
+        collection.objects.link(copy)
+        copy.location = obj.location.copy()
+        copy.location.x += (i - (len(takes) - 1) / 2) * spacing
+        if copy.pose is None:
+            scene.view_layers[0].update()
+        build.assign_action(copy, action)
+        end = max(end, build.action_frames(action)[1])
+        copies.append(copy)
+    scene.frame_end = end
+    return copies
+
+
+def delete_rig_actions(take: Take) -> None:
+    """Remove the take's Actions on every rig; a rig playing one gets its own action back."""
+    for record in take.rig_actions:
+        action, obj = record.action, record.rig
+        anim = obj.animation_data if obj is not None else None
+        if obj is not None and anim is not None and action is not None and anim.action == action:
+            rig_takes.give_back(obj)
+        if action is not None:
+            bpy.data.actions.remove(action)
+    take.rig_actions.clear()
+
+
+def export_take(
+    scene: bpy.types.Scene, take: Take, files: Sequence[tuple[str, Path]], overwrite: bool
+) -> list[Path]:
+    """FBX/BVH of ``take`` for the panel's engine: from the character when the target is the
+    artist's rig, else from the built-in armature under a stable name (``MAIN_OBJECT_NAME``)."""
+    settings = scene_settings(scene)
+    options = settings.retarget
+    if settings.target == RIG_TARGET:
+        obj = character(scene)
+        action, _ = rig_action(scene, take, obj)
+        return _export(scene, obj, action, take, files, overwrite, options)
+    action, data = history._parts(take)
+    obj = build.new_armature_object(scene, data, MAIN_OBJECT_NAME + " export")
+    try:
+        return _export(scene, obj, action, take, files, overwrite, options,
+                       name=MAIN_OBJECT_NAME)  # fmt: skip
+    finally:
+        bpy.data.objects.remove(obj)
+
+
+def _export(
+    scene: bpy.types.Scene,
+    obj: bpy.types.Object,
+    action: bpy.types.Action,
+    take: Take,
+    files: Sequence[tuple[str, Path]],
+    overwrite: bool,
+    options: HYMOTION_PG_retarget,
+    name: str = "",
+) -> list[Path]:
+    written = []
+    saved = obj.name
+    try:
+        if name and options.engine != "UNREAL":
+            obj.name = name
+        for fmt, path in files:
+            if fmt == "FBX":
+                rig_export.export_rig_fbx(scene, obj, action, path, take.name, options.engine,
+                                          options.deform_only, overwrite)  # fmt: skip
+            else:
+                rig_export.export_rig_bvh(scene, obj, action, path, float(take.fps),
+                                          options.deform_only, overwrite)  # fmt: skip
+            written.append(path)
+    finally:
+        obj.name = saved
+    return written

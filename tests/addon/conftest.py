@@ -84,11 +84,12 @@ def scene(addon: None) -> Iterator[object]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The bpy module of Blender 4.2 crashes at interpreter exit once a property with an update
-    callback was registered (the add-on has some), so pytest's exit status would be lost to a
-    SIGSEGV: there, the process ends with that status right after pytest, without the
-    interpreter's clean-up (the batch does the same: ``blender_addon.batch.exit_with``)."""
+    callback was registered (the add-on has some), and 4.5's hangs at exit after the whole
+    suite (every test done and reported), so pytest's exit status would be lost: there, the
+    process ends with that status right after pytest, without the interpreter's clean-up (the
+    batch does the same on 4.2: ``blender_addon.batch.exit_with``)."""
     bpy = sys.modules.get("bpy")
-    if bpy is not None and not bpy.app.binary_path and bpy.app.version < (4, 3, 0):
+    if bpy is not None and not bpy.app.binary_path and bpy.app.version < (5, 0, 0):
         atexit.register(_exit_now, int(exitstatus))
 
 

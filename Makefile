@@ -2,11 +2,23 @@
 # Both create the pinned virtual environment in .venv first; nothing else needs installing.
 
 PYTHON ?= python3.11
+# Blender 5.1+ runs Python 3.13; pyenv provides it on the dev machines and CI.
+PYTHON313 ?= env PYENV_VERSION=3.13.0 python3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench addon clean
+# The add-on suite (every tests/addon/test_*.py) per Blender version, each on the bpy module from
+# PyPI in its own venv under build/bpy/ made from tests/addon/requirements/bpy-<version>.lock;
+# 5.0 is .venv's bpy. The test daemons always run on .venv (torch stays out of Blender's venvs).
+BLENDER_ALL := 4.2 4.5 5.0 5.2 5.3
+BLENDER_CI := 4.2 5.3# the oldest LTS and the newest release: part of every `make test`
+BPY_VENVS := build/bpy
+PYTEST_ARGS ?= -q
+python_for = $(if $(filter 5.2 5.3,$(1)),$(PYTHON313),$(PYTHON))
+
+# test-blender-<version> are not .PHONY: make skips pattern rules for phony targets.
+.PHONY: setup demo test test-suite lint format bench addon clean test-blender-all
 
 setup: $(STAMP)
 
@@ -19,8 +31,26 @@ $(STAMP): requirements.lock
 demo: setup
 	$(PY) tools/demo.py --out out/demo
 
-test: setup lint
+test: test-suite $(BLENDER_CI:%=test-blender-%)
+
+test-suite: setup lint
 	$(PY) -m pytest -q
+
+test-blender-all: $(BLENDER_ALL:%=test-blender-%)
+
+.PRECIOUS: $(BPY_VENVS)/%/.installed
+$(BPY_VENVS)/%/.installed: tests/addon/requirements/bpy-%.lock
+	rm -rf $(BPY_VENVS)/$*
+	$(call python_for,$*) -m venv $(BPY_VENVS)/$*
+	$(BPY_VENVS)/$*/bin/python -m pip install --quiet -r $<
+	cp $< $@
+
+test-blender-5.0: setup
+	HYMOTION_DAEMON_PYTHON=$(abspath $(PY)) $(PY) -m pytest tests/addon $(PYTEST_ARGS)
+
+test-blender-%: setup $(BPY_VENVS)/%/.installed
+	HYMOTION_DAEMON_PYTHON=$(abspath $(PY)) $(BPY_VENVS)/$*/bin/python -m pytest tests/addon \
+		$(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,13 +1,26 @@
-"""Build the installable Blender extension zips (one per platform).
+"""Build the installable Blender extension zips: one per platform and Blender Python line.
 
     python build_addon.py [--out dist] [--wheel-cache build/wheels] [--offline]
 
-Steps: stage ``blender_addon/`` with ``shared_protocol`` vendored as ``_vendor/shared_protocol``
-(the add-on imports it from there when installed); download the pyzmq wheels for Blender's
-Pythons (cp311 for Blender 4.2-5.0, cp312-abi3 for 5.1+ / Python 3.13) per platform into a cache
-with ``pip download``; list them in the staged manifest; validate and build with the
-``blender_ext.py`` that ships inside every Blender and bpy wheel (``--split-platforms``, so
-each zip carries only its own platform's wheels). Wheels are never committed.
+Blender decides which Pythons an extension supports from its wheels' tags alone: a cp311 wheel
+means Python 3.11, an abi3 wheel means "any Python 3", but only while no version-specific wheel
+is beside it (blender_ext.py ``python_versions_from_wheels`` drops "3" when "3.11" is present).
+pyzmq 27.3.0 ships cp311-cp311 wheels for Python 3.11 and cp312-abi3 wheels (no cp313 ones)
+for 3.12+, so one zip holding both is refused by every Blender on Python 3.13 ("This Python
+version (3.13) isn't compatible with (3.11)"). Hence one zip per Python line, each limited to
+the Blenders of that line by ``blender_version_min``/``blender_version_max``:
+
+- Blender 4.2-5.0 (Python 3.11): the cp311 wheels; linux-x64, windows-x64, macos-arm64 and
+  macos-x64 (Intel Macs run 4.2 LTS and 4.5 LTS; 5.0 dropped them).
+- Blender 5.1 and newer (Python 3.13): the cp312-abi3 wheels; linux-x64, windows-x64,
+  macos-arm64.
+
+Steps per line: stage ``blender_addon/`` with ``shared_protocol`` vendored as
+``_vendor/shared_protocol`` (the add-on imports it from there when installed); download the
+unmodified pyzmq wheels with ``pip download`` into a cache; list them and the Blender range in
+the staged manifest; validate and build with the ``blender_ext.py`` that ships inside every
+Blender and bpy wheel (``--split-platforms``: each zip carries only its own platform's wheels);
+validate every built zip again. Wheels are never committed.
 """
 
 from __future__ import annotations
@@ -20,20 +33,40 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 ADDON = ROOT / "blender_addon"
-PYZMQ = "pyzmq==27.3.0"
-#: (Blender platform, pip --platform tags in preference order). macOS wheels are universal2.
-PLATFORMS = {
+PYZMQ_VERSION = "27.3.0"
+#: pip ``--platform`` tags per Blender platform, in preference order (macOS wheels are universal2).
+PLATFORM_TAGS = {
     "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
     "windows-x64": ["win_amd64"],
     "macos-arm64": ["macosx_11_0_arm64", "macosx_10_15_universal2"],
     "macos-x64": ["macosx_10_15_x86_64", "macosx_10_15_universal2"],
 }
-PYTHONS = ("3.11", "3.13")  # Blender 4.2-5.0 and 5.1+
 _STAGE_EXCLUDE = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
+
+
+@dataclass(frozen=True)
+class PythonLine:
+    """The Blenders that share one Python version, and the zips built for them."""
+
+    label: str  # the end of each zip's name: tells the artist which Blender it is for
+    python: str  # pip --python-version
+    wheel_abi: str  # the python-abi tags of the pyzmq wheel this Python takes
+    blender_min: str
+    blender_max: str  # first Blender version NOT supported ("" for no limit)
+    platforms: tuple[str, ...]
+
+
+LINES = (
+    PythonLine("blender4.2-5.0", "3.11", "cp311-cp311", "4.2.0", "5.1.0",
+               ("linux-x64", "windows-x64", "macos-arm64", "macos-x64")),
+    PythonLine("blender5.1-up", "3.13", "cp312-abi3", "5.1.0", "",
+               ("linux-x64", "windows-x64", "macos-arm64")),
+)  # fmt: skip
 
 
 class BuildError(Exception):
@@ -52,44 +85,47 @@ def blender_ext() -> Path:
     return found[-1]
 
 
-def download_wheels(cache: Path, offline: bool) -> list[Path]:
-    """pyzmq wheels for every platform and Python, from the cache or PyPI."""
+def zip_name(line: PythonLine, platform: str, version: str) -> str:
+    return f"hy_motion-{version}-{platform.replace('-', '_')}-{line.label}.zip"
+
+
+def download_wheels(line: PythonLine, cache: Path, offline: bool) -> list[Path]:
+    """The pyzmq wheels of one line for each of its platforms, from the cache or PyPI."""
     cache.mkdir(parents=True, exist_ok=True)
-    wheels: set[Path] = set()
-    for platform, tags in PLATFORMS.items():
-        for python in PYTHONS:
-            wheels.add(_one_wheel(cache, platform, tags, python, offline))
-    return sorted(wheels)
+    return sorted({_one_wheel(cache, line, platform, offline) for platform in line.platforms})
 
 
-def _one_wheel(cache: Path, platform: str, tags: list[str], python: str, offline: bool) -> Path:
-    for tag in tags:
-        cached = _matching(cache, tag, python)
-        if cached is not None:
-            return cached
+def _one_wheel(cache: Path, line: PythonLine, platform: str, offline: bool) -> Path:
+    tags = PLATFORM_TAGS[platform]
+    cached = _matching(cache, line, tags)
+    if cached is not None:
+        return cached
     if offline:
-        raise BuildError(f"no cached pyzmq wheel for {platform} / Python {python} in {cache}")
+        raise BuildError(f"no cached pyzmq wheel for {platform} / Python {line.python} in {cache}")
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-               "--only-binary=:all:", "--python-version", python, "--dest", str(cache)]  # fmt: skip
-    command += [arg for tag in tags for arg in ("--platform", tag)] + [PYZMQ]
+               "--only-binary=:all:", "--python-version", line.python, "--dest", str(cache),
+               *[arg for tag in tags for arg in ("--platform", tag)],
+               f"pyzmq=={PYZMQ_VERSION}"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
-    found = next((w for tag in tags if (w := _matching(cache, tag, python))), None)
+    found = _matching(cache, line, tags)
     if result.returncode != 0 or found is None:
         raise BuildError(
-            f"pip could not download {PYZMQ} for {platform} / Python {python}:\n{result.stderr}"
+            f"pip could not download pyzmq {PYZMQ_VERSION} ({line.wheel_abi}) for {platform}:\n"
+            f"{result.stderr}"
         )
     return found
 
 
-def _matching(cache: Path, tag: str, python: str) -> Path | None:
-    # cp311-cp311 for 3.11; the stable-ABI cp312-abi3 wheel serves 3.13.
-    abi = "cp311-cp311" if python == "3.11" else "cp312-abi3"
-    version = PYZMQ.split("==")[1]
-    matches = sorted(cache.glob(f"pyzmq-{version}-{abi}-*{tag}*.whl"))
-    return matches[0] if matches else None
+def _matching(cache: Path, line: PythonLine, tags: list[str]) -> Path | None:
+    for tag in tags:
+        matches = sorted(cache.glob(f"pyzmq-{PYZMQ_VERSION}-{line.wheel_abi}-*{tag}*.whl"))
+        if matches:
+            return matches[0]
+    return None
 
 
-def stage(target: Path, wheels: list[Path]) -> None:
+def stage(target: Path, line: PythonLine, wheels: list[Path]) -> str:
+    """Copy the add-on and its wheels to ``target``; returns the extension's version."""
     shutil.copytree(ADDON, target, ignore=_STAGE_EXCLUDE)
     vendor = target / "_vendor"
     vendor.mkdir()
@@ -101,33 +137,64 @@ def stage(target: Path, wheels: list[Path]) -> None:
     for wheel in wheels:
         shutil.copy2(wheel, target / "wheels" / wheel.name)
     manifest = target / "blender_manifest.toml"
-    listed = json.dumps([f"./wheels/{w.name}" for w in wheels])
-    text, count = re.subn(r"(?m)^wheels = \[\]$", f"wheels = {listed}", manifest.read_text())
-    if count != 1:
-        raise BuildError("blender_manifest.toml must contain the line 'wheels = []'")
+    text = manifest.read_text()
+    replacements = {
+        "wheels": json.dumps([f"./wheels/{w.name}" for w in wheels]),
+        "platforms": json.dumps(list(line.platforms)),
+        "blender_version_min": json.dumps(line.blender_min),
+    }
+    for key, value in replacements.items():
+        text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+        if count != 1:
+            raise BuildError(f"blender_manifest.toml must contain one line '{key} = ...'")
+    if line.blender_max:
+        text = text.replace(
+            f"blender_version_min = {replacements['blender_version_min']}\n",
+            f"blender_version_min = {replacements['blender_version_min']}\n"
+            f"blender_version_max = {json.dumps(line.blender_max)}\n",
+        )
     manifest.write_text(text)
+    version = re.search(r'(?m)^version = "([^"]+)"$', text)
+    if version is None:
+        raise BuildError("blender_manifest.toml has no version line")
+    return version.group(1)
+
+
+def _blender_ext(tool: Path, *args: str) -> None:
+    result = subprocess.run([sys.executable, str(tool), *args], capture_output=True, text=True,
+                            check=False)  # fmt: skip
+    if result.returncode != 0:
+        raise BuildError(f"blender_ext {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+
+
+def build_line(line: PythonLine, tool: Path, out: Path, cache: Path, offline: bool) -> list[Path]:
+    wheels = download_wheels(line, cache, offline)
+    zips = []
+    with tempfile.TemporaryDirectory(prefix="hy_motion_build_") as temp:
+        staged, built = Path(temp) / "hy_motion", Path(temp) / "zips"
+        version = stage(staged, line, wheels)
+        built.mkdir()
+        _blender_ext(tool, "validate", str(staged))
+        _blender_ext(tool, "build", "--source-dir", str(staged), "--output-dir", str(built),
+                     "--split-platforms")  # fmt: skip
+        for platform in line.platforms:
+            made = built / f"hy_motion-{version}-{platform.replace('-', '_')}.zip"
+            if not made.is_file():
+                raise BuildError(f"blender_ext built no zip for {platform} ({line.label})")
+            target = out / zip_name(line, platform, version)
+            shutil.move(made, target)
+            _blender_ext(tool, "validate", str(target))
+            zips.append(target)
+    return zips
 
 
 def build(out: Path, cache: Path, offline: bool = False) -> list[Path]:
-    """Validate and build; returns the per-platform zips."""
+    """Validate and build every line; returns the zips, each validated after the build."""
     tool = blender_ext()
-    wheels = download_wheels(cache, offline)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="hy_motion_build_") as temp:
-        staged = Path(temp) / "hy_motion"
-        stage(staged, wheels)
-        for step in (["validate", str(staged)],
-                     ["build", "--source-dir", str(staged), "--output-dir", str(out),
-                      "--split-platforms"]):  # fmt: skip
-            result = subprocess.run([sys.executable, str(tool), *step], capture_output=True,
-                                    text=True, check=False)  # fmt: skip
-            if result.returncode != 0:
-                raise BuildError(f"blender_ext {step[0]} failed:\n{result.stdout}{result.stderr}")
-    zips = sorted(out.glob("hy_motion-*-*.zip"))
-    missing = [p for p in PLATFORMS if not any(p.replace("-", "_") in z.name for z in zips)]
-    if missing:
-        raise BuildError(f"no zip was built for {', '.join(missing)}")
-    return zips
+    for stale in out.glob("hy_motion-*.zip"):
+        stale.unlink()
+    return [z for line in LINES for z in build_line(line, tool, out, cache, offline)]
 
 
 def main(argv: list[str] | None = None) -> int:

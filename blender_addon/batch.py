@@ -2,11 +2,15 @@
 
     blender -b --python-exit-code 2 --python blender_addon/batch.py -- --prompts FILE --out DIR
     python -m blender_addon.batch --prompts FILE --out DIR          (the bpy module from PyPI)
+    blender -b --python-exit-code 2 --python <installed extension>/batch.py -- --prompts FILE ...
+    python <installed extension>/batch.py -- --prompts FILE ...     (the bpy module from PyPI)
 
-Per prompt it writes ``DIR/NNN_<prompt>/scene.blend`` (all candidates as takes, the first one
-applied) and per candidate ``<prompt>_s<seed>.fbx`` / ``.bvh``; then ``DIR/summary.json``.
-Exit code: 0 if every item succeeded, 1 if any failed (all failures are listed), 2 for a
-usage error (bad arguments, unreadable prompt file, unusable keys).
+Per prompt it writes ``DIR/NNN_<prompt>/NNN_<prompt>.blend`` (all candidates as takes, the
+first one applied) and per candidate ``<prompt>_s<seed>.fbx`` / ``.bvh``; then
+``DIR/summary.json``. Every path is decided, and checked, before the first request: an existing
+one stops the batch with exit code 2 unless ``--overwrite``. Exit code: 0 if every item
+succeeded, 1 if any failed (all failures are listed), 2 for a usage error (bad arguments,
+unreadable prompt file, unusable keys, outputs that exist).
 """
 
 from __future__ import annotations
@@ -15,19 +19,52 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-if not __package__:  # run as a script: import the package this file belongs to, then run it
+if not __package__:
+    # Run as a file (blender --python, or python): import the package it belongs to and run it.
+    # In the source tree that is its folder, as a top-level package. In an installed extension
+    # (<extensions>/<repo>/<id>/batch.py) it is the extension's module bl_ext.<repo>.<id>,
+    # enabled first if it is not (Blender then installs its wheels, pyzmq, and puts them on
+    # sys.path) and disabled again at the end.
     _here = Path(__file__).resolve().parent
-    sys.path.insert(0, str(_here.parent))
-    sys.exit(importlib.import_module(f"{_here.name}.batch").main())
+    if _here.parent.parent.name != "extensions":
+        sys.path.insert(0, str(_here.parent))
+        _batch = importlib.import_module(f"{_here.name}.batch")
+        _batch.exit_with(_batch.main())
+    import bpy
 
-from .core import naming
-from .core.batch_input import BatchItem, load_prompts
+    addon_utils = importlib.import_module("addon_utils")  # Blender's, found once bpy is imported
+
+    _module = f"bl_ext.{_here.parent.name}.{_here.name}"
+    _preferences = bpy.context.preferences
+    _enable_here = _preferences is None or _module not in _preferences.addons
+    if _enable_here:
+        addon_utils.extensions_refresh(ensure_wheels=True, addon_modules_pending=[_module])
+        if addon_utils.enable(_module, default_set=True, handle_error=print) is None:
+            print(f"error: the installed extension {_module} could not be enabled")
+            sys.exit(2)
+    _batch = importlib.import_module(f"{_module}.batch")
+    try:
+        _code = _batch.main()
+    finally:
+        if _enable_here:
+            addon_utils.disable(_module, default_set=True)
+    _batch.exit_with(_code)
+
+from .core.batch_input import load_prompts
+from .core.batch_plan import (
+    PlannedItem,
+    describe_seeds,
+    existing_outputs,
+    plan,
+    summary_path,
+)
 from .core.describe import explain
 from .core.errors import RigError
 from .core.files import atomic_path
@@ -120,14 +157,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     client_secret_file=args.key_file, artist=args.artist,
                                     connect_timeout_s=args.connect_timeout)  # fmt: skip
     try:
-        items = load_prompts(args.prompts, defaults)
+        planned = plan(load_prompts(args.prompts, defaults), args.out, formats)
         config = client_config(connection, online_access=True)  # the command line is consent
         finish = finishing_cli.options_from_args(args)
         character = target_from_args(args)
     except errors.HYMotionError as exc:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    return Batch(args, formats, config, finish, character).run(items)
+    existing = [] if args.overwrite else existing_outputs(planned, args.out)
+    if existing:
+        return refuse_existing(existing)
+    return Batch(args, formats, config, finish, character).run(planned)
+
+
+def refuse_existing(existing: Sequence[Path]) -> int:
+    """Nothing is generated or written when an output exists (without --overwrite)."""
+    shown = "".join(f"\n  {path}" for path in existing[:10])
+    more = f"\n  ... and {len(existing) - 10} more" if len(existing) > 10 else ""
+    print(f"error: {len(existing)} output file(s) already exist, so nothing was generated:"
+          f"{shown}{more}\nPass --overwrite to replace them, or choose another --out folder.",
+          file=sys.stderr)  # fmt: skip
+    return EXIT_USAGE
 
 
 def _bvh_main(args: argparse.Namespace, formats: tuple[str, ...]) -> int:
@@ -139,6 +189,9 @@ def _bvh_main(args: argparse.Namespace, formats: tuple[str, ...]) -> int:
     except errors.HYMotionError as exc:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    summary = summary_path(args.out)
+    if summary.exists() and not args.overwrite:
+        return refuse_existing([summary])
     return bvh_batch.run(args, formats, finish)
 
 
@@ -151,7 +204,7 @@ class Batch:
         self.records: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
-    def run(self, items: list[BatchItem]) -> int:
+    def run(self, items: list[PlannedItem]) -> int:
         from . import scene_io  # bpy is imported only once the arguments are known to be good
 
         started = time.monotonic()
@@ -182,30 +235,32 @@ class Batch:
         self._summary(started, session)
         return EXIT_OK if not self.failures else EXIT_FAILED
 
-    def _one(self, session: GenerationSession, item: BatchItem, total: int) -> None:
+    def _one(self, session: GenerationSession, planned: PlannedItem, total: int) -> None:
         from . import scene_io
 
+        item = planned.item
         label = f"[{item.index}/{total}] {item.settings.prompt[:60]!r}"
         try:
             request = build_request(item.settings, session.limits)
         except errors.HYMotionError as exc:
-            self._fail(item, exc)
+            self._fail(planned, exc)
             return
         outcome = self._generate(session, request, label)
         if isinstance(outcome, Failed):
             if isinstance(outcome.error, errors.DaemonUnreachable):
                 raise outcome.error
-            self._fail(item, outcome.error)
+            self._fail(planned, outcome.error)
             return
-        folder = self.args.out / f"{item.index:03d}_{naming.slug(request.prompt)}"
-        for record in scene_io.write_outputs(outcome.result, session.server, request, folder,
-                                             self.formats, self.args.overwrite,
-                                             self.finish, self.character):  # fmt: skip
+        records = scene_io.write_outputs(outcome.result, session.server, request, planned.folder,
+                                         planned.blend, self.formats, self.args.overwrite,
+                                         self.finish, self.character)  # fmt: skip
+        for record in records:
             record.update(prompt_index=item.index, where=item.where)
             self.records.append(record)
             if record["error"]:
                 self.failures.append(record)
-            print(f"{label} seed {record['seed']}: {record['error'] or 'ok'}", flush=True)
+            written = "".join(f"\n  wrote {path}" for path in record["files"])
+            print(f"{label} seed {record['seed']}: {record['error'] or 'ok'}{written}", flush=True)
 
     def _generate(
         self, session: GenerationSession, request: messages.Generate, label: str
@@ -226,13 +281,15 @@ class Batch:
             print(f"{label} daemon busy; retrying in {wait:.1f} s", flush=True)
             time.sleep(wait)
 
-    def _fail(self, item: BatchItem, exc: errors.HYMotionError) -> None:
-        info = explain(exc)
+    def _fail(self, planned: PlannedItem, exc: errors.HYMotionError) -> None:
+        """The whole prompt failed: one record, naming its seeds."""
+        info, item = explain(exc), planned.item
         record = {"prompt_index": item.index, "where": item.where, "prompt": item.settings.prompt,
-                  "seed": None, "files": [], "error": str(info), "code": exc.code}  # fmt: skip
+                  "seed": planned.seeds[0], "seeds": planned.seeds, "files": [],
+                  "error": str(info), "code": exc.code}  # fmt: skip
         self.records.append(record)
         self.failures.append(record)
-        print(f"[{item.index}] FAILED {item.where}: {info}", flush=True)
+        print(f"[{item.index}] FAILED {item.where} {planned.describe_seeds()}: {info}", flush=True)
 
     def _summary(self, started: float, session: GenerationSession) -> None:
         summary: dict[str, Any] = {
@@ -242,11 +299,15 @@ class Batch:
             "finishing": self.finish.as_dict(),
             "character": self.character.as_dict() if self.character else None,
             "items": self.records,
-            "failures": [f"{f['where']} seed {f['seed']}: {f['error']}" for f in self.failures],
+            "failures": [
+                f"{f['where']} {describe_seeds(f.get('seeds') or [f['seed']])}: {f['error']}"
+                for f in self.failures
+            ],
         }
-        path = self.args.out / "summary.json"
+        path = summary_path(self.args.out)
         try:
-            with atomic_path(path, overwrite=True) as temp:
+            # Checked before the first request too; refused here if one appeared meanwhile.
+            with atomic_path(path, overwrite=self.args.overwrite) as temp:
                 temp.write_text(json.dumps(summary, indent=2))
         except errors.HYMotionError as exc:
             print(f"error: could not write {path}: {explain(exc)}", file=sys.stderr)
@@ -256,5 +317,19 @@ class Batch:
             print(f"FAILED {line}")
 
 
+def exit_with(code: int) -> NoReturn:
+    """End the batch with ``code``. The bpy *module* of Blender 4.2 crashes (SIGSEGV) at
+    interpreter exit once a property with an update callback has been registered, even if it
+    was unregistered since, which would turn every exit code into 139. There, with everything
+    written and flushed, the process ends without the interpreter's clean-up. A real Blender
+    and the bpy modules from 4.3 on exit normally."""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and not bpy.app.binary_path and bpy.app.version < (4, 3, 0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

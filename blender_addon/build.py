@@ -41,7 +41,8 @@ def object_context(obj: bpy.types.Object) -> Iterator[None]:
     }
     if context.window is None and context.window_manager and context.window_manager.windows:
         override["window"] = context.window_manager.windows[0]
-    with context.temp_override(**override):
+    # fake-bpy-module-5.2 types temp_override()'s result without __enter__/__exit__.
+    with context.temp_override(**override):  # type: ignore[attr-defined,unused-ignore]
         yield
 
 
@@ -160,6 +161,8 @@ def _curve_factory(action: bpy.types.Action) -> CurveFactory:
     strip = action.layers.new("Layer").strips.new(type="KEYFRAME")
     assert isinstance(strip, bpy.types.ActionKeyframeStrip)  # the only kind up to 5.0
     bag = strip.channelbag(slot, ensure=True)
+    if bag is None:  # typed optional since fake-bpy-module-latest; ensure=True always makes one
+        raise SceneError(f"Blender made no channels for the action slot {slot.name_display!r}")
     groups: dict[str, bpy.types.ActionGroup] = {}
 
     def slotted(path: str, index: int, group: str) -> bpy.types.FCurve:
@@ -193,6 +196,8 @@ def new_armature_object(
 def assign_action(obj: bpy.types.Object, action: bpy.types.Action) -> None:
     """Play ``action`` on ``obj``, with its slot assigned explicitly on 4.4+."""
     anim = obj.animation_data or obj.animation_data_create()
+    if anim is None:
+        raise SceneError(f"{obj.name!r} cannot hold animation data")
     anim.action = action
     if IS_SLOTTED:
         anim.action_slot = action.slots[0]

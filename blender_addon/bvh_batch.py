@@ -1,6 +1,6 @@
 """The batch's ``--bvh`` mode: BVH files used as takes, finished and written like generated ones.
 
-No daemon is needed. Per file it writes ``DIR/NNN_<file stem>/scene.blend`` and
+No daemon is needed. Per file it writes ``DIR/NNN_<file stem>/NNN_<file stem>.blend`` and
 ``<stem>_s0.fbx`` / ``.bvh`` with the batch's finishing options applied, then
 ``DIR/summary.json`` (the same layout as a prompt batch, without a daemon).
 """
@@ -36,8 +36,9 @@ def run(args: argparse.Namespace, formats: tuple[str, ...], finish: FinishOption
             try:
                 take = bvh_import.load_bvh_take(Path(path))
                 result = bvh_import.as_result(take, Path(path).stem)
-                written = scene_io.write_outputs(result, BVH_SERVER, None, folder, formats,
-                                                 args.overwrite, finish)  # fmt: skip
+                blend = folder / f"{folder.name}.blend" if "blend" in formats else None
+                written = scene_io.write_outputs(result, BVH_SERVER, None, folder, blend,
+                                                 formats, args.overwrite, finish)  # fmt: skip
                 convention = take.convention
             except errors.HYMotionError as exc:
                 written = [{"prompt": Path(path).stem, "files": [], "error": str(explain(exc))}]
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace, formats: tuple[str, ...], finish: FinishOption
                "daemon": None, "finishing": finish.as_dict(), "items": records,
                "failures": failures}  # fmt: skip
     path = args.out / "summary.json"
-    with atomic_path(path, overwrite=True) as temp:
+    with atomic_path(path, overwrite=args.overwrite) as temp:  # batch.py checked it up front
         temp.write_text(json.dumps(summary, indent=2))
     print(f"done: {len(records) - len(failures)} item(s) succeeded, {len(failures)} failed; "
           f"summary: {path}")  # fmt: skip

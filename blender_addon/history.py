@@ -14,7 +14,6 @@ from .core.conversion import resample
 from .core.errors import ExportError, SceneError
 from .core.protocol import messages, motion
 from .core.session import ServerInfo
-from .core.settings import MAX_SEED
 from .props import HYMOTION_PG_take as Take
 from .props import scene_settings
 from .targets import RIG_TARGET, target_object
@@ -68,9 +67,24 @@ def add_result(
             result.untrained,
         )
     if request is not None and request.seed is not None:
-        settings.seed = min(int(request.seed), MAX_SEED)  # what the panel's field can hold
+        settings.seed = int(request.seed)
     # Fetch the items again: adding to a collection invalidates earlier Python references.
     return [settings.takes[i] for i in range(first, len(settings.takes))]
+
+
+def show_request(scene: bpy.types.Scene, request: messages.Generate, take_index: int) -> None:
+    """The panel set to what made the takes (the request, seed fixed) with ``take_index``
+    active: a .blend written by the batch opens showing the settings of its takes."""
+    settings = scene_settings(scene)
+    settings.prompt, settings.duration_s = request.prompt, request.duration_s
+    settings.candidates, settings.guidance, settings.steps = (
+        request.candidates,
+        request.guidance,
+        request.steps,
+    )
+    if request.seed is not None:
+        settings.seed_mode, settings.seed = "FIXED", int(request.seed)
+    settings.active_take = take_index
 
 
 def _parts(take: Take) -> tuple[bpy.types.Action, bpy.types.Armature]:

@@ -32,7 +32,9 @@ class HYMOTION_PG_take(bpy.types.PropertyGroup):
 
     # ``name`` (from PropertyGroup) is the take's display name; renaming it renames nothing else.
     prompt: StringProperty(name="Prompt")  # type: ignore[valid-type]
-    seed: StringProperty(name="Seed", description="Seed of this candidate (0 to 2^32-1)")  # type: ignore[valid-type]
+    seed: StringProperty(  # type: ignore[valid-type]
+        name="Seed", description=f"Seed of this candidate (0 to {messages.MAX_SEED})"
+    )
     candidate: IntProperty(name="Candidate")  # type: ignore[valid-type]
     duration_s: FloatProperty(name="Duration", unit="TIME_ABSOLUTE")  # type: ignore[valid-type]
     frames: IntProperty(name="Frames")  # type: ignore[valid-type]
@@ -79,7 +81,10 @@ class HYMOTION_PG_settings(bpy.types.PropertyGroup):
         ],
         default="RANDOM",
     )
-    seed: IntProperty(name="Seed value", default=0, min=0)  # type: ignore[valid-type]
+    seed: IntProperty(  # type: ignore[valid-type]
+        name="Seed value", default=0, min=0, max=messages.MAX_SEED,
+        description=f"First seed; candidate k uses seed + k, every one at most {messages.MAX_SEED}",
+    )  # fmt: skip
     guidance: FloatProperty(  # type: ignore[valid-type]
         name="Guidance", description="How strictly the motion follows the prompt",
         default=5.0, min=_LIMITS.min_guidance, max=_LIMITS.max_guidance,

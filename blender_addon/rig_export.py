@@ -65,6 +65,8 @@ def _playing(
     (the FBX node and animation names); everything is put back afterwards."""
     object_name, stack_name = names
     anim = obj.animation_data or obj.animation_data_create()
+    if anim is None:  # typed optional since fake-bpy-module-latest
+        raise ExportError(f"{obj.name!r} cannot hold animation data")
     saved_action = anim.action
     saved_slot = None
     if IS_SLOTTED:

@@ -140,6 +140,8 @@ def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy
     for i, take in enumerate(takes):
         action, _ = rig_action(scene, take, obj)
         copy = obj.copy()
+        if copy is None:  # typed optional since fake-bpy-module-latest
+            raise RigError(f"{obj.name!r} could not be copied to compare takes")
         copy.name = f"{obj.name} {take.name}"
         copy.animation_data_clear()
         collection.objects.link(copy)

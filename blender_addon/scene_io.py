@@ -12,7 +12,7 @@ import bpy
 from . import history, rig_batch
 from .core.describe import explain
 from .core.errors import SceneError
-from .core.files import atomic_path
+from .core.files import atomic_path, output_with_final_names
 from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import errors, messages
 from .core.rig_cli import RigTarget
@@ -82,13 +82,14 @@ def write_outputs(
     server: ServerInfo,
     request: messages.Generate | None,
     folder: Path,
+    blend: Path | None,
     formats: Sequence[str],
     overwrite: bool,
     finish: FinishOptions = NO_FINISHING,
     character: RigTarget | None = None,
 ) -> list[dict[str, Any]]:
-    """Build the takes, finish them, save the .blend and export each take; one record per
-    candidate."""
+    """Build the takes, finish them, save them as ``blend`` (None: no .blend) and export each
+    take into ``folder``; one record per candidate."""
     scene = current_scene()
     reset_scene(scene)
     records: list[dict[str, Any]] = [
@@ -119,13 +120,15 @@ def write_outputs(
             for record in records:
                 record["character"] = rig_batch.describe(rig) if rig else None
         history.apply_take(scene, takes[0])
-        if "blend" in formats:
-            path = folder / "scene.blend"
-            with atomic_path(path, overwrite) as temp:
+        if request is not None:
+            history.show_request(scene, request, take_index=0)
+        if blend is not None:
+            with atomic_path(blend, overwrite) as temp:
                 temp.unlink()  # else Blender keeps the empty placeholder as a ".blend1" backup
-                bpy.ops.wm.save_as_mainfile(filepath=str(temp), copy=True, compress=True)
+                with output_with_final_names():
+                    bpy.ops.wm.save_as_mainfile(filepath=str(temp), copy=True, compress=True)
             for record in records:
-                record["files"].append(str(path))
+                record["files"].append(str(blend))
     except errors.HYMotionError as exc:
         for record in records:
             record["error"] = str(explain(exc))
@@ -135,7 +138,8 @@ def write_outputs(
             continue
         export = tuple(f.upper() for f in formats if f != "blend")
         try:
-            written = history.export_take(scene, take, folder, export, overwrite)
+            with output_with_final_names():
+                written = history.export_take(scene, take, folder, export, overwrite)
             record["files"] += [str(p) for p in written]
         except errors.HYMotionError as exc:
             record["error"] = str(explain(exc))

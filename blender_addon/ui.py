@@ -12,7 +12,7 @@ from .registration import class_registrar
 
 
 class HYMOTION_UL_takes(bpy.types.UIList):
-    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any,
+    def draw_item(self, context: bpy.types.Context | None, layout: bpy.types.UILayout, data: Any,
                   item: Any, icon: int | None, active_data: Any, active_property: str | None,
                   index: int | None = 0, flt_flag: int | None = 0) -> None:  # fmt: skip
         row = layout.row(align=True)
@@ -45,7 +45,9 @@ class HYMOTION_PT_main(bpy.types.Panel):
         col.prop(settings, "guidance")
         col.prop(settings, "steps")
         layout.prop(settings, "target")
-        layout.prop(settings, "side_by_side")
+        row = layout.row(align=True)
+        row.prop(settings, "side_by_side")
+        row.prop(settings, "spacing")
         session = runtime.current()
         busy = session is not None and session.view.busy
         row = layout.row(align=True)
@@ -104,8 +106,10 @@ class HYMOTION_PT_takes(bpy.types.Panel):
         layout.prop(settings.retarget, "engine")  # FBX preset per engine (issue #9)
         row = layout.row(align=True)
         row.prop(settings, "export_format", text="")
-        row.operator("hy_motion.export_takes", text="Export", icon="EXPORT").scope = "ACTIVE"
-        row.operator("hy_motion.export_takes", text="All", icon="EXPORT").scope = "ALL"
+        for scope, text in (("ACTIVE", "Export"), ("ALL", "All")):
+            button = row.operator("hy_motion.export_takes", text=text, icon="EXPORT")
+            if button is not None:  # typed optional since fake-bpy-module-latest
+                button.scope = scope
 
 
 classes = (HYMOTION_UL_takes, HYMOTION_PT_main, HYMOTION_PT_takes)

@@ -46,6 +46,7 @@ from shared_protocol import (
     parse_request,
 )
 from shared_protocol.keys import ARTIST_NAME
+from shared_protocol.messages import MAX_SEED
 
 CAPABILITIES = (
     "progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas", "reattach",
@@ -209,12 +210,15 @@ class Service:
                 field="model",
                 allowed=", ".join(n for n, m in models.items() if m.available),
             )
-        seed = msg.seed if msg.seed is not None else secrets.randbelow(2**32)
+        # Validated: seed + k never passes MAX_SEED, so a picked one leaves room for every k.
+        seed = (
+            msg.seed if msg.seed is not None else secrets.randbelow(MAX_SEED + 2 - msg.candidates)
+        )
         spec = JobSpec(
             job_id=new_id(),
             prompt=msg.prompt.strip(),
             frames=msg.frames,
-            seeds=tuple((seed + k) % 2**32 for k in range(msg.candidates)),
+            seeds=tuple(seed + k for k in range(msg.candidates)),
             guidance=msg.guidance,
             steps=msg.steps,
             model=model,

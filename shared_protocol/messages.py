@@ -20,6 +20,10 @@ from .errors import HYMotionError, InvalidArgument, ProtocolError, UnsupportedMe
 from .motion import FPS, MAX_FRAMES, MIN_FRAMES, MotionTakes, Skeleton, frames_for_duration
 from .wire import Envelope, new_id
 
+#: Every seed a request uses (seed + k for candidate k) is within 0..MAX_SEED: the largest value
+#: a Blender integer field holds, so any seed a take reports can be typed back in; no wrap-around.
+MAX_SEED = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -117,7 +121,15 @@ class Generate(Message):
             )
         _check_range("candidates", self.candidates, 1, limits.max_candidates)
         if self.seed is not None:
-            _check_range("seed", self.seed, 0, 2**32 - 1)
+            _check_range("seed", self.seed, 0, MAX_SEED)
+            last = self.seed + self.candidates - 1
+            if last > MAX_SEED:
+                raise InvalidArgument(
+                    "seed",
+                    f"seed {self.seed} with {self.candidates} candidates uses seeds up to {last}, "
+                    f"past the largest seed {MAX_SEED}",
+                    allowed=f"0-{MAX_SEED - self.candidates + 1}",
+                )
         _check_range("guidance", self.guidance, limits.min_guidance, limits.max_guidance)
         _check_range("steps", self.steps, limits.min_steps, limits.max_steps)
 
@@ -345,12 +357,13 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 
 
 def _format_number(value: float) -> str:
-    # Integers (seeds up to 2**32 - 1) must print in full, not as 4.29497e+09.
+    # Integers (seeds up to 2**31 - 1) must print in full, not as 2.14748e+09.
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MAX_SEED",
     "REPLY_TYPES",
     "REQUEST_TYPES",
     "Accepted",

@@ -3,9 +3,13 @@
 Blender's own BVH exporter writes Z-up armature space with no axis option, so other tools open
 its files lying down (blender_notes §1.6). This writer keeps the model's Y-up convention, which
 is what BVH readers expect: rest pose = identity rotations with world-aligned joint frames (the
-SMPL convention of the daemon's skeleton), offsets from the parent, root position channels
-holding the pelvis world position, rotation channels ``Zrotation Xrotation Yrotation``
-(matrix Rz·Rx·Ry), degrees, centimetres by default.
+SMPL convention of the daemon's skeleton), offsets from the parent, rotation channels
+``Zrotation Xrotation Yrotation`` (matrix Rz·Rx·Ry), degrees, centimetres by default.
+
+The root's position channels hold the pelvis world position and its OFFSET is zero. Readers
+differ on whether a root's channels are added to its OFFSET (bvhio and Blender's importer take
+them as the position; others add): with a zero OFFSET both readings put the pelvis at the same
+place. (A rest-pose OFFSET would move every frame by it, 19 cm down, in readers that add.)
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ def _write_joint(
 ) -> None:
     pad = "\t" * depth
     parent = int(skeleton.parents[joint])
-    offset = rest[joint] - (rest[parent] if parent >= 0 else 0.0)
+    offset = rest[joint] - rest[parent] if parent >= 0 else np.zeros(3)
     name = skeleton.joint_names[joint].replace(" ", "_")
     if parent < 0:
         out.write(f"ROOT {name}\n{pad}{{\n")

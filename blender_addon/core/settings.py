@@ -25,8 +25,8 @@ _TCP = re.compile(r"^tcp://(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d{1,5})$")
 DEFAULT_ADDRESS = "tcp://127.0.0.1:7878"
 #: Seconds a headless generation may take before it is cancelled.
 DEFAULT_JOB_TIMEOUT_S = 900.0
-#: Random seeds stay below 2^31: the panel's seed field (a signed 32-bit int) can show them.
-MAX_SEED = 2**31 - 1
+#: The largest seed any candidate may use (the protocol's; a Blender integer field's maximum).
+MAX_SEED = messages.MAX_SEED
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,16 @@ class GenerateSettings:
     model: str | None = None
 
 
+def random_seed(candidates: int = 1) -> int:
+    """A first seed that leaves every candidate's seed (seed + k) within 0..MAX_SEED."""
+    return random.randint(0, MAX_SEED - max(candidates, 1) + 1)
+
+
 def build_request(
     settings: GenerateSettings, limits: messages.Limits | None = None
 ) -> messages.Generate:
     """A validated Generate request; raises InvalidArgument naming the field."""
-    seed = settings.seed if settings.seed is not None else random.randint(0, MAX_SEED)
+    seed = settings.seed if settings.seed is not None else random_seed(settings.candidates)
     request = messages.Generate(
         prompt=settings.prompt.strip(),
         duration_s=settings.duration_s,

@@ -1,4 +1,5 @@
 """Add-on benchmark (prints figures; not a test): .venv/bin/python tests/addon/bench_addon.py
+(or build/bpy/<version>/bin/python with HYMOTION_DAEMON_PYTHON=.venv/bin/python)
 
 1. Apply 8 candidates x 360 frames to the scene (armature, 8 Actions in bulk, takes, first take
    applied) — target <= 100 ms in bpy 5.0.1 headless.
@@ -24,7 +25,7 @@ from blender_addon.core.session import ServerInfo  # noqa: E402
 from shared_protocol import Generate, Result  # noqa: E402
 from shared_protocol.client import ClientConfig  # noqa: E402
 from tests.addon import synthetic  # noqa: E402
-from tests.support import TestEngine, make_config, run_daemon  # noqa: E402
+from tests.support import DaemonProcess  # noqa: E402
 
 
 def bench_apply(repeats: int = 7) -> list[float]:
@@ -49,7 +50,8 @@ def bench_apply(repeats: int = 7) -> list[float]:
 
 def bench_tick(tmp: Path, samples: int = 400) -> tuple[list[float], list[float]]:
     scene = bpy.context.scene
-    with run_daemon(make_config(tmp), [TestEngine(step_s=0.02)]) as daemon:
+    # The daemon in its own process on HYMOTION_DAEMON_PYTHON: runs under every bpy's Python.
+    with DaemonProcess(tmp, ["--step-s", "0.02"]) as daemon:
         session = runtime.session_for(ClientConfig(address=daemon.address))
         runtime.start_generation(scene, session, Generate("walk", 12.0, 8, 1, 5.0, 200))
         idle, busy = [], []

@@ -1,15 +1,60 @@
-"""Fixtures for add-on tests: the real bpy module, isolated from the user's Blender settings."""
+"""Fixtures for add-on tests: the real bpy module, isolated from the user's Blender settings, and
+real daemons in their own processes.
+
+The add-on suite runs under every supported Blender's Python (``make test-blender-all``): 3.11
+with numpy 1.26 and 3.13 with numpy 2, where the daemon package and torch are not installed.
+So tests here never import ``daemon`` (nor ``tests.support``'s in-process daemon): they start
+daemons with ``start_daemon``, which runs them on ``HYMOTION_DAEMON_PYTHON`` (the Makefile
+points it at ``.venv``). Every ``test_*.py`` file in this folder runs on every version.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support import DaemonProcess
+
 # Before bpy is imported: keep its config, extensions and scripts out of the real home.
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="hy_motion_blender_"))
+
+#: Quick test daemons: short batch window and heartbeats, debug logs (read by the tests).
+_TEST_FLAGS = ("--log-level", "debug", "--batch-window-s", "0.005", "--heartbeat-s", "0.5",
+               "--grace-period-s", "5")  # fmt: skip
+#: The real engine creates the tiny model first (a few seconds, more on a busy machine).
+_REAL_ENGINE_START_S = 180.0
+
+StartDaemon = Callable[..., DaemonProcess]
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path) -> Iterator[StartDaemon]:
+    """``start_daemon(*flags, step_s=0.002, real_engine=False)``: a daemon serving, in its own
+    process, with ``python -m daemon serve`` flags (e.g. ``"--max-per-artist", "1"``). The test
+    engine by default (``step_s`` per sampler step); ``real_engine`` serves the built-in tiny
+    model. All are killed at the end of the test."""
+    started: list[DaemonProcess] = []
+
+    def start(*flags: str, step_s: float = 0.002, real_engine: bool = False) -> DaemonProcess:
+        data_dir = tmp_path / f"daemon{len(started)}"
+        if real_engine:
+            process = DaemonProcess(data_dir, [*_TEST_FLAGS, *flags],
+                                    entry=DaemonProcess.REAL_ENGINE,
+                                    start_timeout_s=_REAL_ENGINE_START_S)  # fmt: skip
+        else:
+            process = DaemonProcess(data_dir, ["--step-s", str(step_s), *_TEST_FLAGS, *flags])
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.kill()
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +80,20 @@ def scene(addon: None) -> Iterator[object]:
     scene.render.fps, scene.render.fps_base = 30, 1.0
     yield scene
     runtime.shutdown()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The bpy module of Blender 4.2 crashes at interpreter exit once a property with an update
+    callback was registered (the add-on has some), and 4.5's hangs at exit after the whole
+    suite (every test done and reported), so pytest's exit status would be lost: there, the
+    process ends with that status right after pytest, without the interpreter's clean-up (the
+    batch does the same on 4.2: ``blender_addon.batch.exit_with``)."""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and not bpy.app.binary_path and bpy.app.version < (5, 0, 0):
+        atexit.register(_exit_now, int(exitstatus))
+
+
+def _exit_now(status: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -6,21 +6,20 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import bpy
 import pytest
 
-from tests.support import FAIL_MARKER, TestEngine, make_config, run_daemon
+from tests.addon.conftest import StartDaemon
+from tests.support import FAIL_MARKER, DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Any]:
-    with run_daemon(make_config(tmp_path / "daemon"), [TestEngine(step_s=0.002)]) as handle:
-        yield handle
+def daemon(start_daemon: StartDaemon) -> DaemonProcess:
+    return start_daemon()
 
 
 def run_batch(*args: str, entry: str = "module") -> subprocess.CompletedProcess[str]:
@@ -30,7 +29,9 @@ def run_batch(*args: str, entry: str = "module") -> subprocess.CompletedProcess[
     return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def test_batch_writes_everything_and_exits_0(tmp_path: Path, daemon: Any) -> None:
+def test_batch_writes_everything_and_exits_0(
+    tmp_path: Path, daemon: DaemonProcess, addon: None
+) -> None:
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# two prompts\na person walks\na person waves | candidates=3 seed=5\n")
     out = tmp_path / "out"
@@ -43,28 +44,70 @@ def test_batch_writes_everything_and_exits_0(tmp_path: Path, daemon: Any) -> Non
     assert summary["ok"] and summary["failures"] == [] and len(summary["items"]) == 5
     first = out / "001_a_person_walks"
     assert sorted(p.name for p in first.iterdir()) == [
-        "a_person_walks_s11.bvh", "a_person_walks_s11.fbx", "a_person_walks_s12.bvh",
-        "a_person_walks_s12.fbx", "scene.blend",
+        "001_a_person_walks.blend", "a_person_walks_s11.bvh", "a_person_walks_s11.fbx",
+        "a_person_walks_s12.bvh", "a_person_walks_s12.fbx",
     ]  # fmt: skip
+    assert (out / "002_a_person_waves" / "002_a_person_waves.blend").is_file()
     assert (out / "002_a_person_waves" / "a_person_waves_s7.fbx").stat().st_size > 10_000
-    # Again without --overwrite: nothing is replaced, every item fails and says why.
-    again = run_batch(*common, "--formats", "fbx")
-    assert again.returncode == 1
-    assert "already exists" in again.stdout and again.stdout.count("FAILED ") == 5
+    # Absolute paths in the summary, and the log names the files as they are on disk.
+    files = [Path(f) for item in summary["items"] for f in item["files"]]
+    assert len(files) == 15 and all(f.is_absolute() and f.is_file() for f in files)
+    assert f"wrote {first.resolve() / 'a_person_walks_s12.fbx'}" in result.stdout
+    assert ".part" not in result.stdout, result.stdout
+    # Opened with the add-on, a .blend shows the settings that made its takes.
+    bpy.ops.wm.open_mainfile(filepath=str(out / "002_a_person_waves" / "002_a_person_waves.blend"))
+    settings = bpy.context.scene.hy_motion
+    assert (settings.prompt, settings.candidates, settings.steps) == ("a person waves", 3, 5)
+    assert (settings.seed_mode, settings.seed, settings.active_take) == ("FIXED", 5, 0)
+    assert settings.duration_s == pytest.approx(1.0) and settings.guidance == pytest.approx(5.0)
+    assert [t.seed for t in settings.takes] == ["5", "6", "7"]
 
 
-def test_batch_failures_are_listed_and_exit_1(tmp_path: Path, daemon: Any) -> None:
+def test_an_existing_output_stops_the_batch_before_anything_is_generated(
+    tmp_path: Path, daemon: DaemonProcess
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a person walks\na person waves | seed=5\n")
+    out = tmp_path / "out"
+    common = ["--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
+              "--duration", "1", "--steps", "5", "--seed", "11",
+              "--formats", "blend,bvh"]  # fmt: skip
+    assert run_batch(*common).returncode == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    jobs = len([e for e in daemon.log_events() if e["event"] == "job_queued"])
+    # Again into the same folder: refused up front (exit 2), nothing generated or replaced.
+    again = run_batch(*common)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "7 output file(s) already exist" in again.stderr and "--overwrite" in again.stderr
+    assert str((out / "summary.json").resolve()) in again.stderr
+    assert "Confirm" not in again.stderr and again.stdout == ""
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert len([e for e in daemon.log_events() if e["event"] == "job_queued"]) == jobs
+    # Without the earlier summary, the other outputs still stop it.
+    (out / "summary.json").unlink()
+    assert run_batch(*common).returncode == 2
+    assert not (out / "summary.json").exists()
+    # --overwrite replaces them.
+    replaced = run_batch(*common, "--overwrite")
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    assert json.loads((out / "summary.json").read_text())["ok"]
+
+
+def test_batch_failures_are_listed_and_exit_1(tmp_path: Path, daemon: DaemonProcess) -> None:
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(["a person sits", f"broken {FAIL_MARKER}",
                                    {"prompt": "too long", "duration_s": 99}]))  # fmt: skip
     out = tmp_path / "out"
     result = run_batch("--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
-                       "--duration", "1", "--steps", "5", "--candidates", "1",
+                       "--duration", "1", "--steps", "5", "--candidates", "1", "--seed", "21",
                        "--formats", "bvh")  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert not summary["ok"] and len(summary["failures"]) == 2
-    assert summary["failures"][0].startswith("prompts.json[2]")
+    # Failures name the seeds they were for (--seed 21: one candidate per prompt, one seed each).
+    assert summary["failures"][0].startswith("prompts.json[2] seed 21: ")
+    assert summary["failures"][1].startswith("prompts.json[3] seed 21: ")
+    assert "FAILED prompts.json[2] seed 21: " in result.stdout
     assert "duration_s" in summary["failures"][1]  # caught before sending
     assert [i["error"] == "" for i in summary["items"]] == [True, False, False]
 
@@ -94,17 +137,30 @@ def test_batch_daemon_down_fails_every_item_quickly(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["ok"] is False
 
 
-def test_a_job_timeout_fails_that_item_only(tmp_path: Path) -> None:
-    with run_daemon(make_config(tmp_path / "daemon"), [TestEngine(step_s=0.05)]) as slow:
-        prompts = tmp_path / "p.txt"
-        prompts.write_text("a long one | steps=200\na short one | steps=4\n")
-        result = run_batch("--prompts", str(prompts), "--out", str(tmp_path / "o"),
-                           "--address", slow.address, "--duration", "1", "--candidates", "1",
-                           "--formats", "bvh", "--timeout", "2")  # fmt: skip
-        cancelled = [e for e in slow.log_events() if e["event"] == "job_finished"]
+def test_a_job_timeout_fails_that_item_only(tmp_path: Path, start_daemon: StartDaemon) -> None:
+    slow = start_daemon(step_s=0.05)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a long one | steps=200\na short one | steps=4\n")
+    result = run_batch("--prompts", str(prompts), "--out", str(tmp_path / "o"),
+                       "--address", slow.address, "--duration", "1", "--candidates", "1",
+                       "--formats", "bvh", "--timeout", "2")  # fmt: skip
+    cancelled = [e for e in slow.log_events() if e["event"] == "job_finished"]
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert [i["error"] == "" for i in summary["items"]] == [False, True]
     assert summary["items"][0]["code"] == "job_timeout"
     assert "no result within 2 s" in summary["failures"][0] and "--timeout" in result.stdout
     assert [e["outcome"] for e in cancelled] == ["cancelled", "ok"]  # not left running
+
+
+def test_bvh_mode_keeps_an_earlier_summary(tmp_path: Path) -> None:
+    clip = ROOT / "examples" / "mocap" / "walk_forward_cmu_35_01.bvh"
+    args = ["--bvh", str(clip), "--out", str(tmp_path / "o"), "--formats", "blend"]
+    assert run_batch(*args).returncode == 0
+    assert (
+        tmp_path / "o" / "001_walk_forward_cmu_35_01" / "001_walk_forward_cmu_35_01.blend"
+    ).is_file()
+    summary = (tmp_path / "o" / "summary.json").read_bytes()
+    again = run_batch(*args)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert (tmp_path / "o" / "summary.json").read_bytes() == summary

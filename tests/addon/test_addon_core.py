@@ -10,7 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blender_addon.core import batch_input, bvh, conversion, describe, files, naming, rig, settings
+from blender_addon.core import (
+    batch_input,
+    batch_plan,
+    bvh,
+    conversion,
+    describe,
+    files,
+    naming,
+    rig,
+    settings,
+)
 from blender_addon.core.errors import (
     BatchInputError,
     ExportError,
@@ -131,6 +141,41 @@ def test_atomic_path_never_leaves_partial_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.txt"]
 
 
+def test_logs_name_final_files_not_temporary_ones(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "a_person_walks_s3.fbx"
+    with files.atomic_path(target) as temp:
+        temp.write_text("x")
+        line = f"FBX export starting... '{temp}'; Saved copy as \"{temp.name}\""
+    assert files.final_names(line) == (
+        f"FBX export starting... '{target}'; Saved copy as \"{target.name}\""
+    )
+
+
+def test_batch_plan_fixes_seeds_and_names_every_output_up_front(tmp_path: Path) -> None:
+    defaults = settings.GenerateSettings("", 2.0, 2, 5.0, 30, seed=None)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Walk!\nwave | seed=7 candidates=3\n")
+    items = batch_input.load_prompts(prompts, defaults)
+    planned = batch_plan.plan(items, Path(os.path.relpath(tmp_path / "out")), ("blend", "fbx"))
+    first, second = planned
+    random_seed = first.item.settings.seed
+    assert random_seed is not None and 0 <= random_seed <= settings.MAX_SEED
+    assert first.seeds == [random_seed, random_seed + 1] and second.seeds == [7, 8, 9]
+    out = (tmp_path / "out").resolve()
+    assert first.blend == out / "001_walk" / "001_walk.blend"
+    assert [path.name for path in second.paths] == [
+        "002_wave.blend", "wave_s7.fbx", "wave_s8.fbx", "wave_s9.fbx"
+    ]  # fmt: skip
+    assert second.describe_seeds() == "seeds 7-9" and batch_plan.describe_seeds([4]) == "seed 4"
+    assert batch_plan.existing_outputs(planned, tmp_path / "out") == []
+    second.paths[2].parent.mkdir(parents=True)
+    second.paths[2].write_text("earlier")
+    (out / "summary.json").write_text("{}")
+    assert batch_plan.existing_outputs(planned, tmp_path / "out") == [
+        second.paths[2], out / "summary.json"
+    ]  # fmt: skip
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
 def test_atomic_path_unwritable_folder(tmp_path: Path) -> None:
     folder = tmp_path / "ro"
@@ -244,6 +289,22 @@ def test_build_request_validates_before_sending() -> None:
         with pytest.raises(InvalidArgument) as info:
             settings.build_request(base.__class__(**{**base.__dict__, **change}))
         assert info.value.field == field
+
+
+def test_one_seed_range_without_wrap_around() -> None:
+    """Every candidate's seed within 0..2^31-1 (what the panel's integer field holds): the last
+    seed fits, one past it is refused naming the field and the range, nothing wraps to 0."""
+    assert settings.MAX_SEED == 2**31 - 1
+    base = settings.GenerateSettings("a person walks", 4.0, 2, 5.0, 50, seed=2**31 - 2)
+    assert settings.build_request(base).seed == 2**31 - 2  # candidates use 2^31-2 and 2^31-1
+    for seed, allowed in ((2**31 - 1, "0-2147483646"), (2**32 - 1, "0-2147483647")):
+        with pytest.raises(InvalidArgument) as info:
+            settings.build_request(base.__class__(**{**base.__dict__, "seed": seed}))
+        assert info.value.field == "seed" and info.value.details["allowed"] == allowed
+        assert "2147483647" in info.value.message
+    for _ in range(200):  # random first seeds leave room for every candidate
+        seed = settings.random_seed(8)
+        assert seed >= 0 and seed + 7 <= settings.MAX_SEED
 
 
 def test_explanations_say_what_to_do() -> None:

@@ -13,10 +13,9 @@ import bpy
 import pytest
 
 from blender_addon import prefs
-from daemon.cli import keygen
-from shared_protocol.keys import fingerprint, load_public_key
+from shared_protocol.keys import fingerprint, generate_keypair, load_public_key
+from tests.addon.conftest import StartDaemon
 from tests.addon.test_addon_daemon import check_takes_match_result, set_panel
-from tests.support import TestEngine, make_config, run_daemon
 
 
 @pytest.fixture
@@ -39,12 +38,16 @@ def generate_error(scene: Any) -> str:
 
 @pytest.mark.slow
 def test_keys_from_the_preferences(
-    scene: Any, preferences: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    scene: Any,
+    preferences: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start_daemon: StartDaemon,
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where the add-on keeps key pairs
     operator, allowed = tmp_path / "operator", tmp_path / "allowed"
-    keygen("server", None, operator)
-    keygen("server", "impostor", operator)
+    generate_keypair(operator, "server")
+    generate_keypair(operator, "impostor")
     allowed.mkdir()
     # The artist makes a key pair in the preferences and gives the public half to the operator.
     assert bpy.ops.hy_motion.generate_keys(name="alice") == {"FINISHED"}
@@ -52,32 +55,31 @@ def test_keys_from_the_preferences(
     assert alice.name == "alice.key_secret" and alice.parent == prefs.keys_dir()
     shutil.copy(alice.with_name("alice.key"), allowed / "alice.key")
     server_key = load_public_key(operator / "server.key")
-    config = make_config(tmp_path / "daemon", server_secret_key=operator / "server.key_secret",
-                         allowed_keys_dir=allowed)  # fmt: skip
-    with run_daemon(config, [TestEngine(step_s=0.002)]) as daemon:
-        preferences.address = daemon.address
-        set_panel(scene)
-        # No server key: a plaintext client, which a CURVE daemon never answers.
-        assert "no HY-Motion daemon answered at" in generate_error(scene)
-        # Allowed: end to end, the key's name is the artist's identity on the daemon.
-        preferences.server_key = server_key.decode()
-        assert bpy.ops.hy_motion.generate() == {"FINISHED"}
-        result = check_takes_match_result(scene)
-        queued = [e for e in daemon.log_events() if e["event"] == "job_queued"]
-        assert [(e["job_id"], e["artist"]) for e in queued] == [(result.job_id, "alice")]
-        # Wrong server key, or a key pair the daemon does not allow: both keys are named.
-        alice_print = fingerprint(load_public_key(alice))
-        preferences.server_key = load_public_key(operator / "impostor.key").decode()
-        message = generate_error(scene)
-        assert "over CURVE" in message and alice_print in message and "allow-list" in message
-        assert fingerprint(load_public_key(operator / "impostor.key")) in message
-        preferences.server_key = server_key.decode()
-        assert bpy.ops.hy_motion.generate_keys(name="mallory") == {"FINISHED"}
-        mallory_print = fingerprint(load_public_key(Path(preferences.client_secret_file)))
-        message = generate_error(scene)
-        assert mallory_print in message and fingerprint(server_key) in message
-        refused = [e for e in daemon.log_events() if e["event"] == "auth_refused"]
-        assert any(e.get("fingerprint") == mallory_print for e in refused)
+    daemon = start_daemon("--server-secret-key", str(operator / "server.key_secret"),
+                          "--allowed-keys-dir", str(allowed))  # fmt: skip
+    preferences.address = daemon.address
+    set_panel(scene)
+    # No server key: a plaintext client, which a CURVE daemon never answers.
+    assert "no HY-Motion daemon answered at" in generate_error(scene)
+    # Allowed: end to end, the key's name is the artist's identity on the daemon.
+    preferences.server_key = server_key.decode()
+    assert bpy.ops.hy_motion.generate() == {"FINISHED"}
+    result = check_takes_match_result(scene)
+    queued = [e for e in daemon.log_events() if e["event"] == "job_queued"]
+    assert [(e["job_id"], e["artist"]) for e in queued] == [(result.job_id, "alice")]
+    # Wrong server key, or a key pair the daemon does not allow: both keys are named.
+    alice_print = fingerprint(load_public_key(alice))
+    preferences.server_key = load_public_key(operator / "impostor.key").decode()
+    message = generate_error(scene)
+    assert "over CURVE" in message and alice_print in message and "allow-list" in message
+    assert fingerprint(load_public_key(operator / "impostor.key")) in message
+    preferences.server_key = server_key.decode()
+    assert bpy.ops.hy_motion.generate_keys(name="mallory") == {"FINISHED"}
+    mallory_print = fingerprint(load_public_key(Path(preferences.client_secret_file)))
+    message = generate_error(scene)
+    assert mallory_print in message and fingerprint(server_key) in message
+    refused = [e for e in daemon.log_events() if e["event"] == "auth_refused"]
+    assert any(e.get("fingerprint") == mallory_print for e in refused)
     # Missing or broken keys are caught before connecting, naming the preference to fix.
     preferences.client_secret_file = ""
     message = generate_error(scene)

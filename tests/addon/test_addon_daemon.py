@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import bpy
@@ -21,16 +19,16 @@ from blender_addon import prefs, runtime
 from blender_addon.core.rig import C
 from shared_protocol import Fetch, Generate, Result
 from shared_protocol.client import ClientConfig, MotionClient
+from tests.addon.conftest import StartDaemon
 from tests.addon.test_addon_scene import TOLERANCE_M, bone_heads
-from tests.support import FAIL_MARKER, TestEngine, make_config, run_daemon
+from tests.support import FAIL_MARKER, DaemonProcess
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    config = make_config(tmp_path, max_candidates=8, max_per_artist=1)
-    with run_daemon(config, [TestEngine(step_s=0.002)]) as handle:
-        monkeypatch.setenv(prefs.ADDRESS_ENV, handle.address)
-        yield handle
+def daemon(start_daemon: StartDaemon, monkeypatch: pytest.MonkeyPatch) -> DaemonProcess:
+    process = start_daemon("--max-candidates", "8", "--max-per-artist", "1")
+    monkeypatch.setenv(prefs.ADDRESS_ENV, process.address)
+    return process
 
 
 def set_panel(scene: Any, prompt: str = "a person walks", **values: Any) -> None:
@@ -109,17 +107,14 @@ def test_generate_polled_by_the_timer(scene: Any, daemon: Any) -> None:
 
 @pytest.mark.slow
 def test_the_real_tiny_engine_matches_within_1mm(
-    scene: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    scene: Any, start_daemon: StartDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same check on the real engine (the built-in tiny model on the CPU, 4 steps)."""
-    factory = pytest.importorskip("daemon.engine.factory")
-    engine = factory.create_engine({"tiny_dir": str(tmp_path / "tiny"),
-                                    "data_dir": str(tmp_path)}, "cpu")  # fmt: skip
-    with run_daemon(make_config(tmp_path / "daemon"), [engine]) as daemon:
-        monkeypatch.setenv(prefs.ADDRESS_ENV, daemon.address)
-        set_panel(scene, duration_s=1.0, steps=4)
-        assert bpy.ops.hy_motion.generate() == {"FINISHED"}
-        result = check_takes_match_result(scene)
+    daemon = start_daemon(real_engine=True)
+    monkeypatch.setenv(prefs.ADDRESS_ENV, daemon.address)
+    set_panel(scene, duration_s=1.0, steps=4)
+    assert bpy.ops.hy_motion.generate() == {"FINISHED"}
+    result = check_takes_match_result(scene)
     assert result.model == "tiny" and result.untrained and result.frames == 30
 
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("version", ["4.2", "4.5", "5.0"])
+@pytest.mark.parametrize("version", ["4.2", "4.5", "5.0", "5.2", "latest"])
 def test_mypy_is_clean_with_the_stubs_of(version: str) -> None:
     pytest.importorskip("mypy")
     # The first run per version creates build/mypy-venv/<version> (one small pip download).

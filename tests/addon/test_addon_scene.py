@@ -132,7 +132,7 @@ def test_bvh_round_trip_is_y_up(scene: Any, tmp_path: Path) -> None:
     (path,) = history.export_take(scene, take, tmp_path, ["BVH"])
     text = path.read_text()
     pelvis_offset = [float(v) for v in text.split("OFFSET", 1)[1].split()[:3]]
-    np.testing.assert_allclose(pelvis_offset, np.array(synthetic.REST[0]) * 100, atol=1e-4)
+    assert pelvis_offset == [0.0, 0.0, 0.0]  # the root channels alone place the pelvis
     bpy.ops.wm.read_factory_settings(use_empty=True)
     # Documented re-import: default axes (the file is Y up), centimetres to metres.
     status = bpy.ops.import_anim.bvh(filepath=str(path), **export.BVH_REIMPORT_OPTIONS)

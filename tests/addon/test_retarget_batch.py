@@ -49,7 +49,7 @@ def test_batch_onto_a_character_for_unreal(scene: Any, tmp_path: Path, daemon: A
         assert "'a_person_walks_s3'" in info and "mixamorig:Hips" in info
         assert "Armature" in info
     # The saved scene holds the character playing the first take, its other take kept.
-    bpy.ops.wm.open_mainfile(filepath=str(out / "001_a_person_walks" / "scene.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(out / "001_a_person_walks" / "001_a_person_walks.blend"))
     hero_obj = bpy.data.objects["Hero"]
     assert hero_obj.animation_data.action.name == "HYM a_person_walks_s3 @ Hero"
     assert "HYM a_person_walks_s4 @ Hero" in bpy.data.actions

@@ -84,7 +84,9 @@ def test_hello_generate_progress_result(tmp_path: Path, peers: Callable[..., Pee
         ({"candidates": 9}, "candidates", "1-8"),
         ({"guidance": 0.5}, "guidance", "1-10"),
         ({"steps": 1000}, "steps", "4-200"),
-        ({"seed": -1}, "seed", "0-4294967295"),
+        ({"seed": -1}, "seed", "0-2147483647"),
+        ({"seed": 2**31 - 1, "candidates": 2}, "seed", "0-2147483646"),  # no wrap to seed 0
+        ({"seed": 2**32 - 1, "candidates": 2}, "seed", "0-2147483647"),
     ],
 )
 def test_out_of_range_values_name_field_and_range(

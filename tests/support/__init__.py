@@ -27,9 +27,21 @@ The engine: :class:`TestEngine` (``step_s`` per sampler step, ``FAIL_MARKER`` /
 ``TestEngine(device_fault_at_step=N)`` makes its device fail mid-batch.
 """
 
-from .engine import BROKEN_MODEL, CRASH_MARKER, FAIL_MARKER, MODEL, SKELETON, TestEngine
-from .engine import motion_for_seed as motion_for_seed
-from .runner import DaemonHandle, DaemonProcess, make_config, read_log, run_daemon
+from typing import Any
+
+# Importable without the daemon package (the add-on suite under Blender's Python 3.13 has no
+# torch): the subprocess daemon and the markers. The rest is imported on first use.
+from .markers import BROKEN_MODEL, CRASH_MARKER, FAIL_MARKER, MODEL
+from .process import DaemonProcess, read_log
+
+_NEEDS_DAEMON = {
+    "SKELETON": "engine",
+    "TestEngine": "engine",
+    "motion_for_seed": "engine",
+    "DaemonHandle": "runner",
+    "make_config": "runner",
+    "run_daemon": "runner",
+}
 
 __all__ = [
     "BROKEN_MODEL",
@@ -45,3 +57,12 @@ __all__ = [
     "read_log",
     "run_daemon",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _NEEDS_DAEMON.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{module}"), name)

@@ -32,10 +32,7 @@ from shared_protocol import (
 )
 from shared_protocol.motion import forward_kinematics
 
-FAIL_MARKER = "[fail]"
-CRASH_MARKER = "[crash]"
-MODEL = "test"
-BROKEN_MODEL = "broken"
+from .markers import BROKEN_MODEL, CRASH_MARKER, FAIL_MARKER, MODEL
 
 # SMPL-H body layout (names and parents); the rest positions are made up but plausible.
 _JOINTS = (

@@ -1,16 +1,10 @@
-"""Run a real daemon for tests: in-process on its own loop thread, or as a subprocess."""
+"""Run a real daemon for tests in-process, on its own loop thread (subprocesses: ``process``)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,10 +17,10 @@ from daemon.engine_api import Engine
 from daemon.server import Server
 
 from .engine import TestEngine
+from .process import REPO_ROOT as REPO_ROOT
+from .process import START_TIMEOUT_S, read_log
 
 T = TypeVar("T")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-_START_TIMEOUT_S = 30.0
 
 
 def make_config(data_dir: Path, **overrides: Any) -> DaemonConfig:
@@ -119,105 +113,11 @@ def run_daemon(
 
     thread = threading.Thread(target=thread_main, name="test-daemon", daemon=True)
     thread.start()
-    stop_event = ready.result(_START_TIMEOUT_S)
+    stop_event = ready.result(START_TIMEOUT_S)
     handle = DaemonHandle(server, engine_list, loop, stop_event)
     try:
         yield handle
     finally:
         loop.call_soon_threadsafe(stop_event.set)
-        done.result(_START_TIMEOUT_S)
-        thread.join(_START_TIMEOUT_S)
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-# --- subprocess daemons -----------------------------------------------------------------------
-
-
-class DaemonProcess:
-    """A daemon in its own process (``python -m tests.support.daemon_main``), for fault tests."""
-
-    #: ``python -m daemon serve`` runs the real engine instead of the test engine.
-    TEST_ENGINE = ("-m", "tests.support.daemon_main")
-    REAL_ENGINE = ("-m", "daemon", "serve")
-
-    def __init__(
-        self,
-        data_dir: Path,
-        args: Sequence[str] = (),
-        port: int = 0,
-        entry: Sequence[str] = TEST_ENGINE,
-        start_timeout_s: float = _START_TIMEOUT_S,
-    ) -> None:
-        self.data_dir = Path(data_dir)
-        self.args = list(args)
-        self.port = port
-        self.entry = list(entry)
-        self.start_timeout_s = start_timeout_s
-        self.address = ""
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "logs" / "daemon.log"
-
-    def start(self) -> DaemonProcess:
-        """Start (again, on the same port once known) and wait for its ``started`` log line."""
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        bind = f"tcp://127.0.0.1:{self.port or '*'}"
-        cmd = [sys.executable, *self.entry, "--bind", bind, "--data-dir", str(self.data_dir),
-               "--log-stderr", "false", *self.args]  # fmt: skip
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            event = self._started_event(offset)
-            if event is not None:
-                self.address = event["address"]
-                self.port = int(self.address.rsplit(":", 1)[1])
-                return self
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"test daemon exited with {self.proc.returncode}: {err}")
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("test daemon did not start in time")
-
-    def _started_event(self, offset: int) -> dict[str, Any] | None:
-        if not self.log_path.exists():
-            return None
-        with self.log_path.open(encoding="utf-8") as f:
-            f.seek(offset)
-            for line in f:
-                if line.endswith("\n") and '"event": "started"' in line:
-                    return json.loads(line)
-        return None
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def kill(self) -> int:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-        return self.wait()
-
-    def wait(self, timeout_s: float = 30.0) -> int:
-        assert self.proc is not None
-        code = self.proc.wait(timeout_s)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return code
-
-    def __enter__(self) -> DaemonProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
+        done.result(START_TIMEOUT_S)
+        thread.join(START_TIMEOUT_S)

@@ -1,0 +1,54 @@
+"""What the sidebar panel draws. The bpy module never draws a region, so Blender's UILayout
+cannot exist here: a layout that records each drawn property and operator stands in for it,
+and the panel's own draw() runs against the real scene settings."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from blender_addon import ui
+
+
+class RecordingLayout:
+    """The UILayout calls the panels make, recording the names of what they draw."""
+
+    def __init__(self) -> None:
+        self.drawn: list[str] = []
+        self.scale_y = 1.0
+
+    def prop(self, data: Any, name: str, **options: Any) -> None:
+        assert hasattr(data, name), name  # a name Blender would reject
+        self.drawn.append(name)
+
+    def operator(self, idname: str, **options: Any) -> SimpleNamespace:
+        self.drawn.append(idname)
+        return SimpleNamespace()
+
+    def row(self, **options: Any) -> RecordingLayout:
+        return self
+
+    column = box = row
+
+    def label(self, **options: Any) -> None:
+        pass
+
+    progress = template_list = label
+
+
+def drawn_by(panel: type, context: Any) -> list[str]:
+    layout = RecordingLayout()
+    panel.draw(SimpleNamespace(layout=layout, _draw_status=ui.HYMOTION_PT_main._draw_status),
+               context)  # fmt: skip
+    return layout.drawn
+
+
+def test_the_panel_draws_every_setting_docs_addon_md_describes(scene: Any) -> None:
+    context = SimpleNamespace(scene=scene)
+    scene.hy_motion.seed_mode = "FIXED"
+    drawn = drawn_by(ui.HYMOTION_PT_main, context)
+    for name in ("prompt", "duration_s", "candidates", "seed_mode", "seed", "guidance", "steps",
+                 "target", "side_by_side", "spacing", "hy_motion.generate"):  # fmt: skip
+        assert name in drawn, (name, drawn)
+    scene.hy_motion.seed_mode = "RANDOM"
+    assert "seed" not in drawn_by(ui.HYMOTION_PT_main, context)

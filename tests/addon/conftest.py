@@ -10,7 +10,6 @@ points it at ``.venv``). Every ``test_*.py`` file in this folder runs on every v
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import DaemonProcess
+from tests.support.exit_guard import end_with_status_at_exit
 
 # Before bpy is imported: keep its config, extensions and scripts out of the real home.
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="hy_motion_blender_"))
@@ -90,10 +90,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     batch does the same on 4.2: ``blender_addon.batch.exit_with``)."""
     bpy = sys.modules.get("bpy")
     if bpy is not None and not bpy.app.binary_path and bpy.app.version < (5, 0, 0):
-        atexit.register(_exit_now, int(exitstatus))
-
-
-def _exit_now(status: int) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+        end_with_status_at_exit(exitstatus)

@@ -9,6 +9,7 @@ fingerprint). At the end of the session every Ray process is killed by pid and t
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,15 @@ import pytest
 import zmq
 
 from daemon.engine.tiny import ensure_tiny
+from tests.support.exit_guard import end_with_status_at_exit
 from tests.support.ray_cluster import LocalRayCluster
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Ray's driver threads have crashed the interpreter at exit (once in about ten runs) after
+    every test passed and was reported: keep pytest's status (see tests.support.exit_guard)."""
+    if "ray" in sys.modules:
+        end_with_status_at_exit(exitstatus)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ PYTEST_ARGS ?= -q
 python_for = $(if $(filter 5.2 5.3,$(1)),$(PYTHON313),$(PYTHON))
 
 # test-blender-<version> are not .PHONY: make skips pattern rules for phony targets.
-.PHONY: setup demo test test-suite lint format bench addon clean test-blender-all
+.PHONY: setup demo test test-suite assimp lint format bench addon clean test-blender-all
 
 setup: $(STAMP)
 
@@ -33,7 +33,7 @@ demo: setup
 
 test: test-suite $(BLENDER_CI:%=test-blender-%)
 
-test-suite: setup lint
+test-suite: setup lint assimp
 	$(PY) -m pytest -q
 
 test-blender-all: $(BLENDER_ALL:%=test-blender-%)
@@ -51,6 +51,13 @@ test-blender-5.0: setup
 test-blender-%: setup $(BPY_VENVS)/%/.installed
 	HYMOTION_DAEMON_PYTHON=$(abspath $(PY)) $(BPY_VENVS)/$*/bin/python -m pytest tests/addon \
 		$(PYTEST_ARGS)
+
+# The FBX export tests also read the files with assimp, a reader independent of Blender (Debian's
+# assimp-utils); installed here when possible (root with apt), else those checks skip and say so.
+assimp:
+	@command -v assimp >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq assimp-utils) >/dev/null 2>&1; } \
+		|| echo "note: assimp-utils not installed; the assimp FBX checks will skip"
 
 lint: setup
 	$(PY) -m ruff check .

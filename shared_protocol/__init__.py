@@ -3,6 +3,7 @@
 Imports only the standard library, numpy and pyzmq (the Blender add-on bundles this package).
 """
 
+from .constraints import TIMELINE_OVERLAP_FRAMES, Constraints, TimelineRow
 from .errors import (
     ERROR_CODES,
     Busy,
@@ -78,10 +79,12 @@ __all__ = [
     "REPLY_LIMITS",
     "REQUEST_LIMITS",
     "SIGNATURE",
+    "TIMELINE_OVERLAP_FRAMES",
     "Accepted",
     "Busy",
     "Cancel",
     "Cancelled",
+    "Constraints",
     "DaemonUnreachable",
     "DecodeLimits",
     "Envelope",
@@ -110,6 +113,7 @@ __all__ = [
     "Skeleton",
     "Status",
     "StatusRequest",
+    "TimelineRow",
     "Unauthorized",
     "UnsupportedMessage",
     "UnsupportedVersion",

@@ -46,6 +46,13 @@ def sign_continuous(quat: np.ndarray) -> np.ndarray:
     return out
 
 
+def continuous(quat: np.ndarray) -> np.ndarray:
+    """Sign-continuous quaternions (F, J, 4) whose first frame has w ≥ 0 (the wire's form)."""
+    q = sign_continuous(quat)
+    q *= np.where(q[:1, :, :1] < 0, -1.0, 1.0)  # first frame w ≥ 0, continuity kept
+    return q
+
+
 def smooth_quaternions(quat: np.ndarray, sigma: float = SMOOTH_SIGMA) -> np.ndarray:
     """§5.4 Gaussian-weighted quaternion average per frame: (F, J, 4) -> (F, J, 4) float64.
 
@@ -103,8 +110,7 @@ def decode(
     quat = feature_rotations(x).numpy()  # (C, F, 22, 4)
     rotations, roots, joints = [], [], []
     for c in range(x.shape[0]):
-        q = sign_continuous(smooth_quaternions(quat[c]))
-        q *= np.where(q[:1, :, :1] < 0, -1.0, 1.0)  # first frame w ≥ 0, continuity kept
+        q = continuous(smooth_quaternions(quat[c]))
         root = savgol_filter(transl[c]) + REST_POSITIONS[0]  # pelvis = trans + rest pelvis
         world = forward_kinematics(BODY_SKELETON, q, root).astype(np.float64)
         floor = grounding.floor_height(q, root, world) if ground else 0.0

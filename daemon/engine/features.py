@@ -155,8 +155,11 @@ class Placement:
         self, rotations: np.ndarray, points: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scene rotations (C, K, 22, 4) and points (C, K, ..., 3) -> canonical ones."""
-        turned = self._turn(-self.yaw, self._shift(np.asarray(points, np.float64), -1.0))
-        return self._turn_root(rotations, -self.yaw), turned
+        return self._turn_root(rotations, -self.yaw), self.points_to_canonical(points)
+
+    def points_to_canonical(self, points: np.ndarray) -> np.ndarray:
+        """Scene points (C, K, ..., 3) -> canonical ones."""
+        return self._turn(-self.yaw, self._shift(np.asarray(points, np.float64), -1.0))
 
     def to_scene(self, rotations: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Canonical rotations (C, F, 22, 4) and points (C, F, ..., 3) -> scene ones."""

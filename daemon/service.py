@@ -47,7 +47,10 @@ from shared_protocol import (
 )
 from shared_protocol.keys import ARTIST_NAME
 
-CAPABILITIES = ("progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas")
+CAPABILITIES = (
+    "progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas",
+    "constraints",  # protocol 1.1: directed generation (docs/protocol.md, Constraints)
+)  # fmt: skip
 #: Connections remembered (routing id -> artist); the least recently heard are forgotten first.
 _MAX_PEERS = 4096
 
@@ -191,7 +194,7 @@ class Service:
                 retry_after_s=self._config.grace_period_s,
                 reason="shutting_down",
             )
-        msg.validate(self.limits)
+        msg.validate(self.limits, self._engine.skeleton().joint_count)
         model = msg.model or self._engine.default_model()
         models = self._lifecycle.models
         info = models.get(model)
@@ -211,6 +214,7 @@ class Service:
             guidance=msg.guidance,
             steps=msg.steps,
             model=model,
+            constraints=msg.constraints,
         )
         self._engine.check_admissible(spec)
         self._lifecycle.quotas.check(who.artist)

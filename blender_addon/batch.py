@@ -30,6 +30,8 @@ from .core import naming
 from .core.batch_input import BatchItem, load_prompts
 from .core.describe import explain
 from .core.files import atomic_path
+from .core.finishing import cli as finishing_cli
+from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import client, errors, messages
 from .core.session import Failed, GenerationSession, JobView, Outcome, server_info
 from .core.settings import (
@@ -83,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=5, help="retries when the daemon is busy (%(default)s)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    finishing_cli.add_arguments(p)
     return p
 
 
@@ -107,16 +110,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         items = load_prompts(args.prompts, defaults)
         config = client_config(connection, online_access=True)  # the command line is consent
+        finish = finishing_cli.options_from_args(args)
     except errors.HYMotionError as exc:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    return Batch(args, formats, config).run(items)
+    return Batch(args, formats, config, finish).run(items)
 
 
 class Batch:
     def __init__(self, args: argparse.Namespace, formats: tuple[str, ...],
-                 config: client.ClientConfig) -> None:  # fmt: skip
-        self.args, self.formats, self.config = args, formats, config
+                 config: client.ClientConfig,
+                 finish: FinishOptions = NO_FINISHING) -> None:  # fmt: skip
+        self.args, self.formats, self.config, self.finish = args, formats, config, finish
         self.records: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
@@ -163,7 +168,8 @@ class Batch:
             return
         folder = self.args.out / f"{item.index:03d}_{naming.slug(request.prompt)}"
         for record in scene_io.write_outputs(outcome.result, session.server, request, folder,
-                                             self.formats, self.args.overwrite):  # fmt: skip
+                                             self.formats, self.args.overwrite,
+                                             self.finish):  # fmt: skip
             record.update(prompt_index=item.index, where=item.where)
             self.records.append(record)
             if record["error"]:
@@ -202,6 +208,7 @@ class Batch:
             "ok": not self.failures,
             "seconds": round(time.monotonic() - started, 3),
             "daemon": dataclasses.asdict(session.server),
+            "finishing": self.finish.as_dict(),
             "items": self.records,
             "failures": [f"{f['where']} seed {f['seed']}: {f['error']}" for f in self.failures],
         }

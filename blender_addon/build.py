@@ -130,14 +130,20 @@ def write_action(name: str, channels: Sequence[Channel]) -> bpy.types.Action:
     action.use_fake_user = True  # takes not on any armature must survive save and reload
     new_curve = _curve_factory(action)
     for channel in channels:
-        curve = new_curve(channel.data_path, channel.index, channel.group)
-        count = channel.co.size // 2
-        points = curve.keyframe_points
-        points.add(count)
-        points.foreach_set("co", channel.co)
-        points.foreach_set("interpolation", np.full(count, _LINEAR, dtype=np.int32))
-        curve.update()
+        fill_curve(new_curve(channel.data_path, channel.index, channel.group), channel.co)
     return action
+
+
+def fill_curve(curve: bpy.types.FCurve, co: np.ndarray) -> None:
+    """Replace ``curve``'s keys with (frame, value) pairs ``co`` (2·N,), linear, in bulk."""
+    count = co.size // 2
+    points = curve.keyframe_points
+    if len(points):
+        points.clear()
+    points.add(count)
+    points.foreach_set("co", co)
+    points.foreach_set("interpolation", np.full(count, _LINEAR, dtype=np.int32))
+    curve.update()
 
 
 def _curve_factory(action: bpy.types.Action) -> CurveFactory:

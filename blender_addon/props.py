@@ -15,6 +15,7 @@ from bpy.props import (
 )
 
 from .core.protocol import messages
+from .finishing_props import HYMOTION_PG_finishing
 from .registration import class_registrar
 from .targets import TARGETS
 
@@ -48,6 +49,9 @@ class HYMOTION_PG_take(bpy.types.PropertyGroup):
     job_id: StringProperty(name="Job id")  # type: ignore[valid-type]
     action: PointerProperty(name="Action", type=bpy.types.Action)  # type: ignore[valid-type]
     armature: PointerProperty(name="Armature data", type=bpy.types.Armature)  # type: ignore[valid-type]
+    # Finishing (issue #10): options, and the raw take they are applied to (kept unchanged).
+    finishing: PointerProperty(type=HYMOTION_PG_finishing)  # type: ignore[valid-type]
+    raw_action: PointerProperty(name="Raw action", type=bpy.types.Action)  # type: ignore[valid-type]
 
 
 class HYMOTION_PG_settings(bpy.types.PropertyGroup):
@@ -109,7 +113,7 @@ class HYMOTION_PG_settings(bpy.types.PropertyGroup):
     server_line: StringProperty()  # type: ignore[valid-type]
 
 
-classes = (HYMOTION_PG_take, HYMOTION_PG_settings)
+classes = (HYMOTION_PG_finishing, HYMOTION_PG_take, HYMOTION_PG_settings)
 
 
 _register_classes, _unregister_classes = class_registrar(classes)

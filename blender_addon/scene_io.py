@@ -13,10 +13,12 @@ from . import history
 from .core.describe import explain
 from .core.errors import SceneError
 from .core.files import atomic_path
+from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import errors, messages
 from .core.session import ServerInfo
 from .props import scene_settings
 from .runtime import server_line
+from .take_finishing import finish_takes
 
 __all__ = ["batch_scene", "server_line", "write_outputs"]
 
@@ -71,8 +73,10 @@ def write_outputs(
     folder: Path,
     formats: Sequence[str],
     overwrite: bool,
+    finish: FinishOptions = NO_FINISHING,
 ) -> list[dict[str, Any]]:
-    """Build the takes, save the .blend and export each take; one record per candidate."""
+    """Build the takes, finish them, save the .blend and export each take; one record per
+    candidate."""
     scene = current_scene()
     reset_scene(scene)
     records: list[dict[str, Any]] = [
@@ -91,6 +95,13 @@ def write_outputs(
     ]
     try:
         takes = history.add_result(scene, result, server, request)
+        if finish.active:  # finishing (issue #10): a refused take is reported, not exported
+            for record, outcome in zip(records, finish_takes(scene, takes, finish), strict=True):
+                record["finishing"] = {"options": finish.as_dict(), "report": {}}
+                if isinstance(outcome, errors.HYMotionError):
+                    record["error"] = str(explain(outcome))
+                else:
+                    record["finishing"]["report"] = outcome
         history.apply_take(scene, takes[0])
         if "blend" in formats:
             path = folder / "scene.blend"
@@ -104,6 +115,8 @@ def write_outputs(
             record["error"] = str(explain(exc))
         return records
     for record, take in zip(records, takes, strict=True):
+        if record["error"]:
+            continue
         export = tuple(f.upper() for f in formats if f != "blend")
         try:
             written = history.export_take(scene, take, folder, export, overwrite)

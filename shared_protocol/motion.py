@@ -131,11 +131,24 @@ def forward_kinematics(
     """
     parents = [int(p) for p in skeleton.parents]
     world_rot = compose_world_rotations(quaternion_to_matrix(rotations.astype(np.float64)), parents)
+    return positions_from_world(skeleton, world_rot, root_positions).astype(np.float32)
+
+
+def positions_from_world(
+    skeleton: Skeleton, world_rotations: np.ndarray, root_positions: np.ndarray
+) -> np.ndarray:
+    """World joint positions (..., J, 3) float64 from world rotation matrices (..., J, 3, 3).
+
+    Each joint sits at its parent's position plus the parent's world rotation applied to the
+    rest offset between them (the second half of :func:`forward_kinematics`).
+    """
     rest = skeleton.rest_positions.astype(np.float64)
-    world_pos = np.empty((*rotations.shape[:-1], 3), dtype=np.float64)
+    parents = skeleton.parents.astype(np.int64)
+    offsets = rest[1:] - rest[parents[1:]]  # (J-1, 3)
+    # every joint's rest offset turned by its parent's world rotation, in one product
+    turned = np.einsum("...jab,jb->...ja", world_rotations[..., parents[1:], :, :], offsets)
+    world_pos = np.empty((*world_rotations.shape[:-2], 3), dtype=np.float64)
     world_pos[..., 0, :] = root_positions
     for joint in range(1, skeleton.joint_count):
-        parent = parents[joint]
-        offset = rest[joint] - rest[parent]
-        world_pos[..., joint, :] = world_pos[..., parent, :] + world_rot[..., parent, :, :] @ offset
-    return world_pos.astype(np.float32)
+        world_pos[..., joint, :] = world_pos[..., parents[joint], :] + turned[..., joint - 1, :]
+    return world_pos

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .motion.rotations import make_continuous, slerp
 from .rig import C
 
 
@@ -68,15 +69,6 @@ def pose_to_model(
     return make_continuous(model), pelvis
 
 
-def make_continuous(quaternions: np.ndarray) -> np.ndarray:
-    """Flip signs so each (F, ..., 4) quaternion is on the same side as the previous frame's."""
-    out = quaternions.copy()
-    for frame in range(1, out.shape[0]):
-        flip = np.sum(out[frame] * out[frame - 1], axis=-1) < 0
-        out[frame][flip] *= -1
-    return out
-
-
 def resample(
     rotations: np.ndarray, positions: np.ndarray, src_fps: float, dst_fps: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -96,22 +88,6 @@ def resample(
     pos0, pos1 = positions[i0], positions[i0 + 1]
     shape = (count,) + (1,) * (positions.ndim - 1)
     new_positions = pos0 + (pos1 - pos0) * alpha.reshape(shape)
-    new_rotations = _slerp(rotations[i0], rotations[i0 + 1], alpha)
+    lead = alpha.reshape((count,) + (1,) * (rotations.ndim - 2))
+    new_rotations = slerp(rotations[i0], rotations[i0 + 1], lead)
     return new_rotations.astype(rotations.dtype), new_positions.astype(positions.dtype)
-
-
-def _slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    q0 = q0.astype(np.float64)
-    q1 = q1.astype(np.float64)
-    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
-    q1 = np.where(dot < 0, -q1, q1)
-    dot = np.clip(np.abs(dot), 0.0, 1.0)
-    a = alpha.reshape((-1,) + (1,) * (q0.ndim - 1))
-    theta = np.arccos(dot)
-    sin = np.sin(theta)
-    small = sin < 1e-6
-    safe = np.where(small, 1.0, sin)
-    w0 = np.where(small, 1.0 - a, np.sin((1.0 - a) * theta) / safe)
-    w1 = np.where(small, a, np.sin(a * theta) / safe)
-    out = w0 * q0 + w1 * q1
-    return out / np.linalg.norm(out, axis=-1, keepdims=True)

@@ -96,3 +96,20 @@ class BatchInputError(HYMotionError):
 
     code = "batch_input"
     hint = "Run the batch with --help for the file format and the options."
+
+
+class BvhError(HYMotionError):
+    """A BVH file cannot be read, or is not a humanoid the add-on can use as a take."""
+
+    code = "bad_bvh"
+    hint = (
+        "Use a humanoid BVH (hips, two legs, spine, head, two arms) with named joints; "
+        "CMU/cgspeed, Daz and Mixamo joint names are recognised."
+    )
+
+
+class FinishingError(HYMotionError):
+    """A finishing option cannot apply to this take; the take was left unchanged."""
+
+    code = "finishing"
+    hint = "Change or turn off that finishing option; the take itself is unchanged."

@@ -1,0 +1,74 @@
+"""The batch's finishing flags (no bpy): argparse options -> ``FinishOptions``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import FinishingError
+from .footlock import MODES
+from .loop import BLEND_FRAMES
+from .options import FinishOptions
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "finishing", "applied to every take before it is saved and exported (docs/addon.md)"
+    )
+    group.add_argument("--foot-lock", default="off", choices=[m.lower() for m in MODES],
+                       help="planted feet (%(default)s)")  # fmt: skip
+    group.add_argument("--in-place", action="store_true", help="remove the travel")
+    group.add_argument("--in-place-axes", default="x,z",
+                       help="with --in-place: comma list of x (sideways), z (forward), y "
+                       "(height) (%(default)s)")  # fmt: skip
+    group.add_argument("--no-keep-facing", action="store_true",
+                       help="with --in-place: remove turning about the vertical too")  # fmt: skip
+    group.add_argument("--loop", action="store_true",
+                       help="trim to the best loop and blend its seam")  # fmt: skip
+    group.add_argument("--loop-blend", type=int, default=BLEND_FRAMES,
+                       help="frames cross-faded at the loop's start (%(default)s)")  # fmt: skip
+    group.add_argument("--trim", default="", metavar="FIRST:LAST",
+                       help="frames kept, 1-based inclusive; either side may be empty")  # fmt: skip
+    group.add_argument("--ease-in", type=int, default=0, help="frames eased in from the pose")
+    group.add_argument("--ease-out", type=int, default=0, help="frames eased out to the pose")
+    group.add_argument("--ease-pose", default="rest", metavar="rest|frame:N",
+                       help="the pose eased from/to: the rest pose or the take's frame N "
+                       "(%(default)s)")  # fmt: skip
+
+
+def options_from_args(args: argparse.Namespace) -> FinishOptions:
+    """The flags as options; a bad value raises ``FinishingError`` naming the flag."""
+    axes = {a.strip().lower() for a in args.in_place_axes.split(",") if a.strip()}
+    if not axes <= {"x", "y", "z"}:
+        raise FinishingError(f"--in-place-axes takes x, y, z; got {args.in_place_axes!r}",
+                             field="--in-place-axes")  # fmt: skip
+    first, last = _trim(args.trim)
+    pose, frame = _ease_pose(args.ease_pose)
+    return FinishOptions(
+        foot_lock=args.foot_lock.upper(), in_place=args.in_place, in_place_x="x" in axes,
+        in_place_z="z" in axes, keep_height="y" not in axes,
+        keep_facing=not args.no_keep_facing, loop=args.loop, loop_blend=args.loop_blend,
+        trim_start=first, trim_end=last, ease_in=args.ease_in, ease_out=args.ease_out,
+        ease_pose=pose, ease_frame=frame,
+    )  # fmt: skip
+
+
+def _trim(text: str) -> tuple[int, int]:
+    if not text:
+        return 0, 0
+    first, sep, last = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError(text)
+        return (int(first) if first else 0), (int(last) if last else 0)
+    except ValueError:
+        raise FinishingError(f"--trim takes FIRST:LAST frame numbers; got {text!r}",
+                             field="--trim") from None  # fmt: skip
+
+
+def _ease_pose(text: str) -> tuple[str, int]:
+    kind, _, number = text.lower().partition(":")
+    if kind == "rest" and not number:
+        return "REST", 1
+    if kind == "frame" and number.isdigit():
+        return "FRAME", int(number)
+    raise FinishingError(f"--ease-pose takes rest or frame:N; got {text!r}", field="--ease-pose")

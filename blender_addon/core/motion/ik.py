@@ -1,0 +1,69 @@
+"""Analytic two-bone IK (hip-knee-ankle, shoulder-elbow-wrist), numpy, no bpy.
+
+World positions in, world-space corrections out: for a chain root→mid→end and a target for
+the end, it returns two rotations (w, x, y, z) to *pre-multiply* onto the upper and the lower
+bone's world rotations. The knee stays in the plane it bends in now (its pole direction is
+kept from the input pose), and each bone turns by the smallest swing that places it, so the
+bones' twist is kept. An unreachable target is approached as far as the chain reaches (fully
+stretched, or folded to the shortest distance); ``reached`` says where the end landed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import rotations as rot
+
+#: Keep the chain off exactly straight/fully folded, where the bend plane is undefined.
+STRAIGHT_MARGIN = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class TwoBoneSolution:
+    upper: np.ndarray  # (..., 4) world correction of the upper bone (root joint's rotation)
+    lower: np.ndarray  # (..., 4) world correction of the lower bone (mid joint's rotation)
+    mid: np.ndarray  # (..., 3) new mid-joint position
+    reached: np.ndarray  # (..., 3) new end position (== target where reachable)
+
+
+def two_bone_ik(
+    root: np.ndarray,
+    mid: np.ndarray,
+    end: np.ndarray,
+    target: np.ndarray,
+    pole: np.ndarray | None = None,
+) -> TwoBoneSolution:
+    """Solve for ``end`` at ``target`` (all (..., 3) world positions).
+
+    ``pole``: direction the mid joint should bend towards (..., 3); default: where it bends in
+    the input pose (for a straight input limb, the previous bend cannot be known and the
+    default is the end-to-mid offset's perpendicular, which is arbitrary; pass a pole then).
+    """
+    root, mid, end, target = (np.asarray(a, dtype=np.float64) for a in (root, mid, end, target))
+    upper_len = np.linalg.norm(mid - root, axis=-1)
+    lower_len = np.linalg.norm(end - mid, axis=-1)
+    to_target = target - root
+    distance = np.linalg.norm(to_target, axis=-1)
+    shortest = np.abs(upper_len - lower_len) + STRAIGHT_MARGIN
+    longest = upper_len + lower_len - STRAIGHT_MARGIN
+    reach = np.clip(distance, shortest, longest)
+    direction = to_target / np.maximum(distance, 1e-12)[..., None]
+    if pole is None:
+        pole = mid - root
+    bend = pole - np.sum(pole * direction, -1, keepdims=True) * direction
+    bend_norm = np.linalg.norm(bend, axis=-1, keepdims=True)
+    helper = np.where(np.abs(direction[..., :1]) < 0.9, [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    fallback = np.cross(direction, helper)
+    bend = np.where(bend_norm > 1e-9, bend / np.maximum(bend_norm, 1e-12), fallback)
+    bend /= np.maximum(np.linalg.norm(bend, axis=-1, keepdims=True), 1e-12)
+    # law of cosines: angle at the root between the chain's reach and the upper bone
+    cos_root = (upper_len**2 + reach**2 - lower_len**2) / (2.0 * upper_len * reach)
+    angle = np.arccos(np.clip(cos_root, -1.0, 1.0))[..., None]
+    new_mid = root + upper_len[..., None] * (np.cos(angle) * direction + np.sin(angle) * bend)
+    new_end = root + reach[..., None] * direction
+    upper = rot.between(mid - root, new_mid - root)
+    moved_lower = rot.rotate(upper, end - mid)
+    lower = rot.multiply(rot.between(moved_lower, new_end - new_mid), upper)
+    return TwoBoneSolution(upper=upper, lower=lower, mid=new_mid, reached=new_end)

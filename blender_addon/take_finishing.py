@@ -1,0 +1,208 @@
+"""Finishing a take in the scene: the raw take is kept, the take's Action is re-baked.
+
+The first time a take is finished its Action is copied to ``take.raw_action`` ("HYM raw
+<name>", kept with a fake user); from then on every change of options re-bakes the take's
+own Action in place (same datablock, so every object playing it follows) from the raw motion.
+Turning every option off restores the raw motion. A refusal leaves the Action as it was and
+shows the reason on the take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+
+from . import build, history
+from .core.channels import Channel, bone_path
+from .core.conversion import PoseChannels, pose_to_model
+from .core.describe import explain
+from .core.errors import SceneError
+from .core.finishing.options import FinishOptions
+from .core.finishing.pipeline import finish
+from .core.motion import bvh_import
+from .core.protocol import errors, motion
+from .core.session import ServerInfo
+from .finishing_props import HYMOTION_PG_finishing
+from .props import HYMOTION_PG_take as Take
+from .props import scene_settings
+
+_quiet_depth = 0
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Option changes inside this block do not re-bake (several fields set at once)."""
+    global _quiet_depth
+    _quiet_depth += 1
+    try:
+        yield
+    finally:
+        _quiet_depth -= 1
+
+
+def on_options_changed(finishing: HYMOTION_PG_finishing) -> None:
+    """Property update hook: re-bake the take that owns ``finishing``."""
+    if _quiet_depth:
+        return
+    scene = finishing.id_data
+    match = re.fullmatch(r"hy_motion\.takes\[(\d+)\]\.finishing", finishing.path_from_id())
+    if not isinstance(scene, bpy.types.Scene) or match is None:
+        return
+    take = scene_settings(scene).takes[int(match.group(1))]
+    try:
+        refinish(scene, take)
+    except errors.HYMotionError as exc:
+        finishing.status = str(explain(exc))
+
+
+def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
+    """Re-bake ``take`` from its raw motion with its current options; returns the report.
+
+    Raises ``FinishingError`` (the take's Action unchanged) when an option cannot apply.
+    """
+    if take.action is None or take.armature is None:
+        raise SceneError(f"take {take.name!r} lost its action or armature")
+    options = take.finishing.options()
+    if take.raw_action is None and not options.active:
+        return {}
+    raw = _raw_action(take)
+    skeleton, rotations, pelvis = read_motion(raw, take.armature)
+    report: dict[str, Any] = {}
+    if options.active:
+        done = finish(skeleton, rotations, pelvis, take.fps, options)
+        rotations, pelvis, report = done.clip.rotations, done.clip.root_positions, done.report
+        rebake(take.action, build.motion_to_channels(take.armature, skeleton, rotations, pelvis))
+    else:
+        copy_keys(raw, take.action)  # the raw take back, key for key
+    take.frames = int(rotations.shape[0])
+    take.finishing.report = json.dumps(report)
+    take.finishing.status = summary_line(report) if options.active else ""
+    settings = scene_settings(scene)
+    playing = settings.armature
+    if (
+        playing is not None
+        and playing.animation_data
+        and playing.animation_data.action == take.action
+    ):
+        scene.frame_start, scene.frame_end = build.action_frames(take.action)
+    return report
+
+
+def _raw_action(take: Take) -> bpy.types.Action:
+    if take.raw_action is None:
+        raw = take.action.copy()
+        raw.name = f"HYM raw {take.name}"
+        raw.use_fake_user = True
+        take.raw_action = raw
+    return take.raw_action
+
+
+def read_motion(
+    action: bpy.types.Action, data: bpy.types.Armature
+) -> tuple[motion.Skeleton, np.ndarray, np.ndarray]:
+    """Model-space motion of an action written one key per frame (bulk read of the keys);
+    actions with other keys (edited by hand) are sampled frame by frame instead."""
+    skeleton = build.armature_skeleton(data)
+    names = skeleton.joint_names
+    start, end = build.action_frames(action)
+    count = end - start + 1
+    paths = [(bone_path(names[0], "location"), i) for i in range(3)]
+    paths += [(bone_path(n, "rotation_quaternion"), i) for n in names for i in range(4)]
+    values = np.empty((len(paths), count), dtype=np.float32)
+    for row, (path, index) in enumerate(paths):
+        curve = build.find_curve(action, path, index)
+        if curve is None or len(curve.keyframe_points) != count:
+            return build.read_motion(action, data)
+        co = np.empty(2 * count, dtype=np.float32)
+        curve.keyframe_points.foreach_get("co", co)
+        values[row] = co[1::2]
+    location = values[:3].T.astype(np.float64)
+    quats = values[3:].reshape(len(names), 4, count).transpose(2, 0, 1).astype(np.float64)
+    matrices, root_head = build.rest_frame(data, names)
+    rotations, pelvis = pose_to_model(PoseChannels(quats, location), matrices, root_head)
+    return skeleton, rotations, pelvis
+
+
+def rebake(action: bpy.types.Action, channels: Sequence[Channel]) -> None:
+    """Replace the keys of ``action``'s curves with ``channels`` (same curves, new keys)."""
+    curves = [build.find_curve(action, c.data_path, c.index) for c in channels]
+    missing = [c.data_path for c, curve in zip(channels, curves, strict=True) if curve is None]
+    if missing:
+        raise SceneError(f"action {action.name!r} has no curve {missing[0]!r} any more")
+    for channel, curve in zip(channels, curves, strict=True):
+        assert curve is not None
+        build.fill_curve(curve, channel.co)
+
+
+def copy_keys(source: bpy.types.Action, target: bpy.types.Action) -> None:
+    """Give every curve of ``target`` the keys of the same curve in ``source``."""
+    for layer in source.layers if build.IS_SLOTTED else ():
+        for strip in layer.strips:
+            bag = strip.channelbag(source.slots[0]) if isinstance(
+                strip, bpy.types.ActionKeyframeStrip) else None  # fmt: skip
+            for curve in bag.fcurves if bag is not None else ():
+                _copy_curve(curve, target)
+    if not build.IS_SLOTTED:
+        for curve in source.fcurves:
+            _copy_curve(curve, target)
+
+
+def _copy_curve(curve: bpy.types.FCurve, target: bpy.types.Action) -> None:
+    into = build.find_curve(target, curve.data_path, curve.array_index)
+    if into is None:
+        raise SceneError(f"action {target.name!r} has no curve {curve.data_path!r} any more")
+    co = np.empty(2 * len(curve.keyframe_points), dtype=np.float32)
+    curve.keyframe_points.foreach_get("co", co)
+    build.fill_curve(into, co)
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line for the panel: what finishing did to the take."""
+    parts = []
+    if "loop" in report:
+        loop = report["loop"]
+        parts.append(f"loop {loop['frames']} frames ({loop['start_frame']}–{loop['end_frame']})")
+    if "foot_lock" in report:
+        lock = report["foot_lock"]
+        parts.append(
+            f"skate {lock['skate_before']['distance_m']:.2f} → "
+            f"{lock['skate_after']['distance_m']:.2f} m"
+        )
+    if "travel_per_cycle" in report:
+        travel = report["travel_per_cycle"]
+        parts.append(f"travel/cycle {travel['distance_m']:.2f} m, {travel['turn_deg']:+.0f}°")
+    parts.append(f"{report.get('frames_out', 0)} frames")
+    return " · ".join(parts)
+
+
+def finish_takes(
+    scene: bpy.types.Scene, takes: Sequence[Take], options: FinishOptions
+) -> list[dict[str, Any] | errors.HYMotionError]:
+    """Finish several takes with the same options (the batch): a report or the error each."""
+    out: list[dict[str, Any] | errors.HYMotionError] = []
+    for take in takes:
+        take.finishing.set_options(options)
+        try:
+            out.append(refinish(scene, take))
+        except errors.HYMotionError as exc:
+            take.finishing.status = str(explain(exc))
+            out.append(exc)
+    return out
+
+
+def add_bvh_take(scene: bpy.types.Scene, path: Path) -> Take:
+    """Read a humanoid BVH and add it to the takes history as a take on the model skeleton."""
+    take = bvh_import.load_bvh_take(path)
+    result = bvh_import.as_result(take, Path(path).stem)
+    server = ServerInfo(
+        version="", model="bvh", model_label="BVH import", device="", untrained=False
+    )
+    (added,) = history.add_result(scene, result, server)
+    return added

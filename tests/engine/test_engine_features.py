@@ -3,10 +3,13 @@ canonical frame."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from blender_addon.core.motion import bvh_import
 from daemon.engine.features import (
     Placement,
     denormalize,
@@ -106,3 +109,21 @@ def test_placement_round_trips_and_puts_the_anchor_at_the_origin_facing_z(yaw: f
     assert np.allclose(back_pts, points, atol=1e-12)
     assert np.allclose(back_rot, rotations, atol=1e-12)
     assert np.allclose(canon_rot[..., 1:, :], rotations[..., 1:, :])  # only the root turns
+
+
+MOCAP = Path(__file__).resolve().parents[2] / "examples" / "mocap"
+
+
+@pytest.mark.parametrize("clip", sorted(p.name for p in MOCAP.glob("*.bvh")))
+def test_real_motion_capture_round_trips(tiny_pipeline: MotionPipeline, clip: str) -> None:
+    """CMU clips on the model skeleton (the add-on's bpy-free BVH import), in the canonical
+    frame of their first pose, through the features and back."""
+    take = bvh_import.load_bvh_take(MOCAP / clip)
+    rotations = take.rotations.astype(np.float64)[None]
+    roots = take.root_positions.astype(np.float64)[None]
+    placement = Placement.at(roots[:, 0], heading(rotations[:, 0]))
+    canon_rot, canon_root = placement.to_canonical(rotations, roots)
+    w = tiny_pipeline.weights
+    assert_round_trip(canon_rot, canon_root, w.mean, w.std)
+    back_rot, back_root = placement.to_scene(canon_rot, canon_root)
+    assert np.abs(back_root - roots).max() < 1e-9 and np.abs(back_rot - rotations).max() < 1e-9

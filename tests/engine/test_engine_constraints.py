@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from daemon.engine.constraints import Targets
-from daemon.engine.features import normalize, pose_features
+from daemon.engine.features import heading, normalize, pose_features
 from daemon.engine.pipeline import ExplicitInputs, Generated, MotionPipeline
 from daemon.engine.skeleton import BODY_SKELETON
 from daemon.engine.timeline import generate_timeline
@@ -146,11 +146,13 @@ def test_path_points_and_headings_are_met(tiny_pipeline: MotionPipeline) -> None
     (out,) = _run(tiny_pipeline, _job(90, c))
     roots = out.motion.root_positions[:, frames][..., [0, 2]]
     assert np.abs(roots - points[None, :, :2]).max() < JOINT_TOL_M
-    forward = out.motion.joint_positions  # heading from the hips: left hip − right hip ⟂ facing
-    across = forward[:, frames, 1] - forward[:, frames, 2]
-    yaw = np.arctan2(-across[..., 2], across[..., 0])
+    yaw = heading(out.motion.rotations[:, frames])
     turn = np.degrees(np.abs(np.angle(np.exp(1j * (yaw - points[None, :, 2])))))
-    assert turn.max() < 10.0  # hips follow the pelvis heading up to their own tilt
+    assert turn.max() < ANGLE_TOL_DEG, turn
+    # the hips agree: left hip − right hip is the character's +X, 90° right of its facing
+    across = out.motion.joint_positions[:, frames, 1] - out.motion.joint_positions[:, frames, 2]
+    hips = np.arctan2(across[..., 0], across[..., 2]) - np.pi / 2
+    assert np.degrees(np.abs(np.angle(np.exp(1j * (hips - points[None, :, 2]))))).max() < 15
 
 
 def _steps(joints: np.ndarray) -> np.ndarray:

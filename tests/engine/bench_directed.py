@@ -180,8 +180,11 @@ def round_trips(pipeline: MotionPipeline, steps: int) -> None:
         )
 
 
+SEEDS = (0, 1)
+
+
 def job(name: str, frames: int, c: Constraints | None, steps: int, prompt: int = 0) -> JobSpec:
-    return JobSpec(name, PROMPTS[prompt % len(PROMPTS)], frames, (0, 1), 5.0, steps, "bench", c)
+    return JobSpec(name, PROMPTS[prompt % len(PROMPTS)], frames, SEEDS, 5.0, steps, "bench", c)
 
 
 def clip_poses(clip: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -228,7 +231,7 @@ def scenarios(steps: int) -> list[tuple[str, int, Constraints, list[int]]]:
 
 def directed(pipeline: MotionPipeline, steps: int) -> None:
     print(
-        "\nconstrained frames and transitions (2 candidates; error = largest over candidates, "
+        "\nconstrained frames and transitions (error = largest over candidates, "
         "constrained frames and joints; jumps = worst boundary / the clip's median):\n"
         f"  {'case':40s} {'clean-up':>8s} {'joints mm':>10s} {'rot deg':>8s} "
         f"{'vel jump':>9s} {'acc jump':>9s}"
@@ -256,7 +259,10 @@ def _fields(c: Constraints) -> dict[str, object]:
 
 
 def loops(pipeline: MotionPipeline, steps: int) -> None:
-    print("\nloop (2 candidates x 4 s): seam against the clip's medians (<= 1.0 is the target)")
+    print(
+        f"\nloop ({len(SEEDS)} candidates x 4 s): seam against the clip's medians "
+        "(<= 1.0 is the target)"
+    )
     for exact in (False, True):
         out = run(pipeline, job("loop", 120, Constraints(loop=True, exact=exact), steps))
         free = run(pipeline, job("free", 120, None, steps))
@@ -278,7 +284,7 @@ def loops(pipeline: MotionPipeline, steps: int) -> None:
 
 def timeline(pipeline: MotionPipeline, steps: int, repeats: int) -> None:
     rows = tuple(TimelineRow(p, 7.5) for p in TIMELINE[1:])
-    spec = JobSpec("timeline", TIMELINE[0], 225, (0, 1), 5.0, steps, "bench",
+    spec = JobSpec("timeline", TIMELINE[0], 225, SEEDS, 5.0, steps, "bench",
                    Constraints(timeline=rows))  # fmt: skip
     best, out = float("inf"), None
     alone = float("inf")
@@ -288,7 +294,7 @@ def timeline(pipeline: MotionPipeline, steps: int, repeats: int) -> None:
         best = min(best, time.perf_counter() - start)
         start = time.perf_counter()
         for i, prompt in enumerate(TIMELINE):
-            run(pipeline, JobSpec(f"alone{i}", prompt, 225, (0, 1), 5.0, steps, "bench"))
+            run(pipeline, JobSpec(f"alone{i}", prompt, 225, SEEDS, 5.0, steps, "bench"))
         alone = min(alone, time.perf_counter() - start)
     assert isinstance(out, Generated)
     joints = local_joints(out)
@@ -296,7 +302,8 @@ def timeline(pipeline: MotionPipeline, steps: int, repeats: int) -> None:
     seams = step[:, [224, 449, 674]] / np.median(step, axis=1)[:, None]
     rank = (step[:, None, :] < step[:, [224, 449, 674], None]).mean(-1)
     print(
-        f"\ntimeline: 4 prompts x 7.5 s = {out.motion.rotations.shape[1] / 30:g} s, 2 candidates; "
+        f"\ntimeline: 4 prompts x 7.5 s = {out.motion.rotations.shape[1] / 30:g} s, "
+        f"{len(SEEDS)} candidates; "
         f"{best:.2f} s vs the 4 segments alone {alone:.2f} s ({best / alone:.2f}x, best of "
         f"{repeats});\n  seams / median step: {np.array2string(seams.ravel(), precision=2)}; "
         f"percentile of the seams among the clip's steps: "
@@ -320,7 +327,10 @@ def overhead(pipeline: MotionPipeline, steps: int, repeats: int) -> None:
         runs = [run(pipeline, job(name, 150, c, steps)) for _ in range(repeats)]
         times[name] = min(r.timings["sample"] for r in runs)
     base = times["none"]
-    print(f"\nconstraint overhead on sampling (2 x 5 s, best of {repeats}): none {base:.3f} s")
+    print(
+        f"\nconstraint overhead on sampling ({len(SEEDS)} x 5 s, best of {repeats}): "
+        f"none {base:.3f} s"
+    )
     for name in list(cases)[1:]:
         print(f"  {name:14s} {times[name]:.3f} s ({100 * (times[name] / base - 1):+.1f} %)")
 
@@ -328,8 +338,9 @@ def overhead(pipeline: MotionPipeline, steps: int, repeats: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=TINY)
-    parser.add_argument("--steps", type=int, default=None, help="default 50; 4 for *-random")
+    parser.add_argument("--steps", type=int, default=None, help="default 50; 2 for *-random")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--candidates", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--model-dir", action="append", default=[])
@@ -338,7 +349,9 @@ def main() -> int:
         parser.add_argument(f"--{flag}")
     parser.add_argument("--skip-timeline", action="store_true")
     args = parser.parse_args()
-    steps = args.steps or (4 if args.model.endswith("-random") else 50)
+    steps = args.steps or (2 if args.model.endswith("-random") else 50)
+    global SEEDS
+    SEEDS = tuple(range(args.candidates))
     pipeline, label = load(args)
     print(
         f"directed-generation benchmark: {label}, device {args.device}, CPU {cpu_name()} "

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BatchInputError
+from .errors import BatchInputError, SettingsError
 from .motion import bvh_import
 from .protocol import constraints as wire
 from .protocol import motion
@@ -35,6 +35,13 @@ from .protocol import motion
 Constraints = wire.Constraints
 TimelineRow = wire.TimelineRow
 frames_for_duration = motion.frames_for_duration
+
+
+class DirectionError(SettingsError):
+    """The panel's Direction options cannot be used as they are."""
+
+    hint = "Fix it in the HY-Motion panel's Direction section."
+
 
 #: Frames of a take's end a continuation starts from (the daemon's timeline overlap, 0.5 s).
 PREFIX_FRAMES = 15
@@ -160,3 +167,93 @@ def _bool(value: Any, where: str, field: str) -> bool:
     if not isinstance(value, bool):
         raise BatchInputError(f"{where}: {field} must be true or false", field=field)
     return value
+
+
+# --- the panel's directions (scene frames and a take's motion -> constraints) -----------------
+
+
+def panel_constraints(
+    *,
+    rotations: np.ndarray | None,
+    pelvis: np.ndarray | None,
+    take_start: int,
+    start: str,
+    current_frame: int,
+    end_frame: int | None,
+    loop: bool,
+    curve_points: np.ndarray | None,
+    timeline: tuple[TimelineRow, ...],
+    clip_frames: int,
+) -> Constraints | None:
+    """The panel's direction options as constraints, or None when nothing is directed.
+
+    ``rotations`` (F, J, 4) / ``pelvis`` (F, 3) are the active take's model-space motion whose
+    frame 0 is scene frame ``take_start``. ``start``: "NONE", "CURRENT" (the take's pose at
+    ``current_frame`` becomes clip frame 0) or "TAKE_END" (its last PREFIX_FRAMES frames start
+    the clip). ``end_frame``: a scene frame whose pose the clip lands on, at the clip frame that
+    scene frame maps to. ``curve_points`` (P, 2): model ground (x, z) along a curve, followed
+    from the end of the prefix to the last frame of the clip (``clip_frames`` in all)."""
+    poses: list[int] = []
+    pose_rotations: list[np.ndarray] = []
+    pose_pelvis: list[np.ndarray] = []
+    needs_take = start != "NONE" or end_frame is not None
+    if needs_take and (rotations is None or pelvis is None):
+        raise DirectionError("directing from a pose needs an active take", field="take")
+    clip_zero = take_start  # the scene frame of clip frame 0
+    if start == "CURRENT":
+        assert rotations is not None and pelvis is not None
+        index = _take_index(current_frame, take_start, len(rotations), "frame_current")
+        poses, pose_rotations, pose_pelvis = [0], [rotations[index]], [pelvis[index]]
+        clip_zero = current_frame
+    elif start == "TAKE_END":
+        assert rotations is not None and pelvis is not None
+        count = min(PREFIX_FRAMES, len(rotations))
+        poses = list(range(count))
+        pose_rotations, pose_pelvis = list(rotations[-count:]), list(pelvis[-count:])
+        clip_zero = take_start + len(rotations) - count
+    prefix = len(poses)
+    if end_frame is not None:
+        assert rotations is not None and pelvis is not None
+        index = _take_index(end_frame, take_start, len(rotations), "end_frame")
+        poses.append(end_frame - clip_zero)
+        pose_rotations.append(rotations[index])
+        pose_pelvis.append(pelvis[index])
+    path_frames = path_points = None
+    if curve_points is not None and len(curve_points) > 1:
+        path_frames, path_points = _along(curve_points, prefix, clip_frames)
+    if not poses and path_frames is None and not loop and not timeline:
+        return None
+    return Constraints(
+        pose_frames=np.array(poses, np.int32) if poses else None,
+        pose_rotations=np.array(pose_rotations, np.float32) if poses else None,
+        pose_root_positions=np.array(pose_pelvis, np.float32) if poses else None,
+        path_frames=path_frames,
+        path_points=path_points,
+        loop=loop,
+        timeline=timeline,
+    )
+
+
+#: A followed curve is held every this many frames (and at the clip's last frame).
+CURVE_STEP_FRAMES = 10
+
+
+def _along(points: np.ndarray, first: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ground points (P, 2) spread by arc length over clip frames ``first`` … ``frames − 1``."""
+    lengths = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    at = np.unique(np.append(np.arange(first, frames, CURVE_STEP_FRAMES), frames - 1))
+    share = (at - first) / max(frames - 1 - first, 1) * lengths[-1]
+    x = np.interp(share, lengths, points[:, 0])
+    z = np.interp(share, lengths, points[:, 1])
+    return at.astype(np.int32), np.stack([x, z], axis=-1).astype(np.float32)
+
+
+def _take_index(frame: int, take_start: int, count: int, field: str) -> int:
+    index = frame - take_start
+    if not 0 <= index < count:
+        raise DirectionError(
+            f"scene frame {frame} is outside the active take (frames {take_start} to "
+            f"{take_start + count - 1})",
+            field=field,
+        )
+    return index

@@ -197,7 +197,7 @@ _register, _unregister = class_registrar(classes)
 
 def register() -> None:
     _register()
-    bpy.types.Scene.hy_motion_direction = PointerProperty(type=HYMOTION_PG_direction)  # type: ignore[attr-defined]
+    bpy.types.Scene.hy_motion_direction = PointerProperty(type=HYMOTION_PG_direction)  # type: ignore[attr-defined,func-returns-value]
 
 
 def unregister() -> None:

@@ -34,7 +34,7 @@ def to_parts(obj: Any, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.n
         value = getattr(obj, f.name)
         if isinstance(value, np.ndarray):
             arrays[prefix + f.name] = value
-        elif value is None and _hints(type(obj))[f.name] == np.ndarray | None:
+        elif value is None and _hints(type(obj))[f.name] == np.ndarray | None:  # type: ignore[arg-type]
             continue  # an absent optional array
         elif dataclasses.is_dataclass(value):
             sub_body, sub_arrays = to_parts(value, f"{prefix}{f.name}.")

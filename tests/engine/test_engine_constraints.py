@@ -214,3 +214,17 @@ def test_explicit_targets_must_fit_the_job(tiny_pipeline: MotionPipeline) -> Non
         tiny_pipeline.generate(
             [_job(60, None)], _ignore, _never, {"d": ExplicitInputs(targets=targets)}
         )
+
+
+def test_stopping_imposition_early_lets_the_model_rework_then_the_clean_up_meets(
+    tiny_pipeline: MotionPipeline, source: Generated
+) -> None:
+    c = dataclasses.replace(_poses(source, (0.0, 0.0, 0.5)), impose_until=0.75)
+    job = _job(100, c)
+    (out,) = _run(tiny_pipeline, job)
+    joints, angles = _pose_errors(out, c)
+    assert joints < JOINT_TOL_M and angles < ANGLE_TOL_DEG
+    (held,) = _run(tiny_pipeline, _job(100, dataclasses.replace(c, impose_until=1.0)))
+    assert c.pose_frames is not None
+    moved = (out.latent[:, c.pose_frames] - held.latent[:, c.pose_frames]).abs().max()
+    assert float(moved) > 1e-3  # the last steps changed the constrained frames' latent

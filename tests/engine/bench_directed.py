@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -347,7 +348,9 @@ def main() -> int:
     for flag in ("clip", "qwen", "system-prompt-file", "mesh-dir", "precision", "text-encoders",
                  "qwen-quantization", "tiny-dir"):  # fmt: skip
         parser.add_argument(f"--{flag}")
-    parser.add_argument("--skip-timeline", action="store_true")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"sections to run ({', '.join(SECTIONS)})"
+    )
     args = parser.parse_args()
     steps = args.steps or (2 if args.model.endswith("-random") else 50)
     global SEEDS
@@ -358,13 +361,23 @@ def main() -> int:
         f"({torch.get_num_threads()} threads), torch {torch.__version__}, {steps} steps"
     )
     run(pipeline, job("warm-up", 30, None, 2))
-    round_trips(pipeline, steps)
-    directed(pipeline, steps)
-    loops(pipeline, steps)
-    overhead(pipeline, steps, args.repeats)
-    if not args.skip_timeline:
-        timeline(pipeline, steps, max(1, args.repeats // 2))
+    wanted = args.only.split(",")
+    for name in wanted:
+        if name not in SECTIONS:
+            parser.error(f"--only: unknown section {name!r}")
+    for name, section in SECTIONS.items():
+        if name in wanted:
+            section(pipeline, steps, args.repeats)
     return 0
+
+
+SECTIONS: dict[str, Callable[[MotionPipeline, int, int], None]] = {
+    "round-trip": lambda p, steps, _: round_trips(p, steps),
+    "directed": lambda p, steps, _: directed(p, steps),
+    "loop": lambda p, steps, _: loops(p, steps),
+    "overhead": overhead,
+    "timeline": lambda p, steps, repeats: timeline(p, steps, max(1, repeats // 2)),
+}
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
         "after '|', e.g. 'a person waves | duration=3 seed=7 candidates=2'; or a JSON list "
         'of strings or {"prompt": ..., "duration_s": ..., "seed": ...} objects.',
     )
-    p.add_argument("--prompts", type=Path, required=True, help="prompt file (.txt or .json)")
+    p.add_argument("--prompts", type=Path, help="prompt file (.txt or .json)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--address", default=DEFAULT_ADDRESS, help="daemon address (%(default)s)")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per clip (%(default)s)")
@@ -86,6 +86,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     finishing_cli.add_arguments(p)
+    p.add_argument("--bvh", type=Path, action="append", default=[], metavar="FILE",
+                   help="instead of --prompts: use this humanoid BVH as a take (repeatable; "
+                   "no daemon needed)")  # fmt: skip
     return p
 
 
@@ -101,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not formats or any(f not in FORMATS for f in formats):
         print(f"error: --formats takes a comma list of {', '.join(FORMATS)}", file=sys.stderr)
         return EXIT_USAGE
+    if bool(args.bvh) == bool(args.prompts):
+        print("error: give either --prompts or --bvh", file=sys.stderr)
+        return EXIT_USAGE
+    if args.bvh:
+        return _bvh_main(args, formats)
     defaults = GenerateSettings(prompt="", duration_s=args.duration, candidates=args.candidates,
                                 guidance=args.guidance, steps=args.steps, seed=args.seed,
                                 model=args.model)  # fmt: skip
@@ -115,6 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
     return Batch(args, formats, config, finish).run(items)
+
+
+def _bvh_main(args: argparse.Namespace, formats: tuple[str, ...]) -> int:
+    """``--bvh``: BVH files as finished takes, no daemon (``bvh_batch``)."""
+    from . import bvh_batch
+
+    try:
+        finish = finishing_cli.options_from_args(args)
+    except errors.HYMotionError as exc:
+        print(f"error: {explain(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    return bvh_batch.run(args, formats, finish)
 
 
 class Batch:

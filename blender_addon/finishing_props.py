@@ -6,6 +6,8 @@ refusal is shown on the take and leaves its Action as it was.
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
@@ -22,17 +24,17 @@ _FOOT_LOCK_ITEMS = [
 assert {item[0] for item in _FOOT_LOCK_ITEMS} == set(MODES)  # one list of modes: the core's
 
 
-def _changed(self: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
+def _changed(self: HYMOTION_PG_finishing, context: bpy.types.Context) -> None:
     from . import take_finishing  # imported late: it needs the registered take type
 
     take_finishing.on_options_changed(self)
 
 
-def _bool(name: str, description: str, default: bool = False) -> BoolProperty:
+def _bool(name: str, description: str, default: bool = False) -> Any:
     return BoolProperty(name=name, description=description, default=default, update=_changed)
 
 
-def _int(name: str, description: str, default: int = 0, minimum: int = 0) -> IntProperty:
+def _int(name: str, description: str, default: int = 0, minimum: int = 0) -> Any:
     return IntProperty(name=name, description=description, default=default, min=minimum,
                        update=_changed)  # fmt: skip
 

@@ -115,9 +115,12 @@ def delete_take(scene: bpy.types.Scene, index: int) -> None:
     settings = scene_settings(scene)
     take = settings.takes[index]
     action = take.action
+    raw = take.raw_action  # kept by finishing (issue #10)
     settings.takes.remove(index)
     if action is not None:
         bpy.data.actions.remove(action)  # also unassigns it from every object
+    if raw is not None:
+        bpy.data.actions.remove(raw)
     settings.active_take = min(settings.active_take, max(len(settings.takes) - 1, 0))
 
 

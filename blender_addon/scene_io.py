@@ -69,7 +69,7 @@ def reset_scene(scene: bpy.types.Scene) -> None:
 def write_outputs(
     result: messages.Result,
     server: ServerInfo,
-    request: messages.Generate,
+    request: messages.Generate | None,
     folder: Path,
     formats: Sequence[str],
     overwrite: bool,

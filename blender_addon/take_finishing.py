@@ -143,15 +143,20 @@ def rebake(action: bpy.types.Action, channels: Sequence[Channel]) -> None:
 
 def copy_keys(source: bpy.types.Action, target: bpy.types.Action) -> None:
     """Give every curve of ``target`` the keys of the same curve in ``source``."""
-    for layer in source.layers if build.IS_SLOTTED else ():
-        for strip in layer.strips:
-            bag = strip.channelbag(source.slots[0]) if isinstance(
-                strip, bpy.types.ActionKeyframeStrip) else None  # fmt: skip
-            for curve in bag.fcurves if bag is not None else ():
-                _copy_curve(curve, target)
+    for curve in _curves(source):
+        _copy_curve(curve, target)
+
+
+def _curves(action: bpy.types.Action) -> list[bpy.types.FCurve]:
     if not build.IS_SLOTTED:
-        for curve in source.fcurves:
-            _copy_curve(curve, target)
+        return list(action.fcurves)
+    curves: list[bpy.types.FCurve] = []
+    for layer in action.layers:
+        for strip in layer.strips:
+            if isinstance(strip, bpy.types.ActionKeyframeStrip):
+                bag = strip.channelbag(action.slots[0])
+                curves += list(bag.fcurves) if bag is not None else []
+    return curves
 
 
 def _copy_curve(curve: bpy.types.FCurve, target: bpy.types.Action) -> None:

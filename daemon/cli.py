@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        for line in exc.message.splitlines():  # several problems: one line each
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except HYMotionError as exc:
         print(f"error: {exc.message}" + (f"\n{exc.hint}" if exc.hint else ""), file=sys.stderr)
@@ -74,11 +75,15 @@ def _serve_command(args: argparse.Namespace) -> int:
 
 
 def serve(config: DaemonConfig) -> int:
-    """Build one engine per device and run until SIGTERM/SIGINT."""
-    from daemon.engine.factory import create_engine
+    """Check the devices, build one engine per device and run until SIGTERM/SIGINT."""
+    from daemon.engine.device_probe import probe_devices, problems
+    from daemon.engine.factory import EngineOptions, create_engine
 
     # The engine writes (e.g. the tiny model) under the daemon's data directory, nowhere else.
     options = {"data_dir": str(config.data_dir), **config.engine}
+    unusable = problems(probe_devices(config.devices, EngineOptions.from_mapping(options)))
+    if unusable:
+        raise ConfigError("\n".join(map(str, unusable)), field="devices")
     engines = [create_engine(options, device) for device in config.devices]
     return asyncio.run(run_server(config, engines))
 

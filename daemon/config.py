@@ -54,6 +54,7 @@ class DaemonConfig:
     max_candidates: int = 8
     batch_window_s: float = 0.015
     result_retention_s: float = 600.0
+    reconnect_grace_s: float = 10.0
     heartbeat_s: float = 1.0
     grace_period_s: float = 30.0
     server_secret_key: Path | None = None
@@ -127,6 +128,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_candidates", int, "most candidates one generate request may ask for"),
     Option("batch_window_s", float, "how long a free worker waits for more jobs to batch"),
     Option("result_retention_s", float, "how long finished results stay available to fetch"),
+    Option(
+        "reconnect_grace_s", float, "how long a vanished client's jobs wait for it to re-attach"
+    ),
     Option("heartbeat_s", float, "ZMTP heartbeat interval; a peer is dead after 3 missed"),
     Option("grace_period_s", float, "on SIGTERM, how long the running batch may finish"),
     Option("server_secret_key", Path, "CURVE server .key_secret file (enables CURVE)"),
@@ -268,7 +272,7 @@ def check_config(config: DaemonConfig) -> None:
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0", field=name)
-    for name in ("batch_window_s", "result_retention_s", "grace_period_s"):
+    for name in ("batch_window_s", "result_retention_s", "grace_period_s", "reconnect_grace_s"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be 0 or more", field=name)
     if not config.devices:

@@ -91,3 +91,24 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class DeviceFailure(Exception):
+    """The device itself failed (a CUDA error, a lost GPU): raised by ``run_batch``.
+
+    Three kinds of failure, three answers:
+
+    - one job's failure: ``run_batch`` returns a typed error in that job's place; only that job
+      fails, its batch neighbours get their results;
+    - any other exception from ``run_batch``: the batch is split and re-run
+      (``JobLifecycle.run_isolated``); only a job that fails on its own gets ``internal``; the
+      device keeps serving;
+    - ``DeviceFailure``: that batch's jobs fail with ``model_unavailable``, the device is taken
+      out of service until the daemon restarts (CUDA errors poison the process's context), and
+      the other devices keep serving.
+    """
+
+    def __init__(self, device: str, reason: str) -> None:
+        super().__init__(f"{device}: {reason}")
+        self.device = device
+        self.reason = reason

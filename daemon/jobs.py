@@ -1,8 +1,9 @@
 """Jobs and the table that finds them by id, by (artist, request id) and by peer.
 
 A job is created when a generate request is admitted and lives until its result has been kept
-for ``result_retention_s``. ``peer`` is the routing id its messages go to; a resubmission from a
-new connection moves it (routing ids change on every reconnect).
+for ``result_retention_s``. ``peer`` is the routing id its messages go to, answering
+``reply_to``; a resubmission from a new connection moves it (routing ids change on every
+reconnect). ``observers`` are other connections that fetched it unfinished: they get copies.
 """
 
 from __future__ import annotations
@@ -57,6 +58,16 @@ class Job:
     step_started_mono: float = 0.0
     #: The queue position last sent in a "queued" progress (None: no position sent yet).
     told_position: int | None = None
+    #: The request id the job's own messages answer: the generate id, or the fetch id of the
+    #: connection that re-attached to it.
+    reply_to: str = ""
+    #: True once ``peer`` is known to be gone: waiting for its artist to re-attach.
+    orphaned: bool = False
+    #: Connections watching the job without owning it: routing id -> (fetch id, their artist).
+    observers: dict[bytes, tuple[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.reply_to = self.reply_to or self.request_id
 
     @property
     def job_id(self) -> str:
@@ -118,6 +129,9 @@ class JobTable:
 
     def on_peer(self, peer: bytes) -> list[Job]:
         return [j for j in self._by_id.values() if j.peer == peer and not j.state.finished]
+
+    def observed_by(self, peer: bytes) -> list[Job]:
+        return [j for j in self._by_id.values() if peer in j.observers]
 
     def unfinished(self) -> list[Job]:
         return [j for j in self._by_id.values() if not j.state.finished]

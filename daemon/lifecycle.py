@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from daemon.config import DaemonConfig
-from daemon.engine_api import Engine, JobOutput
+from daemon.engine_api import DeviceFailure, Engine, JobOutput
 from daemon.jobs import Job, JobState, JobTable
 from daemon.logs import EventLog, elapsed, new_log_id
 from daemon.metrics import Metrics
@@ -24,6 +24,7 @@ from shared_protocol import (
     FPS,
     Accepted,
     Cancelled,
+    DeviceInfo,
     Error,
     HYMotionError,
     InternalError,
@@ -35,9 +36,6 @@ from shared_protocol import (
     Result,
 )
 
-#: A vanished connection's jobs wait this long for their client to reconnect and resubmit
-#: (a Lazy Pirate client reopens its socket in milliseconds) before they are cancelled.
-ORPHAN_GRACE_S = 0.25
 #: Progress messages per job are throttled to this interval (stage changes always go out).
 _PROGRESS_INTERVAL_S = 0.1
 #: Waiting clients hear of a changed queue position in one pass over the queue at most this
@@ -45,6 +43,11 @@ _PROGRESS_INTERVAL_S = 0.1
 QUEUE_UPDATE_INTERVAL_S = 0.25
 #: The engine stages measured per job (``JobOutput.timings``); other keys stay out of metrics.
 ENGINE_STAGES = ("encode", "sample", "decode")
+
+
+#: Runs jobs on an engine backend (a local device, a remote replica) and returns one outcome
+#: per job, in order; raising means the whole call failed.
+EngineCall = Callable[[Sequence[Job]], Awaitable[Sequence[JobOutput | HYMotionError]]]
 
 
 class Outbox(Protocol):
@@ -68,8 +71,11 @@ class JobLifecycle:
         workers: int,
     ) -> None:
         self._retention_s = config.result_retention_s
+        self._reconnect_grace_s = config.reconnect_grace_s
         #: Every model the engines know, by name (the same on every device).
         self.models = models
+        #: Every device's state; ``daemon.device_health`` keeps it and ``models`` current.
+        self.devices: tuple[DeviceInfo, ...] = ()
         self._outbox = outbox
         self._log = log
         self._metrics = metrics
@@ -104,16 +110,43 @@ class JobLifecycle:
         self._wake_workers()
 
     def reattach(self, job: Job, peer: bytes, re: str, why: str) -> None:
-        """A reconnected client asks again: never run it twice; send what it missed."""
+        """The job's own client, on a new connection, takes its stream: never run it twice;
+        send what it missed. Later job messages go to ``peer`` and answer ``re``."""
         self._log.info("job_reattached", **job.log_fields, reason=why, state=job.state.value)
         if job.final is not None:
             self._outbox.send(peer, job.final, re)
             return
-        job.peer = peer
+        job.observers.pop(peer, None)
+        job.peer, job.reply_to, job.orphaned = peer, re, False
         job.told_position = None  # the new connection has not heard an estimate yet
+        self._outbox.send(peer, self._accepted_again(job), re)
+
+    def fetch(self, job: Job, peer: bytes, re: str, artist: str) -> None:
+        """``fetch`` never takes a job's stream from a live connection.
+
+        Finished: the kept answer. Unfinished: the fetching connection gets its own copy of
+        the job's messages, answering ``re``; only when the job's connection is gone does its
+        own artist's fetch re-attach the job instead (and keep it from being cancelled).
+        """
+        if job.final is not None:
+            self._outbox.send(peer, job.final, re)
+        elif job.orphaned and artist == job.artist:
+            self.reattach(job, peer, re, "fetch")
+        else:
+            job.observers[peer] = (re, artist)
+            self._log.info("job_observed", **job.log_fields, observer=artist)
+            self._outbox.send(peer, self._accepted_again(job), re)
+
+    def _accepted_again(self, job: Job) -> Accepted:
         position = self.scheduler.positions().get(job.job_id, 0)
-        accepted = Accepted(job_id=job.job_id, queue_position=position, duplicate=True)
-        self._outbox.send(peer, accepted, re)
+        return Accepted(job_id=job.job_id, queue_position=position, duplicate=True)
+
+    def _send_job(self, job: Job, message: Message) -> None:
+        """A job message to the job's connection (unless it is gone) and to its observers."""
+        if not job.orphaned:
+            self._outbox.send(job.peer, message, job.reply_to)
+        for peer, (re, _) in list(job.observers.items()):
+            self._outbox.send(peer, message, re)
 
     def cancel(self, job: Job, reason: str, retry: bool = False) -> None:
         """Queued: cancelled now. Running: stops at the engine's next step."""
@@ -128,21 +161,41 @@ class JobLifecycle:
             self._log.info("job_cancel_requested", **job.log_fields, reason=reason)
 
     def peer_gone(self, peer: bytes) -> None:
-        """The connection vanished: closed, or silent for 3 ZMTP heartbeats (a frozen client).
+        """The connection vanished: closed, dropped by libzmq, or silent for 3 ZMTP heartbeats.
 
         Noticed as EHOSTUNREACH at the next send to it (progress while a job runs, a queue
-        update while it waits); its jobs stop costing the device soon after.
+        update while it waits). A connection of the same artist that observes a job takes it
+        over; otherwise the job keeps its place for ``reconnect_grace_s`` so its artist can
+        re-attach (resubmit or fetch), and is cancelled as ``disconnected`` after that.
         """
-        orphans = self.jobs.on_peer(peer)
+        for job in self.jobs.observed_by(peer):
+            job.observers.pop(peer, None)
+        orphans = []
+        for job in self.jobs.on_peer(peer):
+            if job.orphaned:  # every failed send reports the peer again
+                continue
+            heir = next((p for p, (_, a) in job.observers.items() if a == job.artist), None)
+            if heir is not None:
+                re, _ = job.observers.pop(heir)
+                self.reattach(job, heir, re, "observer_took_over")
+                continue
+            job.orphaned = True
+            orphans.append(job)
+            grace_s = self._reconnect_grace_s
+            self._log.info("job_orphaned", **job.log_fields, state=job.state.value, grace_s=grace_s)
         if orphans:
             loop = asyncio.get_running_loop()
-            loop.call_later(ORPHAN_GRACE_S, self._cancel_orphans, peer, orphans)
+            loop.call_later(self._reconnect_grace_s, self._cancel_orphans, peer, orphans)
 
     def _cancel_orphans(self, peer: bytes, jobs: list[Job]) -> None:
         for job in jobs:
-            # Not resubmitted from a new connection meanwhile, and not already being stopped
-            # (every failed send reports the peer again).
-            if job.peer == peer and not job.state.finished and not job.cancel_reason:
+            # Not re-attached from a new connection meanwhile, and not already being stopped.
+            if (
+                job.orphaned
+                and job.peer == peer
+                and not job.state.finished
+                and not job.cancel_reason
+            ):
                 self._log.info("client_gone", **job.log_fields, state=job.state.value)
                 self.cancel(job, "disconnected")
 
@@ -162,7 +215,7 @@ class JobLifecycle:
             job.told_position = position
             wait = round(self.scheduler.wait_s(position), 1)
             progress = Progress(job.job_id, "queued", eta_s=wait, queue_position=position)
-            self._outbox.send(job.peer, progress, job.request_id)
+            self._send_job(job, progress)
 
     # --- on a device ---------------------------------------------------------------------------
 
@@ -193,7 +246,7 @@ class JobLifecycle:
         if 0 < step <= total:
             eta = round((now - job.step_started_mono) / step * (total - step), 3)
         progress = Progress(job_id=job_id, stage=stage, step=step, total=total, eta_s=eta)
-        self._outbox.send(job.peer, progress, job.request_id)
+        self._send_job(job, progress)
 
     def finish_batch(
         self,
@@ -216,8 +269,45 @@ class JobLifecycle:
             else:
                 self._finish(job, *self._result(engine, job, outcome))
 
+    async def run_isolated(self, engine: Engine, batch: list[Job], call: EngineCall) -> None:
+        """Run ``batch`` through ``call`` so that one job's failure never fails its neighbours.
+
+        Every engine backend runs its batches through here. When the call raises (a prompt the
+        text encoder chokes on, a job that breaks the model), the batch is split in halves and
+        each half is run again, down to single jobs: only a job that fails on its own gets an
+        error; every other job gets its own outcome. Each job is answered exactly once, except
+        that a ``DeviceFailure`` is not split but raised to the backend, with the jobs not yet
+        answered still unfinished.
+        """
+        started = time.monotonic()
+        try:
+            outcomes = list(await call(batch))
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"engine returned {len(outcomes)} outcomes for {len(batch)}")
+        except DeviceFailure:
+            raise  # the device, not a job: splitting cannot help; the backend takes it out
+        except Exception as exc:
+            seconds = time.monotonic() - started
+            if len(batch) == 1:
+                self.fail_batch(batch, exc, seconds)
+                return
+            self._log.warning(
+                "batch_split",
+                jobs=[j.job_id for j in batch],
+                artists=sorted({j.artist for j in batch}),
+                seconds=round(seconds, 4),
+                error=repr(exc),
+            )
+            half = len(batch) // 2
+            await self.run_isolated(engine, batch[:half], call)
+            await self.run_isolated(engine, batch[half:], call)
+            return
+        self.finish_batch(engine, batch, outcomes, time.monotonic() - started)
+
     def fail_batch(self, batch: list[Job], exc: BaseException, seconds: float) -> None:
-        """The engine raised: every job of the batch gets an internal error with a log id."""
+        """The engine raised: every job of the batch gets an internal error with a log id.
+
+        Backends call :meth:`run_isolated`, which comes here only for a single job."""
         log_id = new_log_id()
         self._log.error(
             "batch_failed",
@@ -233,6 +323,16 @@ class JobLifecycle:
         error = internal_error("the engine failed", log_id)
         for job in batch:
             self._finish(job, JobState.FAILED, error)
+
+    def fail_jobs(self, jobs: Sequence[Job], error: HYMotionError) -> None:
+        """Jobs that cannot run (their device failed), running or queued: each gets ``error``."""
+        for job in jobs:
+            if job.state is JobState.RUNNING:
+                self._metrics.running.dec()
+            else:
+                self.scheduler.remove(job)
+            self._finish(job, JobState.FAILED, Error.from_exception(error))
+        self._queue_changed()
 
     def _result(self, engine: Engine, job: Job, out: JobOutput) -> tuple[JobState, Message]:
         info = self.models[job.spec.model]  # admission checked that it exists
@@ -287,7 +387,8 @@ class JobLifecycle:
         # Keep it for fetch and resubmission, then forget it.
         asyncio.get_running_loop().call_later(self._retention_s, self.jobs.drop, job)
         # Last: whoever reads the answer sees the metrics and log that go with it.
-        self._outbox.send(job.peer, final, job.request_id)
+        self._send_job(job, final)
+        job.observers.clear()
 
     # --- shutdown ------------------------------------------------------------------------------
 

@@ -3,12 +3,14 @@
 Jobs wait in one deque per artist; artists take turns (round-robin), so an artist with many
 queued jobs delays another artist's single job by at most one batch. A batch starts with the
 next job in turn and adds later jobs (still in turn order) whose engine batch key is equal,
-while the summed candidates fit the engine's limit.
+while the summed candidates fit the engine's limit. Retry hints in ``busy`` are spread at random
+over [estimate, 2 x estimate), so clients refused together do not come back together.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -27,7 +29,11 @@ class SchedulerLimits:
 
 class Scheduler:
     def __init__(
-        self, limits: SchedulerLimits, initial_batch_s: float = 2.0, ewma_alpha: float = 0.3
+        self,
+        limits: SchedulerLimits,
+        initial_batch_s: float = 2.0,
+        ewma_alpha: float = 0.3,
+        rng: random.Random | None = None,
     ) -> None:
         self._limits = limits
         self._queues: OrderedDict[str, deque[Job]] = OrderedDict()
@@ -35,6 +41,7 @@ class Scheduler:
         self._active: Counter[str] = Counter()
         self._batch_s = initial_batch_s
         self._alpha = ewma_alpha
+        self._rng = rng or random.Random()
 
     # --- admission -----------------------------------------------------------------------------
 
@@ -44,19 +51,24 @@ class Scheduler:
             raise Busy(
                 f"you already have {self._active[artist]} jobs queued or running "
                 f"(limit {self._limits.max_per_artist})",
-                retry_after_s=self._batch_s,
+                retry_after_s=self.spread(self._batch_s),
                 reason="artist_limit",
             )
         if self.depth >= self._limits.max_queue:
             raise Busy(
                 f"the queue is full ({self.depth} jobs)",
-                retry_after_s=self.retry_after_s(),
+                retry_after_s=self.spread(self.retry_after_s()),
                 reason="queue_full",
             )
 
     def retry_after_s(self) -> float:
         """Estimated seconds until a queue slot frees: what a job joining the queue would wait."""
         return self.wait_s(self.depth)
+
+    def spread(self, estimate_s: float) -> float:
+        """A retry hint: never before the estimate (a retry then is refused again), and spread
+        over one more estimate so that clients refused at the same moment retry apart."""
+        return estimate_s * (1.0 + self._rng.random())
 
     def wait_s(self, position: int) -> float:
         """Estimated seconds until the job at 0-based ``position`` starts.

@@ -19,15 +19,17 @@ import zmq.asyncio
 
 from daemon.auth import AllowList, start_auth, watch_handshakes
 from daemon.config import ConfigError, DaemonConfig, metrics_address
+from daemon.device_health import DeviceHealth
 from daemon.engine_api import Engine
-from daemon.lifecycle import JobLifecycle
+from daemon.lifecycle import JobLifecycle, internal_error
 from daemon.logs import EventLog, close_handlers, new_log_id, setup_logging
-from daemon.metrics import Metrics
+from daemon.metrics import Metrics, MetricsUnavailable
 from daemon.service import Service
 from daemon.workers import DeviceWorker
 from shared_protocol import (
     REQUEST_LIMITS,
     Error,
+    HYMotionError,
     Message,
     ProtocolError,
     decode,
@@ -35,10 +37,8 @@ from shared_protocol import (
     new_id,
 )
 from shared_protocol.keys import load_keypair
-from shared_protocol.wire import check_signature
+from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT, check_signature, salvage_id
 
-#: Requests are tiny; libzmq drops a connection that sends a bigger frame (per frame limit).
-_MAX_FRAME_BYTES = 1 << 20
 _RCVHWM = 100
 _HANDSHAKE_IVL_MS = 5000
 #: Bounded wait for an engine to notice a cancel once the grace period is over.
@@ -62,6 +62,7 @@ class Server:
         self.lifecycle: JobLifecycle
         self.service: Service
         self.workers: list[DeviceWorker] = []
+        self.health: DeviceHealth
         self.allow_list: AllowList | None = None
         self._context: zmq.asyncio.Context
         self._socket: zmq.asyncio.Socket
@@ -100,8 +101,13 @@ class Server:
             workers=len(self._engines),
         )
         self.service = Service(config, first, self.lifecycle, self, self.log, self.metrics)
+        self.health = DeviceHealth(
+            config.devices, self._engines, self.lifecycle, self.log, self.metrics
+        )
         self.workers = [
-            DeviceWorker(device, engine, self.lifecycle, config.batch_window_s)
+            DeviceWorker(
+                device, engine, self.lifecycle, config.batch_window_s, self.health.device_failed
+            )
             for device, engine in zip(config.devices, self._engines, strict=True)
         ]
         try:
@@ -123,7 +129,10 @@ class Server:
             )
         if config.metrics_bind is not None:
             host, port = metrics_address(config.metrics_bind)
-            self._metrics_http = self.metrics.serve_http(host, port)
+            try:
+                self._metrics_http = self.metrics.serve_http(host, port)
+            except MetricsUnavailable as exc:  # an optional extra: serve without it
+                self.log.error("metrics_unavailable", error=str(exc))
         if self.lifecycle.quotas.load_error is not None:
             self.log.error("quota_usage_unreadable", error=self.lifecycle.quotas.load_error)
         self.log.info(
@@ -141,7 +150,7 @@ class Server:
         socket = self._context.socket(zmq.ROUTER)
         # Sends to a vanished peer raise EHOSTUNREACH: that is how a dead client is noticed.
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        socket.setsockopt(zmq.MAXMSGSIZE, _MAX_FRAME_BYTES)
+        socket.setsockopt(zmq.MAXMSGSIZE, REQUEST_FRAME_HARD_LIMIT)
         socket.setsockopt(zmq.RCVHWM, _RCVHWM)
         socket.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_IVL_MS)
         socket.setsockopt(zmq.HEARTBEAT_IVL, int(config.heartbeat_s * 1000))
@@ -195,8 +204,10 @@ class Server:
             envelope = decode(body, REQUEST_LIMITS)
         except ProtocolError as exc:
             self.metrics.malformed.labels(reason=exc.code).inc()
-            self.log.debug("malformed", reason=exc.message, artist=user_id)
-            self.send(peer, Error.from_exception(exc), None)
+            # Answer the request's id whenever it can be read, so its sender is not left waiting.
+            request_id = salvage_id(body[1]) if len(body) > 1 else None
+            self.log.debug("malformed", reason=exc.message, artist=user_id, request_id=request_id)
+            self.send(peer, Error.from_exception(exc), request_id)
             return
         self.service.handle(peer, user_id, envelope)
 
@@ -210,7 +221,7 @@ class Server:
 
     def send(self, peer: bytes, message: Message, re: str | None) -> None:
         """Send without ever blocking; a vanished peer's jobs are cancelled."""
-        frames = encode(message.envelope(re=re, session=self.service.session))
+        frames = self._encode(message, re)
         # With DONTWAIT pyzmq tries the send at once and returns an already-settled future.
         future = cast(
             "asyncio.Future[Any]",
@@ -227,6 +238,17 @@ class Server:
             asyncio.get_running_loop().call_soon(self._peer_gone, peer)
         else:
             raise exc
+
+    def _encode(self, message: Message, re: str | None) -> list[bytes]:
+        """Frames for ``message``; one the daemon cannot encode is its own fault, so the peer
+        gets ``internal`` with a log id instead (never ``bad_request``)."""
+        try:
+            return encode(message.envelope(re=re, session=self.service.session))
+        except HYMotionError as exc:
+            log_id = new_log_id()
+            self.log.error("unencodable_reply", log_id=log_id, type=message.TYPE, error=exc.message)
+            error = internal_error(f"the daemon could not encode its {message.TYPE}", log_id)
+            return encode(error.envelope(re=re, session=self.service.session))
 
     def _peer_gone(self, peer: bytes) -> None:
         self.service.forget(peer)

@@ -48,9 +48,11 @@ from shared_protocol import (
 from shared_protocol.keys import ARTIST_NAME
 
 CAPABILITIES = (
-    "progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas",
+    "progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas", "reattach",
     "constraints",  # protocol 1.1: directed generation (docs/protocol.md, Constraints)
 )  # fmt: skip
+#: Jobs one status reply lists (a client decodes lists of at most 256 items).
+STATUS_MAX_JOBS = 256
 #: Connections remembered (routing id -> artist); the least recently heard are forgotten first.
 _MAX_PEERS = 4096
 
@@ -128,7 +130,10 @@ class Service:
             return known
         if user_id is not None:  # CURVE: the key decided who this is
             return self._remember(peer, user_id)
-        raise ProtocolError("send hello first: this connection has not said who it is")
+        # Also what a client hears after libzmq replaced its connection (a new routing id).
+        raise ProtocolError(
+            "send hello first: this connection has not said who it is", reason="hello_required"
+        )
 
     def _remember(self, peer: bytes, artist: str) -> Peer:
         who = Peer(artist, artist in self._config.admins)
@@ -191,7 +196,7 @@ class Service:
             raise Busy(
                 f"the daemon is shutting down; retry in {self._config.grace_period_s:g} s "
                 "(it may be restarting)",
-                retry_after_s=self._config.grace_period_s,
+                retry_after_s=self._lifecycle.scheduler.spread(self._config.grace_period_s),
                 reason="shutting_down",
             )
         msg.validate(self.limits, self._engine.skeleton().joint_count)
@@ -245,22 +250,23 @@ class Service:
         self._outbox.send(peer, Cancelled(job_id=job.job_id, reason=reason), env.id)
 
     def _fetch(self, peer: bytes, who: Peer, env: Envelope, msg: Fetch) -> None:
-        self._lifecycle.reattach(self._visible(who, msg.job_id), peer, env.id, "fetch")
+        self._lifecycle.fetch(self._visible(who, msg.job_id), peer, env.id, who.artist)
 
     def _status(self, who: Peer) -> Status:
         jobs, scheduler = self._lifecycle.jobs, self._lifecycle.scheduler
         positions = scheduler.positions()
+        visible = [job for job in jobs if who.admin or job.artist == who.artist]
+        # Unfinished jobs first, then the most recently submitted: what a reader looks for.
+        visible.sort(key=lambda job: (job.state.finished, -job.submitted_at))
         return Status(
             queue_depth=scheduler.depth,
             running=sum(1 for j in jobs if j.state is JobState.RUNNING),
             shutting_down=self._lifecycle.shutting_down,
             uptime_s=round(time.monotonic() - self.started, 3),
-            jobs=tuple(
-                job.info(positions.get(job.job_id))
-                for job in jobs
-                if who.admin or job.artist == who.artist
-            ),
+            jobs=tuple(job.info(positions.get(job.job_id)) for job in visible[:STATUS_MAX_JOBS]),
             models=tuple(self._lifecycle.models.values()),
+            devices=self._lifecycle.devices,
+            jobs_omitted=max(0, len(visible) - STATUS_MAX_JOBS),
         )
 
     def _pong(self) -> Pong:

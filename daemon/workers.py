@@ -1,28 +1,41 @@
 """One worker per device: takes a batch from the job lifecycle and runs it on a single thread.
 
 The engine runs in a one-thread executor, so the event loop keeps answering while the device
-works; progress callbacks hop back to the loop with ``call_soon_threadsafe``.
+works; progress callbacks hop back to the loop with ``call_soon_threadsafe``. Batches run
+through ``JobLifecycle.run_isolated``, so one job's failure never fails the rest of its batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from daemon.engine_api import Engine
+from daemon.engine_api import DeviceFailure, Engine, JobOutput
 from daemon.jobs import Job
 from daemon.lifecycle import JobLifecycle
+from shared_protocol import HYMotionError
+
+#: Told (device, failure, the failed batch) when the engine reports that its device failed.
+OnDeviceFailure = Callable[[str, DeviceFailure, list[Job]], None]
 
 
 class DeviceWorker:
     def __init__(
-        self, device: str, engine: Engine, lifecycle: JobLifecycle, batch_window_s: float
+        self,
+        device: str,
+        engine: Engine,
+        lifecycle: JobLifecycle,
+        batch_window_s: float,
+        on_device_failure: OnDeviceFailure,
     ) -> None:
         self.device = device
         self.engine = engine
         self._lifecycle = lifecycle
         self._batch_window_s = batch_window_s
+        self._on_device_failure = on_device_failure
+        #: Set once the device failed: this worker takes no more batches.
+        self.failure: DeviceFailure | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{device}")
         self._work = asyncio.Event()
         self.current: list[Job] = []
@@ -33,24 +46,35 @@ class DeviceWorker:
         self._work.set()
 
     async def run(self) -> None:
-        """Take and run batches until cancelled (at shutdown, once idle)."""
-        while True:
+        """Take and run batches until cancelled (at shutdown, once idle) or the device fails."""
+        while self.failure is None:
             await self._work.wait()
             self._work.clear()
             if self._batch_window_s:
                 # Let jobs that arrive together share one engine call.
                 await asyncio.sleep(self._batch_window_s)
-            while not self._lifecycle.shutting_down:
+            while not self._lifecycle.shutting_down and self.failure is None:
                 batch = self._lifecycle.take_batch(self.engine)
                 if not batch:
                     break
                 await self._run_batch(batch)
 
     async def _run_batch(self, batch: list[Job]) -> None:
-        loop = asyncio.get_running_loop()
         self.current = batch
         self.idle.clear()
-        stops = {job.job_id: job.cancel_event for job in batch}
+        try:
+            await self._lifecycle.run_isolated(self.engine, batch, self._call_engine)
+        except DeviceFailure as failure:
+            # Not the batch's fault, so not split: answer what a split has not answered yet.
+            self._device_failed([job for job in batch if not job.state.finished], failure)
+        finally:
+            self.current = []
+            self.idle.set()
+
+    async def _call_engine(self, jobs: Sequence[Job]) -> list[JobOutput | HYMotionError]:
+        """One ``run_batch`` on the device thread; progress hops back to the event loop."""
+        loop = asyncio.get_running_loop()
+        stops = {job.job_id: job.cancel_event for job in jobs}
 
         def progress(job_id: str, stage: str, step: int, total: int) -> None:
             loop.call_soon_threadsafe(self._lifecycle.on_progress, job_id, stage, step, total)
@@ -59,21 +83,15 @@ class DeviceWorker:
             event = stops.get(job_id)
             return event is not None and event.is_set()
 
-        specs = [job.spec for job in batch]
-        started = time.monotonic()
-        try:
-            outcomes = await loop.run_in_executor(
-                self._executor, self.engine.run_batch, specs, progress, should_stop
-            )
-            if len(outcomes) != len(batch):
-                raise RuntimeError(f"engine returned {len(outcomes)} outcomes for {len(batch)}")
-        except Exception as exc:
-            self._lifecycle.fail_batch(batch, exc, time.monotonic() - started)
-        else:
-            self._lifecycle.finish_batch(self.engine, batch, outcomes, time.monotonic() - started)
-        finally:
-            self.current = []
-            self.idle.set()
+        specs = [job.spec for job in jobs]
+        return await loop.run_in_executor(
+            self._executor, self.engine.run_batch, specs, progress, should_stop
+        )
+
+    def _device_failed(self, batch: list[Job], failure: DeviceFailure) -> None:
+        """Not this batch's fault: the device is broken, so this worker stops for good."""
+        self.failure = failure
+        self._on_device_failure(self.device, failure, batch)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .errors import DaemonUnreachable, HYMotionError, ProtocolError, UnsupportedVersion
 from .keys import KeyPair
@@ -108,6 +109,9 @@ class MotionClient:
         self._context = context or zmq.Context.instance()
         self._session = uuid.uuid4().hex
         self._socket: zmq.Socket | None = None
+        #: Reports each ZMTP handshake of the socket (see ``_check_replaced``).
+        self._monitor: zmq.Socket | None = None
+        self._handshakes = 0
         self._pending: dict[str, _Pending] = {}
         self._outbox: list[tuple[str, Message]] = []
         self.welcome: Welcome | None = None
@@ -122,10 +126,15 @@ class MotionClient:
         self._open_socket()
 
     def close(self) -> None:
-        """Close without waiting; jobs on the daemon are cancelled when it sees us gone."""
+        """Close without waiting; the daemon cancels our jobs if we do not come back for them
+        within its ``reconnect_grace_s``."""
         if self._socket is not None:
+            self._socket.disable_monitor()
             self._socket.close(linger=0)
             self._socket = None
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
 
     def shutdown(self, timeout_s: float = 0.3) -> None:
         """Cancel every outstanding job, wait briefly for the daemon to confirm, then close."""
@@ -200,6 +209,7 @@ class MotionClient:
         if self._socket is None:
             return events
         self._flush_outbox()
+        events.extend(self._check_replaced())
         if self._socket.poll(timeout_ms, zmq.POLLIN):
             while True:
                 try:
@@ -289,6 +299,8 @@ class MotionClient:
             socket.curve_serverkey = self.config.server_key
             socket.curve_publickey = keys.public
             socket.curve_secretkey = keys.secret
+        self._monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._handshakes = 0
         socket.connect(self.config.address)
         self._socket = socket
         self.welcome = None
@@ -361,6 +373,27 @@ class MotionClient:
             elif isinstance(message, _TERMINAL):
                 del self._pending[request_id]  # type: ignore[arg-type]
         return [Event(request_id, message)]
+
+    def _check_replaced(self) -> list[Event]:
+        """libzmq reconnects a dropped connection by itself (a network blip, a daemon that
+        dropped us), and the daemon then sees a stranger that never said hello. A second
+        handshake on this socket means exactly that: say hello again and resend every pending
+        request with its own id, which re-attaches the daemon's job instead of losing it."""
+        assert self._monitor is not None
+        replaced = False
+        while self._monitor.poll(0, zmq.POLLIN):
+            if recv_monitor_message(self._monitor)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._handshakes += 1
+                replaced = replaced or self._handshakes > 1
+        if not replaced:
+            return []
+        self.welcome = None
+        self._opened_at = time.monotonic()
+        self._outbox.insert(0, (new_id(), self._hello()))
+        for pending in self._pending.values():
+            pending.sent = False
+        self._flush_outbox()
+        return [Event(None, Disconnected("the connection was replaced; re-attaching"))]
 
     def _on_welcome(self, welcome: Welcome) -> list[Event]:
         restarted = (

@@ -114,6 +114,7 @@ class Generate(Message):
             raise InvalidArgument(
                 "prompt", "the prompt contains control characters", allowed="printable text"
             )
+        schema.check_text("prompt", prompt)
         low, high = limits.min_duration_s, limits.max_duration_s
         frames = self.frames if np.isfinite(self.duration_s) else -1
         if not round(low * limits.fps) <= frames <= round(high * limits.fps):
@@ -293,6 +294,17 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class DeviceInfo:
+    """One device the daemon runs a worker on."""
+
+    name: str
+    #: "ok", or "failed": it failed while serving and takes no more jobs until a restart.
+    state: str
+    #: Why it failed, empty while ok.
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Status(Message):
     TYPE = "status_reply"
     queue_depth: int
@@ -301,6 +313,9 @@ class Status(Message):
     uptime_s: float
     jobs: tuple[JobInfo, ...] = ()
     models: tuple[ModelInfo, ...] = ()
+    devices: tuple[DeviceInfo, ...] = ()
+    #: Jobs left out of ``jobs`` to keep the reply bounded (at most 256 are listed).
+    jobs_omitted: int = 0
 
 
 @dataclass(frozen=True)
@@ -357,6 +372,7 @@ __all__ = [
     "Accepted",
     "Cancel",
     "Cancelled",
+    "DeviceInfo",
     "Error",
     "Fetch",
     "Generate",

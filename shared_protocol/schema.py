@@ -10,6 +10,7 @@ body keys are ignored so a newer minor version can add fields.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -18,12 +19,19 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .errors import ProtocolError
+from .errors import InvalidArgument, ProtocolError
 
 T = TypeVar("T")
 
 _MAX_STRING = 8192
 _MAX_ITEMS = 256
+#: Code points that are not text: lone surrogates (JSON can spell them as "\ud800", but no
+#: UTF-8 encoder, tokenizer or log file takes them) and the 66 Unicode noncharacters.
+_NOT_TEXT = re.compile(
+    "[\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
 
 
 def to_parts(obj: Any, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -117,6 +125,7 @@ def _convert(annotation: Any, value: Any, name: str, arrays: Mapping[str, np.nda
             raise _type_error(name, "a string", value)
         if len(value) > _MAX_STRING:
             raise ProtocolError(f"field {name!r} is longer than {_MAX_STRING} characters")
+        check_text(name, value)
         return value
     if origin is tuple:
         if not isinstance(value, list) or len(value) > _MAX_ITEMS:
@@ -131,9 +140,26 @@ def _convert(annotation: Any, value: Any, name: str, arrays: Mapping[str, np.nda
     raise TypeError(f"unsupported annotation {annotation!r} on {name}")  # a bug in a message class
 
 
+def check_text(name: str, value: str) -> None:
+    """Refuse strings that are not Unicode text, so nothing kept from a message can break an
+    encoder later (a reply, a log line, a tokenizer)."""
+    bad = _NOT_TEXT.search(value)
+    if bad is not None:
+        code_point = ord(bad.group())
+        kind = "a lone surrogate" if 0xD800 <= code_point <= 0xDFFF else "a noncharacter"
+        raise InvalidArgument(
+            name,
+            f"field {name!r} is not valid Unicode text: {kind} U+{code_point:04X} at "
+            f"character {bad.start()}",
+            allowed="Unicode text without lone surrogates or noncharacters",
+        )
+
+
 def _check_plain_json(value: Any, name: str) -> Any:
     if isinstance(value, dict | list):
         raise _type_error(name, "a string, number, boolean or null", value)
+    if isinstance(value, str):
+        check_text(name, value)
     return value
 
 

@@ -50,7 +50,7 @@ class DecodeLimits:
     """Upper bounds a receiver enforces before it trusts a message."""
 
     max_frames: int = 32
-    max_header_bytes: int = 64 * 1024
+    max_header_bytes: int = 2 << 20
     max_json_depth: int = 12
     max_array_bytes: int = 64 * 1024 * 1024
     max_total_bytes: int = 96 * 1024 * 1024
@@ -61,8 +61,13 @@ class DecodeLimits:
 REQUEST_LIMITS = DecodeLimits(
     max_frames=8, max_header_bytes=32 * 1024, max_array_bytes=1 << 20, max_total_bytes=2 << 20
 )
-#: Replies carry motion arrays (8 candidates x 360 frames is about 2 MB).
-REPLY_LIMITS = DecodeLimits()
+#: A request frame bigger than this never reaches the daemon's code: its libzmq closes the
+#: connection (ZMQ_MAXMSGSIZE). Anything smaller is read, so a frame over ``REQUEST_LIMITS``
+#: but under this gets a typed error on a connection that keeps working.
+REQUEST_FRAME_HARD_LIMIT = 4 << 20
+#: Replies carry motion arrays (8 candidates x 360 frames is about 2 MB); the largest header
+#: is an admin's status listing 256 jobs with 1000-character prompts (at most about 1.1 MB).
+REPLY_LIMITS = DecodeLimits(max_header_bytes=2 << 20)
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,34 @@ def decode(frames: Sequence[bytes], limits: DecodeLimits = REPLY_LIMITS) -> Enve
         session=session,
         version=version,
     )
+
+
+#: How much of a refused header is searched for its id (bounds the work per bad message).
+_SALVAGE_BYTES = 32 * 1024
+_SALVAGE_STRINGS = 256
+#: A JSON string (group 1: its content) and, if it is a key, the colon after it.
+_JSON_STRING = re.compile(r'"((?:[^"\\]++|\\.)*+)"(\s*:)?')  # possessive: no backtracking
+_ID_VALUE = re.compile(r'\s*"([A-Za-z0-9_.:-]{1,64})"\s*[,}]')
+
+
+def salvage_id(header: bytes) -> str | None:
+    """The top-level ``id`` of a header that failed to decode, so a refusal can answer it.
+
+    Reads at most the first 32 KiB and 256 strings, tolerates anything past the id (too big,
+    too deep, bad JSON, another version) and never returns a nested ``id`` or a malformed one.
+    """
+    text = bytes(header[:_SALVAGE_BYTES]).decode("utf-8", errors="replace")
+    depth, position = 0, 0
+    for count, string in enumerate(_JSON_STRING.finditer(text)):
+        if count == _SALVAGE_STRINGS:
+            break
+        gap = text[position : string.start()]  # brackets between strings, counted in C
+        depth += gap.count("{") + gap.count("[") - gap.count("}") - gap.count("]")
+        position = string.end()
+        if depth == 1 and string.group(2) and string.group(1) == "id":
+            value = _ID_VALUE.match(text, position)
+            return value.group(1) if value is not None else None
+    return None
 
 
 def check_signature(frame: bytes) -> None:

@@ -3,7 +3,9 @@
 Starts ``python -m daemon serve`` on a free loopback port (the built-in, untrained ``tiny`` model
 unless a config names real weights), waits for its welcome, runs the add-on's batch script under
 the ``bpy`` module for the example prompts, then stops the daemon with SIGTERM (graceful drain).
-Exit code: the batch's (0 only if every prompt and candidate produced its files).
+Then writes a bundled motion-capture walk (examples/mocap) as a finished take (foot lock, loop,
+in place) under ``out/demo/mocap``, since the tiny model's motion is noise.
+Exit code: the batches' (0 only if every prompt, candidate and clip produced its files).
 """
 
 from __future__ import annotations
@@ -55,7 +57,16 @@ def main() -> int:
             "--overwrite",  # the demo owns its output folder: running it again regenerates it
         ]  # fmt: skip
         print("demo: running the headless Blender batch:", " ".join(batch_cmd[1:]))
-        return subprocess.call(batch_cmd, cwd=REPO)
+        code = subprocess.call(batch_cmd, cwd=REPO)
+        # The tiny model's motion is noise: also a real capture (CMU) as a finished take.
+        mocap_cmd = [
+            sys.executable, str(REPO / "blender_addon" / "batch.py"),
+            "--bvh", str(REPO / "examples" / "mocap" / "walk_forward_cmu_35_01.bvh"),
+            "--out", str(out / "mocap"), "--formats", "blend,fbx,bvh", "--overwrite",
+            "--foot-lock", "auto", "--loop", "--in-place",
+        ]  # fmt: skip
+        print("demo: a CMU walk as a finished take:", " ".join(mocap_cmd[1:]))
+        return code or subprocess.call(mocap_cmd, cwd=REPO)
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:

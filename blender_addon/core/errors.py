@@ -113,3 +113,17 @@ class FinishingError(HYMotionError):
 
     code = "finishing"
     hint = "Change or turn off that finishing option; the take itself is unchanged."
+
+
+class TransferError(HYMotionError):
+    """Two skeletons cannot be calibrated for motion transfer with this joint mapping."""
+
+    code = "bad_mapping"
+    hint = "Check the bone mapping: every mapped joint must exist, and the hips must be mapped."
+
+
+class SkeletonError(HYMotionError):
+    """A skeleton lacks a joint an operation needs (looked up by name)."""
+
+    code = "skeleton"
+    hint = "This needs the SMPL-H body joints the HY-Motion daemon sends (Pelvis, L_Hip, ...)."

@@ -4,12 +4,12 @@ Modules in dependency order (none imports a later one; tests/engine/test_engine_
 ``errors`` -> ``skeleton`` -> ``math`` -> ``layers`` -> ``mmdit`` -> ``prompt`` -> ``text`` ->
 ``sampling`` -> ``solvers`` -> ``grounding`` -> ``features`` -> ``decode`` -> ``constraints`` ->
 ``checkpoint`` -> ``memory`` -> ``pipeline`` -> ``timeline`` -> ``tiny`` -> ``engine`` ->
-``factory`` -> ``bench`` -> ``commands``. The service needs only ``factory.create_engine`` and
-``commands.register``.
+``factory`` -> ``device_probe`` -> ``bench`` -> ``commands``. The service needs only
+``factory.create_engine``, ``device_probe.probe_devices`` and ``commands.register``.
 """
 
 ORDER = (
     "errors", "skeleton", "math", "layers", "mmdit", "prompt", "text", "sampling", "solvers",
     "grounding", "features", "decode", "constraints", "checkpoint", "memory", "pipeline",
-    "timeline", "tiny", "engine", "factory", "bench", "commands",
+    "timeline", "tiny", "engine", "factory", "device_probe", "bench", "commands",
 )  # fmt: skip

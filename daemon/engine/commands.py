@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from daemon.config import load_config
 from shared_protocol import HYMotionError, InvalidArgument
 
 from .bench import Case, model_bench, parse_cases, random_bench
@@ -21,6 +24,7 @@ from .checkpoint import (
     read_state_dict,
     weights_file,
 )
+from .device_probe import probe_devices
 from .errors import TextEncoderError
 from .factory import PRECISIONS, TINY, EngineOptions, ModelLoader
 from .grounding import MeshGrounding, rest_mesh_floor
@@ -48,7 +52,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also load the text-encoder weights (needs their memory)",
     )
-    check.add_argument("--vram-gb", type=float, help="device memory to plan for")
+    check.add_argument(
+        "--vram-gb", type=float, help="device memory to plan for (default: the GPU's free memory)"
+    )
+    check.add_argument(
+        "--devices",
+        help="devices to check, e.g. cuda:0,cuda:1 (default: the config's devices, else cpu)",
+    )
     check.set_defaults(func=check_command)
 
     conv = subparsers.add_parser("convert", help="latest.ckpt -> model.safetensors")
@@ -77,6 +87,7 @@ def register(subparsers: Any) -> None:
         "--solver-steps against Euler at --steps",
     )
     bench.add_argument("--solver-steps", default="10,15,25", help="step counts for --solvers")
+    bench.add_argument("--device", default="cpu")
     bench.set_defaults(func=bench_command)
 
 
@@ -97,13 +108,14 @@ def _engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-encoders", choices=PLACEMENTS)
     parser.add_argument("--qwen-quantization", choices=QUANTIZATIONS)
     parser.add_argument("--tiny-dir", help="where the tiny model lives / is created")
-    parser.add_argument("--device", default="cpu")
 
 
-def engine_options(args: argparse.Namespace) -> EngineOptions:
-    """The [engine] table of --config, overridden by the command-line flags."""
-    table: dict[str, Any] = {}
-    if args.config:
+def engine_options(
+    args: argparse.Namespace, engine_table: Mapping[str, Any] | None = None
+) -> EngineOptions:
+    """The [engine] table (of --config unless given), overridden by the command-line flags."""
+    table: dict[str, Any] = dict(engine_table or {})
+    if engine_table is None and args.config:
         with args.config.open("rb") as f:
             table = dict(tomllib.load(f).get("engine", {}))
     if args.model_dir:
@@ -134,14 +146,26 @@ def _named(spec: str) -> tuple[str, str]:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    opts = engine_options(args)
-    device = torch.device(args.device)
+    """0: all good; 1: a model, encoder or mesh problem; 2: a device cannot be used."""
+    config = load_config(args.config, os.environ, {"devices": args.devices})
+    opts = engine_options(args, config.engine)
+    verdicts = probe_devices(config.devices, opts)
+    print("devices:")
+    for verdict in verdicts:
+        found = f"{verdict.device}: {verdict.facts}"
+        print(f"  FAILED: {verdict.problem}" if verdict.problem else f"  {found}")
+    usable = [v for v in verdicts if v.problem is None]
+    device = torch.device(usable[0].device if usable else "cpu")  # where models are tried
+    vram_gb = args.vram_gb
+    if vram_gb is None and usable and usable[0].free_bytes is not None:
+        vram_gb = round(usable[0].free_bytes / GIB, 1)  # which modes fit this GPU as it is now
+    device_failures = len(verdicts) - len(usable)
     failures = 0
     real = False
     for name, source in opts.models or ((TINY, TINY),):
         print(f"model {name} ({source}):")
         try:
-            _check_model(opts, name, source, device, args)
+            _check_model(opts, name, source, device, vram_gb)
             real = real or source != TINY
         except HYMotionError as exc:
             failures += 1
@@ -164,12 +188,13 @@ def check_command(args: argparse.Namespace) -> int:
             print(f"mesh FAILED: {exc.message}")
     else:
         print("mesh: not configured, grounding approximated from joints (see docs/engine.md)")
+    failures += device_failures
     print("OK" if not failures else f"{failures} problem(s)")
-    return 0 if not failures else 1
+    return 2 if device_failures else 1 if failures else 0
 
 
 def _check_model(
-    opts: EngineOptions, name: str, source: str, device: torch.device, args: argparse.Namespace
+    opts: EngineOptions, name: str, source: str, device: torch.device, vram_gb: float | None
 ) -> None:
     if source == TINY:
         served = ModelLoader(opts, device).load(name, source)
@@ -189,7 +214,7 @@ def _check_model(
     check_state_dict(state, net, path)
     values = sum(t.numel() for t in state.values())
     print(f"  {path.name}: {len(state)} tensors, {values:,} values, names and shapes OK")
-    _print_plan(opts, values, device, net, args.vram_gb)
+    _print_plan(opts, values, device, net, vram_gb)
 
 
 def _print_plan(

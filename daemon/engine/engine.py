@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from daemon.engine_api import JobOutput, JobSpec, ProgressFn, ShouldStop
+from daemon.engine_api import DeviceFailure, JobOutput, JobSpec, ProgressFn, ShouldStop
 from shared_protocol import (
     HYMotionError,
     ModelInfo,
@@ -27,6 +27,9 @@ from .timeline import generate_timeline, largest_window
 log = logging.getLogger(__name__)
 #: Fraction of device memory jobs may plan to use (allocator fragmentation, other processes).
 USABLE_FRACTION = 0.92
+#: How torch words errors of the CUDA runtime, cuBLAS and cuDNN (a plain RuntimeError in torch
+#: versions before ``torch.AcceleratorError``).
+_DEVICE_ERROR_TEXTS = ("CUDA error", "CUDA driver error", "CUBLAS_STATUS_", "CUDNN_STATUS_")
 
 
 @dataclass
@@ -126,9 +129,7 @@ class HYMotionEngine:
             else:
                 results = pipeline.generate(jobs, progress, should_stop)
         except torch.OutOfMemoryError as exc:
-            # free what the failed batch held; the daemon keeps serving
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            self._release_memory(exc)  # the daemon keeps serving once the batch's memory is back
             log.warning("out of device memory in a batch of %d jobs: %s", len(jobs), exc)
             return [
                 ResourceExhausted(
@@ -137,13 +138,52 @@ class HYMotionEngine:
                 )
                 for _ in jobs
             ]
+        except RuntimeError as exc:
+            failure = device_failure(exc, self.device)
+            if failure is None:
+                raise
+            raise failure from exc
         return [r if isinstance(r, HYMotionError) else _output(r) for r in results]
+
+    def _release_memory(self, oom: torch.OutOfMemoryError) -> None:
+        """Free what a batch that ran out of memory held; a device that cannot is failed."""
+        if self.device.type != "cuda":
+            return
+        try:
+            torch.cuda.empty_cache()
+        except RuntimeError as exc:
+            raise DeviceFailure(
+                str(self.device),
+                f"out of memory, and releasing the memory failed: {first_line(exc)}",
+            ) from oom
 
     def close(self) -> None:
         for served in self._models.values():
             served.pipeline = None
         if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+            try:
+                torch.cuda.empty_cache()
+            except RuntimeError as exc:  # a failed device must not break the shutdown
+                log.warning("releasing memory on %s at close failed: %s", self.device, exc)
+
+
+def device_failure(exc: BaseException, device: torch.device) -> DeviceFailure | None:
+    """The DeviceFailure an exception from a batch means, or None when it is the batch's own
+    failure (out of memory included: the batch was too big, the device is fine)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return None
+    accelerator = getattr(torch, "AcceleratorError", ())
+    if isinstance(exc, accelerator) or (
+        isinstance(exc, RuntimeError) and any(text in str(exc) for text in _DEVICE_ERROR_TEXTS)
+    ):
+        return DeviceFailure(str(device), first_line(exc))
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line: CUDA errors append pages of advice after it."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _output(result: Generated) -> JobOutput:

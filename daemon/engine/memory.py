@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
+from shared_protocol import FPS, MAX_FRAMES
+
 from .mmdit import MMDiTConfig
+from .text import TEXT_SLOTS
 
 GIB = 1024**3
 #: Qwen3-8B text encoder bytes per mode (bf16 8.19 B params; bitsandbytes int8 / nf4 figures
@@ -88,3 +91,58 @@ def activation_bytes(
     live = rows * tokens * cfg.feat_dim * LIVE_WIDTHS * width
     scores = rows * cfg.num_heads * frames * tokens * 4  # float32 softmax in the math kernel
     return float(text_cache + live + scores)
+
+
+@dataclass(frozen=True)
+class ModelFootprint:
+    """What one configured model will put on a device, known before anything is loaded."""
+
+    name: str
+    cfg: MMDiTConfig
+    parameters: int
+    #: Models with the same key share one set of text encoders (the loader caches them).
+    text_key: str
+    #: Bytes of its text encoders; None means the Qwen3-8B + CLIP-L figure.
+    text_bytes: float | None = None
+
+
+@dataclass(frozen=True)
+class ServingNeed:
+    """Device bytes the configured models need to serve the smallest full-length job."""
+
+    weights_bytes: float  # every model's DiT
+    text_bytes: float  # text encoders at rest on the device (each shared set once)
+    job_bytes: float  # one candidate of MAX_FRAMES on top: activations + encoders brought in
+
+    @property
+    def total_bytes(self) -> float:
+        return self.weights_bytes + self.text_bytes + self.job_bytes
+
+    def summary(self) -> str:
+        return (
+            f"about {self.total_bytes / GIB:.1f} GiB (DiT weights {self.weights_bytes / GIB:.1f}"
+            f" GiB, text encoders {self.text_bytes / GIB:.1f} GiB, one {MAX_FRAMES // FPS} s "
+            f"candidate {self.job_bytes / GIB:.1f} GiB)"
+        )
+
+
+def serving_need(
+    models: list[ModelFootprint], dtype: torch.dtype, placement: str, quantization: str
+) -> ServingNeed:
+    """Resident weights plus the peak of one 1-candidate, 12 s job (2 rows with CFG).
+
+    The CUDA context is left out: it is compared with ``torch.cuda.mem_get_info``, which is
+    measured after this process created its context.
+    """
+    cpu = torch.device("cpu")  # no context term; placement decides where the encoders rest
+    weights = 0.0
+    text_rest: dict[str, float] = {}
+    job = 0.0
+    for model in models:
+        model_plan = plan(model.parameters, dtype, placement, quantization, cpu, model.text_bytes)
+        weights += model_plan.dit_bytes
+        text_rest[model.text_key] = model_plan.text_bytes
+        brought_in = max(model_plan.text_peak_bytes - model_plan.text_bytes, 0.0)
+        activations = activation_bytes(model.cfg, 2, MAX_FRAMES, TEXT_SLOTS, dtype)
+        job = max(job, activations, brought_in)
+    return ServingNeed(weights, sum(text_rest.values()), job)

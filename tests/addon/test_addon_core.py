@@ -32,8 +32,8 @@ def test_core_imports_without_bpy() -> None:
     code = (
         "import sys; sys.modules['bpy'] = None; sys.modules['mathutils'] = None\n"
         "import pkgutil, importlib, blender_addon.core as core\n"
-        "for m in pkgutil.iter_modules(core.__path__):\n"
-        "    importlib.import_module('blender_addon.core.' + m.name)\n"
+        "for m in pkgutil.walk_packages(core.__path__, 'blender_addon.core.'):\n"
+        "    importlib.import_module(m.name)\n"
         "import blender_addon.batch\n"
         "print('ok')\n"
     )

@@ -122,3 +122,30 @@ def test_batch_flags_finish_every_take_and_say_so(tmp_path: Path, daemon: Any) -
         assert clip.frames == 76
     bad = run_batch(*args[:4], "--trim", "five")
     assert bad.returncode == 2 and "--trim takes FIRST:LAST" in bad.stderr
+
+
+@pytest.mark.slow
+def test_batch_bvh_mode_writes_finished_takes_without_a_daemon(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    bad = tmp_path / "bad.bvh"
+    bad.write_text("HIERARCHY\nROOT Hips\n{\n OFFSET 0 0 0\n}\n")
+    result = run_batch("--bvh", str(WALK), "--bvh", str(bad), "--out", str(out),
+                       "--formats", "blend,bvh", "--foot-lock", "auto", "--loop")  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    good, broken = summary["items"]
+    assert good["error"] == "" and good["convention"] == "cmu"
+    assert good["finishing"]["report"]["loop"]["frames"] >= 20
+    (bvh,) = [Path(f) for f in good["files"] if f.endswith(".bvh")]
+    assert bvh_import.read_bvh(bvh).frames == good["finishing"]["report"]["frames_out"]
+    assert "no MOTION section" in broken["error"] and broken["files"] == []
+    both = run_batch("--bvh", str(WALK), "--prompts", str(bad), "--out", str(out))
+    assert both.returncode == 2 and "either --prompts or --bvh" in both.stderr
+
+
+def test_deleting_a_finished_take_deletes_its_raw_action(scene: Any) -> None:
+    take = _imported(scene)
+    take.finishing.in_place = True
+    assert len(bpy.data.actions) == 2
+    history.delete_take(scene, 0)
+    assert len(bpy.data.actions) == 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from daemon.cli import build_parser
 from shared_protocol import Generate
@@ -51,3 +53,54 @@ def test_serve_tiny_model_generate_and_sigterm(tmp_path: Path) -> None:
         daemon.kill()
     written = {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*")}
     assert written <= {"logs", "state", "tiny"}  # nothing outside its data directory
+
+
+NO_CUDA = (
+    "device cuda:3: this torch build ({}) has no CUDA support. Install a CUDA build of torch "
+    "(https://pytorch.org/get-started/locally/), or set devices to cpu."
+)
+
+
+def _daemon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+        timeout=120, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="needs a torch without CUDA")
+def test_serve_on_a_gpu_this_torch_cannot_use_exits_2_in_one_line(tmp_path: Path) -> None:
+    done = _daemon("serve", "--devices", "cuda:3", "--data-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr == f"error: {NO_CUDA.format(torch.__version__)}\n"  # no traceback
+    assert not (tmp_path / "tiny").exists()  # refused before any model was built
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="needs a torch without CUDA")
+def test_serve_names_every_unusable_device_from_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "daemon.toml"
+    config.write_text('devices = ["cpu", "cuda:0", "gpu1"]\n')
+    done = _daemon("serve", "--config", str(config), "--data-dir", str(tmp_path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: device cuda:0: this torch build ({torch.__version__}) has no CUDA support. "
+        "Install a CUDA build of torch (https://pytorch.org/get-started/locally/), or set "
+        "devices to cpu.",
+        "error: device 'gpu1': not a device name. Use cpu, cuda or cuda:N (cuda:0 is the first "
+        "GPU).",
+    ]
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="needs a torch without CUDA")
+def test_check_reports_the_device_and_exits_2(tmp_path: Path) -> None:
+    tiny = str(tmp_path / "tiny")
+    done = _daemon("check", "--tiny-dir", tiny, env={"HYMOTION_DEVICES": "cpu,cuda:3"})
+    assert done.returncode == 2 and done.stderr == "", done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:3] == [
+        "devices:",
+        "  cpu: host memory (not checked)",
+        f"  FAILED: {NO_CUDA.format(torch.__version__)}",
+    ]
+    assert "loaded" in done.stdout  # the models were still checked, on the usable device
+    assert lines[-1] == "1 problem(s)"

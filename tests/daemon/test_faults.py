@@ -87,7 +87,8 @@ def _assert_cancelled_and_device_freed(
 @pytest.mark.slow
 def test_client_killed_mid_job_frees_the_worker(tmp_path: Path, peers: Callable[..., Peer]) -> None:
     engine = TestEngine(step_s=0.02)
-    with run_daemon(make_config(tmp_path), [engine]) as daemon:
+    config = make_config(tmp_path, reconnect_grace_s=0.25)
+    with run_daemon(config, [engine]) as daemon:
         with _client_with_a_running_job(daemon.address, "doomed") as (client, job_id):
             client.kill()
             client.wait(10)
@@ -101,7 +102,7 @@ def test_frozen_client_is_dropped_by_heartbeats_and_its_job_cancelled(
     # The job would run for 10 s; heartbeats (0.5 s, dropped after 3 silent) must end it first.
     # Without them the job runs to the end and the assertions on its state fail.
     engine = TestEngine(step_s=0.05)
-    config = make_config(tmp_path, heartbeat_s=0.5)
+    config = make_config(tmp_path, heartbeat_s=0.5, reconnect_grace_s=0.25)
     with (
         run_daemon(config, [engine]) as daemon,
         _client_with_a_running_job(daemon.address, "frozen") as (client, job_id),

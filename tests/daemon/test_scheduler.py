@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -73,7 +75,7 @@ def test_admission_limits_and_retry_after_follow_recent_batches() -> None:
     with pytest.raises(Busy) as full:
         scheduler.check_admission("c")
     assert full.value.reason == "queue_full"
-    assert full.value.retry_after_s == pytest.approx(4 * 1.0)  # 4 batches ahead x 1 s
+    assert 4 * 1.0 <= full.value.retry_after_s < 2 * 4 * 1.0  # 4 batches ahead x 1 s, spread
     for _ in range(20):
         scheduler.record_batch(3.0)
     assert scheduler.wait_s(0) == pytest.approx(3.0, rel=0.01)  # follows recent batch times
@@ -137,3 +139,20 @@ def test_a_damaged_usage_file_does_not_stop_the_daemon(tmp_path: Path) -> None:
     book = QuotaBook(lambda a: QuotaLimits(jobs_per_day=1), path)
     assert book.load_error is not None
     book.check("alice")
+
+
+def test_retry_hints_are_spread_over_one_estimate_never_before_it() -> None:
+    scheduler = Scheduler(
+        SchedulerLimits(max_queue=1, max_per_artist=8), initial_batch_s=1.0, rng=random.Random(7)
+    )
+    scheduler.push(job("a"))
+    hints = []
+    for _ in range(200):
+        with pytest.raises(Busy) as full:
+            scheduler.check_admission("b")
+        hints.append(full.value.retry_after_s)
+    estimate = scheduler.retry_after_s()
+    assert estimate <= min(hints) and max(hints) < 2 * estimate
+    # Evenly spread: every tenth of the window gets some of the 200 clients.
+    deciles = Counter(int((h / estimate - 1.0) * 10) for h in hints)
+    assert set(deciles) == set(range(10))

@@ -135,3 +135,44 @@ def test_bvh_as_a_take_follows_the_bvh_bones(mocap_dir: Path, name: str) -> None
         source, take.joint_positions.astype(np.float64), aimed, calibration.align
     )
     assert float(np.median(errors)) <= 0.5 and float(errors.max()) <= 1.0
+
+
+def _z_up_text(clip: bvh_import.BvhClip) -> str:
+    """``clip`` rewritten Z up (as Blender's BVH exporter writes), channels Z-X-Y."""
+    from blender_addon.core.bvh import matrices_to_euler_zxy
+    from blender_addon.core.motion import rotations as rot
+
+    turn = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # Y up -> Z up
+    local = rot.to_matrix(clip.rotations())
+    euler = np.degrees(matrices_to_euler_zxy(turn @ local @ turn.T))  # (F, J, 3)
+    root = clip.root_positions() @ turn.T
+    lines, columns = ["HIERARCHY"], [root]
+
+    def joint(j: int, depth: int) -> None:
+        pad = " " * depth
+        offset = " ".join(f"{v:.6f}" for v in turn @ clip.offsets[j])
+        if not clip.channels[j]:
+            lines.extend([f"{pad}End Site", f"{pad}{{", f"{pad} OFFSET {offset}", f"{pad}}}"])
+            return
+        kind = "ROOT" if j == 0 else "JOINT"
+        extra = "Xposition Yposition Zposition " if j == 0 else ""
+        count = 6 if j == 0 else 3
+        lines.extend([f"{pad}{kind} {clip.names[j]}", f"{pad}{{", f"{pad} OFFSET {offset}",
+                      f"{pad} CHANNELS {count} {extra}Zrotation Xrotation Yrotation"])  # fmt: skip
+        columns.append(euler[:, j])
+        for child in np.flatnonzero(clip.parents == j):
+            joint(int(child), depth + 1)
+        lines.append(f"{pad}}}")
+
+    joint(0, 0)
+    values = np.concatenate(columns, axis=1)
+    lines += ["MOTION", f"Frames: {clip.frames}", f"Frame Time: {clip.frame_time}"]
+    lines += [" ".join(f"{v:.6f}" for v in row) for row in values]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_z_up_bvh_gives_the_same_take(mocap_dir: Path) -> None:
+    clip = bvh_import.read_bvh(mocap_dir / "walk_turn_left_cmu_16_11.bvh")
+    upright = bvh_import.bvh_to_take(clip)
+    lying = bvh_import.bvh_to_take(bvh_import.parse_bvh(_z_up_text(clip)))
+    np.testing.assert_allclose(lying.joint_positions, upright.joint_positions, atol=2e-4)

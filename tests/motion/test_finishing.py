@@ -67,7 +67,7 @@ def test_foot_lock_never_adds_skate_on_real_clips(mocap_dir: Path, name: str) ->
     assert after.fraction <= before.fraction and after.distance_m <= before.distance_m + 1e-9
     _assert_above_floor(locked)
     again, _ = foot_lock(clip, "AUTO")
-    np.testing.assert_array_equal(again.rotations, locked.rotations)  # deterministic
+    np.testing.assert_allclose(again.rotations, locked.rotations, rtol=0, atol=1e-12)
 
 
 def test_foot_lock_moves_only_the_legs_and_pelvis_height(mocap_dir: Path) -> None:
@@ -225,7 +225,9 @@ def test_pipeline_is_deterministic_and_leaves_its_input_alone(mocap_dir: Path) -
     options = FinishOptions(foot_lock="AUTO", in_place=True, loop=True, trim_start=3)
     first = finish(clip.skeleton, clip.rotations, clip.root_positions, clip.fps, options)
     second = finish(clip.skeleton, clip.rotations, clip.root_positions, clip.fps, options)
-    np.testing.assert_array_equal(first.clip.rotations, second.clip.rotations)
-    np.testing.assert_array_equal(clip.rotations, saved)
+    # the same decisions (window, contacts, figures); values equal up to the last bits that
+    # numpy's vectorised sums may round differently with memory alignment
     assert first.report == second.report
+    np.testing.assert_allclose(first.clip.rotations, second.clip.rotations, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(clip.rotations, saved)
     assert first.clip.frames == first.report["frames_out"] < clip.frames

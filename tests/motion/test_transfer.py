@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from blender_addon.core.errors import TransferError
 from blender_addon.core.motion import kinematics, transfer
 from blender_addon.core.motion import rotations as rot
 from blender_addon.core.motion.skeletons import MODEL_SKELETON, model_rest_pose
@@ -78,3 +80,37 @@ def test_limb_aiming_fixes_a_different_rest_pose() -> None:
                                           align).min() > 40  # fmt: skip
     assert transfer.bone_direction_errors(walk.joint_positions, aimed.joint_positions, arms,
                                           align).max() < 1e-4  # fmt: skip
+
+
+def test_a_root_bone_above_the_hips_stays_and_the_hips_carry_the_travel() -> None:
+    """Game rigs (UE5 ``root``) put a bone on the floor above the pelvis: it stays at rest, the
+    pelvis (the carrier) takes the travel and the pose is the same as without it."""
+    walk = synthetic.walk(frames=40)
+    source = model_rest_pose()
+    names = ("root", *source.names)
+    parents = np.array([-1, 0, *(source.parents[1:] + 1)])
+    positions = np.vstack([[0.0, -1.2, 0.0], source.positions])
+    rotations = np.vstack([rot.IDENTITY, source.rotations])
+    legs = tuple(tuple(j + 1 for j in leg) for leg in source.legs)
+    target = transfer.RestPose(names, parents, positions, rotations,
+                               (source.hips[0] + 1, source.hips[1] + 1), legs)  # fmt: skip
+    cal = transfer.calibrate(source, target, {j + 1: j for j in range(22)})
+    assert cal.carrier == 1
+    world = kinematics.world_rotations(walk.rotations, MODEL_SKELETON.parents)
+    moved = transfer.transfer(cal, world, walk.joint_positions)
+    np.testing.assert_allclose(moved.root_positions, np.broadcast_to(positions[0], (40, 3)))
+    np.testing.assert_allclose(moved.joint_positions[:, 0], moved.root_positions)
+    plain = transfer.transfer(transfer.calibrate(source, source, {j: j for j in range(22)}),
+                              world, walk.joint_positions)  # fmt: skip
+    np.testing.assert_allclose(moved.joint_positions[:, 1:], plain.joint_positions, atol=1e-9)
+    np.testing.assert_allclose(moved.carrier_positions, plain.root_positions, atol=1e-9)
+
+
+def test_a_mapping_without_the_hips_is_refused_naming_the_joint() -> None:
+    rest = model_rest_pose()
+    with pytest.raises(
+        TransferError, match="no target joint is mapped to the source's root 'Pelvis'"
+    ):
+        transfer.calibrate(rest, rest, {j: j for j in range(1, 22)})
+    with pytest.raises(TransferError, match="outside the skeletons"):
+        transfer.calibrate(rest, rest, {0: 0, 5: 40})

@@ -23,7 +23,8 @@ As a subprocess (kill, restart, signals; same flags as ``python -m daemon serve`
 Raw protocol helpers for tests: :mod:`tests.support.wire` (a DEALER with timed receives).
 The engine: :class:`TestEngine` (``step_s`` per sampler step, ``FAIL_MARKER`` /
 ``CRASH_MARKER`` in a prompt inject a job failure / an engine crash), its skeleton
-``SKELETON`` and ``motion_for_seed`` (what any result must contain).
+``SKELETON`` and ``motion_for_seed`` (what any result must contain);
+``TestEngine(device_fault_at_step=N)`` makes its device fail mid-batch.
 """
 
 from .engine import BROKEN_MODEL, CRASH_MARKER, FAIL_MARKER, MODEL, SKELETON, TestEngine

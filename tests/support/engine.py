@@ -3,9 +3,11 @@
 Costs ``step_s`` seconds per sampler step (a sleep: no CPU burnt), honours ``steps``, reports
 progress every step, stops at the next step when ``should_stop`` says so, and can be made to
 fail: a prompt containing ``FAIL_MARKER`` gets a typed error for that job only, one containing
-``CRASH_MARKER`` makes the whole ``run_batch`` raise. Motion is a function of the seed alone and
-``joint_positions`` come from ``shared_protocol.motion.forward_kinematics``, so results are
-self-consistent and identical across runs and batch neighbours.
+``CRASH_MARKER`` makes the whole ``run_batch`` raise, and ``device_fault_at_step`` makes the
+device fail (``DeviceFailure``) at that sampler step of its first batch and stay broken. Motion
+is a function of the seed alone and ``joint_positions`` come from
+``shared_protocol.motion.forward_kinematics``, so results are self-consistent and identical
+across runs and batch neighbours.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from daemon.engine_api import JobOutput, JobSpec, ProgressFn, ShouldStop
+from daemon.engine_api import DeviceFailure, JobOutput, JobSpec, ProgressFn, ShouldStop
 from shared_protocol import (
     HYMotionError,
     InternalError,
@@ -89,11 +91,14 @@ class TestEngine:
         max_batch_candidates: int = 8,
         device: str = "cpu",
         max_candidate_frames: int = 8 * 360,
+        device_fault_at_step: int | None = None,
     ) -> None:
         self.step_s = step_s
         self._max_batch = max_batch_candidates
         self._device = device
         self._max_candidate_frames = max_candidate_frames
+        self._device_fault_at_step = device_fault_at_step
+        self.device_broken = False
         self._lock = threading.Lock()
         self.calls: list[tuple[str, ...]] = []
         self.run_counts: Counter[str] = Counter()
@@ -147,6 +152,8 @@ class TestEngine:
             self.run_counts.update(j.job_id for j in jobs)
         if any(CRASH_MARKER in j.prompt for j in jobs):
             raise RuntimeError("injected engine crash")
+        if self.device_broken:
+            raise DeviceFailure(self._device, "injected device fault (still broken)")
         live = {j.job_id for j in jobs}
         for job in jobs:
             progress(job.job_id, "encoding", 0, 1)
@@ -158,6 +165,9 @@ class TestEngine:
                     self.cancelled.append(job_id)
             if not live:
                 break
+            if step == self._device_fault_at_step:
+                self.device_broken = True
+                raise DeviceFailure(self._device, "injected device fault")
             if self.step_s:
                 time.sleep(self.step_s)
             for job in jobs:

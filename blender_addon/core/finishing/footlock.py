@@ -193,11 +193,11 @@ def _plan_leg(
     weight[on] = 1.0
     # blend in and out: a free frame within ``blend`` of a contact takes the nearest contact
     # frame's correction, scaled down linearly with the distance
-    index = np.arange(frames)
-    before = np.maximum.accumulate(np.where(planted, index, -frames - blend))
-    after = np.minimum.accumulate(np.where(planted, index, 2 * frames + blend)[::-1])[::-1]
-    nearest = np.where(index - before <= after - index, before, after)
-    gap = np.abs(index - nearest)
+    frame = np.arange(frames)
+    before = np.maximum.accumulate(np.where(planted, frame, -frames - blend))
+    after = np.minimum.accumulate(np.where(planted, frame, 2 * frames + blend)[::-1])[::-1]
+    nearest = np.where(frame - before <= after - frame, before, after)
+    gap = np.abs(frame - nearest)
     ramp = (~planted) & (gap <= blend)
     source = nearest[ramp]
     w = 1.0 - gap[ramp] / (blend + 1)

@@ -6,10 +6,11 @@ frames are world-aligned, so a BVH joint's rotation is the wire convention alrea
 global, others parent-relative. Position channels on joints other than the root are ignored.
 
 "Use this BVH as a take": the BVH's joints are matched to the model's by a name table (CMU /
-cgspeed, Daz, Mixamo), its motion is transferred in world space onto the model skeleton
-(``transfer``: change from rest per bone, limbs aimed from joint positions, travel scaled by
-the leg-length ratio, so the BVH's units do not matter), resampled to 30 fps, and grounded the
-way the daemon grounds its output. The result has the arrays a daemon ``Result`` carries.
+cgspeed, Daz, Mixamo), stood up in model axes if the file is Z up, its motion is transferred in
+world space onto the model skeleton (``transfer``: change from rest per bone, limbs aimed from
+joint positions, travel scaled by the leg-length ratio, so the BVH's units do not matter),
+resampled to 30 fps, and grounded the way the daemon grounds its output. The result has the
+arrays a daemon ``Result`` carries.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..errors import BvhError
 from ..protocol import messages, motion
 from . import kinematics
 from . import rotations as rot
-from .skeletons import MODEL_SKELETON, ground_offset, model_rest_pose
+from .skeletons import MODEL_JOINTS, MODEL_SKELETON, ground_offset, model_rest_pose
 from .transfer import Calibration, RestPose, calibrate, transfer
 
 _ROTATION_CHANNELS = {"xrotation": "X", "yrotation": "Y", "zrotation": "Z"}
@@ -329,10 +330,29 @@ def is_tpose_frame(clip: BvhClip) -> bool:
     )
 
 
+def up_correction(clip: BvhClip, match: HumanoidMatch) -> np.ndarray:
+    """The rotation (w, x, y, z) that stands the BVH up in model axes (Y up): identity for a
+    Y-up file; Z-up files (Blender's own BVH exporter writes Z up) are turned upright. The up
+    axis is the rest direction from the hips to the head, rounded to the nearest axis."""
+    rest = clip.skeleton().rest_positions.astype(np.float64)
+    names = MODEL_JOINTS
+    up = rest[match.mapping[names.index("Head")]] - rest[match.mapping[names.index("Pelvis")]]
+    axis = int(np.argmax(np.abs(up)))
+    direction = np.zeros(3)
+    direction[axis] = np.sign(up[axis]) or 1.0
+    return rot.between(direction, np.array([0.0, 1.0, 0.0]))
+
+
 def bvh_calibration(
-    clip: BvhClip, match: HumanoidMatch, model: motion.Skeleton = MODEL_SKELETON
+    clip: BvhClip,
+    match: HumanoidMatch,
+    model: motion.Skeleton = MODEL_SKELETON,
+    up: np.ndarray | None = None,
 ) -> Calibration:
-    """Calibrate the BVH's rest pose (Y up, identity rest rotations) against the model's."""
+    """Calibrate the BVH's rest pose against the model's. BVH rest frames are world-aligned
+    (identity rest rotations) in the file's axes; ``up`` (default :func:`up_correction`) turns
+    them into model axes, so the rest rotations become ``up`` itself."""
+    up = up_correction(clip, match) if up is None else up
     skeleton = clip.skeleton()
     m = match.mapping
     names = model.joint_names
@@ -344,8 +364,8 @@ def bvh_calibration(
     source = RestPose(
         names=skeleton.joint_names,
         parents=skeleton.parents.astype(np.int64),
-        positions=skeleton.rest_positions.astype(np.float64),
-        rotations=np.broadcast_to(rot.IDENTITY, (skeleton.joint_count, 4)).copy(),
+        positions=rot.rotate(up, skeleton.rest_positions.astype(np.float64)),
+        rotations=np.broadcast_to(up, (skeleton.joint_count, 4)).copy(),
         hips=hips,
         legs=legs,
     )
@@ -373,7 +393,9 @@ def bvh_to_take(
     skeleton = clip.skeleton()
     world = kinematics.world_rotations(local, skeleton.parents)
     positions = kinematics.positions_from_world(skeleton, world, root)
-    calibration = bvh_calibration(clip, match, model)
+    up = up_correction(clip, match)  # model axes: Y up
+    world, positions = rot.multiply(up, world), rot.rotate(up, positions)
+    calibration = bvh_calibration(clip, match, model, up)
     moved = transfer(calibration, world, positions)
     lowest = ground_offset(model, moved.joint_positions)
     pelvis = moved.root_positions - np.array([0.0, lowest, 0.0])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import SkeletonError
 from ..protocol import motion
 from . import rotations as rot
 
@@ -63,7 +64,7 @@ def find_joint(skeleton: Skeleton, name: str) -> int:
     try:
         return skeleton.joint_names.index(name)
     except ValueError:
-        raise KeyError(f"the skeleton has no joint {name!r}") from None
+        raise SkeletonError(f"the skeleton has no joint {name!r}", field=name) from None
 
 
 def chain_length(rest_positions: np.ndarray, chain: Sequence[int]) -> float:

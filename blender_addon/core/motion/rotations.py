@@ -86,7 +86,7 @@ def from_matrix(m: np.ndarray) -> np.ndarray:
     return np.where(q[..., :1] < 0, -q, q)
 
 
-def from_axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+def from_axis_angle(axis: np.ndarray, angle: np.ndarray | float) -> np.ndarray:
     """Rotation by ``angle`` radians (...) about unit ``axis`` (..., 3)."""
     axis = np.asarray(axis, dtype=np.float64)
     half = 0.5 * np.asarray(angle, dtype=np.float64)[..., None]
@@ -206,7 +206,7 @@ def heading(q: np.ndarray, up: int = 1, forward: int = 2) -> np.ndarray:
     return np.arctan2(f[..., side], f[..., forward]) * _handedness(up, forward)
 
 
-def yaw(angle: np.ndarray, up: int = 1, forward: int = 2) -> np.ndarray:
+def yaw(angle: np.ndarray | float, up: int = 1, forward: int = 2) -> np.ndarray:
     """The rotation about axis ``up`` by ``angle`` (...) in :func:`heading`'s sense."""
     axis = np.zeros(3)
     axis[up] = 1.0

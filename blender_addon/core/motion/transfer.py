@@ -14,8 +14,11 @@ i.e. each bone takes the source bone's change from rest. Where bone axes or rest
 disagree (A-pose vs T-pose, degenerate bone axes), limb bones can then be *aimed*: a
 minimal-arc swing turns the target segment t→child onto the source segment's direction from
 joint positions, which keeps the bone's twist. Unmapped target joints keep their rest pose
-relative to their parent. The pelvis travels as the source root scaled by the leg-length ratio,
-and the clip is anchored so its lowest joint sits at the source's lowest joint height (scaled).
+relative to their parent. The travel is carried by the target joint mapped from the source's
+root (the *carrier*: the pelvis/hips; the target's own root when that is mapped, or a joint
+below an unmapped root bone such as UE5's ``root``, which then stays at rest): its world
+position is the source root's, scaled by the leg-length ratio about the origin. The clip is
+anchored so its lowest joint sits at the source's lowest joint height (scaled).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import TransferError
 from ..protocol import motion
 from . import kinematics
 from . import rotations as rot
@@ -84,6 +88,7 @@ class Calibration:
     align: np.ndarray  # (4,) yaw-only rotation from the source's rest facing to the target's
     scale: float  # target leg length / source leg length
     aims: tuple[tuple[int, int, int, int], ...]  # (t, t_child, s, s_child) segments to aim
+    carrier: int  # the target joint mapped from the source's root: it carries the travel
 
 
 def facing_alignment(source: RestPose, target: RestPose) -> np.ndarray:
@@ -118,23 +123,31 @@ def calibrate(
     mapping: Mapping[int, int],
     aims: Sequence[tuple[int, int]] | None = None,
 ) -> Calibration:
-    """Calibrate the two rest poses. ``mapping``: target joint -> source joint; the target's
-    root must be mapped (it carries the travel). ``aims``: target (joint, child) segments to
-    aim at the source's segments; None picks :func:`default_aims`, () aims nothing."""
+    """Calibrate the two rest poses.
+
+    ``mapping``: target joint -> source joint; the source's root must be mapped (the topmost
+    target joint mapped to it carries the travel). ``aims``: target (joint, child) segments to aim
+    at the source's segments; None picks :func:`default_aims`, () aims nothing.
+    """
     table = np.full(len(target.names), -1, dtype=np.int64)
     for t, s in mapping.items():
         if not (0 <= t < len(target.names) and 0 <= s < len(source.names)):
-            raise ValueError(f"mapping {t} -> {s} is outside the skeletons")
+            raise TransferError(f"mapping {t} -> {s} is outside the skeletons", field="mapping")
         table[t] = s
-    if table[0] < 0:
-        raise ValueError(f"the target's root joint {target.names[0]!r} must be mapped")
+    carriers = np.flatnonzero(table == 0)  # parents come first: [0] is the topmost
+    if carriers.size == 0:
+        raise TransferError(
+            f"no target joint is mapped to the source's root {source.names[0]!r} (the joint "
+            "that carries the travel)",
+            field=source.names[0],
+        )
     if aims is None:
         chosen = default_aims(target, table)
     else:
         chosen = [(t, c, int(table[t]), int(table[c])) for t, c in aims]
         missing = [target.names[j] for t, c, s, sc in chosen for j in (t, c) if table[j] < 0]
         if missing:
-            raise ValueError(f"aimed joint {missing[0]!r} is not mapped")
+            raise TransferError(f"aimed joint {missing[0]!r} is not mapped", field=missing[0])
     return Calibration(
         source=source,
         target=target,
@@ -142,6 +155,7 @@ def calibrate(
         align=facing_alignment(source, target),
         scale=target.leg_length / source.leg_length,
         aims=tuple(chosen),
+        carrier=int(carriers[0]),
     )
 
 
@@ -153,6 +167,7 @@ class Transferred:
     local_rotations: np.ndarray  # (F, J, 4) wire convention: joint 0 world, others local
     root_positions: np.ndarray  # (F, 3) the target root joint's world position
     joint_positions: np.ndarray  # (F, J, 3)
+    carrier_positions: np.ndarray  # (F, 3) world position of ``Calibration.carrier``
 
 
 def transfer(
@@ -188,16 +203,26 @@ def transfer(
         # Unmapped descendants follow their parent: recompute them below this joint.
         _refresh_unmapped(world, cal, t)
     world = rot.make_continuous(rot.normalize(world))
-    root = rot.rotate(align, source_positions[:, int(cal.mapping[0])]) * cal.scale
+    travel = rot.rotate(align, source_positions[:, 0]) * cal.scale
+    root = np.broadcast_to(target.positions[0], travel.shape).copy()
+    if cal.carrier == 0:
+        root = travel
     positions = pose_positions(target, world, root)
-    source_floor = float(source_positions[..., UP].min())
-    root[:, UP] += source_floor * cal.scale - float(positions[..., UP].min())
-    positions[..., UP] += source_floor * cal.scale - float(positions[..., UP].min())
+    # the carrier and everything below it move with the travel; an unmapped root stays put
+    moving = [j for j in range(count) if _descends(target.parents, j, cal.carrier)]
+    if cal.carrier != 0:
+        positions[:, moving] += (travel - positions[:, cal.carrier])[:, None]
+    floor = float(positions[:, moving, UP].min())
+    lift = float(source_positions[..., UP].min()) * cal.scale - floor
+    positions[:, moving, UP] += lift
+    if cal.carrier == 0:
+        root[:, UP] += lift
     return Transferred(
         world_rotations=world,
         local_rotations=kinematics.local_rotations(world, target.parents),
         root_positions=root,
         joint_positions=positions,
+        carrier_positions=positions[:, cal.carrier].copy(),
     )
 
 

@@ -1,0 +1,58 @@
+"""The batch's ``--bvh`` mode: BVH files used as takes, finished and written like generated ones.
+
+No daemon is needed. Per file it writes ``DIR/NNN_<file stem>/scene.blend`` and
+``<stem>_s0.fbx`` / ``.bvh`` with the batch's finishing options applied, then
+``DIR/summary.json`` (the same layout as a prompt batch, without a daemon).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .core import naming
+from .core.describe import explain
+from .core.files import atomic_path
+from .core.finishing.options import FinishOptions
+from .core.motion import bvh_import
+from .core.protocol import errors
+from .core.session import ServerInfo
+
+BVH_SERVER = ServerInfo(model="bvh", model_label="BVH import")
+
+
+def run(args: argparse.Namespace, formats: tuple[str, ...], finish: FinishOptions) -> int:
+    """Write every ``args.bvh`` file as a finished take; exit code 0 only if all succeeded."""
+    from . import scene_io  # bpy is imported only once the arguments are known to be good
+
+    started = time.monotonic()
+    records: list[dict[str, Any]] = []
+    with scene_io.batch_scene(args.fps):
+        for index, path in enumerate(args.bvh, start=1):
+            folder = args.out / f"{index:03d}_{naming.slug(Path(path).stem)}"
+            try:
+                take = bvh_import.load_bvh_take(Path(path))
+                result = bvh_import.as_result(take, Path(path).stem)
+                written = scene_io.write_outputs(result, BVH_SERVER, None, folder, formats,
+                                                 args.overwrite, finish)  # fmt: skip
+                convention = take.convention
+            except errors.HYMotionError as exc:
+                written = [{"prompt": Path(path).stem, "files": [], "error": str(explain(exc))}]
+                convention = None
+            for record in written:
+                record.update(bvh=str(path), convention=convention)
+                records.append(record)
+                print(f"[{index}/{len(args.bvh)}] {path}: {record['error'] or 'ok'}", flush=True)
+    failures = [f"{r['bvh']}: {r['error']}" for r in records if r["error"]]
+    summary = {"ok": not failures, "seconds": round(time.monotonic() - started, 3),
+               "daemon": None, "finishing": finish.as_dict(), "items": records,
+               "failures": failures}  # fmt: skip
+    path = args.out / "summary.json"
+    with atomic_path(path, overwrite=True) as temp:
+        temp.write_text(json.dumps(summary, indent=2))
+    print(f"done: {len(records) - len(failures)} item(s) succeeded, {len(failures)} failed; "
+          f"summary: {path}")  # fmt: skip
+    return 0 if not failures else 1

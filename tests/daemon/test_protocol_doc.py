@@ -1,0 +1,227 @@
+"""docs/protocol.md is enough to write a client, and its examples cannot drift from the daemon.
+
+Every ```json request / ```json reply block of the page is a complete header (frame 1). The
+request examples are sent, as written, to a live daemon over a plain pyzmq DEALER; every reply
+example must have the same fields, JSON types and array descriptors as a message the daemon
+really sent in the same situation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from daemon.service import CAPABILITIES
+from shared_protocol import (
+    ERROR_CODES,
+    REPLY_LIMITS,
+    REQUEST_LIMITS,
+    SIGNATURE,
+    decode,
+    parse_reply,
+    parse_request,
+)
+from shared_protocol.keys import ARTIST_NAME
+from shared_protocol.messages import REPLY_TYPES, REQUEST_TYPES
+from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT
+from tests.support import CRASH_MARKER, TestEngine, make_config, run_daemon
+from tests.support.runner import REPO_ROOT
+from tests.support.wire import RECV_TIMEOUT_S, Peer
+
+DOC = REPO_ROOT / "docs" / "protocol.md"
+_EXAMPLE = re.compile(r"^```json (request|reply)\n(.*?)\n```$", re.MULTILINE | re.DOTALL)
+
+Header = dict[str, Any]
+
+
+def examples(kind: str) -> list[Header]:
+    text = DOC.read_text(encoding="utf-8")
+    return [json.loads(body) for k, body in _EXAMPLE.findall(text) if k == kind]
+
+
+def doc_request(msg_type: str, **body: Any) -> Header:
+    """The page's example of a request type, its body fields optionally replaced."""
+    (header,) = [h for h in examples("request") if h["type"] == msg_type]
+    return {**header, "body": {**header["body"], **body}}
+
+
+def frames_of(header: Header) -> list[bytes]:
+    """The frames a header describes (zero-filled arrays of the declared shapes)."""
+    payloads = [
+        bytes(int(np.prod(a["shape"])) * np.dtype(a["dtype"]).itemsize) for a in header["arrays"]
+    ]
+    return [SIGNATURE, json.dumps(header).encode(), *payloads]
+
+
+def situation(header: Header) -> tuple[str, ...]:
+    """What a reply is about: its type, plus the progress stage or the error code."""
+    body = header["body"]
+    if header["type"] == "progress":
+        return ("progress", body["stage"])
+    if header["type"] == "error":
+        return ("error", body["code"])
+    return (header["type"],)
+
+
+def differences(doc: Any, live: Any, path: str) -> list[str]:
+    """How the doc's JSON differs from the daemon's in fields and types (values may differ;
+    ``null`` matches anything, for fields that are null in some situations)."""
+    if doc is None or live is None:
+        return []
+    if isinstance(doc, dict) or isinstance(live, dict):
+        if not (isinstance(doc, dict) and isinstance(live, dict)):
+            return [f"{path}: {_kind(doc)} in the doc, {_kind(live)} from the daemon"]
+        found = []
+        if set(doc) != set(live):
+            found.append(
+                f"{path}: fields only in the doc {sorted(set(doc) - set(live))}, "
+                f"only from the daemon {sorted(set(live) - set(doc))}"
+            )
+        for key in sorted(set(doc) & set(live)):
+            found += differences(doc[key], live[key], f"{path}.{key}")
+        return found
+    if isinstance(doc, list) and isinstance(live, list):
+        return differences(doc[0], live[0], f"{path}[0]") if doc and live else []
+    if _kind(doc) != _kind(live):
+        return [f"{path}: {_kind(doc)} in the doc, {_kind(live)} from the daemon"]
+    return []
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return type(value).__name__
+
+
+def _arrays(header: Header) -> list[tuple[str, str, int]]:
+    return [(a["name"], a["dtype"], len(a["shape"])) for a in header["arrays"]]
+
+
+class Recorder:
+    """A plain DEALER that keeps every header it receives."""
+
+    def __init__(self, peer: Peer, seen: list[Header]) -> None:
+        self.peer, self.seen = peer, seen
+        self.received: list[Header] = []
+
+    def send(self, header: Header) -> str:
+        self.peer.send_raw(frames_of(header))
+        return str(header["id"])
+
+    def until(self, test: Callable[[Header], bool], timeout_s: float = RECV_TIMEOUT_S) -> Header:
+        """The first message, already received or still to come, that passes ``test``."""
+        for header in self.received:
+            if test(header):
+                return header
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            if not self.peer.socket.poll(int(left * 1000), zmq.POLLIN):
+                raise TimeoutError("the daemon did not send what the scenario expected")
+            frames = self.peer.socket.recv_multipart()
+            decode(frames, REPLY_LIMITS)  # every reply is within the documented reply limits
+            header = json.loads(frames[1])
+            self.seen.append(header)
+            self.received.append(header)
+            if test(header):
+                return header
+
+    def answer(self, request_id: str, *situations: tuple[str, ...]) -> Header:
+        return self.until(lambda h: h["re"] == request_id and situation(h) in situations)
+
+
+def test_every_message_error_code_and_limit_is_documented() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    assert {h["type"] for h in examples("request")} == set(REQUEST_TYPES)
+    assert {h["type"] for h in examples("reply")} == set(REPLY_TYPES)
+    for code in (*ERROR_CODES, *CAPABILITIES):
+        assert f"`{code}`" in text, code
+    for figure in (
+        f"{REQUEST_FRAME_HARD_LIMIT:,} bytes",
+        f"{REQUEST_LIMITS.max_total_bytes:,} bytes",
+        f"{REQUEST_LIMITS.max_header_bytes:,} bytes",
+        f"{REQUEST_LIMITS.max_array_bytes:,} bytes",
+        f"| frames per message | {REQUEST_LIMITS.max_frames} |",
+        f"{REQUEST_LIMITS.max_json_depth} levels",
+        f"at most {REPLY_LIMITS.max_frames} frames",
+        f"a header of at most {REPLY_LIMITS.max_header_bytes >> 20} MiB",
+        f"an array frame of at most {REPLY_LIMITS.max_array_bytes >> 20} MiB",
+        f"{REPLY_LIMITS.max_total_bytes >> 20} MiB in all",
+        ARTIST_NAME.pattern,
+        "## Directed generation",  # the place #11 fills in
+    ):
+        assert figure in text, figure
+
+
+@pytest.mark.parametrize("kind", ["request", "reply"])
+def test_every_example_is_a_valid_message(kind: str) -> None:
+    for header in examples(kind):
+        envelope = decode(frames_of(header), REQUEST_LIMITS if kind == "request" else REPLY_LIMITS)
+        if kind == "request":
+            parse_request(envelope)
+        elif not header["arrays"]:  # zero-filled arrays are not motion; the live test checks those
+            parse_reply(envelope)
+
+
+def test_the_examples_match_what_a_live_daemon_sends(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    seen: list[Header] = []
+    answered: dict[str, Header] = {}
+    config = make_config(tmp_path, admins=("boss",), max_per_artist=2)
+    with run_daemon(config, [TestEngine(step_s=0.02, max_batch_candidates=2)]) as daemon:
+        alice = Recorder(peers(daemon.address), seen)
+        boss = Recorder(peers(daemon.address), seen)
+        ping, status, hello = doc_request("ping"), doc_request("status"), doc_request("hello")
+        generate = doc_request("generate")
+        answered["ping"] = alice.answer(alice.send(ping), ("pong",))
+        alice.answer(alice.send({**status, "id": "status-2"}), ("error", "bad_request"))
+        answered["hello"] = alice.answer(alice.send(hello), ("welcome",))
+        gen_id = alice.send(generate)
+        job_id = alice.answer(gen_id, ("accepted",))["body"]["job_id"]
+        alice.answer(gen_id, ("progress", "sampling"))
+        waiting_id = alice.send({**generate, "id": "gen-waits"})
+        waiting_job = alice.answer(waiting_id, ("accepted",))["body"]["job_id"]
+        alice.answer(waiting_id, ("progress", "queued"))
+        alice.answer(alice.send({**generate, "id": "gen-3"}), ("error", "busy"))
+        too_long = {**generate, "id": "gen-2", "body": {**generate["body"], "duration_s": 30}}
+        alice.answer(alice.send(too_long), ("error", "invalid_argument"))
+        boss.answer(boss.send({**hello, "id": "hello-boss", "body": {"artist": "boss"}}),
+                    ("welcome",))  # fmt: skip
+        fetch = doc_request("fetch", job_id=job_id)
+        answered["fetch"] = boss.answer(boss.send(fetch), ("accepted",))
+        cancel = doc_request("cancel", job_id=waiting_job)
+        answered["cancel"] = alice.answer(alice.send(cancel), ("cancelled",))
+        alice.answer(waiting_id, ("cancelled",))
+        missing = doc_request("fetch", job_id="0badc0de")
+        alice.answer(alice.send({**missing, "id": "fetch-2"}), ("error", "not_found"))
+        alice.answer(alice.send({**ping, "id": "ping-2", "v": "2.0"}),
+                     ("error", "unsupported_version"))  # fmt: skip
+        answered["generate"] = alice.answer(gen_id, ("result",), ("error", "internal"))
+        boss.answer(fetch["id"], ("result",))  # the observer's copy
+        crash = {**generate, "id": "gen-4", "body": {**generate["body"], "prompt": CRASH_MARKER}}
+        alice.answer(alice.send(crash), ("error", "internal"))
+        answered["status"] = alice.answer(alice.send(status), ("status_reply",))
+    # Every documented request was understood as written.
+    for msg_type, reply in answered.items():
+        assert situation(reply)[0] != "error", (msg_type, reply["body"])
+    assert set(answered) == set(REQUEST_TYPES)
+    # Every documented reply has the fields, types and arrays the daemon really sends.
+    for doc in examples("reply"):
+        live = [h for h in seen if situation(h) == situation(doc)]
+        assert live, f"no live {situation(doc)} to check the doc's example against"
+        for header in live:
+            assert not differences(doc, header, "/".join(situation(doc))), differences(
+                doc, header, "/".join(situation(doc))
+            )
+            assert _arrays(doc) == _arrays(header), (situation(doc), _arrays(header))

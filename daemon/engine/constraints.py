@@ -14,7 +14,8 @@ model's, conditioned on the constrained ones through attention. After the last s
 is projected once more. ``impose_until`` < 1 stops imposing at that flow time and skips the
 final projection: the model then reworks the last details of the constrained frames too.
 
-P holds, in order: the loop (the seam spread over ``LOOP_FRAMES`` at each end), then poses (all
+P holds, in order: the loop (the seam's miss of one step at the ends' mean velocity, spread
+over ``LOOP_FRAMES`` at each end), then poses (all
 201 dims at their frames), path points (translation x, z) and headings (the pelvis rotation
 turned about +Y to the target yaw, its tilt kept).
 
@@ -53,6 +54,8 @@ from .skeleton import BODY_JOINTS, BODY_SKELETON
 BLEND_FRAMES = 12
 #: Frames at each end of a loop over which the seam is closed (0.4 s).
 LOOP_FRAMES = 12
+#: Steps at each end of a loop whose mean is the step across its seam.
+SEAM_FRAMES = 3
 GROUND_DIMS = [0, 2]  # translation x, z: a cycle may advance
 ROOT_ROT6D = slice(3, 9)
 #: Below this, 1 − t is treated as the end of the flow (Heun evaluates at t = 1).
@@ -215,7 +218,9 @@ class Projector:
         if not self.targets.loop or (start_pinned and end_pinned):
             return x
         count, width = x.shape[1], len(self._loop_ramp)
-        step = 0.5 * ((x[:, -1] - x[:, -2]) + (x[:, 1] - x[:, 0]))
+        # the velocity across the seam: the mean step over the SEAM_FRAMES at each end
+        span = min(SEAM_FRAMES, count // 4)
+        step = ((x[:, span] - x[:, 0]) + (x[:, -1] - x[:, -1 - span])) / (2 * span)
         miss = (x[:, 0] - x[:, -1] - step) * self._loop_mask  # (C, D)
         head = 0.0 if start_pinned else 1.0 if end_pinned else 0.5
         ramp = self._loop_ramp[None, :, None]

@@ -172,8 +172,7 @@ def test_a_loop_joins_its_end_to_its_start(tiny_pipeline: MotionPipeline) -> Non
     (loop,) = _run(tiny_pipeline, _job(120, Constraints(loop=True)))
     (free,) = _run(tiny_pipeline, _job(120, None))
     seam, steps = _seam(loop)
-    # the untrained model's frames are noise: the seam is one of the clip's ordinary steps
-    assert (seam <= np.percentile(steps, 90, axis=1)).all(), (seam, np.median(steps, axis=1))
+    assert (seam <= np.median(steps, axis=1)).all(), (seam, np.median(steps, axis=1))
     free_seam, free_steps = _seam(free)
     assert (free_seam > 2 * seam).all() and (free_seam > free_steps.max(axis=1)).all()
 

@@ -161,7 +161,7 @@ def round_trips(pipeline: MotionPipeline, steps: int) -> None:
     mean, std = pipeline.weights.mean, pipeline.weights.std
     print("\nfeature round trip (pose -> normalised float32 latent -> pose), largest error:")
     own = run(pipeline, job("rt", 150, None, steps)).motion
-    rows = [("model output, 2 x 150 frames", own.rotations, own.root_positions)]
+    rows = [(f"model output, {len(SEEDS)} x 150 frames", own.rotations, own.root_positions)]
     for clip in CLIPS:
         take = bvh_import.load_bvh_take(clip)
         rows.append((f"{clip.stem} ({take.rotations.shape[0]} frames)",

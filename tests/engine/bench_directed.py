@@ -396,7 +396,7 @@ SECTIONS: dict[str, Callable[[MotionPipeline, int, int], None]] = {
     "directed": lambda p, steps, _: directed(p, steps),
     "loop": lambda p, steps, _: loops(p, steps),
     "overhead": overhead,
-    "timeline": lambda p, steps, repeats: timeline(p, steps, max(1, repeats // 2)),
+    "timeline": timeline,
 }
 
 

@@ -11,9 +11,19 @@ from types import ModuleType
 
 def _modules() -> list[ModuleType]:
     # Dependency order: properties before the operators and panels that use them.
-    from . import finishing_ui, operators, prefs, props, rig_operators, rig_ui, runtime, ui
+    from . import (
+        directing_ui,
+        finishing_ui,
+        operators,
+        prefs,
+        props,
+        rig_operators,
+        rig_ui,
+        runtime,
+        ui,
+    )
 
-    return [props, prefs, runtime, operators, ui, finishing_ui, rig_operators, rig_ui]
+    return [props, prefs, runtime, operators, ui, finishing_ui, directing_ui, rig_operators, rig_ui]
 
 
 def register() -> None:

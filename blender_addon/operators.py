@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 from collections.abc import Callable
@@ -63,6 +64,13 @@ def generate_settings(settings: HYMOTION_PG_settings) -> GenerateSettings:
     )  # fmt: skip
 
 
+def directed(scene: bpy.types.Scene, settings: GenerateSettings) -> GenerateSettings:
+    """The panel's Direction options (issue #11) added to ``settings``."""
+    from .directing_ui import constraints_for  # registered after this module
+
+    return dataclasses.replace(settings, constraints=constraints_for(scene, settings.duration_s))
+
+
 def connect(context: bpy.types.Context) -> GenerationSession:
     online = bool(bpy.app.online_access)
     return runtime.session_for(client_config(prefs.connection_settings(context), online))
@@ -91,7 +99,8 @@ class HYMOTION_OT_generate(bpy.types.Operator):
         scene = _scene(context)
         try:
             session = connect(context)
-            request = build_request(generate_settings(scene_settings(scene)), session.limits)
+            request = build_request(directed(scene, generate_settings(scene_settings(scene))),
+                                    session.limits)  # fmt: skip
         except errors.HYMotionError as exc:
             runtime.show_error(scene, exc)
             raise

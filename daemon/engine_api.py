@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from shared_protocol import HYMotionError, ModelInfo, Skeleton
+from shared_protocol import Constraints, HYMotionError, ModelInfo, Skeleton
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class JobSpec:
     guidance: float
     steps: int
     model: str
+    #: Directed generation (protocol 1.1); None samples exactly as an undirected request.
+    constraints: Constraints | None = None
+
+    @property
+    def total_frames(self) -> int:
+        """Frames of the result: ``frames``, plus the timeline rows' when there are any."""
+        return self.constraints.total_frames(self.frames) if self.constraints else self.frames
 
 
 @dataclass(frozen=True, eq=False)

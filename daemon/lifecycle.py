@@ -350,7 +350,7 @@ class JobLifecycle:
                 model_label=info.label,
                 untrained=info.untrained,
                 prompt=job.spec.prompt,
-                frames=job.spec.frames,
+                frames=job.spec.total_frames,  # a timeline's joined clip
                 fps=FPS,
                 seeds=job.spec.seeds,
                 guidance=job.spec.guidance,

@@ -50,6 +50,7 @@ from shared_protocol.messages import MAX_SEED
 
 CAPABILITIES = (
     "progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas", "reattach",
+    "constraints",  # protocol 1.1: directed generation (docs/protocol.md, Constraints)
 )  # fmt: skip
 #: Jobs one status reply lists (a client decodes lists of at most 256 items).
 STATUS_MAX_JOBS = 256
@@ -199,7 +200,7 @@ class Service:
                 retry_after_s=self._lifecycle.scheduler.spread(self._config.grace_period_s),
                 reason="shutting_down",
             )
-        msg.validate(self.limits)
+        msg.validate(self.limits, self._engine.skeleton().joint_count)
         model = msg.model or self._engine.default_model()
         models = self._lifecycle.models
         info = models.get(model)
@@ -222,6 +223,7 @@ class Service:
             guidance=msg.guidance,
             steps=msg.steps,
             model=model,
+            constraints=msg.constraints,
         )
         self._engine.check_admissible(spec)
         self._lifecycle.quotas.check(who.artist)

@@ -3,6 +3,7 @@
 Imports only the standard library, numpy and pyzmq (the Blender add-on bundles this package).
 """
 
+from .constraints import TIMELINE_OVERLAP_FRAMES, Constraints, TimelineRow
 from .errors import (
     ERROR_CODES,
     Busy,
@@ -79,10 +80,12 @@ __all__ = [
     "REPLY_LIMITS",
     "REQUEST_LIMITS",
     "SIGNATURE",
+    "TIMELINE_OVERLAP_FRAMES",
     "Accepted",
     "Busy",
     "Cancel",
     "Cancelled",
+    "Constraints",
     "DaemonUnreachable",
     "DecodeLimits",
     "DeviceInfo",
@@ -112,6 +115,7 @@ __all__ = [
     "Skeleton",
     "Status",
     "StatusRequest",
+    "TimelineRow",
     "Unauthorized",
     "UnsupportedMessage",
     "UnsupportedVersion",

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from .errors import DaemonUnreachable, HYMotionError, ProtocolError
+from .errors import DaemonUnreachable, HYMotionError, ProtocolError, UnsupportedVersion
 from .keys import KeyPair
 from .messages import (
     Accepted,
@@ -45,6 +45,9 @@ from .messages import (
     parse_reply,
 )
 from .wire import PROTOCOL_VERSION, REPLY_LIMITS, decode, encode, new_id
+
+#: The welcome capability of daemons that honour ``Generate.constraints`` (protocol 1.1).
+DIRECTED = "constraints"
 
 CLIENT_VERSION = "0.1.0"
 _TERMINAL = (Result, Error, Cancelled)
@@ -160,7 +163,13 @@ class MotionClient:
     # --- requests ------------------------------------------------------------------------------
 
     def submit(self, request: Generate, request_id: str | None = None) -> str:
-        """Queue a generate request; returns its id, which every event about it carries."""
+        """Queue a generate request; returns its id, which every event about it carries.
+
+        A request with constraints to a daemon that does not list the "constraints" capability
+        raises UnsupportedVersion here (or fails with it once the daemon's welcome arrives):
+        such a daemon would ignore them and generate undirected motion."""
+        if request.constraints is not None and self.welcome is not None:
+            _check_directed(self.welcome)
         request_id = request_id or new_id()
         self._pending[request_id] = _Pending(request)
         # libzmq never retries a handshake CURVE refused: after "unreachable", start afresh.
@@ -396,8 +405,16 @@ class MotionClient:
         if restarted:
             for pending in self._pending.values():
                 pending.sent, pending.job_id = False, None
+        refused = []
+        for request_id, pending in list(self._pending.items()):
+            try:
+                if pending.request.constraints is not None:
+                    _check_directed(welcome)
+            except UnsupportedVersion as exc:
+                del self._pending[request_id]
+                refused.append(Event(request_id, Error.from_exception(exc)))
         self._flush_outbox()
-        return [Event(None, Connected(welcome, restarted))]
+        return [*refused, Event(None, Connected(welcome, restarted))]
 
     def _check_liveness(self) -> list[Event]:
         now = time.monotonic()
@@ -448,6 +465,17 @@ class MotionClient:
             f"no HY-Motion daemon answered at {self.config.address} within "
             f"{self.config.connect_timeout_s:g} s" + (secure if self.config.server_key else ""),
             address=self.config.address,
+        )
+
+
+def _check_directed(welcome: Welcome) -> None:
+    if DIRECTED not in welcome.capabilities:
+        raise UnsupportedVersion(
+            f"the daemon speaks protocol {welcome.protocol_version} without the "
+            f"{DIRECTED!r} capability, so it would ignore the constraints and generate "
+            "undirected motion; upgrade the daemon, or send the request without constraints",
+            field="constraints",
+            allowed=f"a daemon whose welcome lists {DIRECTED!r} (protocol 1.1 or newer)",
         )
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import schema
+from .constraints import Constraints
 from .errors import HYMotionError, InvalidArgument, ProtocolError, UnsupportedMessage
 from .motion import FPS, MAX_FRAMES, MIN_FRAMES, MotionTakes, Skeleton, frames_for_duration
 from .wire import Envelope, new_id
@@ -38,6 +39,8 @@ class Limits:
     max_steps: int = 200
     max_prompt_chars: int = 1000
     fps: int = FPS
+    #: Longest joined clip of a timeline (protocol 1.1, capability "constraints").
+    max_timeline_s: float = 120.0
 
 
 DEFAULT_LIMITS = Limits()
@@ -90,13 +93,18 @@ class Generate(Message):
     steps: int = 50
     #: Model name from ``welcome.models``; None means the daemon's default model.
     model: str | None = None
+    #: Directed generation (protocol 1.1, capability "constraints"): ignored by older daemons,
+    #: so send it only to a daemon whose welcome lists that capability.
+    constraints: Constraints | None = None
 
     @property
     def frames(self) -> int:
+        """Frames of the request's own prompt (the first segment of a timeline)."""
         return frames_for_duration(self.duration_s)
 
-    def validate(self, limits: Limits = DEFAULT_LIMITS) -> None:
-        """Raise InvalidArgument naming the first field outside ``limits``."""
+    def validate(self, limits: Limits = DEFAULT_LIMITS, joints: int = 22) -> None:
+        """Raise InvalidArgument naming the first field outside ``limits``; ``joints`` is the
+        served skeleton's joint count (poses in constraints have one rotation per joint)."""
         prompt = self.prompt.strip()
         if not prompt:
             raise InvalidArgument("prompt", "the prompt is empty", allowed="1 or more characters")
@@ -132,6 +140,14 @@ class Generate(Message):
                 )
         _check_range("guidance", self.guidance, limits.min_guidance, limits.max_guidance)
         _check_range("steps", self.steps, limits.min_steps, limits.max_steps)
+        if self.constraints is not None:
+            self.constraints.validate(
+                self.frames,
+                joints,
+                max_segment_s=limits.max_duration_s,
+                max_total_s=limits.max_timeline_s,
+                max_prompt_chars=limits.max_prompt_chars,
+            )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Typed (de)serialisation of message dataclasses to a JSON body plus named arrays.
 
 A message is a frozen dataclass. Its scalar fields go to the JSON body, ``np.ndarray`` fields
-travel as raw array frames (nested dataclasses contribute ``parent.child`` names). Decoding
+travel as raw array frames (nested dataclasses contribute ``parent.child`` names; an optional
+array, ``np.ndarray | None``, is simply absent when None). Decoding
 checks every field's type against the annotations and names the field that is wrong; unknown
 body keys are ignored so a newer minor version can add fields.
 """
@@ -41,6 +42,8 @@ def to_parts(obj: Any, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.n
         value = getattr(obj, f.name)
         if isinstance(value, np.ndarray):
             arrays[prefix + f.name] = value
+        elif value is None and _hints(type(obj))[f.name] == np.ndarray | None:  # type: ignore[arg-type]
+            continue  # an absent optional array
         elif dataclasses.is_dataclass(value):
             sub_body, sub_arrays = to_parts(value, f"{prefix}{f.name}.")
             body[f.name] = sub_body
@@ -76,10 +79,11 @@ def from_parts(
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         annotation = hints[f.name]
         name = prefix + f.name
-        if annotation is np.ndarray:
-            if name not in arrays:
+        if annotation is np.ndarray or annotation == np.ndarray | None:
+            if name in arrays:
+                kwargs[f.name] = arrays[name]
+            elif annotation is np.ndarray:
                 raise ProtocolError(f"array {name!r} is missing", field=name)
-            kwargs[f.name] = arrays[name]
             continue
         if f.name not in body:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -32,7 +32,7 @@ import numpy as np
 from .errors import ProtocolError, UnsupportedVersion
 
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1  # 1.1: constraints in generate (directed generation)
 PROTOCOL_VERSION = f"{PROTOCOL_MAJOR}.{PROTOCOL_MINOR}"
 SIGNATURE = f"HYMP/{PROTOCOL_MAJOR}".encode()
 _SIGNATURE_PREFIX = b"HYMP/"

@@ -4,7 +4,7 @@ Text file: one prompt per line; blank lines and lines starting with ``#`` are sk
 optional ``| key=value ...`` tail overrides options for that line, e.g.
 ``a person jumps twice | duration=3 seed=7 candidates=2``.
 JSON file: a list of strings or of objects ``{"prompt": ..., "duration_s": ..., "seed": ...,
-"candidates": ..., "guidance": ..., "steps": ...}``.
+"candidates": ..., "guidance": ..., "steps": ..., "direct": {...}}`` ("direct": directing.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .directing import constraints_from_json
 from .errors import BatchInputError
 from .settings import GenerateSettings
 
@@ -42,10 +43,15 @@ def load_prompts(path: Path, defaults: GenerateSettings) -> list[BatchItem]:
         entries = _text_entries(text, path)
     if not entries:
         raise BatchInputError(f"{path} holds no prompts")
-    return [
-        BatchItem(i, where, _apply(defaults, prompt, overrides, where))
-        for i, (where, prompt, overrides) in enumerate(entries, start=1)
-    ]
+    items = []
+    for i, (where, prompt, overrides) in enumerate(entries, start=1):
+        direct = overrides.pop("direct", None)
+        settings = _apply(defaults, prompt, overrides, where)
+        if direct is not None:
+            constraints = constraints_from_json(direct, where, path.parent, settings.duration_s)
+            settings = replace(settings, constraints=constraints)
+        items.append(BatchItem(i, where, settings))
+    return items
 
 
 def _text_entries(text: str, path: Path) -> list[tuple[str, str, dict[str, Any]]]:

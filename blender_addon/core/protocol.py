@@ -29,13 +29,14 @@ def _load(submodule: str) -> ModuleType:
 
 
 if TYPE_CHECKING:
-    from shared_protocol import addresses, client, errors, keys, messages, motion
+    from shared_protocol import addresses, client, constraints, errors, keys, messages, motion
 else:
     addresses = _load("addresses")
     client = _load("client")
+    constraints = _load("constraints")
     errors = _load("errors")
     keys = _load("keys")
     messages = _load("messages")
     motion = _load("motion")
 
-__all__ = ["addresses", "client", "errors", "keys", "messages", "motion"]
+__all__ = ["addresses", "client", "constraints", "errors", "keys", "messages", "motion"]

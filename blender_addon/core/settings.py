@@ -19,6 +19,7 @@ from .errors import (
     SettingsError,
 )
 from .protocol import addresses, client, errors, keys, messages
+from .protocol import constraints as wire
 
 _TCP = re.compile(r"^tcp://(?P<host>\[[^\]]+\]|[^:/\[\]]+):(?P<port>\d{1,5})$")
 #: A daemon on this machine, on ``python -m daemon serve``'s default port.
@@ -41,6 +42,8 @@ class GenerateSettings:
     #: None: a random seed is drawn per request (and shown on the takes).
     seed: int | None = None
     model: str | None = None
+    #: Directed generation (the batch's "direct" jobs); None generates undirected.
+    constraints: wire.Constraints | None = None
 
 
 def random_seed(candidates: int = 1) -> int:
@@ -61,6 +64,7 @@ def build_request(
         guidance=settings.guidance,
         steps=settings.steps,
         model=settings.model or None,
+        constraints=settings.constraints,
     )
     request.validate(limits or messages.DEFAULT_LIMITS)
     return request

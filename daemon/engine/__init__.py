@@ -2,14 +2,14 @@
 
 Modules in dependency order (none imports a later one; tests/engine/test_engine_layout.py):
 ``errors`` -> ``skeleton`` -> ``math`` -> ``layers`` -> ``mmdit`` -> ``prompt`` -> ``text`` ->
-``sampling`` -> ``solvers`` -> ``grounding`` -> ``decode`` -> ``checkpoint`` -> ``memory`` ->
-``pipeline`` -> ``tiny`` -> ``engine`` -> ``factory`` -> ``device_probe`` -> ``bench`` ->
-``commands``. The service needs only ``factory.create_engine``, ``device_probe.probe_devices``
-and ``commands.register``.
+``sampling`` -> ``solvers`` -> ``grounding`` -> ``features`` -> ``decode`` -> ``constraints`` ->
+``checkpoint`` -> ``memory`` -> ``pipeline`` -> ``timeline`` -> ``tiny`` -> ``engine`` ->
+``factory`` -> ``device_probe`` -> ``bench`` -> ``commands``. The service needs only
+``factory.create_engine``, ``device_probe.probe_devices`` and ``commands.register``.
 """
 
 ORDER = (
     "errors", "skeleton", "math", "layers", "mmdit", "prompt", "text", "sampling", "solvers",
-    "grounding", "decode", "checkpoint", "memory", "pipeline", "tiny", "engine", "factory",
-    "device_probe", "bench", "commands",
+    "grounding", "features", "decode", "constraints", "checkpoint", "memory", "pipeline",
+    "timeline", "tiny", "engine", "factory", "device_probe", "bench", "commands",
 )  # fmt: skip

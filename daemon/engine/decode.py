@@ -10,16 +10,14 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from shared_protocol import forward_kinematics
 
+from .features import TRANSLATION, denormalize, feature_rotations
 from .grounding import Grounding
-from .math import matrix_to_quaternion, rot6d_to_matrix
-from .skeleton import BODY_JOINTS, BODY_SKELETON, REST_POSITIONS
+from .skeleton import BODY_SKELETON, REST_POSITIONS
 
-STD_FLOOR = 1e-3  # §5.1: dims with a smaller std (the zero pelvis position) are not scaled
 SMOOTH_SIGMA = 1.0
 SAVGOL_WINDOW = 11
 SAVGOL_ORDER = 5
@@ -30,12 +28,6 @@ class DecodedMotion:
     rotations: np.ndarray  # (C, F, 22, 4) float32 (w, x, y, z), sign-continuous
     root_positions: np.ndarray  # (C, F, 3) float32 pelvis world position, grounded
     joint_positions: np.ndarray  # (C, F, 22, 3) float32 world joints, grounded
-
-
-def denormalize(latent: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """§5.1 x = latent · std' + mean with std' = 0 where std < 1e-3; (C, F, 201) float32."""
-    std = torch.where(std < STD_FLOOR, torch.zeros_like(std), std)
-    return latent.float() * std.float() + mean.float()
 
 
 def gaussian_kernel(sigma: float = SMOOTH_SIGMA) -> np.ndarray:
@@ -52,6 +44,13 @@ def sign_continuous(quat: np.ndarray) -> np.ndarray:
         flip = (out[f] * out[f - 1]).sum(-1, keepdims=True) < 0
         out[f] = np.where(flip, -out[f], out[f])
     return out
+
+
+def continuous(quat: np.ndarray) -> np.ndarray:
+    """Sign-continuous quaternions (F, J, 4) whose first frame has w ≥ 0 (the wire's form)."""
+    q = sign_continuous(quat)
+    q *= np.where(q[:1, :, :1] < 0, -1.0, 1.0)  # first frame w ≥ 0, continuity kept
+    return q
 
 
 def smooth_quaternions(quat: np.ndarray, sigma: float = SMOOTH_SIGMA) -> np.ndarray:
@@ -101,19 +100,20 @@ def savgol_filter(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def decode(latent: Tensor, mean: Tensor, std: Tensor, grounding: Grounding) -> DecodedMotion:
-    """Latent (C, F, 201) of one job -> grounded motion of its C candidates."""
+def decode(
+    latent: Tensor, mean: Tensor, std: Tensor, grounding: Grounding, ground: bool = True
+) -> DecodedMotion:
+    """Latent (C, F, 201) of one job -> motion of its C candidates, grounded unless ``ground``
+    is False (clips held to given poses keep the heights of those poses)."""
     x = denormalize(latent.detach().cpu(), mean.detach().cpu(), std.detach().cpu())
-    transl = x[..., 0:3].numpy()  # (C, F, 3) model translation
-    rot6d = x[..., 3 : 3 + 6 * BODY_JOINTS].unflatten(-1, (BODY_JOINTS, 6))  # (C, F, 22, 6)
-    quat = matrix_to_quaternion(rot6d_to_matrix(rot6d)).numpy()  # (C, F, 22, 4)
+    transl = x[..., TRANSLATION].numpy()  # (C, F, 3) model translation
+    quat = feature_rotations(x).numpy()  # (C, F, 22, 4)
     rotations, roots, joints = [], [], []
     for c in range(x.shape[0]):
-        q = sign_continuous(smooth_quaternions(quat[c]))
-        q *= np.where(q[:1, :, :1] < 0, -1.0, 1.0)  # first frame w ≥ 0, continuity kept
+        q = continuous(smooth_quaternions(quat[c]))
         root = savgol_filter(transl[c]) + REST_POSITIONS[0]  # pelvis = trans + rest pelvis
         world = forward_kinematics(BODY_SKELETON, q, root).astype(np.float64)
-        floor = grounding.floor_height(q, root, world)
+        floor = grounding.floor_height(q, root, world) if ground else 0.0
         root[:, 1] -= floor
         world[..., 1] -= floor
         rotations.append(q)

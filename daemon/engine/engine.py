@@ -22,6 +22,7 @@ from .memory import GIB, MemoryPlan, activation_bytes
 from .pipeline import Generated, MotionPipeline
 from .skeleton import BODY_SKELETON
 from .text import TEXT_SLOTS
+from .timeline import generate_timeline, largest_window
 
 log = logging.getLogger(__name__)
 #: Fraction of device memory jobs may plan to use (allocator fragmentation, other processes).
@@ -74,8 +75,11 @@ class HYMotionEngine:
         return BODY_SKELETON
 
     def batch_key(self, job: JobSpec) -> Hashable:
-        # one forward per evaluation needs one model and one time grid; prompts, lengths, seeds
-        # and guidance may differ (tests/engine/test_engine_shortcuts.py)
+        # one forward per evaluation needs one model and one time grid; prompts, lengths, seeds,
+        # guidance and constraints may differ (tests/engine/test_engine_shortcuts.py); a
+        # timeline samples its segments one after another, alone
+        if job.constraints is not None and job.constraints.timeline:
+            return ("timeline", job.job_id)
         return (job.model, job.steps)
 
     def max_batch_candidates(self, model: str) -> int:
@@ -102,11 +106,11 @@ class HYMotionEngine:
         resident = sum(m.plan.resident_bytes for m in self._models.values() if m.plan)
         rows = 2 * len(job.seeds)
         need = activation_bytes(
-            pipeline.model.cfg, rows, job.frames, TEXT_SLOTS, pipeline.model.dtype
+            pipeline.model.cfg, rows, largest_window(job), TEXT_SLOTS, pipeline.model.dtype
         ) + (plan.text_peak_bytes - plan.text_bytes if plan else 0.0)
         if resident + need > self._memory:
             raise ResourceExhausted(
-                f"{len(job.seeds)} candidates of {job.frames} frames need about "
+                f"{len(job.seeds)} candidates of {largest_window(job)} frames need about "
                 f"{need / GIB:.1f} GiB beyond the {resident / GIB:.1f} GiB of loaded models; "
                 f"{self._memory / GIB:.1f} GiB are usable on {self.device}",
                 needed_gib=round(need / GIB, 2),
@@ -120,7 +124,10 @@ class HYMotionEngine:
             raise ValueError(f"a batch must name one model, got {sorted(models)}")
         pipeline = self._served(jobs[0].model)
         try:
-            results = pipeline.generate(jobs, progress, should_stop)
+            if len(jobs) == 1 and jobs[0].constraints and jobs[0].constraints.timeline:
+                results = [generate_timeline(pipeline, jobs[0], progress, should_stop)]
+            else:
+                results = pipeline.generate(jobs, progress, should_stop)
         except torch.OutOfMemoryError as exc:
             self._release_memory(exc)  # the daemon keeps serving once the batch's memory is back
             log.warning("out of device memory in a batch of %d jobs: %s", len(jobs), exc)

@@ -27,7 +27,9 @@ from daemon.engine_api import JobSpec, ProgressFn, ShouldStop
 from shared_protocol import MIN_FRAMES, JobCancelled
 
 from .checkpoint import ModelConfig
+from .constraints import CanonicalTargets, Imposer, Targets, finish_directed, imposer_for
 from .decode import DecodedMotion, decode
+from .features import Placement
 from .grounding import Grounding
 from .mmdit import HYMotionWeights
 from .sampling import Stepper, guide, initial_noise, integrate
@@ -43,6 +45,8 @@ class ExplicitInputs:
     noise: Tensor | None = None
     #: One row of text features instead of encoding the prompt.
     features: TextFeatures | None = None
+    #: Per-candidate constraints instead of the request's (a timeline segment's).
+    targets: Targets | None = None
 
 
 COMPUTED = ExplicitInputs()
@@ -58,6 +62,16 @@ class Generated:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Directed:
+    """A directed job's constraints: in its sampler, and where its canonical frame sits."""
+
+    targets: Targets
+    imposer: Imposer
+    placement: Placement
+    canonical: CanonicalTargets
+
+
 @dataclass
 class _Job:
     """A job being sampled: its noise-to-data state, solver and conditioning on the device."""
@@ -68,6 +82,7 @@ class _Job:
     vtxt: Tensor  # (1, 1, V)
     ctxt: Tensor  # (1, 128, C_t)
     length: int  # valid text slots
+    directed: _Directed | None = None
 
     @property
     def cfg(self) -> bool:  # §4.4: guidance only when s > 1
@@ -138,6 +153,13 @@ class MotionPipeline:
                 raise ValueError(f"{j.job_id}: explicit features must hold one prompt's row")
             if given.features is None and self.text is None:
                 raise ValueError(f"{j.job_id}: no text encoders loaded and no features given")
+            if j.constraints is not None and j.constraints.timeline:
+                raise ValueError(f"{j.job_id}: a timeline runs through daemon.engine.timeline")
+            if given.targets is not None and (
+                given.targets.frames != j.frames
+                or given.targets.pose_roots.shape[0] != len(j.seeds)
+            ):
+                raise ValueError(f"{j.job_id}: targets do not fit {len(j.seeds)} x {j.frames}")
 
     def encode(self, prompts: Sequence[str]) -> TextFeatures:
         if self.text is None:
@@ -191,7 +213,7 @@ class MotionPipeline:
                 results.append(JobCancelled(f"job {job.spec.job_id} was cancelled"))
                 continue
             progress(job.spec.job_id, "decoding", 0, 1)
-            out = self._finish(job.spec, job.x, features.truncated[i])
+            out = self._finish(job.spec, job.x, features.truncated[i], job.directed)
             out.timings.update(encode=encode_s, sample=sample_s)
             results.append(out)
         return results
@@ -225,7 +247,20 @@ class MotionPipeline:
             features.vtxt.float().to(self.device),
             features.ctxt.float().to(self.device),
             max(int(features.lengths[0]), 1),
+            self._directed(spec, given),
         )
+
+    def _directed(self, spec: JobSpec, given: ExplicitInputs) -> _Directed | None:
+        """The job's constraints on this model's latent, or None for an undirected job."""
+        targets = given.targets
+        if targets is None and spec.constraints is not None:
+            targets = Targets.from_wire(spec.constraints, len(spec.seeds), spec.frames)
+        if targets is None:
+            return None
+        imposer, placement, canonical = imposer_for(
+            targets, self.weights.mean, self.weights.std, self.device
+        )
+        return _Directed(targets, imposer, placement, canonical)
 
     def _sample(self, jobs: list[_Job], progress: ProgressFn, should_stop: ShouldStop) -> set[str]:
         """The solver over the shared grid; cancelled jobs leave before the next evaluation."""
@@ -243,10 +278,16 @@ class MotionPipeline:
             x = torch.cat([_pad_frames(j.x, batch.frames) for j in active])  # (R, L, 201)
             v = self._velocity(batch, x, t)  # (R, L, 201) float32
             for job, rows in zip(active, v.split([j.x.shape[0] for j in active]), strict=True):
-                job.x = job.stepper.update(job.x, rows[:, : job.x.shape[1]])
+                velocity = rows[:, : job.x.shape[1]]
+                if job.directed is not None:
+                    velocity = job.directed.imposer.velocity(job.x, velocity, t)
+                job.x = job.stepper.update(job.x, velocity)
             step, within = divmod(k + 1, per_step)
             for job in active if not within else ():
                 progress(job.spec.job_id, "sampling", step, steps)
+        for job in jobs:
+            if job.directed is not None and job.spec.job_id not in cancelled:
+                job.x = job.directed.imposer.finish(job.x)
         return cancelled
 
     def _batch(self, jobs: list[_Job]) -> _Batch:
@@ -289,10 +330,18 @@ class MotionPipeline:
             return ctxt
         return self.weights.null_ctxt_input.float().expand(ctxt.shape[0], ctxt.shape[1], -1)
 
-    def _finish(self, spec: JobSpec, latent: Tensor, truncated: bool) -> Generated:
+    def _finish(
+        self, spec: JobSpec, latent: Tensor, truncated: bool, directed: _Directed | None = None
+    ) -> Generated:
         """Decode one job's latent (C, frames, 201) and attach its warnings."""
         start = time.perf_counter()
-        motion = decode(latent, self.weights.mean, self.weights.std, self.grounding)
+        # clips held to given poses keep those poses' heights instead of being grounded
+        ground = directed is None or not directed.targets.has_poses
+        motion = decode(latent, self.weights.mean, self.weights.std, self.grounding, ground)
+        if directed is not None:
+            motion = finish_directed(
+                motion, directed.targets, directed.placement, directed.canonical
+            )
         warnings = language_warnings(spec.prompt)
         if truncated:
             warnings += (
@@ -338,16 +387,26 @@ class MotionPipeline:
             ctxt = torch.cat([self._null_ctxt(ctxt), ctxt])
             x_valid, ctxt_valid = x_valid.repeat(2, 1), ctxt_valid.repeat(2, 1)
 
+        directed = self._directed(job, explicit)
+
         def velocity(x: Tensor, t: Tensor) -> Tensor:
             rows = torch.cat([x, x]) if guided else x
             v = self.model(rows, t.expand(rows.shape[0]), ctxt, vtxt, x_valid, ctxt_valid).float()
-            return guide(v[:count], v[count:], job.guidance) if guided else v
+            v = guide(v[:count], v[count:], job.guidance) if guided else v
+            if directed is None:
+                return v
+            # constraints see the job's own frames; frames past them are never keys
+            own = directed.imposer.velocity(x[:, : job.frames], v[:, : job.frames], t)
+            return torch.cat([own, v[:, job.frames :]], dim=1)
 
         # 4. the ODE from noise to data
         x = integrate(make_stepper(self.solver, job.steps, self.device), velocity, x)
+        x = x[:, : job.frames]
+        if directed is not None:
+            x = directed.imposer.finish(x)
         sample_s = time.perf_counter() - start
         # 5. decoding
-        out = self._finish(job, x[:, : job.frames], features.truncated[0])
+        out = self._finish(job, x, features.truncated[0], directed)
         out.timings.update(encode=encode_s, sample=sample_s)
         return out
 

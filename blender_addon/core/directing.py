@@ -1,0 +1,259 @@
+"""Directed generation in the batch's JSON job file (no bpy): a ``"direct"`` object per prompt.
+
+    {"prompt": "a person walks over and sits down", "duration_s": 4,
+     "direct": {"start_from": "takes/walk.bvh",
+                "end_pose": {"bvh": "poses/sit.bvh", "frame": 0, "at": 119},
+                "loop": false,
+                "path": [{"frame": 0, "x": 0, "y": 0}, {"frame": 119, "x": 2, "y": -3,
+                          "heading_deg": 90}],
+                "timeline": [{"prompt": "a person stands up and waves", "duration_s": 5}],
+                "exact": true}}
+
+- ``start_from``: a BVH take (any humanoid BVH, put on the model skeleton by the motion core);
+  the clip starts with its last PREFIX_FRAMES frames and continues from there.
+- ``end_pose``: the pose of frame ``frame`` (default 0) of a BVH, held at clip frame ``at``
+  (default the last frame), where that BVH puts it.
+- ``path``: pelvis ground positions in Blender scene metres (x, y), optionally with the facing
+  ``heading_deg`` about +Z (0 faces −Y, the front view; 90 faces +X).
+- ``timeline``: further prompts, each continuing the previous one (protocol "Constraints").
+Relative paths are relative to the job file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import BatchInputError, SettingsError
+from .motion import bvh_import
+from .protocol import constraints as wire
+from .protocol import motion
+
+Constraints = wire.Constraints
+TimelineRow = wire.TimelineRow
+frames_for_duration = motion.frames_for_duration
+
+
+class DirectionError(SettingsError):
+    """The panel's Direction options cannot be used as they are."""
+
+    hint = "Fix it in the HY-Motion panel's Direction section."
+
+
+#: Frames of a take's end a continuation starts from (the daemon's timeline overlap, 0.5 s).
+PREFIX_FRAMES = 15
+_KEYS = ("start_from", "end_pose", "loop", "path", "timeline", "exact")
+
+
+def constraints_from_json(value: Any, where: str, base: Path, duration_s: float) -> Constraints:
+    """The ``direct`` object of one job -> wire constraints; BatchInputError names the key."""
+    if not isinstance(value, dict):
+        raise BatchInputError(f"{where}: 'direct' must be an object", field="direct")
+    unknown = sorted(set(value) - set(_KEYS))
+    if unknown:
+        raise BatchInputError(
+            f"{where}: unknown direct option {unknown[0]!r}",
+            field=f"direct.{unknown[0]}",
+            allowed=", ".join(_KEYS),
+        )
+    timeline = _timeline(value.get("timeline", []), where)
+    frames = frames_for_duration(duration_s) + sum(
+        frames_for_duration(r.duration_s) for r in timeline
+    )
+    pose_frames: list[int] = []
+    rotations: list[np.ndarray] = []
+    roots: list[np.ndarray] = []
+    if "start_from" in value:
+        take = _take(value["start_from"], base, where, "direct.start_from")
+        count = min(PREFIX_FRAMES, take.rotations.shape[0])
+        pose_frames += range(count)
+        rotations += list(take.rotations[-count:])
+        roots += list(take.root_positions[-count:])
+    if "end_pose" in value:
+        frame, rotation, root = _end_pose(value["end_pose"], base, where, frames)
+        pose_frames.append(frame)
+        rotations.append(rotation)
+        roots.append(root)
+    path_frames, path_points = _path(value.get("path", []), where)
+    return Constraints(
+        pose_frames=np.array(pose_frames, np.int32) if pose_frames else None,
+        pose_rotations=np.array(rotations, np.float32) if pose_frames else None,
+        pose_root_positions=np.array(roots, np.float32) if pose_frames else None,
+        path_frames=path_frames,
+        path_points=path_points,
+        loop=_bool(value.get("loop", False), where, "direct.loop"),
+        timeline=timeline,
+        exact=_bool(value.get("exact", True), where, "direct.exact"),
+    )
+
+
+def _take(path: Any, base: Path, where: str, field: str) -> bvh_import.BvhTake:
+    if not isinstance(path, str):
+        raise BatchInputError(f"{where}: {field} must be a BVH file path", field=field)
+    full = (base / path).expanduser()
+    try:
+        return bvh_import.load_bvh_take(full)
+    except (OSError, bvh_import.BvhError) as exc:
+        raise BatchInputError(f"{where}: {field}: cannot use {full}: {exc}", field=field) from exc
+
+
+def _end_pose(value: Any, base: Path, where: str, frames: int) -> tuple[int, Any, Any]:
+    field = "direct.end_pose"
+    if not isinstance(value, dict) or "bvh" not in value:
+        raise BatchInputError(f"{where}: {field} must be an object with 'bvh'", field=field)
+    take = _take(value["bvh"], base, where, f"{field}.bvh")
+    source = _int(value.get("frame", 0), where, f"{field}.frame")
+    if not -take.rotations.shape[0] <= source < take.rotations.shape[0]:
+        raise BatchInputError(
+            f"{where}: {field}.frame {source} is outside the BVH's "
+            f"{take.rotations.shape[0]} frames",
+            field=f"{field}.frame",
+        )
+    at = _int(value.get("at", frames - 1), where, f"{field}.at")
+    return at, take.rotations[source], take.root_positions[source]
+
+
+def _path(value: Any, where: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if not isinstance(value, list):
+        raise BatchInputError(f"{where}: direct.path must be a list of points", field="direct.path")
+    if not value:
+        return None, None
+    headed = all(isinstance(p, dict) and "heading_deg" in p for p in value)
+    frames, points = [], []
+    for i, point in enumerate(value):
+        field = f"direct.path[{i}]"
+        if not isinstance(point, dict):
+            raise BatchInputError(f"{where}: {field} must be an object", field=field)
+        frames.append(_int(point.get("frame"), where, f"{field}.frame"))
+        x = _number(point.get("x"), where, f"{field}.x")
+        y = _number(point.get("y"), where, f"{field}.y")
+        row = [x, -y]  # Blender (x, y) on the ground = model (x, −z)
+        if headed:
+            row.append(math.radians(_number(point["heading_deg"], where, f"{field}.heading_deg")))
+        points.append(row)
+    return np.array(frames, np.int32), np.array(points, np.float32)
+
+
+def _timeline(value: Any, where: str) -> tuple[TimelineRow, ...]:
+    if not isinstance(value, list):
+        raise BatchInputError(f"{where}: direct.timeline must be a list", field="direct.timeline")
+    rows = []
+    for i, row in enumerate(value):
+        field = f"direct.timeline[{i}]"
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+            raise BatchInputError(f"{where}: {field} needs a 'prompt'", field=field)
+        rows.append(
+            TimelineRow(row["prompt"], _number(row.get("duration_s"), where, f"{field}.duration_s"))
+        )
+    return tuple(rows)
+
+
+def _int(value: Any, where: str, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BatchInputError(f"{where}: {field} must be a whole number", field=field)
+    return value
+
+
+def _number(value: Any, where: str, field: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise BatchInputError(f"{where}: {field} must be a number", field=field)
+    return float(value)
+
+
+def _bool(value: Any, where: str, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise BatchInputError(f"{where}: {field} must be true or false", field=field)
+    return value
+
+
+# --- the panel's directions (scene frames and a take's motion -> constraints) -----------------
+
+
+def panel_constraints(
+    *,
+    rotations: np.ndarray | None,
+    pelvis: np.ndarray | None,
+    take_start: int,
+    start: str,
+    current_frame: int,
+    end_frame: int | None,
+    loop: bool,
+    curve_points: np.ndarray | None,
+    timeline: tuple[TimelineRow, ...],
+    clip_frames: int,
+) -> Constraints | None:
+    """The panel's direction options as constraints, or None when nothing is directed.
+
+    ``rotations`` (F, J, 4) / ``pelvis`` (F, 3) are the active take's model-space motion whose
+    frame 0 is scene frame ``take_start``. ``start``: "NONE", "CURRENT" (the take's pose at
+    ``current_frame`` becomes clip frame 0) or "TAKE_END" (its last PREFIX_FRAMES frames start
+    the clip). ``end_frame``: a scene frame whose pose the clip lands on, at the clip frame that
+    scene frame maps to. ``curve_points`` (P, 2): model ground (x, z) along a curve, followed
+    from the end of the prefix to the last frame of the clip (``clip_frames`` in all)."""
+    poses: list[int] = []
+    pose_rotations: list[np.ndarray] = []
+    pose_pelvis: list[np.ndarray] = []
+    needs_take = start != "NONE" or end_frame is not None
+    if needs_take and (rotations is None or pelvis is None):
+        raise DirectionError("directing from a pose needs an active take", field="take")
+    clip_zero = take_start  # the scene frame of clip frame 0
+    if start == "CURRENT":
+        assert rotations is not None and pelvis is not None
+        index = _take_index(current_frame, take_start, len(rotations), "frame_current")
+        poses, pose_rotations, pose_pelvis = [0], [rotations[index]], [pelvis[index]]
+        clip_zero = current_frame
+    elif start == "TAKE_END":
+        assert rotations is not None and pelvis is not None
+        count = min(PREFIX_FRAMES, len(rotations))
+        poses = list(range(count))
+        pose_rotations, pose_pelvis = list(rotations[-count:]), list(pelvis[-count:])
+        clip_zero = take_start + len(rotations) - count
+    prefix = len(poses)
+    if end_frame is not None:
+        assert rotations is not None and pelvis is not None
+        index = _take_index(end_frame, take_start, len(rotations), "end_frame")
+        poses.append(end_frame - clip_zero)
+        pose_rotations.append(rotations[index])
+        pose_pelvis.append(pelvis[index])
+    path_frames = path_points = None
+    if curve_points is not None and len(curve_points) > 1:
+        path_frames, path_points = _along(curve_points, prefix, clip_frames)
+    if not poses and path_frames is None and not loop and not timeline:
+        return None
+    return Constraints(
+        pose_frames=np.array(poses, np.int32) if poses else None,
+        pose_rotations=np.array(pose_rotations, np.float32) if poses else None,
+        pose_root_positions=np.array(pose_pelvis, np.float32) if poses else None,
+        path_frames=path_frames,
+        path_points=path_points,
+        loop=loop,
+        timeline=timeline,
+    )
+
+
+#: A followed curve is held every this many frames (and at the clip's last frame).
+CURVE_STEP_FRAMES = 10
+
+
+def _along(points: np.ndarray, first: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ground points (P, 2) spread by arc length over clip frames ``first`` … ``frames − 1``."""
+    lengths = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    at = np.unique(np.append(np.arange(first, frames, CURVE_STEP_FRAMES), frames - 1))
+    share = (at - first) / max(frames - 1 - first, 1) * lengths[-1]
+    x = np.interp(share, lengths, points[:, 0])
+    z = np.interp(share, lengths, points[:, 1])
+    return at.astype(np.int32), np.stack([x, z], axis=-1).astype(np.float32)
+
+
+def _take_index(frame: int, take_start: int, count: int, field: str) -> int:
+    index = frame - take_start
+    if not 0 <= index < count:
+        raise DirectionError(
+            f"scene frame {frame} is outside the active take (frames {take_start} to "
+            f"{take_start + count - 1})",
+            field=field,
+        )
+    return index

@@ -1,0 +1,205 @@
+"""Direction in the panel (issue #11): start from the current pose or a take's end, end on a
+keyed pose, loop, follow a curve, and a timeline of prompts producing one take.
+
+Poses come from the active take's Action as it plays now (keys the artist added included), in
+the model space of the add-on's armature (its object at the origin, unrotated).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import bpy
+import numpy as np
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from . import build
+from .core import directing
+from .core.protocol import constraints as wire
+from .props import scene_settings
+from .registration import class_registrar
+
+if TYPE_CHECKING:
+    from .operators import Status
+
+
+def _is_curve(self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
+    return obj.type == "CURVE"
+
+
+class HYMOTION_PG_timeline_row(bpy.types.PropertyGroup):
+    prompt: StringProperty(name="Prompt", description="What happens next")  # type: ignore[valid-type]
+    duration_s: FloatProperty(name="Seconds", default=4.0, min=1.0, max=11.5)  # type: ignore[valid-type]
+
+
+class HYMOTION_PG_direction(bpy.types.PropertyGroup):
+    """What the next generation is held to (protocol "Constraints")."""
+
+    start: EnumProperty(  # type: ignore[valid-type]
+        name="Start",
+        items=[("NONE", "Free", "The model chooses the first pose"),
+               ("CURRENT", "Current Pose", "Start from the active take's pose at the current "
+                "frame"),
+               ("TAKE_END", "End of Take", "Continue from the active take's last frames")],
+        default="NONE",
+    )  # fmt: skip
+    end_on_pose: BoolProperty(  # type: ignore[valid-type]
+        name="End on Pose", description="Land on the active take's pose at a scene frame"
+    )
+    end_frame: IntProperty(name="Frame", description="Scene frame of the pose", default=90)  # type: ignore[valid-type]
+    loop: BoolProperty(name="Loop", description="The take's end joins its start")  # type: ignore[valid-type]
+    curve: PointerProperty(  # type: ignore[valid-type]
+        name="Follow Curve", type=bpy.types.Object, poll=_is_curve,
+        description="The pelvis follows this curve on the ground, start to end",
+    )  # fmt: skip
+    timeline: CollectionProperty(type=HYMOTION_PG_timeline_row)  # type: ignore[valid-type]
+    active_row: IntProperty(default=0)  # type: ignore[valid-type]
+
+
+def direction(scene: bpy.types.Scene) -> HYMOTION_PG_direction:
+    return scene.hy_motion_direction  # type: ignore[attr-defined,no-any-return]
+
+
+def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constraints | None:
+    """The scene's Direction options as constraints (None when nothing is directed)."""
+    options = direction(scene)
+    rotations = pelvis = None
+    take_start = scene.frame_start
+    settings = scene_settings(scene)
+    if 0 <= settings.active_take < len(settings.takes):
+        take = settings.takes[settings.active_take]
+        if take.action is not None and take.armature is not None:
+            _, rotations, pelvis = build.read_motion(take.action, take.armature)
+            take_start = build.action_frames(take.action)[0]
+    timeline = tuple(
+        wire.TimelineRow(row.prompt, row.duration_s) for row in options.timeline if row.prompt
+    )
+    clip_frames = round(duration_s * 30) + sum(round(r.duration_s * 30) for r in timeline)
+    return directing.panel_constraints(
+        rotations=rotations,
+        pelvis=pelvis,
+        take_start=take_start,
+        start=options.start,
+        current_frame=scene.frame_current,
+        end_frame=options.end_frame if options.end_on_pose else None,
+        loop=options.loop,
+        curve_points=_curve_ground(options.curve),
+        timeline=timeline,
+        clip_frames=clip_frames,
+    )
+
+
+def _curve_ground(obj: bpy.types.Object | None) -> np.ndarray | None:
+    """Model ground (x, z) of the curve's evaluated points in order (Blender (x, y) = (x, −z))."""
+    if obj is None:
+        return None
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = evaluated.to_mesh()
+    try:
+        local = np.array([v.co for v in mesh.vertices], dtype=np.float64).reshape(-1, 3)
+    finally:
+        evaluated.to_mesh_clear()
+    matrix = np.array(obj.matrix_world)
+    world = local @ matrix[:3, :3].T + matrix[:3, 3]
+    return np.stack([world[:, 0], -world[:, 1]], axis=-1)
+
+
+class HYMOTION_OT_timeline_add(bpy.types.Operator):
+    """Add a prompt that continues the take"""
+
+    bl_idname = "hy_motion.timeline_add"
+    bl_label = "Add Timeline Row"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
+
+    def execute(self, context: bpy.types.Context) -> Status:
+        assert context.scene is not None
+        options = direction(context.scene)
+        options.timeline.add()
+        options.active_row = len(options.timeline) - 1
+        return {"FINISHED"}
+
+
+class HYMOTION_OT_timeline_remove(bpy.types.Operator):
+    """Remove the selected timeline row"""
+
+    bl_idname = "hy_motion.timeline_remove"
+    bl_label = "Remove Timeline Row"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
+
+    def execute(self, context: bpy.types.Context) -> Status:
+        assert context.scene is not None
+        options = direction(context.scene)
+        if 0 <= options.active_row < len(options.timeline):
+            options.timeline.remove(options.active_row)
+            options.active_row = max(0, options.active_row - 1)
+        return {"FINISHED"}
+
+
+class HYMOTION_UL_timeline(bpy.types.UIList):
+    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any,
+                  item: Any, icon: int | None, active_data: Any, active_property: str | None,
+                  index: int | None = 0, flt_flag: int | None = 0) -> None:  # fmt: skip
+        row = layout.row(align=True)
+        row.prop(item, "prompt", text="", emboss=False)
+        row.prop(item, "duration_s", text="")
+
+
+class HYMOTION_PT_direction(bpy.types.Panel):
+    bl_idname = "HYMOTION_PT_direction"
+    bl_label = "Direction"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "HY-Motion"
+    bl_parent_id = "HYMOTION_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a set)
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        if layout is None or context.scene is None:
+            return
+        options = direction(context.scene)
+        layout.prop(options, "start")
+        row = layout.row(align=True)
+        row.prop(options, "end_on_pose")
+        if options.end_on_pose:
+            row.prop(options, "end_frame")
+        layout.prop(options, "loop")
+        layout.prop(options, "curve")
+        layout.label(text="Timeline (after the prompt above)")
+        row = layout.row()
+        row.template_list(
+            "HYMOTION_UL_timeline", "", options, "timeline", options, "active_row", rows=3
+        )
+        col = row.column(align=True)
+        col.operator("hy_motion.timeline_add", text="", icon="ADD")
+        col.operator("hy_motion.timeline_remove", text="", icon="REMOVE")
+
+
+classes = (
+    HYMOTION_PG_timeline_row,
+    HYMOTION_PG_direction,
+    HYMOTION_OT_timeline_add,
+    HYMOTION_OT_timeline_remove,
+    HYMOTION_UL_timeline,
+    HYMOTION_PT_direction,
+)
+_register, _unregister = class_registrar(classes)
+
+
+def register() -> None:
+    _register()
+    bpy.types.Scene.hy_motion_direction = PointerProperty(type=HYMOTION_PG_direction)  # type: ignore[attr-defined,func-returns-value]
+
+
+def unregister() -> None:
+    del bpy.types.Scene.hy_motion_direction  # type: ignore[attr-defined]
+    _unregister()

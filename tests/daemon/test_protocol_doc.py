@@ -31,7 +31,7 @@ from shared_protocol import (
 )
 from shared_protocol.keys import ARTIST_NAME
 from shared_protocol.messages import REPLY_TYPES, REQUEST_TYPES
-from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT
+from shared_protocol.wire import PROTOCOL_VERSION, REQUEST_FRAME_HARD_LIMIT
 from tests.support import CRASH_MARKER, TestEngine, make_config, run_daemon
 from tests.support.runner import REPO_ROOT
 from tests.support.wire import RECV_TIMEOUT_S, Peer
@@ -158,6 +158,7 @@ def test_every_message_error_code_and_limit_is_documented() -> None:
         f"an array frame of at most {REPLY_LIMITS.max_array_bytes >> 20} MiB",
         f"{REPLY_LIMITS.max_total_bytes >> 20} MiB in all",
         ARTIST_NAME.pattern,
+        f'(this page: `"{PROTOCOL_VERSION}"`)',
         "## Directed generation",  # the place #11 fills in
     ):
         assert figure in text, figure
@@ -166,6 +167,7 @@ def test_every_message_error_code_and_limit_is_documented() -> None:
 @pytest.mark.parametrize("kind", ["request", "reply"])
 def test_every_example_is_a_valid_message(kind: str) -> None:
     for header in examples(kind):
+        assert header["v"] == PROTOCOL_VERSION, (header["type"], header["id"], header["v"])
         envelope = decode(frames_of(header), REQUEST_LIMITS if kind == "request" else REPLY_LIMITS)
         if kind == "request":
             parse_request(envelope)
@@ -221,6 +223,7 @@ def test_the_examples_match_what_a_live_daemon_sends(
         live = [h for h in seen if situation(h) == situation(doc)]
         assert live, f"no live {situation(doc)} to check the doc's example against"
         for header in live:
+            assert header["v"] == doc["v"], (situation(doc), header["v"])
             assert not differences(doc, header, "/".join(situation(doc))), differences(
                 doc, header, "/".join(situation(doc))
             )

@@ -51,7 +51,11 @@ class ClusterEngine:
         info = self._models.get(job.model)
         if info is None or not info.available:
             why = info.error if info is not None else "no such model on the cluster"
-            raise ModelUnavailable(f"model {job.model!r} is not available: {why}", model=job.model)
+            raise ModelUnavailable(
+                f"model {job.model!r} is not available: {why}",
+                field="model",
+                allowed=", ".join(n for n, m in self._models.items() if m.available),
+            )
         down = self._cluster_down()
         if down is not None:
             retry_s = self.spread(self.retry_after_s)

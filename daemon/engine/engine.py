@@ -90,13 +90,19 @@ class HYMotionEngine:
         if served is None:
             raise ModelUnavailable(
                 f"unknown model {name!r}; this daemon serves {', '.join(self._models)}",
-                model=name,
+                field="model",
+                allowed=self._available(),
             )
         if served.pipeline is None:
             raise ModelUnavailable(
-                f"model {name!r} is unavailable: {served.info.error}", model=name
+                f"model {name!r} is unavailable: {served.info.error}",
+                field="model",
+                allowed=self._available(),
             )
         return served.pipeline
+
+    def _available(self) -> str:
+        return ", ".join(n for n, m in self._models.items() if m.pipeline is not None)
 
     def check_admissible(self, job: JobSpec) -> None:
         """Unknown/unavailable model -> ModelUnavailable; too big for the device ->

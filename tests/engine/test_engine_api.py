@@ -109,10 +109,12 @@ def test_batch_keys_keep_models_and_step_counts_apart(tiny_engine: HYMotionEngin
 def test_admission_refuses_unknown_models_and_jobs_too_big(tiny_root: Path) -> None:
     engine = create_engine({"tiny_dir": str(tiny_root), "memory_limit_gb": 0.05}, "cpu")
     engine.check_admissible(_job(frames=60, seeds=(1,)))
-    with pytest.raises(ModelUnavailable, match="unknown model 'standard'"):
+    with pytest.raises(ModelUnavailable, match="unknown model 'standard'") as unknown:
         engine.check_admissible(_job(model="standard"))
-    with pytest.raises(ResourceExhausted, match="GiB"):
+    assert unknown.value.details == {"field": "model", "allowed": "tiny"}  # docs/protocol.md
+    with pytest.raises(ResourceExhausted, match="GiB") as too_big:
         engine.check_admissible(_job(frames=360, seeds=tuple(range(8))))
+    assert too_big.value.details["needed_gib"] > 0
 
 
 def test_a_broken_model_is_reported_unavailable_not_raised(tiny_root: Path, tmp_path: Path):
@@ -124,8 +126,9 @@ def test_a_broken_model_is_reported_unavailable_not_raised(tiny_root: Path, tmp_
     standard, tiny = engine.models()
     assert not standard.available and "latest.ckpt" in standard.error
     assert tiny.available and engine.default_model() == "standard"
-    with pytest.raises(ModelUnavailable, match=r"latest\.ckpt"):
+    with pytest.raises(ModelUnavailable, match=r"latest\.ckpt") as broken_model:
         engine.check_admissible(_job(model="standard"))
+    assert broken_model.value.details == {"field": "model", "allowed": "tiny"}
     engine.check_admissible(_job(model="tiny"))
 
 

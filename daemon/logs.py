@@ -31,7 +31,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class EventLog:
-    """Thin wrapper so call sites read ``log.info("job_done", job_id=..., artist=...)``."""
+    """Thin wrapper so call sites read ``log.info("job_finished", job_id=..., artist=...)``."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger

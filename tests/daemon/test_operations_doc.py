@@ -1,0 +1,84 @@
+"""docs/operations.md states what the daemon really does: every option's flag, environment
+variable and default, every [cluster] default, every metric and every log event."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+from daemon.cluster.config import ClusterConfig
+from daemon.cluster.metrics import ClusterMetrics
+from daemon.config import OPTIONS, DaemonConfig, env_name, flag_name
+from daemon.metrics import Metrics
+
+REPO = Path(__file__).resolve().parents[2]
+GUIDE = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+# A log call's event name: log.info("event", ...), also with the name on the next line.
+_LOG_EVENT = re.compile(r"log\.(?:debug|info|warning|error|exception)\(\s*\"([a-z_]+)\"")
+
+
+def _rows() -> dict[str, list[str]]:
+    """The guide's table rows keyed by their first cell's `name` (several names: each)."""
+    rows = {}
+    for line in GUIDE.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and cells:
+            for name in re.findall(r"`([a-z_]+)`", cells[0]):
+                rows.setdefault(name, cells)
+    return rows
+
+
+def _documented(value: object, cell: str) -> bool:
+    """Whether a default in a table cell says ``value`` (``none``/``off``/``unset`` = None)."""
+    text = cell.strip('`"')
+    if value is None or value == ():
+        return text in ("none", "off", "unset") or text.startswith("`1`, unset")
+    if isinstance(value, bool):
+        return text == str(value).lower()
+    if isinstance(value, int | float):
+        return float(text) == float(value)
+    if isinstance(value, tuple):
+        return text == ",".join(value)
+    return text == str(value)
+
+
+def test_every_option_row_has_its_flag_environment_variable_and_default() -> None:
+    rows = _rows()
+    defaults = DaemonConfig()
+    for option in OPTIONS:
+        flag, env, default = rows[option.name][1:4]
+        assert (flag, env) == (f"`{flag_name(option.name)}`", f"`{env_name(option.name)}`")
+        if option.name in ("data_dir", "log_dir", "state_dir"):
+            continue  # derived from the environment: stated in words
+        assert _documented(getattr(defaults, option.name), default), (option.name, default)
+
+
+def test_every_cluster_key_and_default_is_documented() -> None:
+    rows = _rows()
+    defaults = ClusterConfig()
+    for key in fields(ClusterConfig):
+        cells = rows[key.name]
+        default = cells[1]
+        if key.name in ("min_replicas", "max_replicas"):
+            first, second = (d.strip(" `") for d in default.split(","))
+            default = first if key.name == "min_replicas" else second
+        assert _documented(getattr(defaults, key.name), default), (key.name, default)
+
+
+def test_every_metric_is_documented() -> None:
+    metrics = Metrics(("cpu", "cuda:0"))
+    ClusterMetrics(metrics)
+    for family in metrics.families:
+        assert f"`{family.name}`" in GUIDE, family.name
+
+
+def test_every_log_event_is_documented() -> None:
+    events = {
+        event
+        for source in (REPO / "daemon").rglob("*.py")
+        for event in _LOG_EVENT.findall(source.read_text(encoding="utf-8"))
+    }
+    assert {"started", "job_finished", "replica_lost", "device_failed"} <= events  # the scan works
+    missing = sorted(e for e in events if f"`{e}`" not in GUIDE)
+    assert not missing, missing

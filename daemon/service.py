@@ -29,6 +29,7 @@ from shared_protocol import (
     Fetch,
     Generate,
     Hello,
+    HelloRequired,
     HYMotionError,
     InvalidArgument,
     Limits,
@@ -37,7 +38,6 @@ from shared_protocol import (
     NotFound,
     Ping,
     Pong,
-    ProtocolError,
     QuotaExceeded,
     Status,
     StatusRequest,
@@ -132,9 +132,7 @@ class Service:
         if user_id is not None:  # CURVE: the key decided who this is
             return self._remember(peer, user_id)
         # Also what a client hears after libzmq replaced its connection (a new routing id).
-        raise ProtocolError(
-            "send hello first: this connection has not said who it is", reason="hello_required"
-        )
+        raise HelloRequired("send hello first: this connection has not said who it is")
 
     def _remember(self, peer: bytes, artist: str) -> Peer:
         who = Peer(artist, artist in self._config.admins)

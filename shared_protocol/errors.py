@@ -38,6 +38,15 @@ class ProtocolError(HYMotionError):
     hint = "The client and daemon disagree on the wire format; update the older one."
 
 
+class HelloRequired(ProtocolError):
+    """The connection has not said who it is (or libzmq replaced it after a reconnect)."""
+
+    hint = "Send hello on this connection, then re-attach to your unfinished jobs."
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="hello_required")
+
+
 class UnsupportedVersion(ProtocolError):
     """The peer speaks a different protocol major version."""
 

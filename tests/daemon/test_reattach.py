@@ -85,6 +85,7 @@ def test_a_frame_over_the_hard_limit_drops_the_link_but_the_artist_reattaches(
         status_id = peer.send(StatusRequest())
         _, reply = peer.recv_until((Status, Error), re=status_id)
         assert isinstance(reply, Error) and reply.details["reason"] == "hello_required"
+        assert reply.code == "bad_request" and reply.hint.startswith("Send hello"), reply.hint
         peer.hello("alice")
         fetch_id = peer.send(Fetch(job_id=accepted.job_id))
         _, again = peer.recv_until((Accepted, Result), re=fetch_id)

@@ -89,7 +89,7 @@ def generate_timeline(
         for stage in timings:
             timings[stage] += out.timings.get(stage, 0.0)
         start += frames
-    progress(job.job_id, "decoding", 1, 1)
+    progress(job.job_id, "decoding", 0, 1)
     assert motion is not None
     return Generated(
         job.job_id, motion, torch.cat(latents, dim=1), tuple(warnings), truncated, timings

@@ -192,6 +192,11 @@ def test_a_timeline_is_one_continuous_take(tiny_pipeline: MotionPipeline) -> Non
     sampling = [s for stage, s, n in seen if stage == "sampling"]
     assert sampling == list(range(1, 3 * STEPS + 1))  # one progress bar over the segments
     assert {n for stage, _, n in seen if stage == "sampling"} == {3 * STEPS}
+    # encoding and decoding once each, as docs/protocol.md's progress table says: 0 of 1
+    assert [(st, s, n) for st, s, n in seen if st != "sampling"] == [
+        ("encoding", 0, 1),
+        ("decoding", 0, 1),
+    ]
 
 
 def test_a_timeline_is_cancelled_between_segments(tiny_pipeline: MotionPipeline) -> None:

@@ -59,7 +59,8 @@ class Server:
         self.backend = backend or LocalBackend(config.devices, engines, config.batch_window_s)
         self._log_name = log_name or f"hymotion.daemon.{new_id()[:8]}"
         self.address = ""
-        self.metrics = Metrics(config.devices)
+        # Device series only for devices the daemon itself runs on (the Ray backend has replicas).
+        self.metrics = Metrics(config.devices if backend is None else ())
         self.log: EventLog
         self.lifecycle: JobLifecycle
         self.service: Service

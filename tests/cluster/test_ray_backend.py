@@ -195,6 +195,9 @@ def test_twenty_clients_two_jobs_each_answered_once_on_both_replicas(
             for e in {e["replica"]: e for e in ran}.values()
         )
         assert jobs_total == 40
+        # No local device serves here, so no hymotion_device_* series claims one does.
+        device_up = [f for f in daemon.server.metrics.families if f.name == "hymotion_device_up"]
+        assert [f.series for f in device_up] == [{}]
 
 
 def test_cancel_frees_the_replica_within_one_step(

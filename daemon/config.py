@@ -242,6 +242,13 @@ def _tables(tables: Mapping[str, Any]) -> dict[str, Any]:
     quotas = tables.get("quotas", {})
     if not isinstance(quotas, dict):
         raise ConfigError("[quotas] must be a table", field="quotas")
+    unknown = sorted(set(quotas) - {"default", "artists"})
+    if unknown:  # a misspelt table would silently leave everybody unlimited
+        raise ConfigError(
+            f"[quotas] has unknown key {unknown[0]!r}",
+            field=f"quotas.{unknown[0]}",
+            allowed="default, artists",
+        )
     out["quota_default"] = _quota(quotas.get("default", {}), "quotas.default")
     artists = quotas.get("artists", {})
     if not isinstance(artists, dict):

@@ -52,6 +52,7 @@ def test_file_tables_and_relative_paths(tmp_path: Path) -> None:
         ("max_queue = 0\n", "max_queue"),
         ("[quotas.default]\njobs_per_hour = -1\n", "quotas.default.jobs_per_hour"),
         ("[quotas.default]\njobs_per_week = 1\n", "quotas.default.jobs_per_week"),
+        ("[quotas.defualt]\njobs_per_hour = 1\n", "quotas.defualt"),  # a typo is not unlimited
         ('log_level = "loud"\n', "log_level"),
         ('server_secret_key = "k"\n', "allowed_keys_dir"),
         ('metrics_bind = "9108"\n', "metrics_bind"),

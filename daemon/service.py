@@ -50,7 +50,7 @@ from shared_protocol.messages import MAX_SEED
 
 CAPABILITIES = (
     "progress", "cancel", "fetch", "resubmit", "status", "batching", "quotas", "reattach",
-    "constraints",  # protocol 1.1: directed generation (docs/protocol.md, Constraints)
+    "constraints",  # protocol 1.1: docs/protocol.md, "Directed generation"
 )  # fmt: skip
 #: Jobs one status reply lists (a client decodes lists of at most 256 items).
 STATUS_MAX_JOBS = 256

@@ -146,6 +146,8 @@ def test_every_message_error_code_and_limit_is_documented() -> None:
     assert {h["type"] for h in examples("reply")} == set(REPLY_TYPES)
     for code in (*ERROR_CODES, *CAPABILITIES):
         assert f"`{code}`" in text, code
+    (welcome,) = [h for h in examples("reply") if h["type"] == "welcome"]
+    assert welcome["body"]["capabilities"] == list(CAPABILITIES)
     for figure in (
         f"{REQUEST_FRAME_HARD_LIMIT:,} bytes",
         f"{REQUEST_LIMITS.max_total_bytes:,} bytes",

@@ -4,7 +4,6 @@ on the real tiny engine: start from the current pose, land on a keyed pose at a 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import bpy
@@ -17,7 +16,6 @@ from blender_addon.core.session import ServerInfo
 from shared_protocol import TimelineRow
 from tests.addon.test_addon_daemon import set_panel
 from tests.addon.test_addon_scene import make_result
-from tests.support import make_config, run_daemon
 
 ANGLE_TOL_DEG = 0.5
 POSITION_TOL_M = 1e-3
@@ -74,12 +72,11 @@ def test_a_key_outside_the_take_names_the_field() -> None:
 
 
 @pytest.fixture
-def tiny_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    factory = pytest.importorskip("daemon.engine.factory")
-    engine = factory.create_engine({"tiny_dir": str(tmp_path / "tiny")}, "cpu")
-    with run_daemon(make_config(tmp_path / "daemon"), [engine]) as handle:
-        monkeypatch.setenv(prefs.ADDRESS_ENV, handle.address)
-        yield handle
+def tiny_daemon(start_daemon: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # The real tiny engine in its own process on .venv, so this runs under every bpy venv.
+    handle = start_daemon(real_engine=True)
+    monkeypatch.setenv(prefs.ADDRESS_ENV, handle.address)
+    yield handle
 
 
 @pytest.mark.slow

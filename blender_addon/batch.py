@@ -186,13 +186,14 @@ def _bvh_main(args: argparse.Namespace, formats: tuple[str, ...]) -> int:
 
     try:
         finish = finishing_cli.options_from_args(args)
+        character = target_from_args(args)
     except errors.HYMotionError as exc:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return EXIT_USAGE
     summary = summary_path(args.out)
     if summary.exists() and not args.overwrite:
         return refuse_existing([summary])
-    return bvh_batch.run(args, formats, finish)
+    return bvh_batch.run(args, formats, finish, character)
 
 
 class Batch:

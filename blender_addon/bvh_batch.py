@@ -1,36 +1,52 @@
 """The batch's ``--bvh`` mode: BVH files used as takes, finished and written like generated ones.
 
 No daemon is needed. Per file it writes ``DIR/NNN_<file stem>/NNN_<file stem>.blend`` and
-``<stem>_s0.fbx`` / ``.bvh`` with the batch's finishing options applied, then
-``DIR/summary.json`` (the same layout as a prompt batch, without a daemon).
+``<stem>_s0.fbx`` / ``.bvh`` with the batch's finishing options applied (and retargeted onto
+``--target-rig`` when given), then ``DIR/summary.json`` (the same layout as a prompt batch,
+without a daemon).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from .core import naming
 from .core.describe import explain
+from .core.errors import RigError
 from .core.files import atomic_path
 from .core.finishing.options import FinishOptions
 from .core.motion import bvh_import
 from .core.protocol import errors
+from .core.rig_cli import RigTarget
 from .core.session import ServerInfo
 
 BVH_SERVER = ServerInfo(model="bvh", model_label="BVH import")
 
 
-def run(args: argparse.Namespace, formats: tuple[str, ...], finish: FinishOptions) -> int:
-    """Write every ``args.bvh`` file as a finished take; exit code 0 only if all succeeded."""
+def run(
+    args: argparse.Namespace,
+    formats: tuple[str, ...],
+    finish: FinishOptions,
+    character: RigTarget | None = None,
+) -> int:
+    """Write every ``args.bvh`` file as a finished take; exit code 0 only if all succeeded,
+    2 when the ``--target-rig`` character cannot be loaded or mapped (nothing written)."""
     from . import scene_io  # bpy is imported only once the arguments are known to be good
 
     started = time.monotonic()
     records: list[dict[str, Any]] = []
     with scene_io.batch_scene(args.fps):
+        if character is not None and character.path is not None:
+            try:
+                scene_io.check_character(character)  # before any file is written
+            except RigError as exc:
+                print(f"error: {explain(exc)}", file=sys.stderr)
+                return 2
         for index, path in enumerate(args.bvh, start=1):
             folder = args.out / f"{index:03d}_{naming.slug(Path(path).stem)}"
             try:
@@ -38,7 +54,8 @@ def run(args: argparse.Namespace, formats: tuple[str, ...], finish: FinishOption
                 result = bvh_import.as_result(take, Path(path).stem)
                 blend = folder / f"{folder.name}.blend" if "blend" in formats else None
                 written = scene_io.write_outputs(result, BVH_SERVER, None, folder, blend,
-                                                 formats, args.overwrite, finish)  # fmt: skip
+                                                 formats, args.overwrite, finish,
+                                                 character)  # fmt: skip
                 convention = take.convention
             except errors.HYMotionError as exc:
                 written = [{"prompt": Path(path).stem, "files": [], "error": str(explain(exc))}]
@@ -49,7 +66,8 @@ def run(args: argparse.Namespace, formats: tuple[str, ...], finish: FinishOption
                 print(f"[{index}/{len(args.bvh)}] {path}: {record['error'] or 'ok'}", flush=True)
     failures = [f"{r['bvh']}: {r['error']}" for r in records if r["error"]]
     summary = {"ok": not failures, "seconds": round(time.monotonic() - started, 3),
-               "daemon": None, "finishing": finish.as_dict(), "items": records,
+               "daemon": None, "finishing": finish.as_dict(),
+               "character": character.as_dict() if character else None, "items": records,
                "failures": failures}  # fmt: skip
     path = args.out / "summary.json"
     with atomic_path(path, overwrite=args.overwrite) as temp:  # batch.py checked it up front

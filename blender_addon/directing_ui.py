@@ -2,7 +2,9 @@
 keyed pose, loop, follow a curve, and a timeline of prompts producing one take.
 
 Poses come from the active take's Action as it plays now (keys the artist added included), in
-the model space of the add-on's armature (its object at the origin, unrotated).
+the model space of the add-on's armature (its object at the origin, unrotated). With the target
+"Selected armature" Direction is refused: the artist's keys on their rig and its placement are
+not what the new take would be directed from.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .core import directing
 from .core.protocol import constraints as wire
 from .props import scene_settings
 from .registration import class_registrar
+from .targets import RIG_TARGET
 
 if TYPE_CHECKING:
     from .operators import Status
@@ -64,6 +67,13 @@ class HYMOTION_PG_direction(bpy.types.PropertyGroup):
     active_row: IntProperty(default=0)  # type: ignore[valid-type]
 
 
+SELECTED_ARMATURE_REFUSAL = (
+    "Direction works on the add-on's own armature only, not with Target 'Selected armature': "
+    "set Target to 'New armature' to direct a take, then apply it to your rig with "
+    "'Selected armature' and the take's play button"
+)
+
+
 def direction(scene: bpy.types.Scene) -> HYMOTION_PG_direction:
     return scene.hy_motion_direction  # type: ignore[attr-defined,no-any-return]
 
@@ -83,7 +93,7 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
         wire.TimelineRow(row.prompt, row.duration_s) for row in options.timeline if row.prompt
     )
     clip_frames = round(duration_s * 30) + sum(round(r.duration_s * 30) for r in timeline)
-    return directing.panel_constraints(
+    constraints = directing.panel_constraints(
         rotations=rotations,
         pelvis=pelvis,
         take_start=take_start,
@@ -95,6 +105,9 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
         timeline=timeline,
         clip_frames=clip_frames,
     )
+    if constraints is not None and settings.target == RIG_TARGET:
+        raise directing.DirectionError(SELECTED_ARMATURE_REFUSAL, field="target")
+    return constraints
 
 
 def _curve_ground(obj: bpy.types.Object | None) -> np.ndarray | None:
@@ -167,6 +180,8 @@ class HYMOTION_PT_direction(bpy.types.Panel):
         if layout is None or context.scene is None:
             return
         options = direction(context.scene)
+        if scene_settings(context.scene).target == RIG_TARGET:
+            layout.label(text="Works with Target 'New armature' only", icon="ERROR")
         layout.prop(options, "start")
         row = layout.row(align=True)
         row.prop(options, "end_on_pose")

@@ -127,6 +127,19 @@ def apply_rig_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
     return obj
 
 
+def refresh_playing_rigs(scene: bpy.types.Scene, take: Take) -> None:
+    """Remake the take's Action on every rig now playing it (after its finishing changed), so
+    the character shows the finished take as the add-on's armature does."""
+    for record in list(take.rig_actions):
+        obj, playing = record.rig, record.action
+        anim = obj.animation_data if obj is not None else None
+        if anim is None or playing is None or anim.action != playing:
+            continue
+        action, _ = rig_action(scene, take, obj)
+        rig_takes.play(obj, action)
+        scene.frame_start, scene.frame_end = build.action_frames(action)
+
+
 def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.types.Object]:
     """One copy of the character per take (sharing its armature), side by side."""
     obj = character(scene)

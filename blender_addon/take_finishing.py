@@ -92,6 +92,10 @@ def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
         and playing.animation_data.action == take.action
     ):
         scene.frame_start, scene.frame_end = build.action_frames(take.action)
+    if len(take.rig_actions):
+        from . import rig_history  # the take on the artist's rig (issue #9) follows too
+
+        rig_history.refresh_playing_rigs(scene, take)
     return report
 
 

@@ -78,7 +78,8 @@ def resample(
     source frame's time.
     """
     frames = rotations.shape[0]
-    if abs(src_fps - dst_fps) < 1e-6 or frames < 2:
+    # A BVH's Frame Time is written rounded (0.03333333 s): that is the same rate, not a resample.
+    if abs(src_fps - dst_fps) <= 1e-5 * dst_fps or frames < 2:
         return rotations, positions
     duration = (frames - 1) / src_fps
     count = int(np.floor(duration * dst_fps + 1e-6)) + 1

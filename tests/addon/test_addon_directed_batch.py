@@ -14,11 +14,9 @@ import numpy as np
 import pytest
 
 from blender_addon.core.motion import bvh_import
-from daemon.engine.factory import create_engine
-from daemon.engine.skeleton import BODY_SKELETON
-from daemon.engine.tiny import ensure_tiny
+from blender_addon.core.motion.skeletons import MODEL_SKELETON as BODY_SKELETON
 from shared_protocol import forward_kinematics
-from tests.support import make_config, run_daemon
+from tests.support import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 MOCAP = ROOT / "examples" / "mocap"
@@ -29,10 +27,14 @@ BVH_TOL_M = 2e-3
 
 @pytest.fixture(scope="module")
 def tiny_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    root = ensure_tiny(tmp_path_factory.mktemp("tiny") / "tiny")
-    engine = create_engine({"tiny_dir": str(root)}, "cpu")
-    with run_daemon(make_config(tmp_path_factory.mktemp("daemon")), [engine]) as handle:
-        yield handle
+    # Its own process on .venv (HYMOTION_DAEMON_PYTHON): the daemon package needs torch, which
+    # the bpy venvs of the other Blender versions do not have.
+    process = DaemonProcess(tmp_path_factory.mktemp("daemon"), ["--batch-window-s", "0.005"],
+                            entry=DaemonProcess.REAL_ENGINE, start_timeout_s=180.0)  # fmt: skip
+    try:
+        yield process.start()
+    finally:
+        process.kill()
 
 
 def run_batch(jobs: list[Any], tmp_path: Path, address: str) -> subprocess.CompletedProcess[str]:

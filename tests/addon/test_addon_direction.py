@@ -4,7 +4,6 @@ on the real tiny engine: start from the current pose, land on a keyed pose at a 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import bpy
@@ -17,7 +16,6 @@ from blender_addon.core.session import ServerInfo
 from shared_protocol import TimelineRow
 from tests.addon.test_addon_daemon import set_panel
 from tests.addon.test_addon_scene import make_result
-from tests.support import make_config, run_daemon
 
 ANGLE_TOL_DEG = 0.5
 POSITION_TOL_M = 1e-3
@@ -74,12 +72,11 @@ def test_a_key_outside_the_take_names_the_field() -> None:
 
 
 @pytest.fixture
-def tiny_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    factory = pytest.importorskip("daemon.engine.factory")
-    engine = factory.create_engine({"tiny_dir": str(tmp_path / "tiny")}, "cpu")
-    with run_daemon(make_config(tmp_path / "daemon"), [engine]) as handle:
-        monkeypatch.setenv(prefs.ADDRESS_ENV, handle.address)
-        yield handle
+def tiny_daemon(start_daemon: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # The real tiny engine in its own process on .venv, so this runs under every bpy venv.
+    handle = start_daemon(real_engine=True)
+    monkeypatch.setenv(prefs.ADDRESS_ENV, handle.address)
+    yield handle
 
 
 @pytest.mark.slow
@@ -103,3 +100,19 @@ def test_start_from_the_current_pose_and_land_on_a_keyed_pose(scene: Any, tiny_d
         dot = np.clip(np.abs((got * want).sum(-1)), 0.0, 1.0)
         assert np.degrees(2 * np.arccos(dot)).max() < ANGLE_TOL_DEG
         assert np.abs(new_pelvis[clip_frame] - pelvis[scene_frame - 1]).max() < POSITION_TOL_M
+
+
+def test_direction_with_a_selected_armature_target_is_refused_in_plain_words(scene: Any) -> None:
+    (source,) = history.add_result(scene, make_result(1, 60), ServerInfo())
+    history.apply_take(scene, source)
+    directing_ui.direction(scene).loop = True
+    set_panel(scene, duration_s=2.0, steps=4, candidates=1)
+    scene.hy_motion.target = "SELECTED_ARMATURE"
+    takes = len(scene.hy_motion.takes)
+    with pytest.raises(RuntimeError, match="Direction works on the add-on's own armature only"):
+        bpy.ops.hy_motion.generate()
+    assert "New armature" in scene.hy_motion.status_message
+    assert len(scene.hy_motion.takes) == takes
+    # Nothing directed: a Selected armature target generates as before (refused only here).
+    directing_ui.direction(scene).loop = False
+    assert directing_ui.constraints_for(scene, 2.0) is None

@@ -105,3 +105,30 @@ def test_batch_onto_a_character_fbx(scene: Any, tmp_path: Path, daemon: Any) -> 
                                                         "a_person_jumps_s8.fbx"]  # fmt: skip
     bvh = (folder / "a_person_jumps_s8.bvh").read_text()
     assert bvh.startswith("HIERARCHY\nROOT hips") and "JOINT leftUpperLeg" in bvh
+
+
+def test_bvh_takes_onto_a_character(scene: Any, tmp_path: Path) -> None:
+    # Motion capture retargeted onto the artist's rig with no daemon: --bvh with --target-rig.
+    hero = character_file(scene, tmp_path)
+    clip = Path(__file__).resolve().parents[2] / "examples" / "mocap" / "run_cmu_02_03.bvh"
+    out = tmp_path / "out"
+    result = run_batch("--bvh", str(clip), "--out", str(out), "--formats", "blend,fbx",
+                       "--target-rig", f"{hero}:Hero", "--engine", "unity")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["character"]["engine"] == "UNITY"
+    item = summary["items"][0]
+    assert (item["convention"], item["character"]["convention"]) == ("cmu", "Mixamo")
+    assert (out / "001_run_cmu_02_03" / "run_cmu_02_03_s0.fbx").stat().st_size > 10_000
+    bpy.ops.wm.open_mainfile(filepath=str(out / "001_run_cmu_02_03" / "001_run_cmu_02_03.blend"))
+    assert bpy.data.objects["Hero"].animation_data.action.name == "HYM run_cmu_02_03_s0 @ Hero"
+
+
+def test_bvh_mode_refuses_a_character_it_cannot_load(scene: Any, tmp_path: Path) -> None:
+    hero = character_file(scene, tmp_path)
+    clip = Path(__file__).resolve().parents[2] / "examples" / "mocap" / "run_cmu_02_03.bvh"
+    out = tmp_path / "out"
+    result = run_batch("--bvh", str(clip), "--out", str(out), "--target-rig", f"{hero}:Villain")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "has no object 'Villain'" in result.stderr
+    assert not out.exists() or not any(out.rglob("*.*"))

@@ -181,3 +181,25 @@ def _curves(action: Any) -> list[Any]:
     if not build.IS_SLOTTED:
         return list(action.fcurves)
     return list(action.layers[0].strips[0].channelbag(action.slots[0]).fcurves)
+
+
+def test_finishing_a_take_updates_the_character_playing_it(scene: Any) -> None:
+    # Finishing on a retargeted take: the rig's Action is remade from the finished take at once.
+    rig, takes, _, _ = character_scene(scene)
+    history.apply_take(scene, takes[0])
+    before = rig.animation_data.action
+    assert build.action_frames(before) == (1, 40)
+    takes[0].finishing.trim_start, takes[0].finishing.trim_end = 5, 30
+    after = rig.animation_data.action
+    assert after.name == rig_takes.action_name(takes[0].name, "Hero")
+    assert build.action_frames(after) == (1, 26)
+    assert (scene.frame_start, scene.frame_end) == (1, 26)
+    assert len(takes[0].rig_actions) == 1 and takes[0].rig_actions[0].action == after
+    # The rig follows the finished take: hips where the take's pelvis is on frame 5 before.
+    scene.frame_set(1)
+    hips_trimmed = rig.matrix_world @ rig.pose.bones["mixamorig:Hips"].head
+    takes[0].finishing.trim_start, takes[0].finishing.trim_end = 0, 0
+    assert build.action_frames(rig.animation_data.action) == (1, 40)
+    scene.frame_set(5)
+    hips_raw = rig.matrix_world @ rig.pose.bones["mixamorig:Hips"].head
+    assert (hips_trimmed - hips_raw).length < 1e-4

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from blender_addon.core.bvh import write_bvh
 from blender_addon.core.conversion import resample
 from blender_addon.core.errors import BvhError
 from blender_addon.core.motion import bvh_import, kinematics, skeletons, transfer
@@ -176,3 +177,20 @@ def test_a_z_up_bvh_gives_the_same_take(mocap_dir: Path) -> None:
     upright = bvh_import.bvh_to_take(clip)
     lying = bvh_import.bvh_to_take(bvh_import.parse_bvh(_z_up_text(clip)))
     np.testing.assert_allclose(lying.joint_positions, upright.joint_positions, atol=2e-4)
+
+
+def test_the_addons_own_bvh_export_comes_back_as_the_same_take(
+    mocap_dir: Path, tmp_path: Path
+) -> None:
+    # The exporter writes the model's SMPL-H joint names (Pelvis, L_Hip, ...), Y up, centimetres.
+    original = bvh_import.load_bvh_take(mocap_dir / "walk_forward_cmu_35_01.bvh")
+    exported = tmp_path / "take.bvh"
+    exported.write_text(
+        write_bvh(original.skeleton, original.rotations, original.root_positions, original.fps)
+    )
+    again = bvh_import.load_bvh_take(exported)
+    assert again.convention == "model"
+    assert again.unmapped == ()
+    assert again.rotations.shape == original.rotations.shape
+    error = np.linalg.norm(again.joint_positions - original.joint_positions, axis=-1)
+    assert error.max() < 0.001, f"joints moved up to {error.max() * 1000:.2f} mm"

@@ -6,11 +6,12 @@ frames are world-aligned, so a BVH joint's rotation is the wire convention alrea
 global, others parent-relative. Position channels on joints other than the root are ignored.
 
 "Use this BVH as a take": the BVH's joints are matched to the model's by a name table (CMU /
-cgspeed, Daz, Mixamo), stood up in model axes if the file is Z up, its motion is transferred in
-world space onto the model skeleton (``transfer``: change from rest per bone, limbs aimed from
-joint positions, travel scaled by the leg-length ratio, so the BVH's units do not matter),
-resampled to 30 fps, and grounded the way the daemon grounds its output. The result has the
-arrays a daemon ``Result`` carries.
+cgspeed, Daz, Mixamo, or the model's own SMPL-H names that the add-on's BVH export writes),
+stood up in model axes if the file is Z up, its motion is transferred in world space onto the
+model skeleton (``transfer``: change from rest per bone, limbs aimed from joint positions, travel
+scaled by the leg-length ratio, so the BVH's units do not matter), resampled to 30 fps, and
+grounded the way the daemon grounds its output. The result has the arrays a daemon ``Result``
+carries.
 """
 
 from __future__ import annotations
@@ -256,6 +257,8 @@ NAME_TABLES: dict[str, dict[str, str]] = {
         "R_Shoulder": "rightarm", "L_Elbow": "leftforearm", "R_Elbow": "rightforearm",
         "L_Wrist": "lefthand", "R_Wrist": "righthand",
     },
+    # The model's own SMPL-H names: the BVH files this add-on exports, and SMPL tools' files.
+    "model": {name: name.lower() for name in MODEL_JOINTS},
 }  # fmt: skip
 #: Joints a BVH must have to be used as a take.
 REQUIRED_JOINTS = ("Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "Head")

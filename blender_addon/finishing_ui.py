@@ -10,7 +10,7 @@ from bpy.props import StringProperty
 
 from . import history, take_finishing
 from .core.errors import SettingsError
-from .operators import _scene, _settings, _TakeOperator, reports_errors
+from .operators import _scene, _settings, _TakeOperator, browse_for_file, reports_errors
 from .props import scene_settings
 from .registration import class_registrar
 
@@ -44,10 +44,7 @@ class HYMOTION_OT_import_bvh(bpy.types.Operator):
     filter_glob: StringProperty(default="*.bvh", options={"HIDDEN"})  # type: ignore[valid-type]
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
-        if context.window_manager is None:
-            return self.execute(context)
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        return browse_for_file(self, context)
 
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:

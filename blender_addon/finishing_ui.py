@@ -11,7 +11,7 @@ from bpy.props import StringProperty
 from . import history, take_finishing
 from .core.errors import SettingsError
 from .operators import _scene, _settings, _TakeOperator, browse_for_file, reports_errors
-from .props import scene_settings
+from .props import active_take, scene_settings
 from .registration import class_registrar
 
 if TYPE_CHECKING:
@@ -73,9 +73,9 @@ class HYMOTION_PT_finishing(bpy.types.Panel):
             return
         settings = scene_settings(context.scene)
         layout.operator("hy_motion.import_bvh", icon="IMPORT")
-        if not 0 <= settings.active_take < len(settings.takes):
+        take = active_take(settings)
+        if take is None:
             return
-        take = settings.takes[settings.active_take]
         options = take.finishing
         layout.prop(options, "foot_lock")
         col = layout.column(heading="Travel", align=True)

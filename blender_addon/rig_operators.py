@@ -14,7 +14,6 @@ from .core.bone_mapping import BoneMapping
 from .core.errors import PresetError
 from .core.rig_conventions import BODY_JOINTS
 from .operators import _settings, ask_properties, reports_errors
-from .props import scene_settings
 from .registration import class_registrar
 from .rig_props import HYMOTION_PG_retarget
 from .targets import RIG_TARGET
@@ -70,7 +69,7 @@ class HYMOTION_OT_use_character(bpy.types.Operator):
         obj = rig_reader.check_rig(active)
         settings = _retarget(context)
         settings.rig = obj
-        scene_settings(context.scene).target = RIG_TARGET  # type: ignore[arg-type]
+        _settings(context).target = RIG_TARGET
         mapping = show_mapping(settings, obj)
         self.report({"INFO"}, f"{obj.name}: {mapping.label}, {len(mapping.joints)} of 22 joints")
         return {"FINISHED"}

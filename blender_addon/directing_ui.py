@@ -26,7 +26,7 @@ from bpy.props import (
 from . import build
 from .core import directing
 from .core.protocol import constraints as wire
-from .props import scene_settings
+from .props import active_take, scene_settings
 from .registration import class_registrar
 from .targets import RIG_TARGET
 
@@ -83,12 +83,10 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
     options = direction(scene)
     rotations = pelvis = None
     take_start = scene.frame_start
-    settings = scene_settings(scene)
-    if 0 <= settings.active_take < len(settings.takes):
-        take = settings.takes[settings.active_take]
-        if take.action is not None and take.armature is not None:
-            _, rotations, pelvis = build.read_motion(take.action, take.armature)
-            take_start = build.action_frames(take.action)[0]
+    take = active_take(scene_settings(scene))
+    if take is not None and take.action is not None and take.armature is not None:
+        _, rotations, pelvis = build.read_motion(take.action, take.armature)
+        take_start = build.action_frames(take.action)[0]
     timeline = tuple(
         wire.TimelineRow(row.prompt, row.duration_s) for row in options.timeline if row.prompt
     )

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import bpy
+import numpy as np
 
 from . import build
 from .core.bvh import write_bvh
 from .core.errors import ExportError
 from .core.files import atomic_path
+from .core.protocol import motion
 
 FORMATS = ("FBX", "BVH")
 
@@ -59,7 +61,20 @@ def export_bvh(
     overwrite: bool = False,
 ) -> Path:
     skeleton, rotations, pelvis = build.read_motion(action, data)
-    text = write_bvh(skeleton, rotations, pelvis, fps)
+    return write_bvh_file(path, skeleton, rotations, pelvis, fps, overwrite)
+
+
+def write_bvh_file(
+    path: Path,
+    skeleton: motion.Skeleton,
+    rotations: np.ndarray,
+    root_positions: np.ndarray,
+    fps: float,
+    overwrite: bool = False,
+) -> Path:
+    """Motion as a BVH file at ``path``, whole or not at all: the one BVH writer of the
+    model's takes and of the artist's rigs."""
+    text = write_bvh(skeleton, rotations, root_positions, fps)
     with atomic_path(path, overwrite) as temp:
         try:
             temp.write_text(text, encoding="ascii")

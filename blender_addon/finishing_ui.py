@@ -10,8 +10,8 @@ from bpy.props import StringProperty
 
 from . import history, take_finishing
 from .core.errors import SettingsError
-from .operators import _scene, _settings, _TakeOperator, reports_errors
-from .props import scene_settings
+from .operators import _scene, _settings, _TakeOperator, browse_for_file, reports_errors
+from .props import active_take, scene_settings
 from .registration import class_registrar
 
 if TYPE_CHECKING:
@@ -44,10 +44,7 @@ class HYMOTION_OT_import_bvh(bpy.types.Operator):
     filter_glob: StringProperty(default="*.bvh", options={"HIDDEN"})  # type: ignore[valid-type]
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
-        if context.window_manager is None:
-            return self.execute(context)
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        return browse_for_file(self, context)
 
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:
@@ -76,9 +73,9 @@ class HYMOTION_PT_finishing(bpy.types.Panel):
             return
         settings = scene_settings(context.scene)
         layout.operator("hy_motion.import_bvh", icon="IMPORT")
-        if not 0 <= settings.active_take < len(settings.takes):
+        take = active_take(settings)
+        if take is None:
             return
-        take = settings.takes[settings.active_take]
         options = take.finishing
         layout.prop(options, "foot_lock")
         col = layout.column(heading="Travel", align=True)

@@ -114,15 +114,12 @@ def compare_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.typ
 
         return rig_history.compare_rig_takes(scene, takes)
     collection = compare_collection(scene)
-    for obj in list(collection.objects):
-        bpy.data.objects.remove(obj)
-    spacing = scene_settings(scene).spacing
     objects = []
     end = scene.frame_start
     for i, take in enumerate(takes):
         action, data = _parts(take)
         obj = build.new_armature_object(scene, data, take.name, collection)
-        obj.location.x = (i - (len(takes) - 1) / 2) * spacing
+        obj.location.x = compare_offset(scene, i, len(takes))
         build.assign_action(obj, action)
         end = max(end, build.action_frames(action)[1])
         objects.append(obj)
@@ -131,12 +128,20 @@ def compare_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.typ
 
 
 def compare_collection(scene: bpy.types.Scene) -> bpy.types.Collection:
-    """The collection compared takes live in, created on first use."""
+    """The collection compared takes live in, created on first use and emptied of the
+    previous comparison's objects."""
     collection = bpy.data.collections.get(COMPARE_COLLECTION)
     if collection is None:
         collection = bpy.data.collections.new(COMPARE_COLLECTION)
         scene.collection.children.link(collection)
+    for obj in list(collection.objects):
+        bpy.data.objects.remove(obj)
     return collection
+
+
+def compare_offset(scene: bpy.types.Scene, index: int, count: int) -> float:
+    """X offset of the ``index``-th of ``count`` compared takes: ``spacing`` apart, centred."""
+    return (index - (count - 1) / 2) * scene_settings(scene).spacing
 
 
 def delete_take(scene: bpy.types.Scene, index: int) -> None:

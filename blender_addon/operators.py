@@ -46,6 +46,21 @@ def reports_errors(
     return wrapper
 
 
+def browse_for_file(operator: bpy.types.Operator, context: bpy.types.Context) -> Status:
+    """Open the file browser for ``operator``; with no window (background, tests) run it now."""
+    if context.window_manager is None:
+        return operator.execute(context)
+    context.window_manager.fileselect_add(operator)
+    return {"RUNNING_MODAL"}
+
+
+def ask_properties(operator: bpy.types.Operator, context: bpy.types.Context) -> Status:
+    """Show ``operator``'s properties in a dialog; with no window run it with them as set."""
+    if context.window_manager is None:
+        return operator.execute(context)
+    return context.window_manager.invoke_props_dialog(operator)
+
+
 def _scene(context: bpy.types.Context) -> bpy.types.Scene:
     if context.scene is None:
         raise SceneError("there is no active scene")
@@ -315,9 +330,7 @@ class HYMOTION_OT_generate_keys(bpy.types.Operator):
     )
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
-        if context.window_manager is None:
-            return self.execute(context)
-        return context.window_manager.invoke_props_dialog(self)
+        return ask_properties(self, context)
 
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:
@@ -337,10 +350,7 @@ class HYMOTION_OT_import_keys(bpy.types.Operator):
     filter_glob: StringProperty(default="*.key_secret", options={"HIDDEN"})  # type: ignore[valid-type]
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
-        if context.window_manager is None:
-            return self.execute(context)
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        return browse_for_file(self, context)
 
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:

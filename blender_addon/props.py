@@ -135,6 +135,13 @@ def scene_settings(scene: bpy.types.Scene) -> HYMOTION_PG_settings:
     return scene.hy_motion  # type: ignore[attr-defined]
 
 
+def active_take(settings: HYMOTION_PG_settings) -> HYMOTION_PG_take | None:
+    """The take selected in the Takes list, or None when the list is empty."""
+    if 0 <= settings.active_take < len(settings.takes):
+        return settings.takes[settings.active_take]
+    return None
+
+
 def register() -> None:
     rig_props.register()
     _register_classes()

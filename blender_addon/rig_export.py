@@ -27,7 +27,6 @@ import numpy as np
 
 from . import build, export, rig_reader, rig_takes
 from .build import IS_SLOTTED
-from .core.bvh import write_bvh
 from .core.errors import ExportError
 from .core.files import atomic_path
 from .core.motion import kinematics
@@ -133,13 +132,7 @@ def export_rig_bvh(
     joint with position channels) and every bone below it, or only its deforming ones."""
     top = rig_takes.rig_mapping(obj).translation_bone
     skeleton, rotations, root = posed_motion(scene, obj, action, top, deform_only)
-    text = write_bvh(skeleton, rotations, root, fps)
-    with atomic_path(path, overwrite) as temp:
-        try:
-            temp.write_text(text, encoding="ascii")
-        except OSError as exc:
-            raise ExportError(f"cannot write {path}: {exc.strerror}", path=str(path)) from exc
-    return path
+    return export.write_bvh_file(path, skeleton, rotations, root, fps, overwrite)
 
 
 def posed_motion(

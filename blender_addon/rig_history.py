@@ -145,9 +145,6 @@ def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy
     obj = character(scene)
     retarget_all(scene, list(takes), obj)  # the missing ones in one pass
     collection = history.compare_collection(scene)
-    for old in list(collection.objects):
-        bpy.data.objects.remove(old)
-    spacing = scene_settings(scene).spacing
     copies = []
     end = scene.frame_start
     for i, take in enumerate(takes):
@@ -159,7 +156,7 @@ def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy
         copy.animation_data_clear()
         collection.objects.link(copy)
         copy.location = obj.location.copy()
-        copy.location.x += (i - (len(takes) - 1) / 2) * spacing
+        copy.location.x += history.compare_offset(scene, i, len(takes))
         if copy.pose is None:
             scene.view_layers[0].update()
         build.assign_action(copy, action)

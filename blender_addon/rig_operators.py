@@ -11,10 +11,9 @@ from bpy.props import BoolProperty, StringProperty
 from . import rig_reader, rig_takes
 from .core import bone_mapping
 from .core.bone_mapping import BoneMapping
-from .core.errors import PresetError, RigError
+from .core.errors import PresetError
 from .core.rig_conventions import BODY_JOINTS
-from .operators import reports_errors
-from .props import scene_settings
+from .operators import _settings, ask_properties, reports_errors
 from .registration import class_registrar
 from .rig_props import HYMOTION_PG_retarget
 from .targets import RIG_TARGET
@@ -24,9 +23,7 @@ if TYPE_CHECKING:
 
 
 def _retarget(context: bpy.types.Context) -> HYMOTION_PG_retarget:
-    if context.scene is None:
-        raise RigError("there is no active scene")
-    return scene_settings(context.scene).retarget
+    return _settings(context).retarget
 
 
 def show_mapping(settings: HYMOTION_PG_retarget, obj: bpy.types.Object) -> BoneMapping:
@@ -72,7 +69,7 @@ class HYMOTION_OT_use_character(bpy.types.Operator):
         obj = rig_reader.check_rig(active)
         settings = _retarget(context)
         settings.rig = obj
-        scene_settings(context.scene).target = RIG_TARGET  # type: ignore[arg-type]
+        _settings(context).target = RIG_TARGET
         mapping = show_mapping(settings, obj)
         self.report({"INFO"}, f"{obj.name}: {mapping.label}, {len(mapping.joints)} of 22 joints")
         return {"FINISHED"}
@@ -104,9 +101,7 @@ class HYMOTION_OT_save_mapping(bpy.types.Operator):
     overwrite: BoolProperty(name="Overwrite", default=False)  # type: ignore[valid-type]
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Status:
-        if context.window_manager is None:
-            return self.execute(context)
-        return context.window_manager.invoke_props_dialog(self)
+        return ask_properties(self, context)
 
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:

@@ -7,7 +7,7 @@ from typing import Any
 import bpy
 
 from . import runtime
-from .props import HYMOTION_PG_settings, scene_settings
+from .props import HYMOTION_PG_settings, active_take, scene_settings
 from .registration import class_registrar
 
 
@@ -95,8 +95,8 @@ class HYMOTION_PT_takes(bpy.types.Panel):
         col.operator("hy_motion.apply_take", text="", icon="PLAY")
         col.operator("hy_motion.compare_takes", text="", icon="MOD_ARRAY")
         col.operator("hy_motion.delete_take", text="", icon="X")
-        if 0 <= settings.active_take < len(settings.takes):
-            take = settings.takes[settings.active_take]
+        take = active_take(settings)
+        if take is not None:
             box = layout.box()
             box.label(text=take.prompt)
             box.label(text=f"seed {take.seed} · guidance {take.guidance:g} · {take.steps} steps")

@@ -55,6 +55,7 @@ from .motion import (
     compose_world_rotations,
     forward_kinematics,
     frames_for_duration,
+    quaternion_multiply,
     quaternion_to_matrix,
 )
 from .wire import (
@@ -130,5 +131,6 @@ __all__ = [
     "new_id",
     "parse_reply",
     "parse_request",
+    "quaternion_multiply",
     "quaternion_to_matrix",
 ]

@@ -112,6 +112,20 @@ def quaternion_to_matrix(quaternions: np.ndarray) -> np.ndarray:
     return matrix.reshape(*quaternions.shape[:-1], 3, 3)
 
 
+def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a·b of (..., 4) (w, x, y, z) arrays, float64: rotate by b, then by a."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = aw * bw - ax * bx - ay * by - az * bz
+    out[..., 1] = aw * bx + ax * bw + ay * bz - az * by
+    out[..., 2] = aw * by - ax * bz + ay * bw + az * bx
+    out[..., 3] = aw * bz + ax * by - ay * bx + az * bw
+    return out
+
+
 def compose_world_rotations(local: np.ndarray, parents: Sequence[int]) -> np.ndarray:
     """(..., J, 3, 3) rotations, joint 0 global and the others parent-relative -> world."""
     world = np.empty_like(local)

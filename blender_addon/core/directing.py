@@ -78,15 +78,29 @@ def constraints_from_json(value: Any, where: str, base: Path, duration_s: float)
         rotations.append(rotation)
         roots.append(root)
     path_frames, path_points = _path(value.get("path", []), where)
-    return Constraints(
-        pose_frames=np.array(pose_frames, np.int32) if pose_frames else None,
-        pose_rotations=np.array(rotations, np.float32) if pose_frames else None,
-        pose_root_positions=np.array(roots, np.float32) if pose_frames else None,
+    return _constraints(
+        pose_frames,
+        rotations,
+        roots,
         path_frames=path_frames,
         path_points=path_points,
         loop=_bool(value.get("loop", False), where, "direct.loop"),
         timeline=timeline,
         exact=_bool(value.get("exact", True), where, "direct.exact"),
+    )
+
+
+def _constraints(
+    frames: list[int], rotations: list[Any], roots: list[Any], **rest: Any
+) -> Constraints:
+    """Constraints with the poses at ``frames`` (none when empty) and the ``rest`` as given."""
+    if not frames:
+        return Constraints(**rest)
+    return Constraints(
+        pose_frames=np.array(frames, np.int32),
+        pose_rotations=np.array(rotations, np.float32),
+        pose_root_positions=np.array(roots, np.float32),
+        **rest,
     )
 
 
@@ -223,10 +237,10 @@ def panel_constraints(
         path_frames, path_points = _along(curve_points, prefix, clip_frames)
     if not poses and path_frames is None and not loop and not timeline:
         return None
-    return Constraints(
-        pose_frames=np.array(poses, np.int32) if poses else None,
-        pose_rotations=np.array(pose_rotations, np.float32) if poses else None,
-        pose_root_positions=np.array(pose_pelvis, np.float32) if poses else None,
+    return _constraints(
+        poses,
+        pose_rotations,
+        pose_pelvis,
         path_frames=path_frames,
         path_points=path_points,
         loop=loop,

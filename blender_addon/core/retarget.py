@@ -193,17 +193,9 @@ def _aims(
         if len(children) != 1 or joint not in primary or children[0] not in primary:
             continue
         t, child = primary[joint], primary[children[0]]
-        if child != t and _descends(target.parents, child, t):
+        if child != t and kinematics.descends(target.parents, child, t):
             aims.append((t, child))
     return aims
-
-
-def _descends(parents: np.ndarray, joint: int, ancestor: int) -> bool:
-    while joint >= 0:
-        if joint == ancestor:
-            return True
-        joint = int(parents[joint])
-    return False
 
 
 def _relaxed_fingers(
@@ -399,7 +391,7 @@ def _follow_parents(p: RigPlan, world: np.ndarray, frames: np.ndarray, tops: tup
     """Unmapped bones below ``tops`` ride their parents again (twist bones, toes' helpers)."""
     target = p.target
     for t in range(len(target.names)):
-        if p.mapped[t] or not any(_descends(target.parents, t, top) for top in tops):
+        if p.mapped[t] or not any(kinematics.descends(target.parents, t, top) for top in tops):
             continue
         parent = int(target.parents[t])
         rest_local = rot.multiply(rot.inverse(target.rotations[parent]), target.rotations[t])

@@ -26,6 +26,7 @@ from daemon.engine_api import JobOutput
 from daemon.jobs import Job
 from daemon.lifecycle import JobLifecycle
 from daemon.logs import EventLog
+from daemon.workers import BatchLoop
 from shared_protocol import HYMotionError, JobCancelled, ModelUnavailable
 
 from .engine_view import ClusterEngine
@@ -75,7 +76,7 @@ class EngineCrashed(Exception):
     """The engine raised on its replica: like a local engine crash, the batch fails."""
 
 
-class DispatchSlot:
+class DispatchSlot(BatchLoop):
     def __init__(
         self,
         index: int,
@@ -84,37 +85,15 @@ class DispatchSlot:
         log: EventLog,
         metrics: ClusterMetrics,
     ) -> None:
+        super().__init__(context.engine, lifecycle, context.batch_window_s)
         self.index = index
         self._ctx = context
-        self._lifecycle = lifecycle
         self._log = log
         self._metrics = metrics
-        self._work = asyncio.Event()
-        self.current: list[Job] = []
         #: Jobs of the current batch whose cancel went to the board.
         self._told: set[str] = set()
-        self.idle = asyncio.Event()
-        self.idle.set()
 
-    def wake(self) -> None:
-        self._work.set()
-
-    async def run(self) -> None:
-        """Take and run batches until cancelled (at shutdown, once idle)."""
-        while True:
-            await self._work.wait()
-            self._work.clear()
-            if self._ctx.batch_window_s:
-                await asyncio.sleep(self._ctx.batch_window_s)  # let jobs arriving together batch
-            while not self._lifecycle.shutting_down:
-                batch = self._lifecycle.take_batch(self._ctx.engine)
-                if not batch:
-                    break
-                await self._run_batch(batch)
-
-    async def _run_batch(self, batch: list[Job]) -> None:
-        self.current = batch
-        self.idle.clear()
+    async def _run(self, batch: list[Job]) -> None:
         try:
             # An engine that raises (EngineCrashed) gets the batch split, as on local devices.
             await self._lifecycle.run_isolated(self._ctx.engine, batch, self._outcomes)
@@ -122,8 +101,6 @@ class DispatchSlot:
             if self._told:  # the board keeps only cancelled ids
                 self._ctx.board.forget.remote(sorted(self._told))
                 self._told.clear()
-            self.current = []
-            self.idle.set()
 
     async def _outcomes(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:
         """One outcome per job: the replica's, or a typed error saying why there is none."""

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from shared_protocol import forward_kinematics, quaternion_to_matrix
+from shared_protocol import forward_kinematics, quaternion_multiply, quaternion_to_matrix
 
 from .math import matrix_to_quaternion, matrix_to_rot6d, rot6d_to_matrix
 from .skeleton import BODY_JOINTS, BODY_SKELETON, REST_POSITIONS
@@ -102,21 +102,6 @@ def yaw_quaternion(yaw: np.ndarray) -> np.ndarray:
     yaw = np.asarray(yaw, dtype=np.float64)
     zero = np.zeros_like(yaw)
     return np.stack([np.cos(yaw / 2), zero, np.sin(yaw / 2), zero], axis=-1)
-
-
-def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a ⊗ b of (..., 4) (w, x, y, z) arrays."""
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,20 @@
 """Synthetic motion on the 22-joint body skeleton, for tests that need no daemon.
 
-Rest positions are the published SMPL-H body joint table (hymotion_spec.md Appendix B).
+The body is the add-on's own model skeleton (``core.motion.skeletons``): the published SMPL-H
+joint table, kept in one place.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from blender_addon.core.motion.skeletons import MODEL_JOINTS, MODEL_PARENTS, MODEL_REST
 from shared_protocol.motion import Skeleton, forward_kinematics
 
-NAMES = (
-    "Pelvis", "L_Hip", "R_Hip", "Spine1", "L_Knee", "R_Knee", "Spine2", "L_Ankle", "R_Ankle",
-    "Spine3", "L_Foot", "R_Foot", "Neck", "L_Collar", "R_Collar", "Head", "L_Shoulder",
-    "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist",
-)  # fmt: skip
-PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
-REST = [
-    (-0.001795, -0.190827, 0.028219), (0.080577, -0.280765, 0.025117),
-    (-0.080577, -0.280765, 0.025117), (0.0, -0.096641, 0.031726),
-    (0.099836, -0.658082, 0.014663), (-0.097853, -0.658178, 0.014663),
-    (0.0, 0.025981, 0.029185), (0.101074, -1.05622, -0.037459),
-    (-0.096997, -1.056317, -0.037459), (0.0, 0.106241, 0.005012),
-    (0.113632, -1.127859, 0.105247), (-0.109179, -1.128021, 0.105247),
-    (0.0, 0.302071, -0.014954), (0.054692, 0.225074, -0.020233),
-    (-0.054692, 0.225074, -0.020233), (0.0, 0.397715, -0.016454),
-    (0.165353, 0.237455, -0.01686), (-0.165353, 0.237455, -0.01686),
-    (0.433444, 0.249386, -0.029562), (-0.433444, 0.249386, -0.029562),
-    (0.702487, 0.25342, -0.042731), (-0.702487, 0.25342, -0.042731),
-]  # fmt: skip
+# One table of the body, the add-on's: tests check the add-on against what it ships.
+NAMES = MODEL_JOINTS
+PARENTS = list(MODEL_PARENTS)
+REST = list(MODEL_REST)
 
 
 def skeleton() -> Skeleton:

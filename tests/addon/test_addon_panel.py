@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from blender_addon import ui
+from blender_addon import finishing_ui, ui
 
 
 class RecordingLayout:
@@ -30,8 +30,8 @@ class RecordingLayout:
 
     column = box = row
 
-    def label(self, **options: Any) -> None:
-        pass
+    def label(self, *args: Any, **options: Any) -> None:
+        self.drawn.append(options.get("text", ""))
 
     progress = template_list = label
 
@@ -52,3 +52,17 @@ def test_the_panel_draws_every_setting_docs_addon_md_describes(scene: Any) -> No
         assert name in drawn, (name, drawn)
     scene.hy_motion.seed_mode = "RANDOM"
     assert "seed" not in drawn_by(ui.HYMOTION_PT_main, context)
+
+
+def test_the_take_panels_show_the_active_take_only_when_there_is_one(scene: Any) -> None:
+    context = SimpleNamespace(scene=scene)
+    assert "foot_lock" not in drawn_by(finishing_ui.HYMOTION_PT_finishing, context)
+    assert "hy_motion.import_bvh" in drawn_by(finishing_ui.HYMOTION_PT_finishing, context)
+    scene.hy_motion.takes.add()
+    scene.hy_motion.active_take = 0
+    scene.hy_motion.takes[0].prompt = "a person waves"
+    assert "foot_lock" in drawn_by(finishing_ui.HYMOTION_PT_finishing, context)
+    assert "a person waves" in drawn_by(ui.HYMOTION_PT_takes, context)
+    scene.hy_motion.active_take = 1  # past the end: no take is selected
+    assert "foot_lock" not in drawn_by(finishing_ui.HYMOTION_PT_finishing, context)
+    assert "a person waves" not in drawn_by(ui.HYMOTION_PT_takes, context)

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 import zmq
 
-from tests.support.wire import Peer
+from tests.support.wire import Peer, zmq_context
 
 
 @pytest.fixture
 def context() -> Iterator[zmq.Context]:
-    ctx = zmq.Context()
-    yield ctx
-    # Terminating with an open socket hangs; fail instead of hanging the suite.
-    done = threading.Thread(target=ctx.term, daemon=True)
-    done.start()
-    done.join(10)
-    assert not done.is_alive(), "context.term() hung: a socket was left open"
+    with zmq_context() as ctx:
+        yield ctx
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ live daemon on the real tiny engine that meets them and keeps serving after bad 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from shared_protocol import (
     parse_request,
 )
 from tests.support import make_config, run_daemon
-from tests.support.wire import Peer
+from tests.support.wire import Peer, zmq_context
 
 JOINTS = 22
 
@@ -181,11 +180,8 @@ def test_the_same_pose_at_both_ends_of_a_loop_is_allowed() -> None:
 
 @pytest.fixture(scope="module")
 def context() -> Iterator[zmq.Context]:
-    ctx = zmq.Context()
-    yield ctx
-    done = threading.Thread(target=ctx.term, daemon=True)
-    done.start()
-    done.join(5)
+    with zmq_context() as ctx:
+        yield ctx
 
 
 def test_a_live_daemon_meets_the_constraints_and_survives_bad_ones(

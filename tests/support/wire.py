@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import zmq
 
@@ -20,6 +22,18 @@ from shared_protocol import (
 from shared_protocol.messages import parse_reply
 
 RECV_TIMEOUT_S = 10.0
+
+
+@contextlib.contextmanager
+def zmq_context(term_timeout_s: float = 10.0) -> Iterator[zmq.Context]:
+    """A ZeroMQ context terminated on exit. Terminating with an open socket hangs: fail the
+    test instead of hanging the suite."""
+    ctx = zmq.Context()
+    yield ctx
+    done = threading.Thread(target=ctx.term, daemon=True)
+    done.start()
+    done.join(term_timeout_s)
+    assert not done.is_alive(), "context.term() hung: a socket was left open"
 
 
 class Peer:

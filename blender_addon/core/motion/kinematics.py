@@ -67,6 +67,15 @@ def find_joint(skeleton: Skeleton, name: str) -> int:
         raise SkeletonError(f"the skeleton has no joint {name!r}", field=name) from None
 
 
+def descends(parents: Sequence[int] | np.ndarray, joint: int, ancestor: int) -> bool:
+    """Whether ``joint`` is ``ancestor`` or hangs below it in the ``parents`` tree."""
+    while joint >= 0:
+        if joint == ancestor:
+            return True
+        joint = int(parents[joint])
+    return False
+
+
 def chain_length(rest_positions: np.ndarray, chain: Sequence[int]) -> float:
     """Summed rest length of the segments joining ``chain``'s joints, in the skeleton's units."""
     points = np.asarray(rest_positions, dtype=np.float64)[list(chain)]

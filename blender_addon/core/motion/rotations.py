@@ -13,6 +13,8 @@ from ..protocol import motion
 
 #: (..., 4) -> (..., 3, 3); the shared protocol's conversion, so there is one.
 to_matrix = motion.quaternion_to_matrix
+#: Hamilton product a·b (rotate by b, then by a); the shared protocol's, which the daemon uses.
+multiply = motion.quaternion_multiply
 
 IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 _EPS = 1e-12
@@ -21,20 +23,6 @@ _EPS = 1e-12
 def normalize(q: np.ndarray) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     return q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), _EPS)
-
-
-def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a·b (rotate by b, then by a)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
-    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
-    out[..., 0] = aw * bw - ax * bx - ay * by - az * bz
-    out[..., 1] = aw * bx + ax * bw + ay * bz - az * by
-    out[..., 2] = aw * by - ax * bz + ay * bw + az * bx
-    out[..., 3] = aw * bz + ax * by - ay * bx + az * bw
-    return out
 
 
 def inverse(q: np.ndarray) -> np.ndarray:

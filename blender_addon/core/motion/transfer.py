@@ -209,7 +209,7 @@ def transfer(
         root = travel
     positions = pose_positions(target, world, root)
     # the carrier and everything below it move with the travel; an unmapped root stays put
-    moving = [j for j in range(count) if _descends(target.parents, j, cal.carrier)]
+    moving = [j for j in range(count) if kinematics.descends(target.parents, j, cal.carrier)]
     if cal.carrier != 0:
         positions[:, moving] += (travel - positions[:, cal.carrier])[:, None]
     floor = float(positions[:, moving, UP].min())
@@ -237,18 +237,10 @@ def _refresh_unmapped(world: np.ndarray, cal: Calibration, joint: int) -> None:
     target = cal.target
     for t in range(joint + 1, len(target.names)):
         parent = int(target.parents[t])
-        if cal.mapping[t] >= 0 or not _descends(target.parents, t, joint):
+        if cal.mapping[t] >= 0 or not kinematics.descends(target.parents, t, joint):
             continue
         rest_local = rot.multiply(rot.inverse(target.rotations[parent]), target.rotations[t])
         world[:, t] = rot.multiply(world[:, parent], rest_local)
-
-
-def _descends(parents: np.ndarray, joint: int, ancestor: int) -> bool:
-    while joint >= 0:
-        if joint == ancestor:
-            return True
-        joint = int(parents[joint])
-    return False
 
 
 def bone_direction_errors(

@@ -83,7 +83,8 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
     options = direction(scene)
     rotations = pelvis = None
     take_start = scene.frame_start
-    take = active_take(scene_settings(scene))
+    settings = scene_settings(scene)
+    take = active_take(settings)
     if take is not None and take.action is not None and take.armature is not None:
         _, rotations, pelvis = build.read_motion(take.action, take.armature)
         take_start = build.action_frames(take.action)[0]

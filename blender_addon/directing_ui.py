@@ -116,6 +116,9 @@ def _curve_ground(obj: bpy.types.Object | None) -> np.ndarray | None:
     depsgraph = bpy.context.evaluated_depsgraph_get()
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
+    if mesh is None:  # a curve with no points evaluates to no mesh
+        evaluated.to_mesh_clear()
+        raise directing.DirectionError(f"the curve {obj.name!r} has no points", field="curve")
     try:
         local = np.array([v.co for v in mesh.vertices], dtype=np.float64).reshape(-1, 3)
     finally:
@@ -157,7 +160,7 @@ class HYMOTION_OT_timeline_remove(bpy.types.Operator):
 
 
 class HYMOTION_UL_timeline(bpy.types.UIList):
-    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any,
+    def draw_item(self, context: bpy.types.Context | None, layout: bpy.types.UILayout, data: Any,
                   item: Any, icon: int | None, active_data: Any, active_property: str | None,
                   index: int | None = 0, flt_flag: int | None = 0) -> None:  # fmt: skip
         row = layout.row(align=True)

@@ -1,7 +1,7 @@
 """Finishing a take in the scene: the raw take is kept, the take's Action is re-baked.
 
-The first time a take is finished its Action is copied to ``take.raw_action`` ("HYM raw
-<name>", kept with a fake user); from then on every change of options re-bakes the take's
+The first time a take is finished its Action is copied to ``take.raw_action`` ("HYM <name>
+(raw)", kept with a fake user); from then on every change of options re-bakes the take's
 own Action in place (same datablock, so every object playing it follows) from the raw motion.
 Turning every option off restores the raw motion. A refusal leaves the Action as it was and
 shows the reason on the take.
@@ -20,6 +20,7 @@ import bpy
 import numpy as np
 
 from . import build, history
+from .core import naming
 from .core.channels import Channel, bone_path
 from .core.conversion import PoseChannels, pose_to_model
 from .core.describe import explain
@@ -102,7 +103,7 @@ def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
 def _raw_action(take: Take) -> bpy.types.Action:
     if take.raw_action is None:
         raw = take.action.copy()
-        raw.name = f"HYM raw {take.name}"
+        raw.name = naming.raw_action_name(take.name)
         raw.use_fake_user = True
         take.raw_action = raw
     return take.raw_action

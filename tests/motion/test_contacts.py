@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from blender_addon.core.motion import contacts
+from blender_addon.core.motion import bvh_import, contacts, kinematics
+from blender_addon.core.motion.skeletons import model_legs
 
 from . import synthetic
 
 
-@pytest.mark.parametrize("slide", [0.0, 0.25])
+@pytest.mark.parametrize("slide", [0.0, 0.25, 0.6, 1.0])
 @pytest.mark.parametrize("speed", [0.8, 1.0])
 def test_detected_contacts_match_known_ones(slide: float, speed: float) -> None:
     walk = synthetic.walk(frames=150, speed=speed, slide=slide)
     found = contacts.detect_contacts(walk.joint_positions, synthetic.FPS, synthetic.LEGS)
     agreement = float((found.foot == walk.contacts).mean())
     assert agreement >= 0.95, agreement
+
+
+@pytest.mark.parametrize("name", ["run_cmu_02_03.bvh", "kick_cmu_10_02_daz.bvh"])
+def test_gliding_adds_no_contact_to_swinging_feet(mocap_dir: Path, name: str) -> None:
+    """Real capture does not slide: the rule for feet landing already sliding finds no contact
+    of its own on the run's and the kick's swinging feet, at most a frame at a landing."""
+    take = bvh_import.load_bvh_take(mocap_dir / name)
+    positions = kinematics.joint_positions(take.skeleton, take.rotations, take.root_positions)
+    legs = model_legs(take.skeleton)
+    scaled = contacts.ContactThresholds().scaled(
+        kinematics.leg_length(take.skeleton.rest_positions, legs.chains())
+    )
+    found = contacts.detect_contacts(positions, take.fps, legs, scaled).foot
+    without = contacts.detect_contacts(positions, take.fps, legs,
+                                       replace(scaled, glide_speed=0.0)).foot  # fmt: skip
+    assert (found | without).sum() == found.sum()  # gliding only adds
+    near = without | np.roll(without, 1, axis=0) | np.roll(without, -1, axis=0)
+    assert not (found & ~near).any(), np.argwhere(found & ~near)
+    assert (found & ~without).sum() <= 1
 
 
 def test_thresholds_scale_with_leg_length() -> None:

@@ -41,7 +41,11 @@ def _assert_above_floor(clip: Clip) -> None:
 # ---- foot lock ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("slide", "mode"), [(0.25, "AUTO"), (0.25, "ALWAYS"), (0.4, "ALWAYS")])
+@pytest.mark.parametrize(
+    ("slide", "mode"),
+    [(0.25, "AUTO"), (0.6, "AUTO"), (1.0, "AUTO"), (0.25, "ALWAYS"), (0.4, "ALWAYS"),
+     (0.8, "ALWAYS"), (1.0, "ALWAYS")],
+)  # fmt: skip
 def test_foot_lock_removes_injected_slide(slide: float, mode: str) -> None:
     clip, walk = _walk(slide=slide)
     before = contacts.foot_skate(walk.joint_positions, synthetic.FPS, synthetic.LEGS,

@@ -3,8 +3,8 @@
 Modes, as animators know them from DeepMotion / MotionBuilder:
 
 - ``AUTO``: lock during detected contacts (``motion.contacts`` thresholds, scaled by leg
-  length);
-- ``ALWAYS``: also lock feet that land already sliding (a foot near the ground may enter
+  length), gliding ones included (feet that land already sliding, up to 1.5 m/s);
+- ``ALWAYS``: also lock feet that slow down only briefly near the ground (a foot may enter
   contact at twice ``AUTO``'s speed, 0.6 m/s for the model's body);
 - ``GROUNDING``: no locking, only nothing under the floor;
 - ``OFF``: the take as it is.
@@ -21,7 +21,7 @@ body's lowest point, as the take was grounded): the pelvis is raised where one w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -72,14 +72,7 @@ def thresholds_for(clip: Clip, mode: str) -> contact.ContactThresholds:
     base = contact.ContactThresholds().scaled(scale)
     if mode != "ALWAYS":
         return base
-    return contact.ContactThresholds(
-        enter_speed=base.enter_speed * ALWAYS_SPEED_FACTOR,
-        exit_speed=base.exit_speed,
-        enter_height=base.enter_height, exit_height=base.exit_height,
-        min_frames=base.min_frames, skate_speed=base.skate_speed,
-        skate_height=base.skate_height, ankle_clearance=base.ankle_clearance,
-        toe_clearance=base.toe_clearance,
-    )  # fmt: skip
+    return replace(base, enter_speed=base.enter_speed * ALWAYS_SPEED_FACTOR)
 
 
 def foot_lock(

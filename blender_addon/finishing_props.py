@@ -17,12 +17,7 @@ from .core.finishing.options import FinishOptions
 
 _FOOT_LOCK_ITEMS = [
     ("OFF", "Off", "The take as generated"),
-    (
-        "AUTO",
-        "Auto",
-        "Lock feet during detected contacts (still, or landing and gliding along "
-        "the ground below 1.5 m/s)",
-    ),
+    ("AUTO", "Auto", "Lock feet during detected contacts (still, or gliding below 1.5 m/s)"),
     ("ALWAYS", "Always", "Also lock feet that slow down only for a moment near the ground"),
     ("GROUNDING", "Grounding", "No locking: only keep every joint above the floor"),
 ]

@@ -21,13 +21,21 @@ from .targets import RIG_TARGET, target_object
 COMPARE_COLLECTION = "HY-Motion compare"
 
 
-def armature_for(skeleton: motion.Skeleton, scene: bpy.types.Scene) -> bpy.types.Armature:
-    """Reuse the armature data of an earlier take with the same skeleton, else build one."""
-    for take in scene_settings(scene).takes:
-        known: bpy.types.Armature | None = take.armature
-        if known is not None and rig.same_skeleton(build.armature_skeleton(known), skeleton):
+def armature_for(
+    skeleton: motion.Skeleton, scene: bpy.types.Scene, root_bone: bool = False
+) -> bpy.types.Armature:
+    """Reuse the armature data of an earlier take with the same skeleton (and a root bone, or
+    none, as asked), else build one."""
+    for known in [t.armature for t in scene_settings(scene).takes] + list(bpy.data.armatures):
+        if (
+            known is not None
+            and known.get(build.SKELETON_KEY) is not None  # type: ignore[func-returns-value]
+            and build.has_root_bone(known) == root_bone
+            and rig.same_skeleton(build.armature_skeleton(known), skeleton)
+        ):
             return known
-    obj = build.build_armature(scene, skeleton)
+    name = "HY-Motion (root bone)" if root_bone else "HY-Motion"
+    obj = build.build_armature(scene, skeleton, name, root_bone)
     data = build.armature_data(obj)
     bpy.data.objects.remove(obj)  # the target decides which object plays the takes
     return data

@@ -277,7 +277,10 @@ def find_curve(action: bpy.types.Action, path: str, index: int) -> bpy.types.FCu
 
 
 def _channelbag(action: bpy.types.Action) -> Any:
-    """The slotted action's channels of its first slot (4.4+)."""
+    """What holds ``action``'s curves and groups: the channels of its first slot (4.4+), or
+    the action itself (legacy)."""
+    if not IS_SLOTTED:
+        return action
     for layer in action.layers:
         for strip in layer.strips:
             if isinstance(strip, bpy.types.ActionKeyframeStrip):
@@ -307,7 +310,7 @@ def add_bone_curves(action: bpy.types.Action, channels: Sequence[Channel]) -> No
 def remove_bone_curves(action: bpy.types.Action, bone: str) -> None:
     """Remove ``bone``'s curves (and their group) from ``action``."""
     prefix = bone_path(bone, "")
-    owner = action if not IS_SLOTTED else _channelbag(action)
+    owner = _channelbag(action)
     for curve in [c for c in owner.fcurves if c.data_path.startswith(prefix)]:
         owner.fcurves.remove(curve)
     group = owner.groups.get(bone)

@@ -179,6 +179,27 @@ def test_looped_walk_keeps_feet_planted_across_the_seam(mocap_dir: Path) -> None
     assert skate.distance_m < 0.01
 
 
+@pytest.mark.parametrize(
+    "name", ["walk_forward_cmu_35_01.bvh", "walk_turn_left_cmu_16_11.bvh", "run_cmu_02_03.bvh"]
+)
+def test_foot_lock_keeps_a_cycle_seamless(mocap_dir: Path, name: str) -> None:
+    """Loop, then foot lock and in place (the panel's order): the finished cycle is what foot
+    lock makes of the cycle in the middle of a long play of it (contacts across the seam are
+    one contact), so played twice its seam is an ordinary frame. Locked as a plain take, the
+    walk's seam stepped 2.4 times its median (a foot's two half contacts anchored apart)."""
+    clip = _mocap(mocap_dir, name)
+    done = finish(clip.skeleton, clip.rotations, clip.root_positions, clip.fps,
+                  FinishOptions(loop=True, foot_lock="AUTO", in_place=True))  # fmt: skip
+    cycle, loop_report = looping.make_loop(clip)
+    n = cycle.frames
+    played, _ = foot_lock(looping.repeat(cycle, loop_report.travel, 5), "AUTO")
+    middle = looping.local_pose(played)[2 * n : 3 * n]
+    assert np.abs(looping.local_pose(done.clip) - middle).max() < 1e-4
+    twice = looping.repeat(done.clip, loop_report.travel, 2)
+    steps = np.linalg.norm(np.diff(looping.local_pose(twice), axis=0), axis=-1).mean(axis=1)
+    assert steps[n - 1] <= np.percentile(np.delete(steps, n - 1), 90)
+
+
 def test_loop_on_a_short_take_refuses() -> None:
     clip, _ = _walk()
     short = clip.frames_slice(0, 20)

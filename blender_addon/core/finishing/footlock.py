@@ -29,8 +29,10 @@ from ..errors import FinishingError
 from ..motion import contacts as contact
 from ..motion import ik, kinematics
 from ..motion import rotations as rot
+from ..motion.root import CycleTravel
 from ..motion.skeletons import sole_margins
 from .clip import Clip
+from .loop import repeat
 
 MODES = ("AUTO", "ALWAYS", "GROUNDING", "OFF")
 BLEND_FRAMES = 4
@@ -80,6 +82,29 @@ def foot_lock(
 ) -> tuple[Clip, FootLockReport]:
     """Lock the feet of ``clip`` (see the module doc); raises ``FinishingError`` when a locking
     mode finds no contact at all."""
+    return _lock(clip, mode, blend, slice(None))
+
+
+def foot_lock_loop(
+    cycle: Clip, travel: CycleTravel, mode: str = "AUTO", blend: int = BLEND_FRAMES
+) -> tuple[Clip, FootLockReport]:
+    """Foot lock on a loop: locked as the middle of three cycles played in a row (travel
+    carried), so a contact across the seam is one contact and the locked loop still runs on
+    into its own first frame; the report is the middle cycle's."""
+    frames = cycle.frames
+    locked, report = _lock(repeat(cycle, travel, 3), mode, blend, slice(frames, 2 * frames))
+    # back by one cycle: the inverse of the turn and travel ``repeat`` applied
+    back = rot.inverse(rot.yaw(np.radians(travel.turn_deg)))
+    pivot = cycle.root_positions[0] * np.array([1.0, 0.0, 1.0])
+    offset = np.array(travel.offset_m) * np.array([1.0, 0.0, 1.0])
+    rotations = locked.rotations.copy()
+    rotations[:, 0] = rot.make_continuous(rot.multiply(back, rotations[:, 0]))
+    root = rot.rotate(back, locked.root_positions - pivot - offset) + pivot
+    return locked.with_motion(rotations, root), report
+
+
+def _lock(clip: Clip, mode: str, blend: int, window: slice) -> tuple[Clip, FootLockReport]:
+    """``foot_lock`` over the whole clip, giving back (and reporting on) its ``window``."""
     if mode not in MODES:
         raise FinishingError(f"unknown foot lock mode {mode!r}", field="foot_lock",
                              allowed=", ".join(MODES))  # fmt: skip
@@ -88,9 +113,12 @@ def foot_lock(
     thresholds = thresholds_for(clip, mode)
     legs = clip.legs
     found = contact.detect_contacts(positions, clip.fps, legs, thresholds)
-    before = contact.foot_skate(positions, clip.fps, legs, thresholds, during=found.foot)
+    judged = found.foot[window]
+    before = contact.foot_skate(positions[window], clip.fps, legs, thresholds, during=judged)
     if mode == "OFF":
-        return clip, FootLockReport(mode, (0, 0), 0.0, 0.0, before, before)
+        return clip.with_motion(clip.rotations[window], clip.root_positions[window]), (
+            FootLockReport(mode, (0, 0), 0.0, 0.0, before, before)
+        )
     margins = sole_margins(clip.skeleton) * (thresholds.ankle_clearance / contact.ANKLE_CLEARANCE_M)
     floor = 0.0  # the ground: takes are grounded so that the body's lowest point is at y = 0
     rotations = clip.rotations.copy()
@@ -108,7 +136,7 @@ def foot_lock(
         for leg, plan in enumerate(plans):
             plan.target[:, 1] = np.maximum(plan.target[:, 1], floor + margins[legs.ankle[leg]])
         drop = _pelvis_drop(clip, positions, plans, blend)
-        lowered = float(drop.max(initial=0.0))
+        lowered = float(drop[window].max(initial=0.0))
         root[:, 1] -= drop
         positions = positions - drop[:, None, None] * _UP
         for leg, plan in enumerate(plans):
@@ -122,11 +150,12 @@ def foot_lock(
     lift = np.maximum(floor - (positions[..., 1] - margins).min(axis=1), 0.0)
     lift = _smooth_envelope(lift, blend)
     root[:, 1] += lift
-    out = clip.with_motion(rotations, root)
-    after_positions = positions + lift[:, None, None] * _UP
-    after = contact.foot_skate(after_positions, clip.fps, legs, thresholds, during=found.foot)
-    frames = (int(found.foot[:, 0].sum()), int(found.foot[:, 1].sum()))
-    return out, FootLockReport(mode, frames, lowered, float(lift.max(initial=0.0)), before, after)
+    out = clip.with_motion(rotations[window], root[window])
+    after_positions = (positions + lift[:, None, None] * _UP)[window]
+    after = contact.foot_skate(after_positions, clip.fps, legs, thresholds, during=judged)
+    frames = (int(judged[:, 0].sum()), int(judged[:, 1].sum()))
+    raised = float(lift[window].max(initial=0.0))
+    return out, FootLockReport(mode, frames, lowered, raised, before, after)
 
 
 @dataclass(eq=False)

@@ -21,7 +21,7 @@ from ..motion import root as root_edits
 from ..motion.root import ROOT_BONE
 from ..protocol import motion
 from .clip import Clip, as_clip
-from .footlock import foot_lock
+from .footlock import foot_lock, foot_lock_loop
 from .loop import make_loop, travel_dict
 from .options import FinishOptions
 from .trim import ease, trim
@@ -58,7 +58,10 @@ def finish(
         report["ease"] = {"in": options.ease_in, "out": options.ease_out,
                           "pose": options.ease_pose}  # fmt: skip
     if options.foot_lock != "OFF":
-        clip, lock_report = foot_lock(clip, options.foot_lock)
+        if travel is not None:  # a loop: locked as a cycle, so its seam stays seamless
+            clip, lock_report = foot_lock_loop(clip, travel, options.foot_lock)
+        else:
+            clip, lock_report = foot_lock(clip, options.foot_lock)
         report["foot_lock"] = lock_report.as_dict()
     if options.in_place:
         if travel is None:

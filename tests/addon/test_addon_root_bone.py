@@ -21,6 +21,7 @@ from blender_addon.core.motion.root import ROOT_BONE
 from blender_addon.core.rig import C
 from blender_addon.export import FBX_REIMPORT_OPTIONS
 from blender_addon.props import scene_settings
+from tests.addon.test_addon_batch import run_batch
 from tests.addon.test_addon_finishing import WALK, _imported, _keys
 from tests.addon.test_addon_scene import bone_heads
 
@@ -146,3 +147,20 @@ def test_bvh_of_a_root_bone_take_is_the_same_motion(scene: Any, tmp_path: Path) 
     done = _expected(FinishOptions(root_bone=True))
     pelvis = clip.root_positions() / 100.0  # the writer's centimetres
     assert np.abs(pelvis - done.clip.root_positions).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_batch_root_bone_flag(scene: Any, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_batch("--bvh", str(WALK), "--out", str(out), "--formats", "fbx",
+                       "--root-bone", "--loop", "--engine", "unreal")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["finishing"]["root_bone"] is True
+    (item,) = summary["items"]
+    report = item["finishing"]["report"]
+    assert report["root_bone"]["travel_per_cycle"] == report["loop"]["travel_per_cycle"]
+    (fbx,) = item["files"]
+    assert bpy.ops.import_scene.fbx(filepath=fbx, **FBX_REIMPORT_OPTIONS) == {"FINISHED"}
+    (obj,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    assert [b.name for b in obj.data.bones if b.parent is None] == [ROOT_BONE]

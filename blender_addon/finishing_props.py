@@ -18,8 +18,8 @@ from .core.finishing.options import FinishOptions
 
 _FOOT_LOCK_ITEMS = [
     ("OFF", "Off", "The take as generated"),
-    ("AUTO", "Auto", "Lock feet during detected contacts (still, or gliding below 1.5 m/s)"),
-    ("ALWAYS", "Always", "Also lock feet that slow down only for a moment near the ground"),
+    ("AUTO", "Auto", "Lock feet during detected contacts (still or slowly sliding feet)"),
+    ("ALWAYS", "Always", "Also lock feet that land already sliding (up to 1.5 m/s)"),
     ("GROUNDING", "Grounding", "No locking: only keep every joint above the floor"),
 ]
 assert {item[0] for item in _FOOT_LOCK_ITEMS} == set(MODES)  # one list of modes: the core's

@@ -13,12 +13,22 @@ from blender_addon.core.motion.skeletons import model_legs
 
 from . import synthetic
 
+#: The thresholds with the gliding-contact rule on (foot lock's "Always").
+GLIDING = contacts.ContactThresholds(glide_speed=contacts.GLIDE_SPEED)
 
-@pytest.mark.parametrize("slide", [0.0, 0.25, 0.6, 1.0])
+
+@pytest.mark.parametrize(
+    ("slide", "thresholds"),
+    [(0.0, contacts.ContactThresholds()), (0.25, contacts.ContactThresholds()), (0.0, GLIDING),
+     (0.6, GLIDING), (1.0, GLIDING)],
+)  # fmt: skip
 @pytest.mark.parametrize("speed", [0.8, 1.0])
-def test_detected_contacts_match_known_ones(slide: float, speed: float) -> None:
+def test_detected_contacts_match_known_ones(
+    slide: float, thresholds: contacts.ContactThresholds, speed: float
+) -> None:
     walk = synthetic.walk(frames=150, speed=speed, slide=slide)
-    found = contacts.detect_contacts(walk.joint_positions, synthetic.FPS, synthetic.LEGS)
+    found = contacts.detect_contacts(walk.joint_positions, synthetic.FPS, synthetic.LEGS,
+                                     thresholds)  # fmt: skip
     agreement = float((found.foot == walk.contacts).mean())
     assert agreement >= 0.95, agreement
 
@@ -30,9 +40,7 @@ def test_gliding_adds_no_contact_to_swinging_feet(mocap_dir: Path, name: str) ->
     take = bvh_import.load_bvh_take(mocap_dir / name)
     positions = kinematics.joint_positions(take.skeleton, take.rotations, take.root_positions)
     legs = model_legs(take.skeleton)
-    scaled = contacts.ContactThresholds().scaled(
-        kinematics.leg_length(take.skeleton.rest_positions, legs.chains())
-    )
+    scaled = GLIDING.scaled(kinematics.leg_length(take.skeleton.rest_positions, legs.chains()))
     found = contacts.detect_contacts(positions, take.fps, legs, scaled).foot
     without = contacts.detect_contacts(positions, take.fps, legs,
                                        replace(scaled, glide_speed=0.0)).foot  # fmt: skip

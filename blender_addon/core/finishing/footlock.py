@@ -3,9 +3,10 @@
 Modes, as animators know them from DeepMotion / MotionBuilder:
 
 - ``AUTO``: lock during detected contacts (``motion.contacts`` thresholds, scaled by leg
-  length), gliding ones included (feet that land already sliding, up to 1.5 m/s);
-- ``ALWAYS``: also lock feet that slow down only briefly near the ground (a foot may enter
-  contact at twice ``AUTO``'s speed, 0.6 m/s for the model's body);
+  length);
+- ``ALWAYS``: also lock feet that land already sliding: gliding contacts (up to 1.5 m/s,
+  ``motion.contacts``), and a foot may enter contact at twice ``AUTO``'s speed (0.6 m/s for
+  the model's body);
 - ``GROUNDING``: no locking, only nothing under the floor;
 - ``OFF``: the take as it is.
 
@@ -71,10 +72,10 @@ def _skate(s: contact.Skate) -> dict[str, float]:
 
 def thresholds_for(clip: Clip, mode: str) -> contact.ContactThresholds:
     scale = kinematics.leg_length(clip.skeleton.rest_positions, clip.legs.chains())
-    base = contact.ContactThresholds().scaled(scale)
     if mode != "ALWAYS":
-        return base
-    return replace(base, enter_speed=base.enter_speed * ALWAYS_SPEED_FACTOR)
+        return contact.ContactThresholds().scaled(scale)
+    gliding = contact.ContactThresholds(glide_speed=contact.GLIDE_SPEED)
+    return replace(gliding, enter_speed=gliding.enter_speed * ALWAYS_SPEED_FACTOR).scaled(scale)
 
 
 def foot_lock(

@@ -12,11 +12,13 @@ speed < 0.15 m/s and height < 0.10 m; HumanML3D at < ~0.9 m/s with no height tes
   ``enter_height`` (0.05 m) above its planted height, *stays* while slower than
   ``exit_speed`` (1.0 m/s) and lower than ``exit_height`` (0.08 m): hysteresis, so a foot
   rolling over does not flicker;
-- *glides* (a foot that lands already sliding): lower than ``enter_height`` above its planted
-  height, then staying lower than ``exit_height``, level (vertical speed under
-  ``level_speed``, 0.15 m/s) and slower than ``glide_speed`` (1.5 m/s) horizontally, for at
-  least ``glide_frames`` (6) frames in a row: a swinging foot brushes the ground for a frame
-  or two, rising or falling, at 2-4 m/s;
+- *glides*, when ``glide_speed`` is set (``GLIDE_SPEED``, 1.5 m/s; off by default): a foot
+  that lands already sliding, lower than ``enter_height`` above its planted height, then
+  staying lower than ``exit_height``, level (vertical speed under ``level_speed``, 0.15 m/s)
+  and slower than ``glide_speed`` horizontally, for at least ``glide_frames`` (6) frames in a
+  row: a swinging foot brushes the ground for a frame or two, rising or falling, at 2-4 m/s.
+  Off by default because on clean capture it starts heel contacts at heel strike, while the
+  heel still slows down, and locking them there stops the heel abruptly;
 - runs shorter than ``min_frames`` (3) are dropped, gaps of one frame are closed.
 
 The planted height of a joint is how far it sits above the sole when the foot is flat (rest
@@ -29,7 +31,8 @@ toes slide on them (metres).
 
 Generated motion slides, so a foot this low may enter contact moving at up to 0.3 m/s and stay
 in it up to 1 m/s (Kimodo's 0.15 m/s labels clean capture; a swinging foot near the ground
-moves at 2–4 m/s); a foot that lands sliding faster is in contact while it glides.
+moves at 2–4 m/s); with the gliding rule, a foot that lands sliding faster is in contact
+while it glides.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ import numpy as np
 from .skeletons import Legs
 
 REFERENCE_LEG_M = 0.7793  # the model's rest hip→knee→ankle length
+#: ``glide_speed`` of the gliding-contact rule when it is on (foot lock's "Always").
+GLIDE_SPEED = 1.5
 ANKLE_CLEARANCE_M = 0.105
 TOE_CLEARANCE_M = 0.033
 
@@ -55,8 +60,8 @@ class ContactThresholds:
     exit_height: float = 0.08
     min_frames: int = 3
     # A gliding contact (a foot that lands already sliding): low, level and slower than
-    # ``glide_speed`` for ``glide_frames`` frames in a row; 0 turns the rule off.
-    glide_speed: float = 1.5  # m/s, horizontal
+    # ``glide_speed`` for ``glide_frames`` frames in a row; 0 (the default) turns the rule off.
+    glide_speed: float = 0.0  # m/s, horizontal; GLIDE_SPEED turns it on
     level_speed: float = 0.15  # m/s, vertical
     glide_frames: int = 6
     skate_speed: float = 0.2  # m/s, horizontal

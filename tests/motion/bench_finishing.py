@@ -99,7 +99,7 @@ def quality() -> None:
               f"{median * 1000:.1f} mm; + foot lock + in place: seam step "
               f"{locked_steps[m - 1] * 1000:.1f} mm, cycle's p90 "
               f"{np.percentile(np.delete(locked_steps, m - 1), 90) * 1000:.1f} mm")  # fmt: skip
-    for slide, mode in ((0.25, "AUTO"), (0.4, "ALWAYS"), (0.6, "AUTO"), (1.0, "AUTO"),
+    for slide, mode in ((0.25, "AUTO"), (0.4, "ALWAYS"), (0.6, "ALWAYS"), (0.8, "ALWAYS"),
                         (1.0, "ALWAYS")):  # fmt: skip
         walk = synthetic.walk(frames=150, slide=slide)
         clip = as_clip(synthetic.SKELETON, walk.rotations, walk.root_positions, synthetic.FPS)

@@ -164,3 +164,17 @@ def test_batch_root_bone_flag(scene: Any, tmp_path: Path) -> None:
     assert bpy.ops.import_scene.fbx(filepath=fbx, **FBX_REIMPORT_OPTIONS) == {"FINISHED"}
     (obj,) = [o for o in bpy.data.objects if o.type == "ARMATURE"]
     assert [b.name for b in obj.data.bones if b.parent is None] == [ROOT_BONE]
+
+
+def test_a_root_bone_take_on_the_artist_s_rig_moves_as_without(scene: Any) -> None:
+    # The character follows the take's motion (read back through the root), not its root keys.
+    from tests.addon.test_retarget_history import character_scene
+
+    rig, takes, _, _ = character_scene(scene)
+    history.apply_take(scene, takes[0])
+    hips = []
+    for root_bone in (False, True):
+        takes[0].finishing.root_bone = root_bone
+        assert build.has_root_bone(takes[0].armature) == root_bone
+        hips.append(bone_heads(rig, ("mixamorig:Hips", "mixamorig:LeftFoot"), range(1, 41, 3)))
+    assert np.abs(hips[1] - hips[0]).max() < SCENE_TOLERANCE_M

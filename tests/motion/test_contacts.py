@@ -50,14 +50,22 @@ def test_gliding_adds_no_contact_to_swinging_feet(mocap_dir: Path, name: str) ->
     assert (found & ~without).sum() <= 1
 
 
-def test_thresholds_scale_with_leg_length() -> None:
-    """The same walk on a body twice as large is the same walk: same contacts."""
-    walk = synthetic.walk(frames=120)
-    base = contacts.detect_contacts(walk.joint_positions, synthetic.FPS, synthetic.LEGS)
+@pytest.mark.parametrize(
+    ("slide", "thresholds"), [(0.0, contacts.ContactThresholds()), (0.8, GLIDING)]
+)
+def test_thresholds_scale_with_leg_length(
+    slide: float, thresholds: contacts.ContactThresholds
+) -> None:
+    """The same walk on a body twice as large is the same walk: same contacts (gliding ones
+    too)."""
+    walk = synthetic.walk(frames=120, slide=slide)
+    base = contacts.detect_contacts(walk.joint_positions, synthetic.FPS, synthetic.LEGS,
+                                    thresholds)  # fmt: skip
     big = contacts.detect_contacts(
         walk.joint_positions * 2.0, synthetic.FPS, synthetic.LEGS,
-        contacts.ContactThresholds().scaled(2 * contacts.REFERENCE_LEG_M),
+        thresholds.scaled(2 * contacts.REFERENCE_LEG_M),
     )  # fmt: skip
+    assert base.foot.any()
     np.testing.assert_array_equal(base.foot, big.foot)
 
 

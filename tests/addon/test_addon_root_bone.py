@@ -178,3 +178,25 @@ def test_a_root_bone_take_on_the_artist_s_rig_moves_as_without(scene: Any) -> No
         assert build.has_root_bone(takes[0].armature) == root_bone
         hips.append(bone_heads(rig, ("mixamorig:Hips", "mixamorig:LeftFoot"), range(1, 41, 3)))
     assert np.abs(hips[1] - hips[0]).max() < SCENE_TOLERANCE_M
+
+
+def test_root_bone_survives_save_and_reload(scene: Any, tmp_path: Path) -> None:
+    take = _imported(scene)
+    take.finishing.root_bone = True
+    path = tmp_path / "rooted.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    scene = bpy.context.scene
+    take = scene_settings(scene).takes[0]
+    obj = scene_settings(scene).armature
+    assert build.has_root_bone(take.armature) and obj.data == take.armature
+    done = _expected(FinishOptions(root_bone=True))
+    names = done.clip.skeleton.joint_names
+    want = _world_joints(done) @ C.T
+    frames = range(1, take.frames + 1, 11)
+    heads = bone_heads(obj, names, frames)
+    assert np.abs(heads - want[[f - 1 for f in frames]]).max() < SCENE_TOLERANCE_M
+    take.finishing.root_bone = False  # the plain armature is made again if it was not saved
+    assert not build.has_root_bone(take.armature) and obj.data == take.armature
+    np.testing.assert_array_equal(_keys(take.action), _keys(take.raw_action))

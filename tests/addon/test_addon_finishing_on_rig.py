@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from blender_addon import rig_takes
+from blender_addon.core import naming
 from blender_addon.core.motion import contacts, kinematics
 from blender_addon.core.motion.skeletons import Legs
 from blender_addon.props import scene_settings
@@ -96,7 +97,7 @@ def test_foot_lock_in_place_and_loop_give_a_clean_cycle_on_the_character(
     take.finishing.in_place = True
     take.finishing.loop = True
     assert "loop" in take.finishing.status, take.finishing.status
-    assert rig.animation_data.action.name == f"HYM {take.name} @ Hero"
+    assert rig.animation_data.action.name == rig_takes.action_name(take.name, "Hero")
     cycle = _posed(rig, take.frames)
     report = json.loads(take.finishing.report)
     assert take.frames == report["loop"]["frames"] < raw.shape[0]
@@ -131,10 +132,7 @@ def test_foot_lock_in_place_and_loop_give_a_clean_cycle_on_the_character(
     (blend,) = [Path(f) for f in item["files"] if f.endswith(".blend")]
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     batch_rig = bpy.data.objects["Hero"]
-    assert batch_rig.animation_data.action.name == f"HYM {take_name(item)} @ Hero"
+    batch_take = naming.take_name(item["prompt"], item["seed"])
+    assert batch_rig.animation_data.action.name == rig_takes.action_name(batch_take, "Hero")
     batched = _posed(batch_rig, cycle.shape[0])
     assert np.abs(batched - cycle).max() < 1e-4  # the same cycle, to 0.1 mm
-
-
-def take_name(item: dict[str, Any]) -> str:
-    return f"{item['prompt']}_s{item['seed']}"

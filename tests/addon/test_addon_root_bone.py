@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from blender_addon import build, history, rig_export
+from blender_addon.core.channels import bone_path
 from blender_addon.core.finishing.options import FinishOptions
 from blender_addon.core.finishing.pipeline import finish
 from blender_addon.core.motion import bvh_import, kinematics
@@ -71,7 +72,7 @@ def test_root_bone_carries_the_travel_and_changes_no_joint(scene: Any) -> None:
     # Turning it off: the same motion on the plain armature, no root keys left.
     take.finishing.root_bone = False
     assert take.armature == plain and obj.data == plain
-    assert build.find_curve(take.action, f'pose.bones["{ROOT_BONE}"].location', 0) is None
+    assert build.find_curve(take.action, bone_path(ROOT_BONE, "location"), 0) is None
     heads = bone_heads(obj, names, frames)
     assert np.abs(heads - want).max() < SCENE_TOLERANCE_M
     take.finishing.loop = False

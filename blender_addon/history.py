@@ -66,10 +66,20 @@ def add_result(
             result.model_label,
             result.untrained,
         )
+        take.anchor_frame = anchor_frame(request, result.fps, fps)
     if request is not None and request.seed is not None:
         settings.seed = int(request.seed)
     # Fetch the items again: adding to a collection invalidates earlier Python references.
     return [settings.takes[i] for i in range(first, len(settings.takes))]
+
+
+def anchor_frame(request: messages.Generate | None, source_fps: float, fps: float) -> int:
+    """The take frame of the request's first given pose (Direction), -1 if it gave none."""
+    constraints = request.constraints if request is not None else None
+    if constraints is None or not constraints.has_poses:
+        return -1
+    assert constraints.pose_frames is not None
+    return round(int(constraints.pose_frames[0]) * fps / source_fps)
 
 
 def show_request(scene: bpy.types.Scene, request: messages.Generate, take_index: int) -> None:

@@ -240,6 +240,9 @@ class TakeMotion:
     rotations: np.ndarray
     root_positions: np.ndarray
     fps: float
+    #: A take held to given poses (Direction) is placed as its first given pose alone would be,
+    #: the rule those poses were read from a rig by (``rig_pose``); None: the clip's lowest joint.
+    anchor_frame: int | None = None
 
 
 def retarget(
@@ -267,13 +270,16 @@ def retarget_takes(
             local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
         world = kinematics.world_rotations(local, model.parents)
         positions = kinematics.positions_from_world(model, world, pelvis)
-        inputs.append((world, positions, contacts.detect_contacts(positions, t.fps,
-                                                                   model_legs(model))))  # fmt: skip
+        found = contacts.detect_contacts(positions, t.fps, model_legs(model))
+        anchor: int | slice = slice(None)  # the frames the take's floor is found on
+        if t.anchor_frame is not None and 0 <= t.anchor_frame < len(local):
+            anchor = t.anchor_frame
+        inputs.append((world, positions, found, anchor))
     moved = transfer.transfer(p.calibration, np.concatenate([i[0] for i in inputs]),
                               np.concatenate([i[1] for i in inputs]))  # fmt: skip
     out = []
     start = 0
-    for world, positions, found in inputs:
+    for world, positions, found, anchor in inputs:
         frames = world.shape[0]
         span = slice(start, start + frames)
         start += frames
@@ -281,9 +287,10 @@ def retarget_takes(
         root_pos = moved.root_positions[span].copy()
         joints = moved.joint_positions[span].copy()
         # The transfer anchors the clip it is given to the floor; here that clip held every
-        # take, so each take is anchored again on its own by the same rule.
-        floor = float(positions[..., transfer.UP].min()) * p.calibration.scale
-        lift = floor - float(joints[..., transfer.UP].min())
+        # take, so each take is anchored again on its own by the same rule (on its anchor frame
+        # only, when it has one).
+        floor = float(positions[anchor, ..., transfer.UP].min()) * p.calibration.scale
+        lift = floor - float(joints[anchor, ..., transfer.UP].min())
         root_pos[:, transfer.UP] += lift
         joints[..., transfer.UP] += lift
         if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:

@@ -57,6 +57,7 @@ if not __package__:
             addon_utils.disable(_module, default_set=True)
     _batch.exit_with(_code)
 
+from .core import rig_pose
 from .core.batch_input import load_prompts
 from .core.batch_plan import (
     PlannedItem,
@@ -202,6 +203,7 @@ class Batch:
                  character: RigTarget | None = None) -> None:  # fmt: skip
         self.args, self.formats, self.config, self.finish = args, formats, config, finish
         self.character = character
+        self.placement: rig_pose.Placement | None = None  # the character's, for direct paths
         self.records: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
@@ -215,7 +217,7 @@ class Batch:
         try:
             with scene_io.batch_scene(self.args.fps):
                 if self.character is not None and self.character.path is not None:
-                    scene_io.check_character(self.character)  # before any daemon work
+                    self.placement = scene_io.check_character(self.character)  # no daemon yet
                 try:
                     welcome = motion_client.wait_connected(self.args.connect_timeout)
                 except errors.DaemonUnreachable:
@@ -241,8 +243,12 @@ class Batch:
 
         item = planned.item
         label = f"[{item.index}/{total}] {item.settings.prompt[:60]!r}"
+        settings = item.settings
+        if self.placement is not None and settings.constraints is not None:
+            constraints = self.placement.constraints(settings.constraints)
+            settings = dataclasses.replace(settings, constraints=constraints)
         try:
-            request = build_request(item.settings, session.limits)
+            request = build_request(settings, session.limits)
         except errors.HYMotionError as exc:
             self._fail(planned, exc)
             return

@@ -22,12 +22,13 @@ scale applied, its location not (so poses and takes are relative to where the ri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .motion import kinematics, transfer
 from .motion import rotations as rot
+from .protocol import constraints as wire
 from .retarget import RigPlan
 from .rig import C
 from .rig_bones import RigBones
@@ -136,3 +137,11 @@ class Placement:
         if out.shape[1] == 3:
             out[:, 2] -= float(rot.heading(self.align))
         return out
+
+    def constraints(self, constraints: wire.Constraints) -> wire.Constraints:
+        """``constraints`` with their path (given in the rig's scene) moved to the model's."""
+        if not constraints.has_path:
+            return constraints
+        assert constraints.path_points is not None
+        points = self.path_to_model(constraints.path_points).astype(np.float32)
+        return replace(constraints, path_points=points)

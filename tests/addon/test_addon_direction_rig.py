@@ -11,7 +11,9 @@ the panel's Generate on the real tiny engine.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -25,6 +27,7 @@ from blender_addon.core.motion import rotations as rot
 from blender_addon.core.motion.skeletons import MODEL_SKELETON
 from blender_addon.core.rig import C
 from tests.addon import retarget_checks, rigs
+from tests.addon.test_addon_batch import run_batch
 from tests.addon.test_addon_daemon import set_panel
 from tests.addon.test_retarget_motion import MOCAP, clip_motion
 
@@ -263,3 +266,35 @@ def test_a_character_is_needed_to_direct_with_the_selected_armature_target(scene
     with pytest.raises(RuntimeError, match="no character chosen"):
         bpy.ops.hy_motion.generate()
     assert len(scene.hy_motion.takes) == 0
+
+
+@pytest.mark.slow
+def test_a_directed_batch_path_is_where_the_character_goes(
+    scene: Any, tmp_path: Path, tiny_daemon: Any
+) -> None:
+    """--target-rig: the job's path is in the character's scene (its rig object moved, turned
+    and scaled there): the character's Pelvis bone passes over the given points."""
+    hero = rigs.build_armature(scene, rigs.rig_bones("MIXAMO", rigs.CHILD_A), "Hero")
+    hero.location, hero.rotation_euler = (2.0, -1.0, 0.0), (0.0, 0.0, 0.6)
+    hero.scale = (1.2, 1.2, 1.2)
+    character = tmp_path / "hero.blend"
+    bpy.data.libraries.write(str(character), {hero})
+    points = [{"frame": 0, "x": 2.5, "y": -1.0}, {"frame": 59, "x": 3.5, "y": 1.0}]
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps([{"prompt": "a person walks", "direct": {"path": points}}]))
+    out = tmp_path / "out"
+    result = run_batch("--prompts", str(jobs), "--out", str(out), "--address",
+                       tiny_daemon.address, "--duration", "2", "--steps", "4", "--seed", "3",
+                       "--candidates", "1", "--formats", "blend",
+                       "--target-rig", f"{character}:Hero")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(out / "001_a_person_walks" / "001_a_person_walks.blend"))
+    obj = bpy.data.objects["Hero"]
+    world = np.array(obj.matrix_world)
+    pelvis = []
+    for frame in (1, 60):
+        bpy.context.scene.frame_set(frame)
+        head = np.array(obj.pose.bones["mixamorig:Hips"].head)  # armature space
+        pelvis.append(world[:3, :3] @ head + world[:3, 3])
+    want = [[p["x"], p["y"]] for p in points]
+    np.testing.assert_allclose(np.array(pelvis)[:, :2], want, atol=1e-3)

@@ -249,14 +249,18 @@ def test_the_artists_character_starts_from_its_pose_and_lands_on_its_key(
     assert artist.use_fake_user  # the artist's keys are kept
     plan = retarget.plan(MODEL_SKELETON, rig_reader.rig_bones(obj), rig_takes.rig_mapping(obj))
     got, _ = _posed(scene, obj, [1, 31])
-    _assert_matches(_figures(plan, want, got))
+    landed = _figures(plan, want, got)
+    print(f"start + end key on the rig (median, max deg, hands/feet cm, heads cm): {landed}")
+    _assert_matches(landed)
 
     # End of Take: the new take's first 15 frames are the last 15 of this one, on the rig too.
     before, _ = _posed(scene, obj, list(range(46, 61)))
     options.start, options.end_on_pose = "TAKE_END", False
     assert bpy.ops.hy_motion.generate() == {"FINISHED"}, scene.hy_motion.status_message
     after, _ = _posed(scene, obj, list(range(1, 16)))
-    _assert_matches(_figures(plan, before, after))
+    continued = _figures(plan, before, after)
+    print(f"end of take on the rig (median, max deg, hands/feet cm, heads cm): {continued}")
+    _assert_matches(continued)
 
 
 def test_a_character_is_needed_to_direct_with_the_selected_armature_target(scene: Any) -> None:

@@ -57,7 +57,6 @@ if not __package__:
             addon_utils.disable(_module, default_set=True)
     _batch.exit_with(_code)
 
-from .core import rig_pose
 from .core.batch_input import load_prompts
 from .core.batch_plan import (
     PlannedItem,
@@ -74,6 +73,7 @@ from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import client, errors, messages
 from .core.rig_cli import RigTarget, target_from_args
 from .core.rig_cli import add_arguments as add_character_arguments
+from .core.rig_pose import Placement
 from .core.session import Failed, GenerationSession, JobView, Outcome, server_info
 from .core.settings import (
     DEFAULT_ADDRESS,
@@ -203,7 +203,7 @@ class Batch:
                  character: RigTarget | None = None) -> None:  # fmt: skip
         self.args, self.formats, self.config, self.finish = args, formats, config, finish
         self.character = character
-        self.placement: rig_pose.Placement | None = None  # the character's, for direct paths
+        self.placement: Placement | None = None  # the character's, for direct paths
         self.records: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 

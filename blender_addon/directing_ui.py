@@ -128,7 +128,7 @@ def _rig_poses(
     end_of_take = options.start == "TAKE_END" and take is not None and take.action is not None
     if not frames and not end_of_take:
         return None, None, scene.frame_start, None
-    obj, rig, plan = _character_plan(scene)
+    obj, rig, plan = _character(scene)
     lift, take_frames = None, None
     start = min([scene.frame_start, *frames])
     rotations = np.full((0, MODEL_SKELETON.joint_count, 4), np.nan)
@@ -143,11 +143,26 @@ def _rig_poses(
     rotations = np.concatenate([rotations, np.full((unread, *rotations.shape[1:]), np.nan)])
     pelvis = np.concatenate([pelvis, np.full((unread, 3), np.nan)])
     if frames:
-        heads, world = rig_pose.posed_bones(rig, rig_reader.posed_matrices(scene, obj, rig, frames))
-        read = rig_pose.model_poses(plan, heads, world, lift)
+        read = character_poses(scene, frames, lift, (obj, rig, plan))
         indexes = [f - start for f in frames]
         rotations[indexes], pelvis[indexes] = read.rotations, read.root_positions
     return rotations, pelvis, start, take_frames
+
+
+Character = tuple[bpy.types.Object, RigBones, retarget.RigPlan]
+
+
+def character_poses(
+    scene: bpy.types.Scene,
+    frames: list[int],
+    lift: float | None = None,
+    character: Character | None = None,
+) -> rig_pose.ModelPoses:
+    """The character's poses at scene ``frames``, as Blender gives them, on the model skeleton
+    (``core.rig_pose``); ``lift``: the ground anchor to read with (None: the first pose's)."""
+    obj, rig, plan = character or _character(scene)
+    heads, world = rig_pose.posed_bones(rig, rig_reader.posed_matrices(scene, obj, rig, frames))
+    return rig_pose.model_poses(plan, heads, world, lift)
 
 
 def _stand_as_on_rig(
@@ -161,16 +176,10 @@ def _stand_as_on_rig(
     take anchored at the first of them, at the height the take itself stands at on the rig;
     returns that new take's ground anchor."""
     motion = rig_history.motion_of(take)
+    played = retarget.TakeMotion(motion.rotations, motion.root_positions, motion.fps,
+                                 motion.anchor_frame)  # fmt: skip
     options = rig_history.options_of(scene_settings(scene).retarget)
-    placed = retarget.retarget_takes(
-        plan,
-        [
-            retarget.TakeMotion(
-                motion.rotations, motion.root_positions, motion.fps, motion.anchor_frame
-            )
-        ],
-        options,
-    )[0]
+    placed = retarget.retarget_takes(plan, [played], options)[0]
     was = rig_pose.placed_lift(plan, placed.root_positions, motion.root_positions)
     first = max(len(rotations) - directing.PREFIX_FRAMES, 0)
     world = kinematics.world_rotations(rotations[first], plan.model.parents)
@@ -179,7 +188,8 @@ def _stand_as_on_rig(
     return lift
 
 
-def _character_plan(scene: bpy.types.Scene) -> tuple[bpy.types.Object, RigBones, retarget.RigPlan]:
+def _character(scene: bpy.types.Scene) -> Character:
+    """The character (``rig_history.character``), its bones and its calibration."""
     obj = rig_history.character(scene)
     rig = rig_reader.rig_bones(obj)
     return obj, rig, retarget.plan(MODEL_SKELETON, rig, rig_takes.rig_mapping(obj))
@@ -193,7 +203,7 @@ def _curve_ground(scene: bpy.types.Scene, obj: bpy.types.Object | None) -> np.nd
     points = _curve_points(obj)
     if scene_settings(scene).target != RIG_TARGET:
         return points
-    character, _, plan = _character_plan(scene)
+    character, _, plan = _character(scene)
     return rig_pose.Placement.of(plan, np.array(character.location)).path_to_model(points)
 
 

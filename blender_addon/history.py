@@ -73,15 +73,6 @@ def add_result(
     return [settings.takes[i] for i in range(first, len(settings.takes))]
 
 
-def anchor_frame(request: messages.Generate | None, source_fps: float, fps: float) -> int:
-    """The take frame of the request's first given pose (Direction), -1 if it gave none."""
-    constraints = request.constraints if request is not None else None
-    if constraints is None or not constraints.has_poses:
-        return -1
-    assert constraints.pose_frames is not None
-    return round(int(constraints.pose_frames[0]) * fps / source_fps)
-
-
 def show_request(scene: bpy.types.Scene, request: messages.Generate, take_index: int) -> None:
     """The panel set to what made the takes (the request, seed fixed) with ``take_index``
     active: a .blend written by the batch opens showing the settings of its takes."""
@@ -102,6 +93,15 @@ def _parts(take: Take) -> tuple[bpy.types.Action, bpy.types.Armature]:
     if take.action is None or take.armature is None:
         raise SceneError(f"take {take.name!r} lost its action or armature")
     return take.action, take.armature
+
+
+def anchor_frame(request: messages.Generate | None, source_fps: float, fps: float) -> int:
+    """The take frame of the request's first given pose (Direction), -1 if it gave none."""
+    constraints = request.constraints if request is not None else None
+    if constraints is None or not constraints.has_poses:
+        return -1
+    assert constraints.pose_frames is not None
+    return round(int(constraints.pose_frames[0]) * fps / source_fps)
 
 
 def apply_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:

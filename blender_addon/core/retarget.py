@@ -270,16 +270,13 @@ def retarget_takes(
             local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
         world = kinematics.world_rotations(local, model.parents)
         positions = kinematics.positions_from_world(model, world, pelvis)
-        found = contacts.detect_contacts(positions, t.fps, model_legs(model))
-        anchor: int | slice = slice(None)  # the frames the take's floor is found on
-        if t.anchor_frame is not None and 0 <= t.anchor_frame < len(local):
-            anchor = t.anchor_frame
-        inputs.append((world, positions, found, anchor))
+        inputs.append((world, positions, contacts.detect_contacts(positions, t.fps,
+                                                                   model_legs(model))))  # fmt: skip
     moved = transfer.transfer(p.calibration, np.concatenate([i[0] for i in inputs]),
                               np.concatenate([i[1] for i in inputs]))  # fmt: skip
     out = []
     start = 0
-    for world, positions, found, anchor in inputs:
+    for take, (world, positions, found) in zip(takes, inputs, strict=True):
         frames = world.shape[0]
         span = slice(start, start + frames)
         start += frames
@@ -287,16 +284,31 @@ def retarget_takes(
         root_pos = moved.root_positions[span].copy()
         joints = moved.joint_positions[span].copy()
         # The transfer anchors the clip it is given to the floor; here that clip held every
-        # take, so each take is anchored again on its own by the same rule (on its anchor frame
-        # only, when it has one).
-        floor = float(positions[anchor, ..., transfer.UP].min()) * p.calibration.scale
-        lift = floor - float(joints[anchor, ..., transfer.UP].min())
-        root_pos[:, transfer.UP] += lift
-        joints[..., transfer.UP] += lift
+        # take, so each take is anchored again on its own.
+        _stand(p, take, positions, joints, root_pos)
         if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
             target_world = _pin_feet(p, target_world, root_pos, joints, positions, found.foot)
         out.append(_rig_take(p, target_world, root_pos, found, options))
     return out
+
+
+def _stand(
+    p: RigPlan,
+    take: TakeMotion,
+    positions: np.ndarray,
+    joints: np.ndarray,
+    root_pos: np.ndarray,
+) -> None:
+    """Stand a take on the floor (``joints`` and ``root_pos`` lifted in place): its lowest rig
+    joint at its lowest model joint (``positions``), scaled, over the whole take, or on its
+    ``anchor_frame`` alone when it has one (as that pose alone would stand)."""
+    frames: int | slice = slice(None)
+    if take.anchor_frame is not None and 0 <= take.anchor_frame < len(positions):
+        frames = take.anchor_frame
+    floor = float(positions[frames, ..., transfer.UP].min()) * p.calibration.scale
+    lift = floor - float(joints[frames, ..., transfer.UP].min())
+    root_pos[:, transfer.UP] += lift
+    joints[..., transfer.UP] += lift
 
 
 def _rig_take(

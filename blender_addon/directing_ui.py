@@ -29,6 +29,7 @@ from .core.motion import kinematics
 from .core.motion.skeletons import MODEL_SKELETON
 from .core.protocol import constraints as wire
 from .core.rig_bones import RigBones
+from .props import HYMOTION_PG_take as Take
 from .props import active_take, scene_settings
 from .registration import class_registrar
 from .targets import RIG_TARGET
@@ -114,7 +115,7 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
 
 
 def _rig_poses(
-    scene: bpy.types.Scene, options: HYMOTION_PG_direction, take: Any
+    scene: bpy.types.Scene, options: HYMOTION_PG_direction, take: Take | None
 ) -> tuple[np.ndarray | None, np.ndarray | None, int, int | None]:
     """(rotations (F, J, 4), pelvis (F, 3), scene frame of index 0, frames that are the
     take's) from the character, for ``panel_constraints``: its pose as Blender gives it at the
@@ -125,7 +126,8 @@ def _rig_poses(
     frames = [scene.frame_current] if options.start == "CURRENT" else []
     if options.end_on_pose:
         frames.append(options.end_frame)
-    end_of_take = options.start == "TAKE_END" and take is not None and take.action is not None
+    end_of_take = take is not None and take.action is not None and take.armature is not None
+    end_of_take = end_of_take and options.start == "TAKE_END"
     if not frames and not end_of_take:
         return None, None, scene.frame_start, None
     obj, rig, plan = _character(scene)
@@ -134,9 +136,12 @@ def _rig_poses(
     rotations = np.full((0, MODEL_SKELETON.joint_count, 4), np.nan)
     pelvis = np.full((0, 3), np.nan)
     if end_of_take:
+        assert take is not None and take.action is not None and take.armature is not None
         _, rotations, pelvis = build.read_motion(take.action, take.armature)
         start, take_frames = build.action_frames(take.action)[0], len(rotations)
-        lift = _stand_as_on_rig(scene, plan, take, rotations.astype(np.float64), pelvis)
+        rise, lift = _end_of_take_on_rig(scene, plan, take, rotations)
+        pelvis = pelvis.astype(np.float64)
+        pelvis[:, rig_pose.UP] += rise
         frames = [f for f in frames if f >= start]  # an earlier key: refused by its clip frame
     end = max([start + len(rotations) - 1, *frames])
     unread = end + 1 - start - len(rotations)  # frames past the take (or the scene's start)
@@ -165,16 +170,12 @@ def character_poses(
     return rig_pose.model_poses(plan, heads, world, lift)
 
 
-def _stand_as_on_rig(
-    scene: bpy.types.Scene,
-    plan: retarget.RigPlan,
-    take: Any,
-    rotations: np.ndarray,
-    pelvis: np.ndarray,
-) -> float:
-    """Raise the take's frames (``pelvis``, in place) by what puts its last frames, in a new
-    take anchored at the first of them, at the height the take itself stands at on the rig;
-    returns that new take's ground anchor."""
+def _end_of_take_on_rig(
+    scene: bpy.types.Scene, plan: retarget.RigPlan, take: Take, rotations: np.ndarray
+) -> tuple[float, float]:
+    """(rise, lift): how far to raise the take's frames (model metres) for its last ones, in a
+    new take anchored at the first of them, to stand at the height the take itself stands at
+    on the rig; and that new take's ground anchor (rig metres)."""
     motion = rig_history.motion_of(take)
     played = retarget.TakeMotion(motion.rotations, motion.root_positions, motion.fps,
                                  motion.anchor_frame)  # fmt: skip
@@ -184,8 +185,7 @@ def _stand_as_on_rig(
     first = max(len(rotations) - directing.PREFIX_FRAMES, 0)
     world = kinematics.world_rotations(rotations[first], plan.model.parents)
     lift = rig_pose.pose_lift(plan, world)
-    pelvis[:, rig_pose.UP] += (was - lift) / plan.calibration.scale
-    return lift
+    return (was - lift) / plan.calibration.scale, lift
 
 
 def _character(scene: bpy.types.Scene) -> Character:
@@ -204,7 +204,8 @@ def _curve_ground(scene: bpy.types.Scene, obj: bpy.types.Object | None) -> np.nd
     if scene_settings(scene).target != RIG_TARGET:
         return points
     character, _, plan = _character(scene)
-    return rig_pose.Placement.of(plan, np.array(character.location)).path_to_model(points)
+    origin = np.array(character.matrix_world)[:3, 3]
+    return rig_pose.Placement.of(plan, origin).path_to_model(points)
 
 
 def _curve_points(obj: bpy.types.Object) -> np.ndarray:

@@ -97,4 +97,4 @@ def placement(rig: bpy.types.Object, target: RigTarget) -> rig_pose.Placement:
     else:
         mapping = rig_takes.rig_mapping(rig)
     plan = retarget.plan(MODEL_SKELETON, bones, mapping)
-    return rig_pose.Placement.of(plan, np.array(rig.location))
+    return rig_pose.Placement.of(plan, np.array(rig.matrix_world)[:3, 3])

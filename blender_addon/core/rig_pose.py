@@ -121,7 +121,7 @@ class Placement:
 
     @classmethod
     def of(cls, plan: RigPlan, location: np.ndarray) -> Placement:
-        """``location``: the rig object's world location (Blender axes)."""
+        """``location``: the rig object's world position (Blender axes)."""
         ground = np.asarray(location, dtype=np.float64) @ C
         return cls(plan.calibration.align, plan.calibration.scale, ground[[0, 2]])
 

@@ -10,7 +10,8 @@
                 "exact": true}}
 
 - ``start_from``: a BVH take (any humanoid BVH, put on the model skeleton by the motion core);
-  the clip starts with its last PREFIX_FRAMES frames and continues from there.
+  the clip starts with its last PREFIX_FRAMES frames and continues from there. Or
+  ``{"bvh": ..., "frame": N}``: the clip starts from that one frame's pose (N as in end_pose).
 - ``end_pose``: the pose of frame ``frame`` (default 0) of a BVH, held at clip frame ``at``
   (default the last frame), where that BVH puts it.
 - ``path``: pelvis ground positions in Blender scene metres (x, y), optionally with the facing
@@ -67,11 +68,10 @@ def constraints_from_json(value: Any, where: str, base: Path, duration_s: float)
     rotations: list[np.ndarray] = []
     roots: list[np.ndarray] = []
     if "start_from" in value:
-        take = _take(value["start_from"], base, where, "direct.start_from")
-        count = min(PREFIX_FRAMES, take.rotations.shape[0])
-        pose_frames += range(count)
-        rotations += list(take.rotations[-count:])
-        roots += list(take.root_positions[-count:])
+        start = _start(value["start_from"], base, where)
+        pose_frames += range(len(start[0]))
+        rotations += list(start[0])
+        roots += list(start[1])
     if "end_pose" in value:
         frame, rotation, root = _end_pose(value["end_pose"], base, where, frames)
         pose_frames.append(frame)
@@ -114,10 +114,33 @@ def _take(path: Any, base: Path, where: str, field: str) -> bvh_import.BvhTake:
         raise BatchInputError(f"{where}: {field}: cannot use {full}: {exc}", field=field) from exc
 
 
+def _start(value: Any, base: Path, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations (P, J, 4) and pelvis (P, 3) a clip starts with: the last PREFIX_FRAMES of a
+    take, or one frame's pose (``{"bvh", "frame"}``)."""
+    if isinstance(value, dict):
+        take, index = _bvh_frame(value, base, where, "direct.start_from", ("bvh", "frame"))
+        return take.rotations[index][None], take.root_positions[index][None]
+    take = _take(value, base, where, "direct.start_from")
+    return take.rotations[-PREFIX_FRAMES:], take.root_positions[-PREFIX_FRAMES:]
+
+
 def _end_pose(value: Any, base: Path, where: str, frames: int) -> tuple[int, Any, Any]:
     field = "direct.end_pose"
+    take, source = _bvh_frame(value, base, where, field, ("bvh", "frame", "at"))
+    at = _int(value.get("at", frames - 1), where, f"{field}.at")
+    return at, take.rotations[source], take.root_positions[source]
+
+
+def _bvh_frame(
+    value: Any, base: Path, where: str, field: str, keys: tuple[str, ...]
+) -> tuple[bvh_import.BvhTake, int]:
+    """``{"bvh": FILE, "frame": N}`` (N default 0, negative from the end) -> (take, N)."""
     if not isinstance(value, dict) or "bvh" not in value:
         raise BatchInputError(f"{where}: {field} must be an object with 'bvh'", field=field)
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise BatchInputError(f"{where}: unknown {field} key {unknown[0]!r}",
+                              field=f"{field}.{unknown[0]}", allowed=", ".join(keys))  # fmt: skip
     take = _take(value["bvh"], base, where, f"{field}.bvh")
     source = _int(value.get("frame", 0), where, f"{field}.frame")
     if not -take.rotations.shape[0] <= source < take.rotations.shape[0]:
@@ -126,8 +149,7 @@ def _end_pose(value: Any, base: Path, where: str, frames: int) -> tuple[int, Any
             f"{take.rotations.shape[0]} frames",
             field=f"{field}.frame",
         )
-    at = _int(value.get("at", frames - 1), where, f"{field}.at")
-    return at, take.rotations[source], take.root_positions[source]
+    return take, source
 
 
 def _path(value: Any, where: str) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -9,6 +9,7 @@ not what the new take would be directed from.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -26,6 +27,9 @@ from bpy.props import (
 from . import build
 from .core import directing
 from .core.protocol import constraints as wire
+from .core.protocol import motion
+from .core.settings import GenerateSettings
+from .props import HYMOTION_PG_take as Take
 from .props import active_take, scene_settings
 from .registration import class_registrar
 from .targets import RIG_TARGET
@@ -65,6 +69,19 @@ class HYMOTION_PG_direction(bpy.types.PropertyGroup):
     )  # fmt: skip
     timeline: CollectionProperty(type=HYMOTION_PG_timeline_row)  # type: ignore[valid-type]
     active_row: IntProperty(default=0)  # type: ignore[valid-type]
+    inbetween: EnumProperty(  # type: ignore[valid-type]
+        name="In-between",
+        items=[("OFF", "Off", "No in-between"),
+               ("KEYS", "Between Keys", "The motion between the active take's poses at two "
+                "frames; the new take has exactly the frames from one to the other"),
+               ("TAKES", "Into Take", "From the active take's end into another take's start")],
+        default="OFF",
+    )  # fmt: skip
+    inbetween_from: IntProperty(name="From", description="Scene frame of the first pose", default=1)  # type: ignore[valid-type]
+    inbetween_to: IntProperty(name="To", description="Scene frame of the last pose", default=60)  # type: ignore[valid-type]
+    inbetween_take: StringProperty(  # type: ignore[valid-type]
+        name="Into", description="The take whose first frames the new take leads into"
+    )
 
 
 SELECTED_ARMATURE_REFUSAL = (
@@ -107,6 +124,56 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
     if constraints is not None and settings.target == RIG_TARGET:
         raise directing.DirectionError(SELECTED_ARMATURE_REFUSAL, field="target")
     return constraints
+
+
+def directed_settings(scene: bpy.types.Scene, settings: GenerateSettings) -> GenerateSettings:
+    """``settings`` with the panel's Direction options: an in-between also sets the duration."""
+    options = direction(scene)
+    if options.inbetween == "OFF":
+        return replace(settings, constraints=constraints_for(scene, settings.duration_s))
+    timeline = any(row.prompt for row in options.timeline)
+    if options.start != "NONE" or options.end_on_pose or options.loop or timeline:
+        raise directing.DirectionError(INBETWEEN_CONFLICT, field="inbetween")
+    take = active_take(scene_settings(scene))
+    if scene_settings(scene).target == RIG_TARGET:
+        raise directing.DirectionError(SELECTED_ARMATURE_REFUSAL, field="target")
+    before = _take_motion(take, "the active take")
+    curve = _curve_ground(options.curve)
+    if options.inbetween == "KEYS":
+        assert take is not None and take.action is not None
+        constraints, duration_s = directing.inbetween_keys(
+            *before, build.action_frames(take.action)[0], options.inbetween_from,
+            options.inbetween_to, curve,
+        )  # fmt: skip
+        return replace(settings, duration_s=duration_s, constraints=constraints)
+    after = _take_motion(_take_named(scene, options.inbetween_take), "the In-between's Into take")
+    frames = motion.frames_for_duration(settings.duration_s)
+    return replace(settings, constraints=directing.inbetween_takes(before, after, frames, curve))
+
+
+INBETWEEN_CONFLICT = (
+    "In-between sets both ends of the new take: set Start to Free and turn End on Pose, Loop "
+    "and the Timeline off, or set In-between to Off"
+)
+
+
+def _take_motion(take: Take | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Model-space rotations (F, J, 4) and pelvis (F, 3) of a take as it plays now."""
+    if take is None or take.action is None or take.armature is None:
+        raise directing.DirectionError(f"an in-between needs {what}, with its action",
+                                       field="take")  # fmt: skip
+    _, rotations, pelvis = build.read_motion(take.action, take.armature)
+    return rotations, pelvis
+
+
+def _take_named(scene: bpy.types.Scene, name: str) -> Take:
+    if not name:
+        raise directing.DirectionError("choose the take the in-between leads into (Into)",
+                                       field="inbetween_take")  # fmt: skip
+    take = scene_settings(scene).takes.get(name)
+    if take is None:
+        raise directing.DirectionError(f"there is no take named {name!r}", field="inbetween_take")
+    return take  # type: ignore[no-any-return]
 
 
 def _curve_ground(obj: bpy.types.Object | None) -> np.ndarray | None:
@@ -191,6 +258,14 @@ class HYMOTION_PT_direction(bpy.types.Panel):
             row.prop(options, "end_frame")
         layout.prop(options, "loop")
         layout.prop(options, "curve")
+        layout.prop(options, "inbetween")
+        if options.inbetween == "KEYS":
+            row = layout.row(align=True)
+            row.prop(options, "inbetween_from")
+            row.prop(options, "inbetween_to")
+        elif options.inbetween == "TAKES":
+            settings = scene_settings(context.scene)
+            layout.prop_search(options, "inbetween_take", settings, "takes", icon="ACTION")
         layout.label(text="Timeline (after the prompt above)")
         row = layout.row()
         row.template_list(

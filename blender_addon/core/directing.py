@@ -293,3 +293,70 @@ def _take_index(frame: int, take_start: int, count: int, field: str) -> int:
             field=field,
         )
     return index
+
+
+# --- the panel's in-between (two keyed poses, or one take's end into another's start) ---------
+
+
+def inbetween_keys(
+    rotations: np.ndarray,
+    pelvis: np.ndarray,
+    take_start: int,
+    first: int,
+    last: int,
+    curve_points: np.ndarray | None = None,
+) -> tuple[Constraints, float]:
+    """The motion between the active take's poses at scene frames ``first`` and ``last``:
+    constraints holding them at the clip's first and last frame, and the clip's duration in
+    seconds (``last − first + 1`` frames, so the take spans exactly those frames);
+    ``curve_points`` as in :func:`panel_constraints`, between the two."""
+    frames = last - first + 1
+    if not motion.MIN_FRAMES <= frames <= motion.MAX_FRAMES:
+        raise DirectionError(
+            f"an in-between from frame {first} to frame {last} spans {frames} frames; the model "
+            f"generates {motion.MIN_FRAMES} to {motion.MAX_FRAMES}",
+            field="inbetween_to",
+            allowed=f"{first + motion.MIN_FRAMES - 1} to {first + motion.MAX_FRAMES - 1}",
+        )
+    keys = [
+        _take_index(first, take_start, len(rotations), "inbetween_from"),
+        _take_index(last, take_start, len(rotations), "inbetween_to"),
+    ]
+    path = _path_between(curve_points, 1, frames - 1)
+    constraints = _constraints([0, frames - 1], list(rotations[keys]), list(pelvis[keys]), **path)
+    return constraints, frames / motion.FPS
+
+
+def inbetween_takes(
+    before: tuple[np.ndarray, np.ndarray],
+    after: tuple[np.ndarray, np.ndarray],
+    clip_frames: int,
+    curve_points: np.ndarray | None = None,
+) -> Constraints:
+    """From the end of one take into the start of another: the clip begins with the last
+    PREFIX_FRAMES frames of ``before`` and ends with the first PREFIX_FRAMES of ``after`` (each
+    (rotations (F, J, 4), pelvis (F, 3)), where they stand), so velocity carries across both
+    joins; ``curve_points`` as in :func:`panel_constraints`, between the two."""
+    if clip_frames <= 2 * PREFIX_FRAMES:
+        raise DirectionError(
+            f"an in-between of two takes holds {PREFIX_FRAMES} frames of each, so it needs more "
+            f"than {2 * PREFIX_FRAMES} frames; the duration gives {clip_frames}",
+            field="duration_s",
+            allowed=f"at least {(2 * PREFIX_FRAMES + 1) / motion.FPS:.2f} s",
+        )
+    head = min(PREFIX_FRAMES, len(before[0]))
+    tail = min(PREFIX_FRAMES, len(after[0]))
+    frames = [*range(head), *range(clip_frames - tail, clip_frames)]
+    rotations = [*before[0][-head:], *after[0][:tail]]
+    roots = [*before[1][-head:], *after[1][:tail]]
+    return _constraints(frames, rotations, roots,
+                        **_path_between(curve_points, head, clip_frames - tail))  # fmt: skip
+
+
+def _path_between(curve_points: np.ndarray | None, first: int, end: int) -> dict[str, Any]:
+    """A followed curve over clip frames ``first`` … ``end − 1``, between held poses (a path
+    point on a held frame would have to sit exactly on that pose)."""
+    if curve_points is None or len(curve_points) < 2:
+        return {}
+    frames, points = _along(curve_points, first, end)
+    return {"path_frames": frames, "path_points": points}

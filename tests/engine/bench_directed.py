@@ -221,6 +221,13 @@ def scenarios(steps: int) -> list[tuple[str, int, Constraints, list[int]]]:
         pose_root_positions=np.stack([walk_root[10], walk_root[10] + [0.5, 0.0, 1.5]]),
     )
     out.append(("in-between two keys (0, 89)", 90, between, [2, 88]))
+    # the panel's In-between "Into Take": one take's last 15 frames, another's first 15
+    into = Constraints(
+        pose_frames=np.array([*range(15), *range(75, 90)], dtype=np.int32),
+        pose_rotations=np.concatenate([walk_rot[-15:], kick_rot[:15]]),
+        pose_root_positions=np.concatenate([walk_root[-15:], kick_root[:15]]),
+    )
+    out.append(("take end -> take start (15 + 15 held)", 90, into, [15, 75]))
     path = Constraints(
         path_frames=np.array([0, 50, 100, 149], dtype=np.int32),
         path_points=np.array(

@@ -148,7 +148,8 @@ def directed_settings(scene: bpy.types.Scene, settings: GenerateSettings) -> Gen
         return replace(settings, duration_s=duration_s, constraints=constraints)
     after = _take_motion(_take_named(scene, options.inbetween_take), "the In-between's Into take")
     frames = motion.frames_for_duration(settings.duration_s)
-    return replace(settings, constraints=directing.inbetween_takes(before, after, frames, curve))
+    constraints, _ = directing.inbetween_takes(before, after, frames, curve)
+    return replace(settings, constraints=constraints)
 
 
 INBETWEEN_CONFLICT = (

@@ -332,11 +332,17 @@ def inbetween_takes(
     after: tuple[np.ndarray, np.ndarray],
     clip_frames: int,
     curve_points: np.ndarray | None = None,
-) -> Constraints:
+) -> tuple[Constraints, np.ndarray]:
     """From the end of one take into the start of another: the clip begins with the last
     PREFIX_FRAMES frames of ``before`` and ends with the first PREFIX_FRAMES of ``after`` (each
-    (rotations (F, J, 4), pelvis (F, 3)), where they stand), so velocity carries across both
-    joins; ``curve_points`` as in :func:`panel_constraints`, between the two."""
+    (rotations (F, J, 4), pelvis (F, 3))), so velocity carries across both joins.
+
+    ``before`` is held where it stands. ``after`` is moved on the ground (not turned) so that its
+    first frame lies where ``before``'s last ground velocity carries the pelvis over the frames
+    between, or at the end of the followed curve (``curve_points`` as in
+    :func:`panel_constraints`, between the held frames): holding it where it was generated would
+    make a walk turn back to wherever the other take began. Returns the constraints and that
+    move, model (x, 0, z) metres (play ``after`` moved by it to chain the three)."""
     if clip_frames <= 2 * PREFIX_FRAMES:
         raise DirectionError(
             f"an in-between of two takes holds {PREFIX_FRAMES} frames of each, so it needs more "
@@ -346,11 +352,19 @@ def inbetween_takes(
         )
     head = min(PREFIX_FRAMES, len(before[0]))
     tail = min(PREFIX_FRAMES, len(after[0]))
+    path = _path_between(curve_points, head, clip_frames - tail)
+    if path:
+        landing = np.array([path["path_points"][-1][0], 0.0, path["path_points"][-1][1]])
+    else:
+        held = before[1][-head:]
+        velocity = (held[-1] - held[0]) / max(head - 1, 1)  # metres per frame
+        landing = held[-1] + velocity * (clip_frames - head - tail + 1)
+    move = landing - after[1][0]
+    move[1] = 0.0  # heights stay the takes' own
     frames = [*range(head), *range(clip_frames - tail, clip_frames)]
     rotations = [*before[0][-head:], *after[0][:tail]]
-    roots = [*before[1][-head:], *after[1][:tail]]
-    return _constraints(frames, rotations, roots,
-                        **_path_between(curve_points, head, clip_frames - tail))  # fmt: skip
+    roots = [*before[1][-head:], *(after[1][:tail] + move)]
+    return _constraints(frames, rotations, roots, **path), move
 
 
 def _path_between(curve_points: np.ndarray | None, first: int, end: int) -> dict[str, Any]:

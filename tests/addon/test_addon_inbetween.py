@@ -86,7 +86,12 @@ def test_from_the_end_of_one_take_into_the_start_of_another(scene: Any, engine: 
     assert rotations.shape[0] == 60
     hold = directing.PREFIX_FRAMES
     _assert_held((rotations[:hold], pelvis[:hold]), (before[0][-hold:], before[1][-hold:]))
-    _assert_held((rotations[-hold:], pelvis[-hold:]), (after[0][:hold], after[1][:hold]))
+    # The Into take is held moved on the ground to where the first one's speed carries it.
+    _, move = directing.inbetween_takes(before, after, 60)
+    speed = (before[1][-1] - before[1][-hold]) / (hold - 1)
+    travel = (pelvis[-hold] - pelvis[hold - 1])[[0, 2]]  # over the 31 frames between
+    assert np.allclose(travel, (speed * 31)[[0, 2]], atol=POSITION_TOL_M)
+    _assert_held((rotations[-hold:], pelvis[-hold:]), (after[0][:hold], after[1][:hold] + move))
 
 
 def test_in_between_refusals_name_what_to_change(scene: Any) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from blender_addon.batch import parser as batch_parser
+from blender_addon.core import directing_cli
 from blender_addon.core.motion import bvh_import
 from tests.addon.conftest import StartDaemon
 from tests.addon.test_addon_directed_batch import (
@@ -103,3 +105,19 @@ def test_conflicting_and_misplaced_flags_are_refused_before_anything_runs(tmp_pa
                           "--out", str(tmp_path / "out"), "--start-from", str(WALK)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bvh.returncode == 2 and "do not apply to --bvh takes" in bvh.stderr
+
+
+def test_a_timeline_file_gives_the_rows_of_the_segment_flags(tmp_path: Path) -> None:
+    rows = [{"prompt": "a person waves", "duration_s": 1.5},
+            {"prompt": "a person says: hello", "duration_s": 2.0}]  # fmt: skip
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    (tmp_path / "rows.txt").write_text(
+        "# after the walk\na person waves:1.5\n\na person says: hello : 2\n"
+    )
+    flags = ["--segment", "a person waves:1.5", "--segment", "a person says: hello:2"]
+    directs = [
+        directing_cli.direct_from_args(batch_parser().parse_args(["--out", "x", *extra]))
+        for extra in (flags, ["--timeline", str(tmp_path / "rows.json")],
+                      ["--timeline", str(tmp_path / "rows.txt")])
+    ]  # fmt: skip
+    assert directs[0] == directs[1] == directs[2] == {"timeline": rows}

@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: give either --prompts or --bvh", file=sys.stderr)
         return EXIT_USAGE
     if args.bvh:
-        if _directed(args):
+        if directing_cli.any_given(args):
             print("error: the direction flags need prompts and a daemon; they do not apply to "
                   "--bvh takes", file=sys.stderr)  # fmt: skip
             return EXIT_USAGE
@@ -175,12 +175,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if existing:
         return refuse_existing(existing)
     return Batch(args, formats, config, finish, character).run(planned)
-
-
-def _directed(args: argparse.Namespace) -> bool:
-    """Whether any direction flag was given."""
-    return any((args.start_from, args.end_pose, args.end_frame is not None, args.path,
-                args.direct_loop, args.segment, args.timeline, args.no_exact))  # fmt: skip
 
 
 def refuse_existing(existing: Sequence[Path]) -> int:

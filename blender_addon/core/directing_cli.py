@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def any_given(args: argparse.Namespace) -> bool:
+    """Whether any direction flag was given."""
+    return any((args.start_from, args.end_pose, args.end_frame is not None, args.path,
+                args.direct_loop, args.segment, args.timeline, args.no_exact))  # fmt: skip
+
+
 def direct_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
     """The flags as a ``"direct"`` object (None when no direction flag is given), checked as a
     job file's would be; a bad or conflicting flag raises ``BatchInputError`` naming it."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import shutil
 from collections.abc import Callable
@@ -81,9 +80,9 @@ def generate_settings(settings: HYMOTION_PG_settings) -> GenerateSettings:
 
 def directed(scene: bpy.types.Scene, settings: GenerateSettings) -> GenerateSettings:
     """The panel's Direction options (issue #11) added to ``settings``."""
-    from .directing_ui import constraints_for  # registered after this module
+    from .directing_ui import directed_settings  # registered after this module
 
-    return dataclasses.replace(settings, constraints=constraints_for(scene, settings.duration_s))
+    return directed_settings(scene, settings)
 
 
 def connect(context: bpy.types.Context) -> GenerationSession:

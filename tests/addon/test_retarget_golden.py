@@ -1,0 +1,37 @@
+"""The vectorised retarget computes what the per-bone code did (no bpy; issue 9, speed).
+
+CMU takes on five test rigs (UE5 with IK bones, in KEEP and ROOT_BONE; Mixamo in place; Auto-Rig
+Pro playing its limbs through IK; Character Creator in an A-pose), both takes retargeted
+together, held to the keyed values recorded before the speed work (``retarget_golden.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.addon import retarget_golden
+
+#: Float64 math reordered for speed differs in the last bits, never more.
+TOLERANCE = 1e-9
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, np.ndarray]:
+    with np.load(retarget_golden.GOLDEN) as data:
+        return dict(data)
+
+
+@pytest.mark.parametrize("case", retarget_golden.CASES, ids=lambda c: c.name)
+def test_retarget_equals_the_recorded_figures(
+    case: retarget_golden.Case, golden: dict[str, np.ndarray]
+) -> None:
+    now = retarget_golden.figures(case)
+    assert sorted(now) == sorted(k for k in golden if k.startswith(f"{case.name}/"))
+    for key, value in now.items():
+        expected = golden[key]
+        if value.dtype.kind in "US":
+            assert value.tolist() == expected.tolist(), key
+        else:
+            assert value.shape == expected.shape, key
+            np.testing.assert_allclose(value, expected, rtol=0, atol=TOLERANCE, err_msg=key)

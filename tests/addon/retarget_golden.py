@@ -52,11 +52,11 @@ def takes() -> list[retarget.TakeMotion]:
 
 
 def compute(case: Case) -> list[retarget.RigTake]:
-    """Both clips retargeted together (one transfer) onto the case's rig."""
+    """Each clip retargeted on its own onto the case's rig (as one UI apply does)."""
     rig = rigs.rig_bones(case.rig, case.body)
     mapping = bone_mapping.auto_mapping(rig)
     plan = retarget.plan(bvh_import.MODEL_SKELETON, rig, mapping)
-    return retarget.retarget_takes(plan, takes(), case.options)
+    return [retarget.retarget_takes(plan, [take], case.options)[0] for take in takes()]
 
 
 def figures(case: Case) -> dict[str, np.ndarray]:

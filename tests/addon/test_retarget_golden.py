@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.addon import retarget_golden
+from blender_addon.core import bone_mapping, retarget
+from blender_addon.core.motion import bvh_import
+from tests.addon import retarget_golden, rigs
 
 #: Float64 math reordered for speed differs in the last bits, never more.
 TOLERANCE = 1e-9
@@ -35,3 +37,15 @@ def test_retarget_equals_the_recorded_figures(
         else:
             assert value.shape == expected.shape, key
             np.testing.assert_allclose(value, expected, rtol=0, atol=TOLERANCE, err_msg=key)
+
+
+def test_a_take_retargeted_with_others_equals_the_take_alone() -> None:
+    case = retarget_golden.CASES[0]
+    rig = rigs.rig_bones(case.rig, case.body)
+    plan = retarget.plan(bvh_import.MODEL_SKELETON, rig, bone_mapping.auto_mapping(rig))
+    takes = retarget_golden.takes()
+    together = retarget.retarget_takes(plan, takes, case.options)
+    for take, with_others in zip(takes, together, strict=True):
+        (alone,) = retarget.retarget_takes(plan, [take], case.options)
+        np.testing.assert_array_equal(with_others.quaternions, alone.quaternions)
+        np.testing.assert_array_equal(with_others.locations, alone.locations)

@@ -203,12 +203,13 @@ def transfer(
     count = len(target.names)
     align, align_inv = cal.align, rot.inverse(cal.align)
     world = np.empty((frames, count, 4))
-    # Mapped joints: the source joint's change from rest, turned by the facing alignment.
+    # Mapped joints: the source joint's change from rest, turned by the facing alignment; the
+    # constant factors on the right (R_s_rest⁻¹ · align⁻¹ · R_t_rest) are one product per joint.
     mapped = np.flatnonzero(cal.mapping >= 0)
     s = cal.mapping[mapped]
-    delta = rot.multiply(source_world[:, s], rot.inverse(cal.source.rotations[s]))
-    delta = rot.multiply(rot.multiply(align, delta), align_inv)
-    world[:, mapped] = rot.multiply(delta, target.rotations[mapped])
+    right = rot.multiply(rot.multiply(rot.inverse(cal.source.rotations[s]), align_inv),
+                         target.rotations[mapped])  # fmt: skip
+    world[:, mapped] = rot.multiply(rot.multiply(align, source_world[:, s]), right)
     if cal.aims:
         # Aimed segments (each joint aimed once, see calibrate): world rotations do not depend
         # on the parents', so every segment swings at once.

@@ -63,32 +63,6 @@ def bench_result() -> Result:
                   joint_positions=positions)  # fmt: skip
 
 
-def bench_baseline(repeats: int) -> list[float]:
-    result = bench_result()
-    times = []
-    for _ in range(repeats):
-        scene = fresh_scene()
-        start = time.perf_counter()
-        takes = history.add_result(scene, result, ServerInfo())
-        history.apply_take(scene, takes[0])
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def bench_retarget(repeats: int, count: int) -> tuple[list[float], int]:
-    takes = motions()[:count]
-    times, bones = [], 0
-    for _ in range(repeats):
-        scene = fresh_scene()
-        rig = rigs.build_armature(scene, rigs.rig_bones("UE5", rigs.TALL_A), "Manny")
-        bones = len(rig.data.bones)
-        start = time.perf_counter()
-        actions = rig_takes.retarget_actions(rig, takes, retarget.RetargetOptions())
-        rig_takes.play(rig, actions[0])
-        times.append(time.perf_counter() - start)
-    return times, bones
-
-
 class Phases:
     """Wall and CPU seconds per named phase, over repeats."""
 
@@ -109,6 +83,29 @@ class Phases:
         else:
             walls.append(wall)
             cpus.append(cpu)
+
+
+def bench_baseline(repeats: int, timer: Phases) -> None:
+    result = bench_result()
+    for _ in range(repeats):
+        scene = fresh_scene()
+        with timer.measure("baseline"):
+            takes = history.add_result(scene, result, ServerInfo())
+            history.apply_take(scene, takes[0])
+
+
+def bench_retarget(repeats: int, count: int, timer: Phases, name: str) -> int:
+    """``count`` takes retargeted onto the rig and the first one played; returns its bones."""
+    takes = motions()[:count]
+    bones = 0
+    for _ in range(repeats):
+        scene = fresh_scene()
+        rig = rigs.build_armature(scene, rigs.rig_bones("UE5", rigs.TALL_A), "Manny")
+        bones = len(rig.data.bones)
+        with timer.measure(name):
+            actions = rig_takes.retarget_actions(rig, takes, retarget.RetargetOptions())
+            rig_takes.play(rig, actions[0])
+    return bones
 
 
 def bench_phases(repeats: int) -> Phases:
@@ -168,15 +165,22 @@ def print_phases(title: str, phases: Phases) -> None:
 def main() -> None:
     repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     print(f"bpy {bpy.app.version_string}, {TAKES} takes x {FRAMES} frames, {repeats} repeats")
-    baseline = bench_baseline(repeats)
-    full, bones = bench_retarget(repeats, TAKES)
-    one, _ = bench_retarget(repeats, 1)
-    print(f"built-in armature, {TAKES} takes (baseline): {ms(baseline)}")
+    totals = Phases()
+    bench_baseline(repeats, totals)
+    bones = bench_retarget(repeats, TAKES, totals, "all")
+    bench_retarget(repeats, 1, totals, "one")
+    wall, cpu = totals.wall, totals.cpu
+
+    def ratio(figures: dict[str, list[float]]) -> float:
+        return statistics.median(figures["all"]) / statistics.median(figures["baseline"])
+
+    print(f"built-in armature, {TAKES} takes (baseline): {ms(wall['baseline'])}; "
+          f"cpu {ms(cpu['baseline'])}")  # fmt: skip
     print(
-        f"retarget onto a {bones}-bone rig, {TAKES} takes: {ms(full)} (target <= 300 ms); "
-        f"{statistics.median(full) / statistics.median(baseline):.2f}x the baseline"
+        f"retarget onto a {bones}-bone rig, {TAKES} takes: {ms(wall['all'])} (target <= 300 ms); "
+        f"cpu {ms(cpu['all'])}; {ratio(wall):.2f}x the baseline (cpu {ratio(cpu):.2f}x)"
     )
-    print(f"retarget one take (one UI apply): {ms(one)}")
+    print(f"retarget one take (one UI apply): {ms(wall['one'])}; cpu {ms(cpu['one'])}")
     print_phases(f"phases of the {TAKES}-take retarget (per-take phases summed):",
                  bench_phases(repeats))  # fmt: skip
     blocks = bench_ui_blocks(repeats)

@@ -8,7 +8,7 @@ action, and nothing animates (blender_notes §2.2).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import bpy
@@ -180,15 +180,23 @@ if IS_SLOTTED:
             raise SceneError(f"Blender made no channels for the action slot {slot.name_display!r}")
         return bag
 
-    def _group(bag: bpy.types.ActionChannelbag, name: str) -> bpy.types.ActionGroup:
-        group = bag.groups.get(name)
-        return group if group is not None else bag.groups.new(name)
+    def _groups(bag: bpy.types.ActionChannelbag) -> Callable[[str], bpy.types.ActionGroup]:
+        """The bag's group of each name, made on first use (looked up once per name)."""
+        made: dict[str, bpy.types.ActionGroup] = {}
+
+        def group(name: str) -> bpy.types.ActionGroup:
+            if name not in made:
+                made[name] = bag.groups.get(name) or bag.groups.new(name)
+            return made[name]
+
+        return group
 
     def write_new_curves(bag: bpy.types.ActionChannelbag, channels: Sequence[Channel]) -> None:
         """One new curve per channel, its keys added and set in bulk (4.4 and 4.5)."""
+        group = _groups(bag)
         for channel in channels:
             curve = bag.fcurves.new(channel.data_path, index=channel.index)  # no group_name in 4.4
-            curve.group = _group(bag, channel.group)
+            curve.group = group(channel.group)
             fill_curve(curve, channel.co)
 
     def write_copied_curves(bag: bpy.types.ActionChannelbag, channels: Sequence[Channel]) -> None:
@@ -198,6 +206,7 @@ if IS_SLOTTED:
         # Blender 5.0+; the 4.5 stubs lack it.
         copy: Any = bag.fcurves.new_from_fcurve  # type: ignore[attr-defined,unused-ignore]
         templates: dict[tuple[int, int], bpy.types.FCurve] = {}
+        group = _groups(bag)
         try:
             for channel in channels:
                 count = channel.co.size // 2
@@ -208,7 +217,7 @@ if IS_SLOTTED:
                     fill_curve(template, channel.co)
                     templates[channel.index, count] = template
                 curve = copy(template, data_path=channel.data_path)
-                curve.group = _group(bag, channel.group)
+                curve.group = group(channel.group)
                 points = curve.keyframe_points
                 points.foreach_set("co", channel.co)
                 curve.update()  # handles: an artist who turns the keys to Bezier gets smooth ones

@@ -72,6 +72,7 @@ class StepsOperator(bpy.types.Operator):
         if job.error is not None:
             self.report({"ERROR"}, str(explain(job.error)))
         if job.finished:
+            self.report({"INFO"}, job.outcome())
             return {"FINISHED"}
         self.report({"WARNING"}, job.outcome())
         return {"FINISHED"} if job.done else {"CANCELLED"}

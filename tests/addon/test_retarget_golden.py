@@ -1,8 +1,9 @@
 """The vectorised retarget computes what the per-bone code did (no bpy; issue 9, speed).
 
 CMU takes on five test rigs (UE5 with IK bones, in KEEP and ROOT_BONE; Mixamo in place; Auto-Rig
-Pro playing its limbs through IK; Character Creator in an A-pose), both takes retargeted
-together, held to the keyed values recorded before the speed work (``retarget_golden.py``).
+Pro with its IK controls keyed; Character Creator in an A-pose), held to the keyed values the
+code before the speed work computed (``retarget_golden.py``); and a take retargeted with others
+keys exactly what it keys alone.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class StepsOperator(bpy.types.Operator):
             if context.window_manager is not None:
                 context.window_manager.progress_update(job.done)
             _status(context, job.progress())
-            # Other input waits for the next step: the takes must not change under the job.
+            # Other input is ignored until the job ends: the takes must not change under it.
             return {"RUNNING_MODAL"}
         self._stop(context)
         return self._outcome(job)

@@ -117,8 +117,8 @@ def retarget_steps(
     scene: bpy.types.Scene, takes: Sequence[Take], obj: bpy.types.Object
 ) -> list[steps.Step]:
     """One step per take whose Action on ``obj`` is missing or stale for the panel's options:
-    each step is one take's retarget and write, all of it or nothing. The rig's mapping and
-    calibration are worked out once, here."""
+    each step is one take's retarget and write, all of it or nothing. The rig's mapping is read
+    once, here, and its rest calibration once, in the first step."""
     writer = rig_takes.RigWriter(obj, options_of(scene_settings(scene).retarget))
     text = bone_mapping.preset_text(writer.mapping)
     return [

@@ -16,10 +16,11 @@ import numpy as np
 
 from . import build, rig_reader
 from .build import IS_SLOTTED
-from .core import bone_mapping, retarget, rig
+from .core import bone_mapping, retarget
 from .core.bone_mapping import BoneMapping
 from .core.channels import Channel
 from .core.protocol import motion
+from .core.rig import same_skeleton
 from .core.rig_channels import rig_channels
 
 #: Custom property on actions this add-on wrote for a rig: the take's name.
@@ -92,7 +93,7 @@ class RigWriter:
     def plan(self, skeleton: motion.Skeleton) -> retarget.RigPlan:
         """The rig calibrated against ``skeleton`` (once per skeleton)."""
         for known in self._plans:
-            if rig.same_skeleton(known.model, skeleton):
+            if same_skeleton(known.model, skeleton):
                 return known
         made = retarget.plan(skeleton, self._rig, self.mapping)
         self._plans.append(made)

@@ -210,12 +210,16 @@ def _write_curves(action: bpy.types.Action, channels: Sequence[Channel]) -> None
         _write_legacy_curves(action, channels)
 
 
-def _write_legacy_curves(action: bpy.types.Action, channels: Sequence[Channel]) -> None:
-    """One new curve per channel in ``action`` itself, grouped by bone (before 4.4)."""
-    for channel in channels:
-        curve = action.fcurves.new(channel.data_path, index=channel.index,
-                                   action_group=channel.group)  # fmt: skip
-        fill_curve(curve, channel.co)
+# The legacy writer (before 4.4), checked against the 4.2 stubs only (``action.fcurves`` is gone
+# from 5.0).
+if not IS_SLOTTED:
+
+    def _write_legacy_curves(action: bpy.types.Action, channels: Sequence[Channel]) -> None:
+        """One new curve per channel in ``action`` itself, grouped by bone."""
+        for channel in channels:
+            curve = action.fcurves.new(channel.data_path, index=channel.index,
+                                       action_group=channel.group)  # fmt: skip
+            fill_curve(curve, channel.co)
 
 
 def fill_curve(curve: bpy.types.FCurve, co: np.ndarray) -> None:

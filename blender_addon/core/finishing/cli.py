@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import FinishingError
+from ..errors import BatchInputError, FinishingError
 from .footlock import MODES
 from .loop import BLEND_FRAMES
 from .options import FinishOptions
@@ -38,21 +38,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(%(default)s)")  # fmt: skip
 
 
+#: The flag that sets each option (``FinishOptions`` names its fields in its refusals).
+FLAG_OF_OPTION = {"loop_blend": "--loop-blend", "trim_start": "--trim", "trim_end": "--trim",
+                  "ease_in": "--ease-in", "ease_out": "--ease-out",
+                  "loop": "--loop with --ease-in/--ease-out", "in_place": "--in-place-axes",
+                  "foot_lock": "--foot-lock", "ease_pose": "--ease-pose"}  # fmt: skip
+
+
 def options_from_args(args: argparse.Namespace) -> FinishOptions:
-    """The flags as options; a bad value raises ``FinishingError`` naming the flag."""
+    """The flags as options; a bad value raises ``BatchInputError`` naming the flag."""
     axes = {a.strip().lower() for a in args.in_place_axes.split(",") if a.strip()}
     if not axes <= {"x", "y", "z"}:
-        raise FinishingError(f"--in-place-axes takes x, y, z; got {args.in_place_axes!r}",
-                             field="--in-place-axes")  # fmt: skip
+        raise BatchInputError(f"--in-place-axes takes x, y, z; got {args.in_place_axes!r}",
+                              field="--in-place-axes")  # fmt: skip
     first, last = _trim(args.trim)
     pose, frame = _ease_pose(args.ease_pose)
-    return FinishOptions(
-        foot_lock=args.foot_lock.upper(), in_place=args.in_place, in_place_x="x" in axes,
-        in_place_z="z" in axes, keep_height="y" not in axes,
-        keep_facing=not args.no_keep_facing, root_bone=args.root_bone, loop=args.loop,
-        loop_blend=args.loop_blend, trim_start=first, trim_end=last, ease_in=args.ease_in,
-        ease_out=args.ease_out, ease_pose=pose, ease_frame=frame,
-    )  # fmt: skip
+    try:
+        return FinishOptions(
+            foot_lock=args.foot_lock.upper(), in_place=args.in_place, in_place_x="x" in axes,
+            in_place_z="z" in axes, keep_height="y" not in axes,
+            keep_facing=not args.no_keep_facing, root_bone=args.root_bone, loop=args.loop,
+            loop_blend=args.loop_blend, trim_start=first, trim_end=last, ease_in=args.ease_in,
+            ease_out=args.ease_out, ease_pose=pose, ease_frame=frame,
+        )  # fmt: skip
+    except FinishingError as exc:  # no take exists yet: a usage error, named by its flag
+        flag = FLAG_OF_OPTION.get(str(exc.details.get("field")), "a finishing flag")
+        raise BatchInputError(f"{flag}: {exc.message}", field=flag.split()[0]) from exc
 
 
 def _trim(text: str) -> tuple[int, int]:
@@ -64,8 +75,8 @@ def _trim(text: str) -> tuple[int, int]:
             raise ValueError(text)
         return (int(first) if first else 0), (int(last) if last else 0)
     except ValueError:
-        raise FinishingError(f"--trim takes FIRST:LAST frame numbers; got {text!r}",
-                             field="--trim") from None  # fmt: skip
+        raise BatchInputError(f"--trim takes FIRST:LAST frame numbers; got {text!r}",
+                              field="--trim") from None  # fmt: skip
 
 
 def _ease_pose(text: str) -> tuple[str, int]:
@@ -74,4 +85,4 @@ def _ease_pose(text: str) -> tuple[str, int]:
         return "REST", 1
     if kind == "frame" and number.isdigit():
         return "FRAME", int(number)
-    raise FinishingError(f"--ease-pose takes rest or frame:N; got {text!r}", field="--ease-pose")
+    raise BatchInputError(f"--ease-pose takes rest or frame:N; got {text!r}", field="--ease-pose")

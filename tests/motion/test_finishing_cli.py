@@ -1,0 +1,44 @@
+"""The batch's finishing flags: a bad value or combination is refused naming its flag."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from blender_addon.core.errors import BatchInputError
+from blender_addon.core.finishing import cli
+
+
+def options(*argv: str):
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return cli.options_from_args(parser.parse_args(list(argv)))
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--loop-blend", "-3"], "--loop-blend"),
+        (["--loop-blend", "0"], "--loop-blend"),
+        (["--ease-in", "-2"], "--ease-in"),
+        (["--ease-out", "-1"], "--ease-out"),
+        (["--loop", "--ease-in", "5"], "--loop"),
+        (["--in-place", "--in-place-axes", ","], "--in-place-axes"),
+        (["--in-place-axes", "q"], "--in-place-axes"),
+        (["--trim", "3"], "--trim"),
+        (["--trim=-4:"], "--trim"),
+        (["--ease-pose", "frame:x"], "--ease-pose"),
+    ],
+)
+def test_bad_flag_is_a_usage_error_naming_the_flag(argv: list[str], flag: str) -> None:
+    with pytest.raises(BatchInputError) as refused:
+        options(*argv)
+    assert refused.value.message.startswith(flag)
+    assert refused.value.details["field"] == flag
+
+
+def test_good_flags_make_the_options() -> None:
+    finish = options("--foot-lock", "always", "--loop", "--loop-blend", "8", "--trim", "5:")
+    assert (finish.foot_lock, finish.loop, finish.loop_blend) == ("ALWAYS", True, 8)
+    assert (finish.trim_start, finish.trim_end) == (5, 0)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .core import naming
+from .core.batch_plan import summary_path
 from .core.describe import explain
 from .core.errors import RigError
 from .core.files import atomic_path
@@ -39,6 +40,7 @@ def run(
     from . import scene_io  # bpy is imported only once the arguments are known to be good
 
     started = time.monotonic()
+    out = args.out.expanduser().resolve()  # summary.json and the log name absolute paths
     records: list[dict[str, Any]] = []
     with scene_io.batch_scene(args.fps):
         if character is not None and character.path is not None:
@@ -48,7 +50,7 @@ def run(
                 print(f"error: {explain(exc)}", file=sys.stderr)
                 return 2
         for index, path in enumerate(args.bvh, start=1):
-            folder = args.out / f"{index:03d}_{naming.slug(Path(path).stem)}"
+            folder = out / f"{index:03d}_{naming.slug(Path(path).stem)}"
             try:
                 take = bvh_import.load_bvh_take(Path(path))
                 result = bvh_import.as_result(take, Path(path).stem)
@@ -63,13 +65,15 @@ def run(
             for record in written:
                 record.update(bvh=str(path), convention=convention)
                 records.append(record)
-                print(f"[{index}/{len(args.bvh)}] {path}: {record['error'] or 'ok'}", flush=True)
+                written_lines = "".join(f"\n  wrote {file}" for file in record["files"])
+                print(f"[{index}/{len(args.bvh)}] {path}: {record['error'] or 'ok'}{written_lines}",
+                      flush=True)  # fmt: skip
     failures = [f"{r['bvh']}: {r['error']}" for r in records if r["error"]]
     summary = {"ok": not failures, "seconds": round(time.monotonic() - started, 3),
                "daemon": None, "finishing": finish.as_dict(),
                "character": character.as_dict() if character else None, "items": records,
                "failures": failures}  # fmt: skip
-    path = args.out / "summary.json"
+    path = summary_path(out)
     with atomic_path(path, overwrite=args.overwrite) as temp:  # batch.py checked it up front
         temp.write_text(json.dumps(summary, indent=2))
     print(f"done: {len(records) - len(failures)} item(s) succeeded, {len(failures)} failed; "

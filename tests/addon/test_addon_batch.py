@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -155,11 +156,16 @@ def test_a_job_timeout_fails_that_item_only(tmp_path: Path, start_daemon: StartD
 
 def test_bvh_mode_keeps_an_earlier_summary(tmp_path: Path) -> None:
     clip = ROOT / "examples" / "mocap" / "walk_forward_cmu_35_01.bvh"
-    args = ["--bvh", str(clip), "--out", str(tmp_path / "o"), "--formats", "blend"]
-    assert run_batch(*args).returncode == 0
-    assert (
-        tmp_path / "o" / "001_walk_forward_cmu_35_01" / "001_walk_forward_cmu_35_01.blend"
-    ).is_file()
+    relative_out = os.path.relpath(tmp_path / "o", ROOT)  # the batch runs in ROOT
+    args = ["--bvh", str(clip), "--out", relative_out, "--formats", "blend"]
+    first = run_batch(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    blend = tmp_path / "o" / "001_walk_forward_cmu_35_01" / "001_walk_forward_cmu_35_01.blend"
+    assert blend.is_file()
+    # as in a prompt batch: absolute paths in summary.json and in the `wrote` lines
+    (item,) = json.loads((tmp_path / "o" / "summary.json").read_text())["items"]
+    assert item["files"] == [str(blend.resolve())]
+    assert f"wrote {blend.resolve()}" in first.stdout
     summary = (tmp_path / "o" / "summary.json").read_bytes()
     again = run_batch(*args)
     assert again.returncode == 2 and "--overwrite" in again.stderr

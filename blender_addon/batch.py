@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import math
 import os
 import sys
 import time
@@ -147,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
     if not formats or any(f not in FORMATS for f in formats):
         print(f"error: --formats takes a comma list of {', '.join(FORMATS)}", file=sys.stderr)
+        return EXIT_USAGE
+    if not (math.isfinite(args.fps) and args.fps > 0):  # Blender keeps a rate as 1+ / base
+        print(f"error: --fps takes frames per second above 0; got {args.fps:g}", file=sys.stderr)
         return EXIT_USAGE
     if bool(args.bvh) == bool(args.prompts):
         print("error: give either --prompts or --bvh", file=sys.stderr)

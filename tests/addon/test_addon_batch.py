@@ -170,3 +170,12 @@ def test_bvh_mode_keeps_an_earlier_summary(tmp_path: Path) -> None:
     again = run_batch(*args)
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert (tmp_path / "o" / "summary.json").read_bytes() == summary
+
+
+@pytest.mark.parametrize("fps", ["0", "-5", "nan"])
+def test_a_frame_rate_that_is_not_positive_is_a_usage_error(tmp_path: Path, fps: str) -> None:
+    clip = ROOT / "examples" / "mocap" / "walk_forward_cmu_35_01.bvh"
+    result = run_batch("--bvh", str(clip), "--out", str(tmp_path / "o"), f"--fps={fps}")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: --fps takes frames per second above 0" in result.stderr
+    assert not (tmp_path / "o").exists()  # refused before anything was written

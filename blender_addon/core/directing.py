@@ -157,7 +157,14 @@ def _path(value: Any, where: str) -> tuple[np.ndarray | None, np.ndarray | None]
         raise BatchInputError(f"{where}: direct.path must be a list of points", field="direct.path")
     if not value:
         return None, None
-    headed = all(isinstance(p, dict) and "heading_deg" in p for p in value)
+    headed = [isinstance(p, dict) and "heading_deg" in p for p in value]
+    if any(headed) and not all(headed):  # headings on some points only: refused, not dropped
+        i = headed.index(False)
+        raise BatchInputError(
+            f"{where}: direct.path[{i}] has no heading_deg while other points have one: give "
+            "heading_deg on every point, or on none",
+            field=f"direct.path[{i}].heading_deg",
+        )
     frames, points = [], []
     for i, point in enumerate(value):
         field = f"direct.path[{i}]"
@@ -167,7 +174,7 @@ def _path(value: Any, where: str) -> tuple[np.ndarray | None, np.ndarray | None]
         x = _number(point.get("x"), where, f"{field}.x")
         y = _number(point.get("y"), where, f"{field}.y")
         row = [x, -y]  # Blender (x, y) on the ground = model (x, −z)
-        if headed:
+        if all(headed):
             row.append(math.radians(_number(point["heading_deg"], where, f"{field}.heading_deg")))
         points.append(row)
     return np.array(frames, np.int32), np.array(points, np.float32)

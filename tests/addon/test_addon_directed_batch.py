@@ -86,7 +86,7 @@ def test_continue_a_take_and_land_on_a_pose(tmp_path: Path, tiny_daemon: Any) ->
 def test_a_path_and_a_timeline_in_one_job(tmp_path: Path, tiny_daemon: Any) -> None:
     job = {"prompt": "a person walks", "duration_s": 2,
            "direct": {"path": [{"frame": 0, "x": 0, "y": 0},
-                               {"frame": 100, "x": 1.0, "y": -2.0, "heading_deg": 0}],
+                               {"frame": 100, "x": 1.0, "y": -2.0}],
                       "timeline": [{"prompt": "a person waves", "duration_s": 1.5}]}}  # fmt: skip
     result = run_batch([job], tmp_path, tiny_daemon.address)
     assert result.returncode == 0, result.stdout + result.stderr

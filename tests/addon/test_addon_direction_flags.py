@@ -73,7 +73,7 @@ def test_a_timeline_of_segment_flags_along_a_path(
     tiny_daemon = start_daemon(real_engine=True)
     result = batch(tmp_path, tiny_daemon.address, "a person walks | duration=2\n",
                    "--segment", "a person waves: 1.5", "--segment", "a person turns: 1",
-                   "--path", "0:0,0", "--path", "100:1,-2,0")  # fmt: skip
+                   "--path", "0:0,0", "--path", "100:1,-2")  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     rotations, roots = _written_take(tmp_path / "out" / "001_a_person_walks")
     assert rotations.shape[0] == 60 + 45 + 30
@@ -121,3 +121,22 @@ def test_a_timeline_file_gives_the_rows_of_the_segment_flags(tmp_path: Path) -> 
                       ["--timeline", str(tmp_path / "rows.txt")])
     ]  # fmt: skip
     assert directs[0] == directs[1] == directs[2] == {"timeline": rows}
+
+
+def test_headings_on_some_path_points_only_are_refused_not_dropped() -> None:
+    from blender_addon.core.directing import constraints_from_json
+    from blender_addon.core.errors import BatchInputError
+
+    path = [{"frame": 0, "x": 0, "y": 0, "heading_deg": 90}, {"frame": 60, "x": 1, "y": 2}]
+    try:
+        constraints_from_json({"path": path}, "jobs.json[1]", Path.cwd(), 3.0)
+    except BatchInputError as exc:
+        assert exc.details["field"] == "direct.path[1].heading_deg"
+        assert "give heading_deg on every point, or on none" in exc.message
+    else:
+        raise AssertionError("a path with headings on some points only was accepted")
+    for point in path:  # the same points, headings on every one or on none: accepted
+        point["heading_deg"] = 0.0
+    headed = constraints_from_json({"path": path}, "jobs.json[1]", Path.cwd(), 3.0)
+    assert headed is not None and headed.path_points is not None
+    assert headed.path_points.shape == (2, 3)

@@ -152,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (math.isfinite(args.fps) and args.fps > 0):  # Blender keeps a rate as 1+ / base
         print(f"error: --fps takes frames per second above 0; got {args.fps:g}", file=sys.stderr)
         return EXIT_USAGE
+    if args.root_bone and args.target_rig:  # the rig's own root bone is a character option
+        print("error: --root-bone puts the travel on the built-in armature's root bone; with "
+              "--target-rig use --root-motion root_bone", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     if bool(args.bvh) == bool(args.prompts):
         print("error: give either --prompts or --bvh", file=sys.stderr)
         return EXIT_USAGE

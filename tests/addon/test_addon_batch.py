@@ -179,3 +179,12 @@ def test_a_frame_rate_that_is_not_positive_is_a_usage_error(tmp_path: Path, fps:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "error: --fps takes frames per second above 0" in result.stderr
     assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_root_bone_with_a_target_rig_is_refused_not_ignored(tmp_path: Path) -> None:
+    clip = ROOT / "examples" / "mocap" / "walk_forward_cmu_35_01.bvh"
+    result = run_batch("--bvh", str(clip), "--out", str(tmp_path / "o"), "--root-bone",
+                       "--target-rig", str(tmp_path / "hero.fbx"))  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "with --target-rig use --root-motion root_bone" in result.stderr
+    assert not (tmp_path / "o").exists()

@@ -15,6 +15,7 @@ from bpy.props import (
 )
 
 from . import rig_props
+from .core import naming
 from .core.protocol import messages
 from .finishing_props import HYMOTION_PG_finishing
 from .registration import class_registrar
@@ -30,6 +31,9 @@ def _is_armature(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
 def _take_renamed(self: HYMOTION_PG_take, _context: bpy.types.Context) -> None:
     from . import history  # imported late: history imports this module
 
+    if not self.name.strip():  # cleared in the takes list: back to the name it was made with
+        self.name = naming.take_name(self.prompt, int(self.seed or 0))  # calls this again
+        return
     history.name_actions(self)
 
 

@@ -175,3 +175,12 @@ def test_a_take_s_actions_follow_its_name(scene: Any) -> None:
     )
     take.finishing.trim_end = 0
     assert build.action_frames(take.action) == (1, 40)
+
+
+def test_a_take_renamed_to_nothing_gets_its_first_name_back(scene: Any) -> None:
+    take = _imported(scene)
+    first = take.name
+    take.name = "hero walk"
+    take.name = "  "  # cleared in the takes list (the Rename operator refuses an empty name)
+    assert take.name == first
+    assert take.action.name == f"HYM {first}"

@@ -124,7 +124,9 @@ def _convert(annotation: Any, value: Any, name: str, arrays: Mapping[str, np.nda
         if not isinstance(value, str):
             raise _type_error(name, "a string", value)
         if len(value) > _MAX_STRING:
-            raise ProtocolError(f"field {name!r} is longer than {_MAX_STRING} characters")
+            raise ProtocolError(
+                f"field {name!r} is longer than {_MAX_STRING} characters", field=name
+            )
         check_text(name, value)
         return value
     if origin is tuple:

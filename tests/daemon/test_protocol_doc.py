@@ -25,6 +25,8 @@ from shared_protocol import (
     REPLY_LIMITS,
     REQUEST_LIMITS,
     SIGNATURE,
+    Generate,
+    HYMotionError,
     decode,
     parse_reply,
     parse_request,
@@ -230,3 +232,24 @@ def test_the_examples_match_what_a_live_daemon_sends(
                 doc, header, "/".join(situation(doc))
             )
             assert _arrays(doc) == _arrays(header), (situation(doc), _arrays(header))
+
+
+def _refusal(msg_type: str, **body: Any) -> HYMotionError:
+    """What parsing and validating the page's example request, with ``body`` changed, raises."""
+    header = doc_request(msg_type, **body)
+    with pytest.raises(HYMotionError) as refused:
+        message = parse_request(decode(frames_of(header), REQUEST_LIMITS))
+        if isinstance(message, Generate):
+            message.validate()
+    return refused.value
+
+
+def test_a_string_over_the_string_limit_is_bad_request_naming_its_field() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    assert "A longer string or list is `bad_request` naming the field" in text
+    over = _refusal("generate", prompt="a" * 8193)
+    assert (over.code, over.details["field"]) == ("bad_request", "prompt")
+    within = _refusal("generate", prompt="a" * 8192)  # over max_prompt_chars only
+    assert (within.code, within.details["field"]) == ("invalid_argument", "prompt")
+    many = _refusal("hello", capabilities=["x"] * 257)
+    assert (many.code, many.details["field"]) == ("bad_request", "capabilities")

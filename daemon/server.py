@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import zmq
@@ -35,7 +35,7 @@ from shared_protocol import (
     encode,
     new_id,
 )
-from shared_protocol.keys import load_keypair
+from shared_protocol.keys import KeyFileError, load_keypair
 from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT, check_signature, salvage_id
 
 _RCVHWM = 100
@@ -90,7 +90,12 @@ class Server:
             self._log_name,
         )
         self._context = zmq.asyncio.Context()
-        self._socket = self._router()
+        try:
+            self._socket = self._router()
+        except ConfigError:
+            self._context.term()
+            close_handlers(self._log_name, self._log_handlers)
+            raise
         engine = self.backend.engine
         self.lifecycle = JobLifecycle(
             config,
@@ -104,9 +109,12 @@ class Server:
         self.service = Service(config, engine, self.lifecycle, self, self.log, self.metrics)
         try:
             self._socket.bind(config.bind)
-        except zmq.ZMQError as exc:
+            self._serve_metrics()
+        except (zmq.ZMQError, ConfigError) as exc:
             self._close_transport()
             close_handlers(self._log_name, self._log_handlers)
+            if isinstance(exc, ConfigError):
+                raise
             raise ConfigError(
                 f"cannot bind {config.bind}: {exc.strerror} (is another daemon running?)",
                 field="bind",
@@ -122,12 +130,6 @@ class Server:
             self._tasks.append(
                 loop.create_task(watch_handshakes(self._socket, self.log, self.metrics))
             )
-        if config.metrics_bind is not None:
-            host, port = metrics_address(config.metrics_bind)
-            try:
-                self._metrics_http = self.metrics.serve_http(host, port)
-            except MetricsUnavailable as exc:  # an optional extra: serve without it
-                self.log.error("metrics_unavailable", error=str(exc))
         if self.lifecycle.quotas.load_error is not None:
             self.log.error("quota_usage_unreadable", error=self.lifecycle.quotas.load_error)
         self.log.info(
@@ -140,8 +142,33 @@ class Server:
             metrics=config.metrics_bind,
         )
 
+    def _serve_metrics(self) -> None:
+        """The Prometheus endpoint, when asked for: a port in use stops the daemon (the
+        operator asked for it), a missing optional library does not."""
+        if self.config.metrics_bind is None:
+            return
+        host, port = metrics_address(self.config.metrics_bind)
+        try:
+            self._metrics_http = self.metrics.serve_http(host, port)
+        except MetricsUnavailable as exc:  # an optional extra: serve without it
+            self.log.error("metrics_unavailable", error=str(exc))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {self.config.metrics_bind}: {exc.strerror or exc}",
+                field="metrics_bind",
+            ) from exc
+
     def _router(self) -> zmq.asyncio.Socket:
+        """The ROUTER socket, with CURVE when configured (a key file that cannot be used
+        stops the daemon, naming its option)."""
         config = self.config
+        if config.curve:
+            assert config.server_secret_key is not None and config.allowed_keys_dir is not None
+            with _key_option("server_secret_key"):
+                keys = load_keypair(config.server_secret_key)
+            with _key_option("allowed_keys_dir"):
+                self.allow_list = AllowList(config.allowed_keys_dir, self.log, self.metrics)
+            self._auth = start_auth(self._context, self.allow_list)
         socket = self._context.socket(zmq.ROUTER)
         # Sends to a vanished peer raise EHOSTUNREACH: that is how a dead client is noticed.
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -152,10 +179,6 @@ class Server:
         socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(config.heartbeat_s * 3000))
         socket.setsockopt(zmq.LINGER, 0)
         if config.curve:
-            assert config.server_secret_key is not None and config.allowed_keys_dir is not None
-            self.allow_list = AllowList(config.allowed_keys_dir, self.log, self.metrics)
-            self._auth = start_auth(self._context, self.allow_list)
-            keys = load_keypair(config.server_secret_key)
             socket.curve_secretkey = keys.secret
             socket.curve_publickey = keys.public
             socket.curve_server = True
@@ -281,3 +304,12 @@ class Server:
         self._close_transport(_SHUTDOWN_LINGER_MS)
         self.log.info("shutdown_done", seconds=round(time.monotonic() - started, 3))
         close_handlers(self._log_name, self._log_handlers)
+
+
+@contextlib.contextmanager
+def _key_option(option: str) -> Iterator[None]:
+    """A key file that cannot be used is a bad value of ``option``: exit code 2, named."""
+    try:
+        yield
+    except KeyFileError as exc:
+        raise ConfigError(f"{option}: {exc.message}", field=option) from exc

@@ -4,13 +4,18 @@ variable and default, every [cluster] default, every metric and every log event.
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
+
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.metrics import ClusterMetrics
-from daemon.config import OPTIONS, DaemonConfig, env_name, flag_name
+from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, flag_name
 from daemon.metrics import Metrics
+from shared_protocol.keys import generate_keypair
+from tests.support import make_config, run_daemon
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
@@ -82,3 +87,38 @@ def test_every_log_event_is_documented() -> None:
     assert {"started", "job_finished", "replica_lost", "device_failed"} <= events  # the scan works
     missing = sorted(e for e in events if f"`{e}`" not in GUIDE)
     assert not missing, missing
+
+
+def _refused_option(config: DaemonConfig) -> str:
+    """The option named when the daemon refuses to start with ``config``."""
+    with pytest.raises(ConfigError) as refused, run_daemon(config):
+        pass
+    return str(refused.value.details["field"])
+
+
+def test_a_key_file_that_cannot_be_used_stops_the_daemon_naming_its_option(
+    tmp_path: Path,
+) -> None:
+    assert "`allowed_keys_dir` that cannot be used" in " ".join(GUIDE.split())
+    keys = tmp_path / "keys"
+    generate_keypair(keys, "server")
+    generate_keypair(keys, "alice")
+    curve = {"server_secret_key": keys / "server.key_secret", "allowed_keys_dir": keys}
+    missing = {**curve, "server_secret_key": keys / "nobody.key_secret"}
+    public_only = {**curve, "server_secret_key": keys / "server.key"}
+    no_dir = {**curve, "allowed_keys_dir": tmp_path / "absent"}
+    assert _refused_option(make_config(tmp_path, **missing)) == "server_secret_key"
+    assert _refused_option(make_config(tmp_path, **public_only)) == "server_secret_key"
+    assert _refused_option(make_config(tmp_path, **no_dir)) == "allowed_keys_dir"
+    (keys / "bad name.key").write_bytes((keys / "alice.key").read_bytes())
+    assert _refused_option(make_config(tmp_path, **curve)) == "allowed_keys_dir"
+
+
+def test_a_metrics_port_in_use_stops_the_daemon_naming_metrics_bind(tmp_path: Path) -> None:
+    assert "`metrics_bind` address that is already in use" in " ".join(GUIDE.split())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = make_config(tmp_path, metrics_bind=f"127.0.0.1:{port}")
+        assert _refused_option(config) == "metrics_bind"

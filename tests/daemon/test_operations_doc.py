@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from daemon.cluster.config import ClusterConfig
 from daemon.cluster.metrics import ClusterMetrics
 from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, flag_name
 from daemon.metrics import Metrics
-from shared_protocol.keys import generate_keypair
+from shared_protocol.keys import ARTIST_NAME, generate_keypair
 from tests.support import make_config, run_daemon
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,3 +124,25 @@ def test_a_metrics_port_in_use_stops_the_daemon_naming_metrics_bind(tmp_path: Pa
         port = taken.getsockname()[1]
         config = make_config(tmp_path, metrics_bind=f"127.0.0.1:{port}")
         assert _refused_option(config) == "metrics_bind"
+
+
+def _keygen(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "daemon", "keygen", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_keygen_exit_codes_are_the_documented_ones(tmp_path: Path) -> None:
+    (line,) = [line for line in GUIDE.splitlines() if line.startswith("| `python -m daemon keygen")]
+    row = [cell.strip() for cell in line.strip("|").split("|")]
+    assert ARTIST_NAME.pattern in row[1]
+    assert row[2] == (
+        "0; 2 for `artist` without NAME; 1 for a NAME that breaks the rule or whose key files "
+        "exist already"
+    )
+    assert _keygen("artist", "alice", "--dir", str(tmp_path)).returncode == 0
+    public = (tmp_path / "alice.key").read_bytes()
+    again = _keygen("artist", "alice", "--dir", str(tmp_path))
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert (tmp_path / "alice.key").read_bytes() == public  # never overwritten
+    assert _keygen("artist", "bad name", "--dir", str(tmp_path)).returncode == 1
+    assert _keygen("artist", "--dir", str(tmp_path)).returncode == 2

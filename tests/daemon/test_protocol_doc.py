@@ -253,3 +253,32 @@ def test_a_string_over_the_string_limit_is_bad_request_naming_its_field() -> Non
     assert (within.code, within.details["field"]) == ("invalid_argument", "prompt")
     many = _refusal("hello", capabilities=["x"] * 257)
     assert (many.code, many.details["field"]) == ("bad_request", "capabilities")
+
+
+def test_a_generate_is_checked_in_the_documented_order(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    assert "then\n   `constraints` (`invalid_argument`" in DOC.read_text(encoding="utf-8")
+    with run_daemon(make_config(tmp_path)) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        cases = {  # body changes -> the field refused first
+            "bad-steps": ({"steps": 1, "model": "nope"}, "steps"),
+            "bad-constraint": (
+                {"model": "nope", "constraints": {"impose_until": 0.1}},
+                "constraints.impose_until",
+            ),
+        }
+        for request_id, (changes, field) in cases.items():
+            request = {**doc_request("generate", **changes), "id": request_id}
+            refused = alice.answer(alice.send(request), ("error", "invalid_argument"))
+            assert refused["body"]["details"]["field"] == field
+        unknown = {**doc_request("generate", model="nope"), "id": "bad-model"}
+        refused = alice.answer(alice.send(unknown), ("error", "model_unavailable"))
+        assert refused["body"]["details"]["field"] == "model"
+        first = alice.answer(alice.send(doc_request("generate")), ("result",))
+        alice.received.clear()
+        resent = {**doc_request("generate", prompt="", steps=1), "id": "gen-1"}
+        again = alice.answer(alice.send(resent), ("result",), ("error", "invalid_argument"))
+        assert situation(again) == ("result",)  # a resubmission: its body is not checked
+        assert again["body"]["job_id"] == first["body"]["job_id"]

@@ -101,7 +101,7 @@ class JobLifecycle:
             "job_queued",
             **job.log_fields,
             candidates=job.candidates,
-            frames=job.spec.frames,
+            frames=job.spec.total_frames,
             steps=job.spec.steps,
             model=job.spec.model,
             queue_position=position,

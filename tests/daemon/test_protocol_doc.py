@@ -282,3 +282,21 @@ def test_a_generate_is_checked_in_the_documented_order(
         again = alice.answer(alice.send(resent), ("result",), ("error", "invalid_argument"))
         assert situation(again) == ("result",)  # a resubmission: its body is not checked
         assert again["body"]["job_id"] == first["body"]["job_id"]
+
+
+def test_status_gives_a_timeline_job_the_frames_of_its_joined_clip(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    assert "timeline's joined clip, as its `result` will have" in DOC.read_text(encoding="utf-8")
+    with run_daemon(make_config(tmp_path), [TestEngine(step_s=0.05)]) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        running = alice.answer(alice.send(doc_request("generate")), ("progress", "sampling"))
+        timeline = {"timeline": [{"prompt": "then sits down", "duration_s": 2.0}]}
+        waiting = {**doc_request("generate", constraints=timeline), "id": "gen-timeline"}
+        job_id = alice.answer(alice.send(waiting), ("accepted",))["body"]["job_id"]
+        status = alice.answer(alice.send(doc_request("status")), ("status_reply",))
+        (listed,) = [job for job in status["body"]["jobs"] if job["job_id"] == job_id]
+        assert listed["frames"] == round(4.0 * 30) + round(2.0 * 30)
+        for job in (job_id, running["body"]["job_id"]):
+            alice.send({**doc_request("cancel", job_id=job), "id": f"cancel-{job}"})

@@ -25,8 +25,10 @@ from shared_protocol import (
     REPLY_LIMITS,
     REQUEST_LIMITS,
     SIGNATURE,
+    Envelope,
     Generate,
     HYMotionError,
+    ProtocolError,
     decode,
     parse_reply,
     parse_request,
@@ -300,3 +302,25 @@ def test_status_gives_a_timeline_job_the_frames_of_its_joined_clip(
         assert listed["frames"] == round(4.0 * 30) + round(2.0 * 30)
         for job in (job_id, running["body"]["job_id"]):
             alice.send({**doc_request("cancel", job_id=job), "id": f"cancel-{job}"})
+
+
+def test_constraint_arrays_without_a_constraints_object_are_refused() -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "arrays without it are refused with `bad_request`, field `constraints`" in text
+    path = {
+        "constraints.path_frames": np.array([0, 10], np.int32),
+        "constraints.path_points": np.zeros((2, 2), np.float32),
+    }
+    body = dict(doc_request("generate")["body"])
+    with pytest.raises(ProtocolError) as refused:
+        parse_request(Envelope("generate", "gen-1", body, path))
+    assert refused.value.details["field"] == "constraints"
+    directed = parse_request(Envelope("generate", "gen-1", {**body, "constraints": {}}, path))
+    assert isinstance(directed, Generate) and directed.constraints is not None
+    assert directed.constraints.has_path
+    empty = {**path, "constraints.path_frames": np.zeros(0, np.int32)}
+    directed = parse_request(Envelope("generate", "gen-1", {**body, "constraints": {}}, empty))
+    assert isinstance(directed, Generate)
+    with pytest.raises(HYMotionError) as refused:
+        directed.validate()
+    assert refused.value.details["field"] == "constraints.path_frames"

@@ -16,6 +16,7 @@ from daemon.cluster.config import ClusterConfig
 from daemon.cluster.metrics import ClusterMetrics
 from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, flag_name
 from daemon.metrics import Metrics
+from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
 from tests.support import make_config, run_daemon
 
@@ -146,3 +147,13 @@ def test_keygen_exit_codes_are_the_documented_ones(tmp_path: Path) -> None:
     assert (tmp_path / "alice.key").read_bytes() == public  # never overwritten
     assert _keygen("artist", "bad name", "--dir", str(tmp_path)).returncode == 1
     assert _keygen("artist", "--dir", str(tmp_path)).returncode == 2
+
+
+def test_the_loopback_binds_are_the_documented_ones() -> None:
+    text = " ".join(GUIDE.split())
+    assert "`tcp://` to an address in 127.0.0.0/8 or `[::1]`" in text
+    local = ["tcp://127.0.0.1:7878", "tcp://127.8.9.10:7878", "tcp://[::1]:7878"]
+    local += [f"tcp://{name}:7878" for name in ("localhost", "localhost.localdomain")]
+    local += ["tcp://ip6-localhost:7878", "ipc:///tmp/hy-motion", "inproc://hy-motion"]
+    remote = ["tcp://*:7878", "tcp://0.0.0.0:7878", "tcp://eth0:7878", "tcp://render-box:7878"]
+    assert all(map(is_loopback, local)) and not any(map(is_loopback, remote))

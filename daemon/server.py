@@ -39,7 +39,11 @@ from shared_protocol.keys import KeyFileError, load_keypair
 from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT, check_signature, salvage_id
 
 _RCVHWM = 100
-_HANDSHAKE_IVL_MS = 5000
+#: Messages queued for one connection that is not reading; past it, sends to it are dropped
+#: (libzmq's default, set here so docs/protocol.md can state it).
+SNDHWM = 1000
+#: A connection must finish its ZMTP (and CURVE) handshake within this.
+HANDSHAKE_IVL_MS = 5000
 #: Bounded wait for an engine to notice a cancel once the grace period is over.
 _CANCEL_WAIT_S = 10.0
 #: Long enough for the final replies of a drain to leave; a closing daemon never hangs on it.
@@ -174,7 +178,8 @@ class Server:
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         socket.setsockopt(zmq.MAXMSGSIZE, REQUEST_FRAME_HARD_LIMIT)
         socket.setsockopt(zmq.RCVHWM, _RCVHWM)
-        socket.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_IVL_MS)
+        socket.setsockopt(zmq.SNDHWM, SNDHWM)
+        socket.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_IVL_MS)
         socket.setsockopt(zmq.HEARTBEAT_IVL, int(config.heartbeat_s * 1000))
         socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(config.heartbeat_s * 3000))
         socket.setsockopt(zmq.LINGER, 0)

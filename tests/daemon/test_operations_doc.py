@@ -14,8 +14,9 @@ import pytest
 
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.metrics import ClusterMetrics
-from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, flag_name
+from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, flag_name, load_config
 from daemon.metrics import Metrics
+from daemon.scheduler import Scheduler, SchedulerLimits
 from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
 from tests.support import make_config, run_daemon
@@ -157,3 +158,25 @@ def test_the_loopback_binds_are_the_documented_ones() -> None:
     local += ["tcp://ip6-localhost:7878", "ipc:///tmp/hy-motion", "inproc://hy-motion"]
     remote = ["tcp://*:7878", "tcp://0.0.0.0:7878", "tcp://eth0:7878", "tcp://render-box:7878"]
     assert all(map(is_loopback, local)) and not any(map(is_loopback, remote))
+
+
+def test_the_queue_estimate_is_the_documented_one() -> None:
+    text = " ".join(GUIDE.split())
+    assert "2 s until the first batch has run), and never under 0.1 s" in text
+    scheduler = Scheduler(SchedulerLimits(max_queue=8, max_per_artist=8, workers=2))
+    assert scheduler.wait_s(0) == 2.0  # the running batch, before any batch time is known
+    assert scheduler.wait_s(2) == 4.0  # two batches on each of the two devices
+    for _ in range(50):
+        scheduler.record_batch(0.001)
+    assert scheduler.wait_s(0) == 0.1
+
+
+def test_an_empty_metrics_bind_is_off_and_an_empty_device_list_is_refused(tmp_path: Path) -> None:
+    text = " ".join(GUIDE.split())
+    assert "an empty value, e.g. `HYMOTION_METRICS_BIND=`, is off too" in text
+    assert "`devices` must name at least one device" in text
+    config = load_config(None, {"HYMOTION_METRICS_BIND": ""}, {})
+    assert config.metrics_bind is None
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, {"HYMOTION_DEVICES": " , "}, {})
+    assert refused.value.details["field"] == "devices"

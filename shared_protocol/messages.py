@@ -123,7 +123,8 @@ class Generate(Message):
             )
         schema.check_text("prompt", prompt)
         low, high = limits.min_duration_s, limits.max_duration_s
-        frames = self.frames if np.isfinite(self.duration_s) else -1
+        # A huge finite duration overflows to infinity in seconds x fps: out of range too.
+        frames = self.frames if np.isfinite(self.duration_s * FPS) else -1
         if not round(low * limits.fps) <= frames <= round(high * limits.fps):
             raise InvalidArgument(
                 "duration_s",

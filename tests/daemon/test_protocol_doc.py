@@ -328,3 +328,9 @@ def test_constraint_arrays_without_a_constraints_object_are_refused() -> None:
     with pytest.raises(HYMotionError) as refused:
         directed.validate()
     assert refused.value.details["field"] == "constraints.path_frames"
+
+
+@pytest.mark.parametrize("seconds", [1e308, -1e308, 30.0])
+def test_any_duration_out_of_range_is_invalid_argument(seconds: float) -> None:
+    refused = _refusal("generate", duration_s=seconds)  # 1e308 x 30 overflows: not `internal`
+    assert (refused.code, refused.details["field"]) == ("invalid_argument", "duration_s")

@@ -45,7 +45,7 @@ SNDHWM = 1000
 #: A connection must finish its ZMTP (and CURVE) handshake within this.
 HANDSHAKE_IVL_MS = 5000
 #: Bounded wait for an engine to notice a cancel once the grace period is over.
-_CANCEL_WAIT_S = 10.0
+CANCEL_WAIT_S = 10.0
 #: Long enough for the final replies of a drain to leave; a closing daemon never hangs on it.
 _SHUTDOWN_LINGER_MS = 500
 
@@ -298,7 +298,7 @@ class Server:
             )
             self.lifecycle.cancel_running()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.backend.wait_idle(), _CANCEL_WAIT_S)
+                await asyncio.wait_for(self.backend.wait_idle(), CANCEL_WAIT_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

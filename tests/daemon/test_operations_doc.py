@@ -17,6 +17,7 @@ from daemon.cluster.metrics import ClusterMetrics
 from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, flag_name, load_config
 from daemon.metrics import Metrics
 from daemon.scheduler import Scheduler, SchedulerLimits
+from daemon.server import CANCEL_WAIT_S
 from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
 from tests.support import make_config, run_daemon
@@ -180,3 +181,17 @@ def test_an_empty_metrics_bind_is_off_and_an_empty_device_list_is_refused(tmp_pa
     with pytest.raises(ConfigError) as refused:
         load_config(None, {"HYMOTION_DEVICES": " , "}, {})
     assert refused.value.details["field"] == "devices"
+
+
+def test_file_values_are_toml_values_and_the_drain_wait_is_the_documented_one(
+    tmp_path: Path,
+) -> None:
+    text = " ".join(GUIDE.split())
+    assert f"waits at most {CANCEL_WAIT_S:g} s more for it to stop" in text
+    assert "In the file, values are TOML's own: a boolean is `true`/`false`" in text
+    config = tmp_path / "daemon.toml"
+    config.write_text('log_stderr = false\ndevices = ["cpu"]\n')
+    assert load_config(config, {}, {}).log_stderr is False
+    config.write_text('log_stderr = "no"\n')
+    with pytest.raises(ConfigError, match="log_stderr"):
+        load_config(config, {}, {})

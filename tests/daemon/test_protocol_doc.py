@@ -304,6 +304,9 @@ def test_status_gives_a_timeline_job_the_frames_of_its_joined_clip(
         status = alice.answer(alice.send(doc_request("status")), ("status_reply",))
         (listed,) = [job for job in status["body"]["jobs"] if job["job_id"] == job_id]
         assert listed["frames"] == round(4.0 * 30) + round(2.0 * 30)
+        alice.received.clear()
+        again = alice.answer(alice.send(doc_request("generate")), ("accepted",))
+        assert again["body"]["duplicate"] and again["body"]["queue_position"] == 0  # running
         for job in (job_id, running["body"]["job_id"]):
             alice.send({**doc_request("cancel", job_id=job), "id": f"cancel-{job}"})
 

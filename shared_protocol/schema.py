@@ -73,7 +73,8 @@ def from_parts(
 ) -> T:
     """Build ``cls`` from a body and arrays, raising ProtocolError that names the bad field."""
     if not isinstance(body, Mapping):
-        raise ProtocolError(f"field {prefix.rstrip('.') or 'body'!r} must be an object")
+        name = prefix.rstrip(".") or "body"
+        raise ProtocolError(f"field {name!r} must be an object", field=name)
     kwargs: dict[str, Any] = {}
     hints = _hints(cls)  # type: ignore[arg-type]
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]

@@ -337,3 +337,13 @@ def test_constraint_arrays_without_a_constraints_object_are_refused() -> None:
 def test_any_duration_out_of_range_is_invalid_argument(seconds: float) -> None:
     refused = _refusal("generate", duration_s=seconds)  # 1e308 x 30 overflows: not `internal`
     assert (refused.code, refused.details["field"]) == ("invalid_argument", "duration_s")
+
+
+@pytest.mark.parametrize(
+    ("constraints", "field"),
+    [("loop", "constraints"), ({"timeline": ["sits down"]}, "constraints.timeline[0]"),
+     ({"loop": "yes"}, "constraints.loop")],
+)  # fmt: skip
+def test_a_wrong_json_type_is_bad_request_naming_the_field(constraints: Any, field: str) -> None:
+    refused = _refusal("generate", constraints=constraints)
+    assert (refused.code, refused.details.get("field")) == ("bad_request", field)

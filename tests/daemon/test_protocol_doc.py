@@ -347,3 +347,12 @@ def test_any_duration_out_of_range_is_invalid_argument(seconds: float) -> None:
 def test_a_wrong_json_type_is_bad_request_naming_the_field(constraints: Any, field: str) -> None:
     refused = _refusal("generate", constraints=constraints)
     assert (refused.code, refused.details.get("field")) == ("bad_request", field)
+
+
+def test_a_refused_array_is_named_in_the_field() -> None:
+    header = doc_request("generate", constraints={})
+    header["arrays"] = [{"name": "constraints.path_frames", "dtype": "<i4", "shape": [3]}]
+    lying = [SIGNATURE, json.dumps(header).encode(), bytes(8)]  # 3 x 4 bytes declared
+    with pytest.raises(ProtocolError) as refused:
+        decode(lying, REQUEST_LIMITS)
+    assert refused.value.details["field"] == "constraints.path_frames"

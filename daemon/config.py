@@ -324,6 +324,8 @@ TIMELINE_RANGE_S = (
 #: Result bytes per candidate and frame: float32 rotations (J, 4), joint positions (J, 3) and
 #: pelvis (3) on the model's 22 joints.
 _RESULT_BYTES_PER_FRAME = (22 * (4 + 3) + 3) * 4
+#: The rest of a result message (header, skeleton arrays, signature) takes a few KB.
+RESULT_OVERHEAD_BYTES = 64 * 1024
 
 
 def _check_timeline_limit(config: DaemonConfig) -> None:
@@ -335,7 +337,7 @@ def _check_timeline_limit(config: DaemonConfig) -> None:
             allowed=f"{low:g}-{high:g} s",
         )
     frames = frames_for_duration(config.max_timeline_s)
-    result_bytes = config.max_candidates * frames * _RESULT_BYTES_PER_FRAME
+    result_bytes = config.max_candidates * frames * _RESULT_BYTES_PER_FRAME + RESULT_OVERHEAD_BYTES
     if result_bytes > REPLY_LIMITS.max_total_bytes:
         raise ConfigError(
             f"max_timeline_s {config.max_timeline_s:g} with max_candidates "

@@ -14,7 +14,15 @@ import pytest
 
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.metrics import ClusterMetrics
-from daemon.config import OPTIONS, ConfigError, DaemonConfig, env_name, flag_name, load_config
+from daemon.config import (
+    OPTIONS,
+    RESULT_OVERHEAD_BYTES,
+    ConfigError,
+    DaemonConfig,
+    env_name,
+    flag_name,
+    load_config,
+)
 from daemon.metrics import Metrics
 from daemon.scheduler import Scheduler, SchedulerLimits
 from daemon.server import CANCEL_WAIT_S
@@ -195,3 +203,14 @@ def test_file_values_are_toml_values_and_the_drain_wait_is_the_documented_one(
     config.write_text('log_stderr = "no"\n')
     with pytest.raises(ConfigError, match="log_stderr"):
         load_config(config, {}, {})
+
+
+def test_the_largest_result_fits_what_a_client_accepts_header_included(tmp_path: Path) -> None:
+    assert "plus 64 KiB for the rest of the message" in " ".join(GUIDE.split())
+    assert RESULT_OVERHEAD_BYTES == 64 * 1024
+    make_config(tmp_path, max_candidates=44, max_timeline_s=120.0)  # the documented figures
+    make_config(tmp_path, max_candidates=14, max_timeline_s=380.0)
+    # 79 x 2029 frames x 628 bytes is 548 bytes under 96 MiB: no room for the header
+    with pytest.raises(ConfigError) as refused:
+        make_config(tmp_path, max_candidates=79, max_timeline_s=2029 / 30)
+    assert refused.value.details["field"] == "max_timeline_s"

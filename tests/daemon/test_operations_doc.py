@@ -23,12 +23,13 @@ from daemon.config import (
     flag_name,
     load_config,
 )
+from daemon.logs import close_handlers, setup_logging
 from daemon.metrics import Metrics
 from daemon.scheduler import Scheduler, SchedulerLimits
 from daemon.server import CANCEL_WAIT_S
 from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
-from tests.support import make_config, run_daemon
+from tests.support import make_config, read_log, run_daemon
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
@@ -214,3 +215,20 @@ def test_the_largest_result_fits_what_a_client_accepts_header_included(tmp_path:
     with pytest.raises(ConfigError) as refused:
         make_config(tmp_path, max_candidates=79, max_timeline_s=2029 / 30)
     assert refused.value.details["field"] == "max_timeline_s"
+
+
+def test_a_log_line_leaves_out_fields_that_do_not_apply(tmp_path: Path) -> None:
+    assert "is left out rather than written as `null`" in " ".join(GUIDE.split())
+    log, handlers = setup_logging("info", False, tmp_path, "hymotion.test.logdoc")
+    try:
+        log.info("job_finished", job_id="j1", outcome="ok", reason=None, code=None)
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.error("internal_error", exc=True, log_id="abc")
+    finally:
+        close_handlers("hymotion.test.logdoc", handlers)
+    finished, failed = read_log(tmp_path / "daemon.log")
+    assert set(finished) == {"ts", "level", "event", "job_id", "outcome"}
+    assert finished["level"] == "info" and failed["level"] == "error"
+    assert "RuntimeError: boom" in failed["traceback"]

@@ -356,3 +356,17 @@ def test_a_refused_array_is_named_in_the_field() -> None:
     with pytest.raises(ProtocolError) as refused:
         decode(lying, REQUEST_LIMITS)
     assert refused.value.details["field"] == "constraints.path_frames"
+
+
+def test_a_model_on_several_devices_names_the_first_and_status_lists_them_all(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    assert "the first of them when several devices run it" in " ".join(
+        DOC.read_text(encoding="utf-8").split()
+    )
+    with run_daemon(make_config(tmp_path, devices=("cpu:0", "cpu:1"))) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        welcome = alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        status = alice.answer(alice.send(doc_request("status")), ("status_reply",))
+    assert {m["device"] for m in welcome["body"]["models"]} == {"cpu:0"}
+    assert [d["name"] for d in status["body"]["devices"]] == ["cpu:0", "cpu:1"]

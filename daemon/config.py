@@ -282,10 +282,17 @@ def _quota(table: Any, where: str) -> QuotaLimits:
 
 def check_config(config: DaemonConfig) -> None:
     """Refuse unsafe or impossible settings before anything is bound."""
-    positive = ("max_queue", "max_per_artist", "max_candidates", "heartbeat_s")
+    positive = ("max_queue", "max_per_artist", "max_candidates")
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0", field=name)
+    low, high = HEARTBEAT_RANGE_S
+    if not low <= config.heartbeat_s <= high:
+        raise ConfigError(
+            f"heartbeat_s {config.heartbeat_s:g} is outside {low:g} to {high:g} s",
+            field="heartbeat_s",
+            allowed=f"{low:g}-{high:g} s",
+        )
     for name in ("batch_window_s", "result_retention_s", "grace_period_s", "reconnect_grace_s"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be 0 or more", field=name)
@@ -315,6 +322,9 @@ def check_config(config: DaemonConfig) -> None:
         metrics_address(config.metrics_bind)
 
 
+#: libzmq takes whole milliseconds (under 1 ms would switch heartbeats off) and a 32-bit
+#: timeout of 3 intervals; beyond 10 minutes a dead peer would hold its jobs for half an hour.
+HEARTBEAT_RANGE_S = (0.01, 600.0)
 #: From one full clip (a shorter limit would refuse timelines shorter than a plain request) to
 #: the longest a timeline can be: a full first clip plus MAX_TIMELINE_ROWS of the longest row.
 TIMELINE_RANGE_S = (

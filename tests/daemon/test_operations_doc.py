@@ -15,6 +15,7 @@ import pytest
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.metrics import ClusterMetrics
 from daemon.config import (
+    HEARTBEAT_RANGE_S,
     OPTIONS,
     RESULT_OVERHEAD_BYTES,
     ConfigError,
@@ -232,3 +233,14 @@ def test_a_log_line_leaves_out_fields_that_do_not_apply(tmp_path: Path) -> None:
     assert set(finished) == {"ts", "level", "event", "job_id", "outcome"}
     assert finished["level"] == "info" and failed["level"] == "error"
     assert "RuntimeError: boom" in failed["traceback"]
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0004, 1e6])
+def test_a_heartbeat_outside_its_documented_range_is_refused(
+    tmp_path: Path, seconds: float
+) -> None:
+    low, high = HEARTBEAT_RANGE_S
+    assert f"`heartbeat_s` is {low:g} to {high:g} s" in " ".join(GUIDE.split())
+    with pytest.raises(ConfigError) as refused:  # 0.0004 s was heartbeats off, 1e6 a traceback
+        make_config(tmp_path, heartbeat_s=seconds)
+    assert refused.value.details["field"] == "heartbeat_s"

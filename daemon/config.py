@@ -8,6 +8,7 @@ engine options) come from the file only.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -282,6 +283,11 @@ def _quota(table: Any, where: str) -> QuotaLimits:
 
 def check_config(config: DaemonConfig) -> None:
     """Refuse unsafe or impossible settings before anything is bound."""
+    for option in OPTIONS:
+        value = getattr(config, option.name)
+        # float() reads "inf" and "nan" (TOML too): no timer, estimate or reply can use them.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{option.name} must be a finite number", field=option.name)
     positive = ("max_queue", "max_per_artist", "max_candidates")
     for name in positive:
         if getattr(config, name) <= 0:

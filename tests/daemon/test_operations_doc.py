@@ -244,3 +244,12 @@ def test_a_heartbeat_outside_its_documented_range_is_refused(
     with pytest.raises(ConfigError) as refused:  # 0.0004 s was heartbeats off, 1e6 a traceback
         make_config(tmp_path, heartbeat_s=seconds)
     assert refused.value.details["field"] == "heartbeat_s"
+
+
+@pytest.mark.parametrize("option", ["reconnect_grace_s", "batch_window_s", "grace_period_s"])
+@pytest.mark.parametrize("text", ["inf", "nan"])
+def test_a_number_that_is_not_finite_is_refused(option: str, text: str) -> None:
+    assert "Every number must be finite (`inf` and `nan` are refused)" in " ".join(GUIDE.split())
+    with pytest.raises(ConfigError) as refused:  # inf in welcome.limits broke every hello
+        load_config(None, {env_name(option): text}, {})
+    assert refused.value.details["field"] == option

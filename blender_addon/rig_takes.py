@@ -20,6 +20,7 @@ from .core import bone_mapping, retarget
 from .core.bone_mapping import BoneMapping
 from .core.protocol import motion
 from .core.rig_channels import rig_channels
+from .core.rig_conventions import limb_switches
 
 #: Custom property on actions this add-on wrote for a rig: the take's name.
 TAKE_KEY = "hy_motion_take"
@@ -95,7 +96,8 @@ def retarget_actions(
         for k, m in enumerate(motions):
             take = takes[k]
             modes = {n: pose[n].rotation_mode for n in take.bone_names}
-            switches = [s.for_limbs(options.ik_limbs and options.key_ik) for s in mapping.switches]
+            ik = options.ik_limbs and options.key_ik
+            switches = limb_switches(mapping.switches, ik, lambda b, p: b in pose and p in pose[b])
             # Fingers the artist animates keep their keys (NLA, their action): no relaxed pose.
             channels = rig_channels(take, modes, switches, skip=frozenset(relaxed & animated))
             action = build.write_action(action_name(m.name, obj.name), channels)

@@ -25,6 +25,7 @@ Pose-bone rotation of bone t with parent p, all rotations world (any common fram
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,11 @@ PIN_TOLERANCE_M = 5e-4
 #: Relaxed finger curl (degrees) per finger segment from the knuckle out; thumbs get half.
 FINGER_CURL_DEG = (12.0, 22.0, 16.0)
 _ARM_SIDES = (("L_Wrist", "L_Elbow"), ("R_Wrist", "R_Elbow"))
+#: Limbs a pole target can aim: (upper, middle, end) joint, without the side.
+_POLE_LIMBS = (("Hip", "Knee", "Ankle"), ("Shoulder", "Elbow", "Wrist"))
+#: A limb bent less than this (a fraction of its length, knee off the hip-ankle line) takes
+#: its bend direction from the upper bone's front instead, fading in between.
+POLE_STRAIGHT = 0.05
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,16 @@ class RetargetOptions:
             )
 
 
+@dataclass(frozen=True)
+class Pole:
+    """An IK pole target aiming a knee or an elbow: its rig bone, the target joints of the
+    limb (upper, middle, end) and how far in front of the middle joint it sits at rest."""
+
+    bone: int
+    limb: tuple[int, int, int]
+    distance: float  # metres
+
+
 @dataclass(frozen=True, eq=False)
 class RigPlan:
     """One rig and mapping calibrated against the model skeleton; serves every take."""
@@ -81,6 +97,7 @@ class RigPlan:
     mapped: np.ndarray  # (J,) bool: keyed from the model (mapped or follower)
     fingers: dict[str, np.ndarray]  # finger bone -> (4,) relaxed pose-bone rotation
     ik: tuple[tuple[int, int], ...]  # (rig bone, target joint it follows): IK controls
+    poles: tuple[Pole, ...] = ()  # IK pole targets keyed with limbs in IK
 
     @property
     def target(self) -> transfer.RestPose:
@@ -163,6 +180,7 @@ def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan
         model=model, translation=translation, top=above[-1] if above else pelvis, mapped=mapped,
         fingers=_relaxed_fingers(rig, mapping, heads, rests),
         ik=_ik_controls(rig, mapping, joint_of, pelvis),
+        poles=_poles(rig, mapping, joint_of, pelvis, heads),
     )  # fmt: skip
 
 
@@ -178,6 +196,34 @@ def _ik_controls(
         if pelvis in above or index == pelvis or not above:
             continue
         out.append((index, joint_of[mapping.joints[joint]]))
+    return tuple(out)
+
+
+def _poles(
+    rig: RigBones,
+    mapping: BoneMapping,
+    joint_of: dict[str, int],
+    pelvis: int,
+    heads: np.ndarray,
+) -> tuple[Pole, ...]:
+    """The rig's IK poles (``RigBones.ik_poles``) whose chain bends at a mapped knee or elbow
+    (the chain's middle bone rests where that joint's bone does, to 1 mm per metre of limb).
+    Like IK controls, only poles outside the body are keyed."""
+    out = []
+    for pole_name, middle_name in rig.ik_poles:
+        pole, middle = rig.get(pole_name), rig.get(middle_name)
+        if pole is None or middle is None or pole == pelvis or pelvis in rig.ancestors(pole):
+            continue
+        for side, limb in itertools.product("LR", _POLE_LIMBS):
+            bones = [mapping.joints.get(f"{side}_{joint}", "") for joint in limb]
+            if not all(bones):
+                continue
+            knee, ankle = rig.index(bones[1]), rig.index(bones[2])
+            tolerance = 1e-3 * float(np.linalg.norm(heads[ankle] - heads[knee]))
+            if np.linalg.norm(heads[middle] - heads[knee]) <= tolerance:
+                distance = float(np.linalg.norm(heads[pole] - heads[knee]))
+                upper, mid, end = (joint_of[b] for b in bones)
+                out.append(Pole(pole, (upper, mid, end), distance))
     return tuple(out)
 
 
@@ -308,6 +354,10 @@ def _rig_take(
         names = (*names, *ik_names)
         locations = np.concatenate([locations, ik_locations], axis=1)
         location_bones = (*location_bones, *ik_names)
+    if options.key_ik and options.ik_limbs and p.poles:
+        pole_names, pole_locations = _pole_keys(p, target_world, root_pos, yaw, ground)
+        locations = np.concatenate([locations, pole_locations], axis=1)
+        location_bones = (*location_bones, *pole_names)
     if options.root_motion == "ROOT_BONE":
         top_rest = model_rest(p.rig)[1][p.top]
         top_local = rot.multiply(rot.multiply(rot.inverse(top_rest), yaw), top_rest)
@@ -468,6 +518,43 @@ def _ik_keys(
         locations.append(_location(p, bone, head, yaw, ground))
         names.append(p.rig.names[bone])
     return tuple(names), np.stack(quats, axis=1), np.stack(locations, axis=1)
+
+
+def _pole_keys(
+    p: RigPlan, world: np.ndarray, root_pos: np.ndarray, yaw: np.ndarray, ground: np.ndarray
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Each pole target in front of its knee (elbow), in the plane the model's limb bends in,
+    so the rig's IK bends it the same way: (names, locations (F, K, 3))."""
+    target = p.target
+    positions = transfer.pose_positions(target, world, root_pos)
+    names, locations = [], []
+    for pole in p.poles:
+        upper, middle, end = (positions[:, j] for j in pole.limb)
+        rest = target.positions[list(pole.limb)]
+        length = float(np.linalg.norm(np.diff(rest, axis=0), axis=-1).sum())
+        bend = _off_line(middle - upper, end - upper)
+        # A straight limb has no bend plane: the pole's rest side of the knee, turned with the
+        # upper bone, stands in for it.
+        change = rot.multiply(world[:, pole.limb[0]], rot.inverse(target.rotations[pole.limb[0]]))
+        rest_side = model_rest(p.rig)[0][pole.bone] - target.positions[pole.limb[1]]
+        front = _off_line(rot.rotate(change, rest_side), end - upper)
+        bent = np.clip(np.linalg.norm(bend, axis=-1, keepdims=True) / (POLE_STRAIGHT * length),
+                       0.0, 1.0)  # fmt: skip
+        side = bent * _unit(bend) + (1.0 - bent) * _unit(front)
+        head = middle + pole.distance * _unit(side)
+        locations.append(_location(p, pole.bone, head, yaw, ground))
+        names.append(p.rig.names[pole.bone])
+    return tuple(names), np.stack(locations, axis=1)
+
+
+def _off_line(vectors: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """The part of each of ``vectors`` (F, 3) square to ``line`` (F, 3)."""
+    along = _unit(line)
+    return vectors - np.sum(vectors * along, axis=-1, keepdims=True) * along
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
 def _location(

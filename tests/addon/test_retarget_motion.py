@@ -166,6 +166,44 @@ def test_rigify_limbs_in_ik_hold_the_same_pose(rigify_rig: Any) -> None:
     assert np.abs(poses[1] - poses[0]).max() < 1e-3
 
 
+#: Rigify's deforming limb segments (from bone, to bone) and the model joints they play.
+RIGIFY_LIMBS = tuple(
+    (f"DEF-{a}.{s}", f"DEF-{b}.{s}", f"{s}_{j}", f"{s}_{k}")
+    for s in "LR"
+    for a, b, j, k in (("thigh", "shin", "Hip", "Knee"), ("shin", "foot", "Knee", "Ankle"),
+                       ("upper_arm", "forearm", "Shoulder", "Elbow"),
+                       ("forearm", "hand", "Elbow", "Wrist"))
+)  # fmt: skip
+
+
+def rigify_limb_errors(rig: Any, motion: rig_takes.Motion, options: retarget.RetargetOptions
+                       ) -> np.ndarray:  # fmt: skip
+    """Per frame and limb segment, degrees between the Rigify rig's deforming bones (as
+    Blender poses them) and the model's, after facing alignment."""
+    from blender_addon.core.motion import transfer
+
+    (action,) = rig_takes.retarget_actions(rig, [motion], options)
+    rig_takes.play(rig, action)
+    names = tuple(dict.fromkeys(b for s in RIGIFY_LIMBS for b in s[:2]))
+    heads, _ = retarget_checks.evaluated(rig, names, motion.rotations.shape[0])
+    model = kinematics.joint_positions(motion.skeleton, motion.rotations, motion.root_positions)
+    plan = retarget.plan(motion.skeleton, rig_reader.rig_bones(rig), rig_takes.rig_mapping(rig))
+    joint = motion.skeleton.joint_names.index
+    segments = [(names.index(a), names.index(b), joint(j), joint(k)) for a, b, j, k in RIGIFY_LIMBS]
+    return transfer.bone_direction_errors(model, heads, segments, plan.calibration.align)
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_rigify_limbs_in_ik_bend_like_the_model(rigify_rig: Any, clip: str) -> None:
+    """Limbs in IK: the pole targets are keyed in the plane the model's knee and elbow bend in,
+    so thighs, shins, upper arms and forearms point as in FK (max ≤ 5°, median ≤ 2°)."""
+    motion = clip_motion(clip)
+    options = retarget.RetargetOptions(ik_limbs=True, pin_feet=False)
+    errors = rigify_limb_errors(rigify_rig, motion, options)
+    print(f"{clip}: limbs in IK, median {np.median(errors):.2f} deg, max {errors.max():.2f} deg")
+    assert float(np.median(errors)) <= 2.0 and float(errors.max()) <= 5.0, errors.max()
+
+
 def test_rotated_and_scaled_rig_object(scene: Any) -> None:
     """An FBX-style character: centimetre bones in an object scaled 0.01 and turned 90° about
     the vertical. The take lands in metres, facing where the character faces."""

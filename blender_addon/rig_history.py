@@ -13,7 +13,7 @@ from pathlib import Path
 
 import bpy
 
-from . import build, history, rig_export, rig_reader, rig_takes, take_finishing
+from . import build, history, rig_copy, rig_export, rig_reader, rig_takes, take_finishing
 from .core import bone_mapping, retarget
 from .core.errors import RigError
 from .props import HYMOTION_PG_take as Take
@@ -141,7 +141,8 @@ def refresh_playing_rigs(scene: bpy.types.Scene, take: Take) -> None:
 
 
 def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.types.Object]:
-    """One copy of the character per take (sharing its armature), side by side."""
+    """One copy of the character per take (sharing its armature), side by side, each playing
+    its own take (constraints and drivers on the rig read the copy)."""
     obj = character(scene)
     retarget_all(scene, list(takes), obj)  # the missing ones in one pass
     collection = history.compare_collection(scene)
@@ -149,11 +150,9 @@ def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy
     end = scene.frame_start
     for i, take in enumerate(takes):
         action, _ = rig_action(scene, take, obj)
-        copy = obj.copy()
+        copy = rig_copy.independent_copy(obj, f"{obj.name} {take.name}")
         if copy is None:  # typed optional since fake-bpy-module-latest
             raise RigError(f"{obj.name!r} could not be copied to compare takes")
-        copy.name = f"{obj.name} {take.name}"
-        copy.animation_data_clear()
         collection.objects.link(copy)
         copy.location = obj.location.copy()
         copy.location.x += history.compare_offset(scene, i, len(takes))

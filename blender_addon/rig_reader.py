@@ -99,6 +99,8 @@ def object_frame(obj: bpy.types.Object) -> tuple[np.ndarray, float]:
 def ik_poles(obj: bpy.types.Object) -> tuple[tuple[str, str], ...]:
     """(pole bone, IK chain's middle bone) of every two-bone IK constraint on ``obj``'s bones
     whose pole target is a bone of ``obj`` itself."""
+    if obj.pose is None:
+        return ()
     out = []
     for bone in obj.pose.bones:
         for constraint in bone.constraints:

@@ -97,7 +97,7 @@ def retarget_actions(
             take = takes[k]
             modes = {n: pose[n].rotation_mode for n in take.bone_names}
             ik = options.ik_limbs and options.key_ik
-            switches = limb_switches(mapping.switches, ik, lambda b, p: b in pose and p in pose[b])
+            switches = limb_switches(mapping.switches, ik, lambda b, p: _has_property(pose, b, p))
             # Fingers the artist animates keep their keys (NLA, their action): no relaxed pose.
             channels = rig_channels(take, modes, switches, skip=frozenset(relaxed & animated))
             action = build.write_action(action_name(m.name, obj.name), channels)
@@ -108,6 +108,13 @@ def retarget_actions(
             bpy.data.actions.remove(action)
         raise
     return actions
+
+
+def _has_property(
+    pose: bpy.types.bpy_prop_collection[bpy.types.PoseBone], bone: str, prop: str
+) -> bool:
+    # A custom property of the pose bone (the 4.2 stubs type ``in`` on it as unsupported).
+    return bone in pose and prop in pose[bone]  # type: ignore[operator,unused-ignore]
 
 
 def animated_bones(obj: bpy.types.Object) -> set[str]:

@@ -204,6 +204,29 @@ def test_rigify_limbs_in_ik_bend_like_the_model(rigify_rig: Any, clip: str) -> N
     assert float(np.median(errors)) <= 2.0 and float(errors.max()) <= 5.0, errors.max()
 
 
+def test_rigify_compare_copies_play_their_own_takes(rigify_rig: Any) -> None:
+    """Rigify's deforming bones follow its controls through constraints and drivers on the rig
+    itself: each compare copy must follow its own controls, playing its own take."""
+    from blender_addon import history
+    from blender_addon.core.session import ServerInfo
+    from blender_addon.props import scene_settings
+    from tests.addon.test_addon_scene import make_result
+
+    scene = bpy.context.scene
+    takes = history.add_result(scene, make_result(2, 30), ServerInfo(version="t"))
+    settings = scene_settings(scene)
+    settings.target = "SELECTED_ARMATURE"
+    settings.retarget.rig = rigify_rig
+    copies = history.compare_takes(scene, takes)
+    names = ("DEF-foot.L", "DEF-hand.R", "DEF-shin.R", "DEF-spine.003", "DEF-forearm.L")
+    shown = [retarget_checks.evaluated(copy, names, 30)[0] for copy in copies]
+    assert np.abs(shown[0] - shown[1]).max() > 0.05  # two takes, two motions
+    for take, heads in zip(takes, shown, strict=True):
+        history.apply_take(scene, take)  # the original plays the same take itself
+        own, _ = retarget_checks.evaluated(rigify_rig, names, 30)
+        assert np.abs(heads - own).max() < 1e-4
+
+
 def test_rotated_and_scaled_rig_object(scene: Any) -> None:
     """An FBX-style character: centimetre bones in an object scaled 0.01 and turned 90° about
     the vertical. The take lands in metres, facing where the character faces."""

@@ -333,7 +333,8 @@ def retarget_takes(
         root_pos[:, transfer.UP] += lift
         joints[..., transfer.UP] += lift
         if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
-            target_world = _pin_feet(p, target_world, root_pos, joints, positions, found.foot)
+            target_world, root_pos = _pin_feet(p, target_world, root_pos, joints, positions,
+                                               found.foot)  # fmt: skip
         out.append(_rig_take(p, target_world, root_pos, found, options))
     return out
 
@@ -382,59 +383,127 @@ def _pin_feet(
     positions: np.ndarray,
     model_positions: np.ndarray,
     contact: np.ndarray,
-) -> np.ndarray:
-    """While a foot is down, move the rig's ankle exactly as the model's ankle moves (scaled),
-    from where the rig's foot landed, with two-bone IK on hip and knee: hips of another width
-    or a pelvis of another height swing the legs differently, and the foot would slide."""
-    cal, target = p.calibration, p.target
-    world = world.copy()
+) -> tuple[np.ndarray, np.ndarray]:
+    """While a foot is down, keep the rig's ankle moving exactly as the model's ankle moves
+    (scaled), from where the rig's foot landed: hips of another width or legs of other
+    proportions swing the feet differently, and they would slide. First the body follows its
+    planted feet along the ground (the slip is taken off the root, limbs untouched: the rig's
+    own stride); what is left (height, two planted feet) goes to two-bone IK on hip and knee.
+    Returns (world rotations, root positions)."""
+    cal = p.calibration
     pelvis = int(cal.mapping[0])
     # The transfer's own placement of model points: turned, scaled, then lifted to the floor.
     lift = root_pos[0] - rot.rotate(cal.align, model_positions[0, pelvis]) * cal.scale
-    frames = world.shape[0]
     model_ankles = model_legs(p.model).ankle
+    footprints = [rot.rotate(cal.align, model_positions[:, model_ankles[leg]]) * cal.scale + lift
+                  for leg in range(2)]  # fmt: skip
+    ramps = [_plant_ramps(contact[:, leg]) for leg in range(2)]
+    shift = _follow_planted_feet(p, positions, footprints, ramps, contact)
+    positions = positions + shift[:, None]
+    world = world.copy()
     for leg in range(2):
-        hip, knee, ankle = p.target_legs.hip[leg], p.target_legs.knee[leg], p.target_legs.ankle[leg]
-        footprint = rot.rotate(cal.align, model_positions[:, model_ankles[leg]]) * cal.scale + lift
-        weight = np.zeros(frames)
-        goal = positions[:, ankle].copy()
-        for start, end in contacts.runs(contact[:, leg]):
-            lo, hi = max(start - PIN_BLEND_FRAMES, 0), min(end + PIN_BLEND_FRAMES, frames)
-            ramp = np.ones(hi - lo)
-            ramp[: start - lo] = np.arange(1, start - lo + 1) / (start - lo + 1)
-            ramp[end - lo :] = np.arange(hi - end, 0, -1) / (hi - end + 1)
-            # Follow the model's ankle, offset to where the rig's foot landed.
-            spot = footprint[lo:hi] + (positions[start, ankle] - footprint[start])
-            take = ramp > weight[lo:hi]
-            blend = ramp[:, None] * (spot - positions[lo:hi, ankle])
-            goal[lo:hi][take] = positions[lo:hi, ankle][take] + blend[take]
-            weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
-        # Only where the foot must move: IK on an almost straight leg at its own end point would
-        # still pick a bend plane.
-        pinned = np.linalg.norm(goal - positions[:, ankle], axis=-1) > PIN_TOLERANCE_M
-        if not pinned.any():
-            continue
-        # Knees keep the plane they bend in; a straight leg bends towards the thigh's front.
-        root_, mid_, end_ = (
-            positions[pinned, hip],
-            positions[pinned, knee],
-            positions[pinned, ankle],
-        )
-        reach = (end_ - root_) / np.linalg.norm(end_ - root_, axis=-1, keepdims=True)
-        bend = (mid_ - root_) - np.sum((mid_ - root_) * reach, -1, keepdims=True) * reach
-        change = rot.multiply(world[pinned, hip], rot.inverse(target.rotations[hip]))
-        front = rot.rotate(change, rot.rotate(cal.align, np.array([0.0, 0.0, 1.0])))
-        straight = np.linalg.norm(bend, axis=-1, keepdims=True) < 1e-3 * p.target.leg_length
-        pole = np.where(straight, front, bend)
-        solved = ik.two_bone_ik(positions[pinned, hip], positions[pinned, knee],
-                                positions[pinned, ankle], goal[pinned], pole)  # fmt: skip
-        foot = world[pinned, ankle].copy()  # the foot keeps its world orientation
-        world[pinned, hip] = rot.multiply(solved.upper, world[pinned, hip])
-        world[pinned, knee] = rot.multiply(solved.lower, world[pinned, knee])
-        _follow_parents(p, world, pinned, (hip, knee))
-        world[pinned, ankle] = foot
-        _follow_parents(p, world, pinned, (ankle,))
-    return world
+        ankle = p.target_legs.ankle[leg]
+        goal = _plant_goal(positions[:, ankle], footprints[leg], ramps[leg])
+        _reach(p, world, positions, leg, goal)
+    return world, root_pos + shift
+
+
+def _plant_ramps(contact: np.ndarray) -> list[tuple[int, int, int, np.ndarray]]:
+    """Per contact run: (first blended frame, end of the blend, contact start, weights)."""
+    frames = contact.shape[0]
+    out = []
+    for start, end in contacts.runs(contact):
+        lo, hi = max(start - PIN_BLEND_FRAMES, 0), min(end + PIN_BLEND_FRAMES, frames)
+        ramp = np.ones(hi - lo)
+        ramp[: start - lo] = np.arange(1, start - lo + 1) / (start - lo + 1)
+        ramp[end - lo :] = np.arange(hi - end, 0, -1) / (hi - end + 1)
+        out.append((lo, hi, start, ramp))
+    return out
+
+
+def _follow_planted_feet(
+    p: RigPlan,
+    positions: np.ndarray,
+    footprints: list[np.ndarray],
+    ramps: list[list[tuple[int, int, int, np.ndarray]]],
+    contact: np.ndarray,
+) -> np.ndarray:
+    """(F, 3) offset of the whole body that keeps its planted feet on their spots with the limbs
+    as they are (weighted by each foot's blend, averaged when both are down). Along the ground
+    the feet's slip is summed over time, so the offset a contact builds stays after it (the
+    rig's own stride); the height follows the planted feet only while they are down."""
+    frames = positions.shape[0]
+    step = np.zeros((frames, 3))
+    down = np.zeros(frames)
+    height = np.zeros(frames)
+    weight_sum = np.zeros(frames)
+    for leg in range(2):
+        ankle = positions[:, p.target_legs.ankle[leg]]
+        # Only a foot that is down leads the body: one still swinging in (its blend) would
+        # pass its swing on to the body.
+        planted = contact[:, leg]
+        slip = np.zeros((frames, 3))
+        slip[1:] = np.diff(footprints[leg] - ankle, axis=0)
+        step += planted[:, None] * slip
+        down += planted
+        height += (_plant_goal(ankle, footprints[leg], ramps[leg]) - ankle)[:, transfer.UP]
+        weight_sum += _plant_weight(ramps[leg], frames)
+    shift = np.cumsum(step / np.maximum(down, 1.0)[:, None], axis=0)
+    shift[:, transfer.UP] = height / np.maximum(weight_sum, 1.0)
+    return shift
+
+
+def _plant_weight(ramps: list[tuple[int, int, int, np.ndarray]], frames: int) -> np.ndarray:
+    """(F,) how much a foot is planted: 1 in contact, fading over the blend frames."""
+    weight = np.zeros(frames)
+    for lo, hi, _, ramp in ramps:
+        weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
+    return weight
+
+
+def _plant_goal(
+    ankle: np.ndarray, footprint: np.ndarray, ramps: list[tuple[int, int, int, np.ndarray]]
+) -> np.ndarray:
+    """(F, 3) where the ankle must be: following the model's ankle (``footprint``) from where
+    the rig's foot landed, blended in and out."""
+    goal = ankle.copy()
+    weight = np.zeros(ankle.shape[0])
+    for lo, hi, start, ramp in ramps:
+        spot = footprint[lo:hi] + (ankle[start] - footprint[start])
+        take = ramp > weight[lo:hi]
+        blend = ramp[:, None] * (spot - ankle[lo:hi])
+        goal[lo:hi][take] = ankle[lo:hi][take] + blend[take]
+        weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
+    return goal
+
+
+def _reach(
+    p: RigPlan, world: np.ndarray, positions: np.ndarray, leg: int, goal: np.ndarray
+) -> None:
+    """Two-bone IK on ``leg``'s hip and knee (``world`` in place) where its ankle must move to
+    ``goal``; the foot keeps its world orientation."""
+    cal, target = p.calibration, p.target
+    hip, knee, ankle = p.target_legs.hip[leg], p.target_legs.knee[leg], p.target_legs.ankle[leg]
+    # Only where the foot must move: IK on an almost straight leg at its own end point would
+    # still pick a bend plane.
+    pinned = np.linalg.norm(goal - positions[:, ankle], axis=-1) > PIN_TOLERANCE_M
+    if not pinned.any():
+        return
+    # Knees keep the plane they bend in; a straight leg bends towards the thigh's front.
+    root_, mid_, end_ = positions[pinned, hip], positions[pinned, knee], positions[pinned, ankle]
+    reach = (end_ - root_) / np.linalg.norm(end_ - root_, axis=-1, keepdims=True)
+    bend = (mid_ - root_) - np.sum((mid_ - root_) * reach, -1, keepdims=True) * reach
+    change = rot.multiply(world[pinned, hip], rot.inverse(target.rotations[hip]))
+    front = rot.rotate(change, rot.rotate(cal.align, np.array([0.0, 0.0, 1.0])))
+    straight = np.linalg.norm(bend, axis=-1, keepdims=True) < 1e-3 * p.target.leg_length
+    pole = np.where(straight, front, bend)
+    solved = ik.two_bone_ik(root_, mid_, end_, goal[pinned], pole)
+    foot = world[pinned, ankle].copy()
+    world[pinned, hip] = rot.multiply(solved.upper, world[pinned, hip])
+    world[pinned, knee] = rot.multiply(solved.lower, world[pinned, knee])
+    _follow_parents(p, world, pinned, (hip, knee))
+    world[pinned, ankle] = foot
+    _follow_parents(p, world, pinned, (ankle,))
 
 
 def _follow_parents(p: RigPlan, world: np.ndarray, frames: np.ndarray, tops: tuple) -> None:

@@ -72,6 +72,7 @@ def check_character(character: RigTarget) -> None:
     scene = current_scene()
     try:
         rig = rig_batch.load_rig(scene, character)
+        rig_batch.apply_preset(rig, character)
         rig_batch.describe(rig)  # its mapping: legs, hips, no bone mapped twice
     finally:
         reset_scene(scene)

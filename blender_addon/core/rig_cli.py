@@ -6,10 +6,13 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BatchInputError
+from .errors import BatchInputError, MappingError, PresetError, RigError
 from .retarget import ROOT_MOTION_MODES, RetargetOptions
 
 ENGINES = ("blender", "unreal", "unity")
+#: What a character the batch cannot use raises (the rig, its mapping, ``--mapping-preset``):
+#: checked before any work, a usage error (exit 2).
+CHARACTER_ERRORS = (RigError, MappingError, PresetError)
 RIG_SUFFIXES = (".blend", ".fbx")
 
 

@@ -349,14 +349,17 @@ def _rig_take(
     yaw, ground = _root_frame(p, target_world, root_pos, options.root_motion)
     quats, names = _local_rotations(p, target_world, yaw, options.relax_fingers)
     location_bones, locations = _locations(p, root_pos, yaw, ground, options.root_motion)
+    poles = options.key_ik and options.ik_limbs and bool(p.poles)
+    if options.key_ik and (p.ik or poles):  # where the hands and feet, knees and elbows go
+        positions = transfer.pose_positions(p.target, target_world, root_pos)
     if options.key_ik and p.ik:
-        ik_names, ik_quats, ik_locations = _ik_keys(p, target_world, root_pos, yaw, ground)
+        ik_names, ik_quats, ik_locations = _ik_keys(p, target_world, positions, yaw, ground)
         quats = np.concatenate([quats, ik_quats], axis=1)
         names = (*names, *ik_names)
         locations = np.concatenate([locations, ik_locations], axis=1)
         location_bones = (*location_bones, *ik_names)
-    if options.key_ik and options.ik_limbs and p.poles:
-        pole_names, pole_locations = _pole_keys(p, target_world, root_pos, yaw, ground)
+    if poles:
+        pole_names, pole_locations = _pole_keys(p, target_world, positions, yaw, ground)
         locations = np.concatenate([locations, pole_locations], axis=1)
         location_bones = (*location_bones, *pole_names)
     if options.root_motion == "ROOT_BONE":
@@ -570,13 +573,12 @@ def _local_rotations(
 
 
 def _ik_keys(
-    p: RigPlan, world: np.ndarray, root_pos: np.ndarray, yaw: np.ndarray, ground: np.ndarray
+    p: RigPlan, world: np.ndarray, positions: np.ndarray, yaw: np.ndarray, ground: np.ndarray
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """Each IK control rides its hand or foot rigidly: (names, rotations (F, K, 4), locations
-    (F, K, 3))."""
+    (F, K, 3)). ``positions``: the target joints (F, J, 3), model axes."""
     heads, rests = model_rest(p.rig)
     target = p.target
-    positions = transfer.pose_positions(target, world, root_pos)
     names, quats, locations = [], [], []
     for bone, joint in p.ik:
         change = rot.multiply(world[:, joint], rot.inverse(target.rotations[joint]))
@@ -590,12 +592,13 @@ def _ik_keys(
 
 
 def _pole_keys(
-    p: RigPlan, world: np.ndarray, root_pos: np.ndarray, yaw: np.ndarray, ground: np.ndarray
+    p: RigPlan, world: np.ndarray, positions: np.ndarray, yaw: np.ndarray, ground: np.ndarray
 ) -> tuple[tuple[str, ...], np.ndarray]:
     """Each pole target in front of its knee (elbow), in the plane the model's limb bends in,
-    so the rig's IK bends it the same way: (names, locations (F, K, 3))."""
+    so the rig's IK bends it the same way: (names, locations (F, K, 3)). ``positions``: the
+    target joints (F, J, 3), model axes."""
     target = p.target
-    positions = transfer.pose_positions(target, world, root_pos)
+    heads = model_rest(p.rig)[0]
     names, locations = [], []
     for pole in p.poles:
         upper, middle, end = (positions[:, j] for j in pole.limb)
@@ -605,7 +608,7 @@ def _pole_keys(
         # A straight limb has no bend plane: the pole's rest side of the knee, turned with the
         # upper bone, stands in for it.
         change = rot.multiply(world[:, pole.limb[0]], rot.inverse(target.rotations[pole.limb[0]]))
-        rest_side = model_rest(p.rig)[0][pole.bone] - target.positions[pole.limb[1]]
+        rest_side = heads[pole.bone] - target.positions[pole.limb[1]]
         front = _off_line(rot.rotate(change, rest_side), end - upper)
         bent = np.clip(np.linalg.norm(bend, axis=-1, keepdims=True) / (POLE_STRAIGHT * length),
                        0.0, 1.0)  # fmt: skip

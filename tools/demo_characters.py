@@ -97,4 +97,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from blender_addon.batch import exit_with  # the bpy 4.2 module's crash at exit, avoided
+
+    exit_with(main())

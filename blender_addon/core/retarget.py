@@ -59,7 +59,8 @@ class RetargetOptions:
     root_motion: str = "KEEP"
     pin_feet: bool = True
     relax_fingers: bool = True
-    #: Key IK controls (Rigify, Auto-Rig Pro) and IK bones (UE) to follow their hand or foot.
+    #: Key IK controls (Rigify, Auto-Rig Pro) and IK bones (UE) to follow their hand or foot,
+    #: and IK pole targets in the plane the knee or elbow bends in.
     key_ik: bool = True
     #: Play arms and legs through the rig's IK (its IK/FK switches keyed to IK; needs key_ik).
     ik_limbs: bool = False
@@ -97,7 +98,7 @@ class RigPlan:
     mapped: np.ndarray  # (J,) bool: keyed from the model (mapped or follower)
     fingers: dict[str, np.ndarray]  # finger bone -> (4,) relaxed pose-bone rotation
     ik: tuple[tuple[int, int], ...]  # (rig bone, target joint it follows): IK controls
-    poles: tuple[Pole, ...] = ()  # IK pole targets keyed with limbs in IK
+    poles: tuple[Pole, ...] = ()  # IK pole targets, keyed with the IK controls
 
     @property
     def target(self) -> transfer.RestPose:
@@ -349,7 +350,9 @@ def _rig_take(
     yaw, ground = _root_frame(p, target_world, root_pos, options.root_motion)
     quats, names = _local_rotations(p, target_world, yaw, options.relax_fingers)
     location_bones, locations = _locations(p, root_pos, yaw, ground, options.root_motion)
-    poles = options.key_ik and options.ik_limbs and bool(p.poles)
+    # Poles are keyed whenever IK controls are: a rig whose IK is always on (no switch) needs
+    # them as much as one switched to IK.
+    poles = options.key_ik and bool(p.poles)
     if options.key_ik and (p.ik or poles):  # where the hands and feet, knees and elbows go
         positions = transfer.pose_positions(p.target, target_world, root_pos)
     if options.key_ik and p.ik:

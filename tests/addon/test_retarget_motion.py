@@ -207,21 +207,25 @@ RIGIFY_LIMBS = tuple(
 )  # fmt: skip
 
 
-def rigify_limb_errors(rig: Any, motion: rig_takes.Motion, options: retarget.RetargetOptions
-                       ) -> np.ndarray:  # fmt: skip
-    """Per frame and limb segment, degrees between the Rigify rig's deforming bones (as
-    Blender poses them) and the model's, after facing alignment."""
+def limb_errors(
+    obj: Any,
+    motion: rig_takes.Motion,
+    options: retarget.RetargetOptions,
+    segments: tuple[tuple[str, str, str, str], ...],
+) -> np.ndarray:
+    """Per frame and segment (from bone, to bone, model joint, model joint), degrees between
+    the rig's bones as Blender poses the take and the model's, after facing alignment."""
     from blender_addon.core.motion import transfer
 
-    (action,) = rig_takes.retarget_actions(rig, [motion], options)
-    rig_takes.play(rig, action)
-    names = tuple(dict.fromkeys(b for s in RIGIFY_LIMBS for b in s[:2]))
-    heads, _ = retarget_checks.evaluated(rig, names, motion.rotations.shape[0])
+    (action,) = rig_takes.retarget_actions(obj, [motion], options)
+    rig_takes.play(obj, action)
+    names = tuple(dict.fromkeys(b for s in segments for b in s[:2]))
+    heads, _ = retarget_checks.evaluated(obj, names, motion.rotations.shape[0])
     model = kinematics.joint_positions(motion.skeleton, motion.rotations, motion.root_positions)
-    plan = retarget.plan(motion.skeleton, rig_reader.rig_bones(rig), rig_takes.rig_mapping(rig))
+    plan = retarget.plan(motion.skeleton, rig_reader.rig_bones(obj), rig_takes.rig_mapping(obj))
     joint = motion.skeleton.joint_names.index
-    segments = [(names.index(a), names.index(b), joint(j), joint(k)) for a, b, j, k in RIGIFY_LIMBS]
-    return transfer.bone_direction_errors(model, heads, segments, plan.calibration.align)
+    pairs = [(names.index(a), names.index(b), joint(j), joint(k)) for a, b, j, k in segments]
+    return transfer.bone_direction_errors(model, heads, pairs, plan.calibration.align)
 
 
 @pytest.mark.parametrize("clip", CLIPS)
@@ -230,7 +234,7 @@ def test_rigify_limbs_in_ik_bend_like_the_model(rigify_rig: Any, clip: str) -> N
     so thighs, shins, upper arms and forearms point as in FK (max ≤ 5°, median ≤ 2°)."""
     motion = clip_motion(clip)
     options = retarget.RetargetOptions(ik_limbs=True, pin_feet=False)
-    errors = rigify_limb_errors(rigify_rig, motion, options)
+    errors = limb_errors(rigify_rig, motion, options, RIGIFY_LIMBS)
     print(f"{clip}: limbs in IK, median {np.median(errors):.2f} deg, max {errors.max():.2f} deg")
     assert float(np.median(errors)) <= 2.0 and float(errors.max()) <= 5.0, errors.max()
 
@@ -325,6 +329,69 @@ def test_the_real_tiny_models_takes(
     for take in takes:
         judge(obj, rig_history.motion_of(take), retarget.RetargetOptions(),
               hands=body.legs == 1.0)  # fmt: skip
+
+
+def add_leg_ik(obj: Any) -> None:
+    """Always-on IK on the UE5 rig's legs, as a rigger adds it: an IK constraint on each calf
+    (target ``ik_foot_<s>``, two bones) with a pole bone 50 cm in front of the knee."""
+    from blender_addon import build
+
+    with build.object_context(obj):
+        bpy.ops.object.mode_set(mode="EDIT")
+        try:
+            for s in "lr":
+                knee = obj.data.edit_bones[f"calf_{s}"].head.copy()
+                pole = obj.data.edit_bones.new(f"knee_pole_{s}")
+                pole.head, pole.tail = (
+                    (knee.x, knee.y - 0.5, knee.z),
+                    (knee.x, knee.y - 0.6, knee.z),
+                )
+                pole.parent = obj.data.edit_bones["root"]
+        finally:
+            bpy.ops.object.mode_set(mode="OBJECT")
+    for s in "lr":
+        ik = obj.pose.bones[f"calf_{s}"].constraints.new("IK")
+        ik.target, ik.subtarget, ik.chain_count = obj, f"ik_foot_{s}", 2
+        ik.pole_target, ik.pole_subtarget = obj, f"knee_pole_{s}"
+        ik.pole_angle = pole_angle_at_rest(obj, s)
+    bpy.context.view_layer.update()
+
+
+def pole_angle_at_rest(obj: Any, side: str) -> float:
+    """The pole angle that leaves the rest pose as it is (the rigger's usual set-up step: try
+    the angles a quarter turn apart, keep the one that does not move the knee)."""
+    import math
+
+    ik = obj.pose.bones[f"calf_{side}"].constraints[-1]
+    rest = np.array(obj.data.bones[f"calf_{side}"].tail_local)  # the ankle
+    knee = np.array(obj.data.bones[f"calf_{side}"].head_local)
+
+    def moved(angle: float) -> float:
+        ik.pole_angle = angle
+        bpy.context.view_layer.update()
+        pose = obj.pose.bones[f"calf_{side}"]
+        return float(np.linalg.norm(np.array(pose.head) - knee)
+                     + np.linalg.norm(np.array(pose.tail) - rest))  # fmt: skip
+
+    return min((k * math.pi / 2 for k in range(-2, 2)), key=moved)
+
+
+@pytest.mark.parametrize("clip", ["kick_cmu_10_02_daz.bvh", "walk_forward_cmu_35_01.bvh"])
+def test_poles_of_any_rigs_ik_constraints(scene: Any, clip: str) -> None:
+    """A rig whose legs always play through its own IK constraints: the IK bones ride the feet
+    and the poles are keyed in the knees' bend plane, so the legs point like the model's."""
+    obj = rigs.build_armature(scene, rigs.rig_bones("UE5", rigs.TALL_A), "Manny")
+    add_leg_ik(obj)
+    assert set(rig_reader.rig_bones(obj).ik_poles) == {("knee_pole_l", "calf_l"),
+                                                       ("knee_pole_r", "calf_r")}  # fmt: skip
+    legs = tuple((f"{a}_{s}", f"{b}_{s}", f"{s.upper()}_{j}", f"{s.upper()}_{k}") for s in "lr"
+                 for a, b, j, k in (("thigh", "calf", "Hip", "Knee"),
+                                    ("calf", "foot", "Knee", "Ankle")))  # fmt: skip
+    errors = limb_errors(obj, clip_motion(clip), retarget.RetargetOptions(pin_feet=False), legs)
+    print(
+        f"{clip}: legs through the rig's IK, median {np.median(errors):.2f}, max {errors.max():.2f}"
+    )
+    assert float(np.median(errors)) <= 2.0 and float(errors.max()) <= 5.0, errors.max()
 
 
 def test_unreal_ik_bones_follow_hands_and_feet(scene: Any) -> None:

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-relax-fingers", action="store_true",
                        help="leave finger bones in their rest pose")  # fmt: skip
     group.add_argument("--no-ik-controls", action="store_true",
-                       help="do not key IK controls/bones to follow hands and feet")  # fmt: skip
+                       help="do not key IK controls/bones (hands, feet) nor IK poles")  # fmt: skip
     group.add_argument("--ik-limbs", action="store_true",
                        help="play arms and legs through the rig's IK controls")  # fmt: skip
     group.add_argument("--engine", default="blender", choices=ENGINES,

@@ -72,6 +72,7 @@ from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import client, errors, messages
 from .core.rig_cli import CHARACTER_ERRORS, RigTarget, target_from_args
 from .core.rig_cli import add_arguments as add_character_arguments
+from .core.rig_pose import Placement
 from .core.session import Failed, GenerationSession, JobView, Outcome, server_info
 from .core.settings import (
     DEFAULT_ADDRESS,
@@ -201,6 +202,7 @@ class Batch:
                  character: RigTarget | None = None) -> None:  # fmt: skip
         self.args, self.formats, self.config, self.finish = args, formats, config, finish
         self.character = character
+        self.placement: Placement | None = None  # the character's, for direct paths
         self.records: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
@@ -214,7 +216,7 @@ class Batch:
         try:
             with scene_io.batch_scene(self.args.fps):
                 if self.character is not None and self.character.path is not None:
-                    scene_io.check_character(self.character)  # before any daemon work
+                    self.placement = scene_io.check_character(self.character)  # no daemon yet
                 try:
                     welcome = motion_client.wait_connected(self.args.connect_timeout)
                 except errors.DaemonUnreachable:
@@ -240,8 +242,12 @@ class Batch:
 
         item = planned.item
         label = f"[{item.index}/{total}] {item.settings.prompt[:60]!r}"
+        settings = item.settings
+        if self.placement is not None and settings.constraints is not None:
+            constraints = self.placement.constraints(settings.constraints)
+            settings = dataclasses.replace(settings, constraints=constraints)
         try:
-            request = build_request(item.settings, session.limits)
+            request = build_request(settings, session.limits)
         except errors.HYMotionError as exc:
             self._fail(planned, exc)
             return

@@ -1,10 +1,10 @@
 """Direction in the panel (issue #11): start from the current pose or a take's end, end on a
 keyed pose, loop, follow a curve, and a timeline of prompts producing one take.
 
-Poses come from the active take's Action as it plays now (keys the artist added included), in
-the model space of the add-on's armature (its object at the origin, unrotated). With the target
-"Selected armature" Direction is refused: the artist's keys on their rig and its placement are
-not what the new take would be directed from.
+Poses come from the target: with "New armature" the active take's Action as it plays now (keys
+the artist added included), in the model space of the add-on's armature (its object at the
+origin, unrotated); with "Selected armature" the character as Blender poses it at those frames,
+read back onto the model skeleton relative to where the rig object stands (``core.rig_pose``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,13 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import build
-from .core import directing
+from . import build, rig_history, rig_reader, rig_takes
+from .core import directing, retarget, rig_pose
+from .core.motion import kinematics
+from .core.motion.skeletons import MODEL_SKELETON
 from .core.protocol import constraints as wire
+from .core.rig_bones import RigBones
+from .props import HYMOTION_PG_take as Take
 from .props import active_take, scene_settings
 from .registration import class_registrar
 from .targets import RIG_TARGET
@@ -67,13 +71,6 @@ class HYMOTION_PG_direction(bpy.types.PropertyGroup):
     active_row: IntProperty(default=0)  # type: ignore[valid-type]
 
 
-SELECTED_ARMATURE_REFUSAL = (
-    "Direction works on the add-on's own armature only, not with Target 'Selected armature': "
-    "set Target to 'New armature' to direct a take, then apply it to your rig with "
-    "'Selected armature' and the take's play button"
-)
-
-
 def direction(scene: bpy.types.Scene) -> HYMOTION_PG_direction:
     return scene.hy_motion_direction  # type: ignore[attr-defined,no-any-return]
 
@@ -85,7 +82,10 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
     take_start = scene.frame_start
     settings = scene_settings(scene)
     take = active_take(settings)
-    if take is not None and take.action is not None and take.armature is not None:
+    take_frames = None
+    if settings.target == RIG_TARGET:
+        rotations, pelvis, take_start, take_frames = _rig_poses(scene, options, take)
+    elif take is not None and take.action is not None and take.armature is not None:
         _, rotations, pelvis = build.read_motion(take.action, take.armature)
         take_start = build.action_frames(take.action)[0]
     timeline = tuple(
@@ -100,19 +100,115 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
         current_frame=scene.frame_current,
         end_frame=options.end_frame if options.end_on_pose else None,
         loop=options.loop,
-        curve_points=_curve_ground(options.curve),
+        curve_points=_curve_ground(scene, options.curve),
         timeline=timeline,
         clip_frames=clip_frames,
+        take_frames=take_frames,
     )
-    if constraints is not None and settings.target == RIG_TARGET:
-        raise directing.DirectionError(SELECTED_ARMATURE_REFUSAL, field="target")
+    if constraints is not None and constraints.has_poses:
+        assert constraints.pose_rotations is not None
+        if not np.isfinite(constraints.pose_rotations).all():  # a frame _rig_poses did not read
+            raise directing.DirectionError(
+                "a pose was asked of the character at a frame that was not read", field="target"
+            )
     return constraints
 
 
-def _curve_ground(obj: bpy.types.Object | None) -> np.ndarray | None:
-    """Model ground (x, z) of the curve's evaluated points in order (Blender (x, y) = (x, −z))."""
+def _rig_poses(
+    scene: bpy.types.Scene, options: HYMOTION_PG_direction, take: Take | None
+) -> tuple[np.ndarray | None, np.ndarray | None, int, int | None]:
+    """(rotations (F, J, 4), pelvis (F, 3), scene frame of index 0, frames that are the
+    take's) from the character, for ``panel_constraints``: its pose as Blender gives it at the
+    current frame (Start: Current Pose) and at the end frame (End on Pose), read onto the model
+    skeleton; for End of Take the active take's own frames first, at the height that take
+    stands at on the rig. Frames nothing reads stay NaN. Every pose read shares the ground
+    anchor of the first pose given."""
+    frames = [scene.frame_current] if options.start == "CURRENT" else []
+    if options.end_on_pose:
+        frames.append(options.end_frame)
+    end_of_take = take is not None and take.action is not None and take.armature is not None
+    end_of_take = end_of_take and options.start == "TAKE_END"
+    if not frames and not end_of_take:
+        return None, None, scene.frame_start, None
+    obj, rig, plan = _character(scene)
+    lift, take_frames = None, None
+    start = min([scene.frame_start, *frames])
+    rotations = np.full((0, MODEL_SKELETON.joint_count, 4), np.nan)
+    pelvis = np.full((0, 3), np.nan)
+    if end_of_take:
+        assert take is not None and take.action is not None and take.armature is not None
+        _, rotations, pelvis = build.read_motion(take.action, take.armature)
+        start, take_frames = build.action_frames(take.action)[0], len(rotations)
+        rise, lift = _end_of_take_on_rig(scene, plan, take, rotations)
+        pelvis = pelvis.astype(np.float64)
+        pelvis[:, rig_pose.UP] += rise
+        frames = [f for f in frames if f >= start]  # an earlier key: refused by its clip frame
+    end = max([start + len(rotations) - 1, *frames])
+    unread = end + 1 - start - len(rotations)  # frames past the take (or the scene's start)
+    rotations = np.concatenate([rotations, np.full((unread, *rotations.shape[1:]), np.nan)])
+    pelvis = np.concatenate([pelvis, np.full((unread, 3), np.nan)])
+    if frames:
+        read = character_poses(scene, frames, lift, (obj, rig, plan))
+        indexes = [f - start for f in frames]
+        rotations[indexes], pelvis[indexes] = read.rotations, read.root_positions
+    return rotations, pelvis, start, take_frames
+
+
+Character = tuple[bpy.types.Object, RigBones, retarget.RigPlan]
+
+
+def character_poses(
+    scene: bpy.types.Scene,
+    frames: list[int],
+    lift: float | None = None,
+    character: Character | None = None,
+) -> rig_pose.ModelPoses:
+    """The character's poses at scene ``frames``, as Blender gives them, on the model skeleton
+    (``core.rig_pose``); ``lift``: the ground anchor to read with (None: the first pose's)."""
+    obj, rig, plan = character or _character(scene)
+    heads, world = rig_pose.posed_bones(rig, rig_reader.posed_matrices(scene, obj, rig, frames))
+    return rig_pose.model_poses(plan, heads, world, lift)
+
+
+def _end_of_take_on_rig(
+    scene: bpy.types.Scene, plan: retarget.RigPlan, take: Take, rotations: np.ndarray
+) -> tuple[float, float]:
+    """(rise, lift): how far to raise the take's frames (model metres) for its last ones, in a
+    new take anchored at the first of them, to stand at the height the take itself stands at
+    on the rig; and that new take's ground anchor (rig metres)."""
+    motion = rig_history.motion_of(take)
+    played = retarget.TakeMotion(motion.rotations, motion.root_positions, motion.fps,
+                                 motion.anchor_frame)  # fmt: skip
+    options = rig_history.options_of(scene_settings(scene).retarget)
+    placed = retarget.retarget_takes(plan, [played], options)[0]
+    was = rig_pose.placed_lift(plan, placed.root_positions, motion.root_positions)
+    first = max(len(rotations) - directing.PREFIX_FRAMES, 0)
+    world = kinematics.world_rotations(rotations[first], plan.model.parents)
+    lift = rig_pose.pose_lift(plan, world)
+    return (was - lift) / plan.calibration.scale, lift
+
+
+def _character(scene: bpy.types.Scene) -> Character:
+    """The character (``rig_history.character``), its bones and its calibration."""
+    obj = rig_history.character(scene)
+    rig = rig_reader.rig_bones(obj)
+    return obj, rig, retarget.plan(MODEL_SKELETON, rig, rig_takes.rig_mapping(obj))
+
+
+def _curve_ground(scene: bpy.types.Scene, obj: bpy.types.Object | None) -> np.ndarray | None:
+    """Model ground (x, z) of the curve's evaluated points in order (Blender (x, y) = (x, −z));
+    with the character as target, where the model goes for the character to follow it."""
     if obj is None:
         return None
+    points = _curve_points(obj)
+    if scene_settings(scene).target != RIG_TARGET:
+        return points
+    character, _, plan = _character(scene)
+    origin = np.array(character.matrix_world)[:3, 3]
+    return rig_pose.Placement.of(plan, origin).path_to_model(points)
+
+
+def _curve_points(obj: bpy.types.Object) -> np.ndarray:
     depsgraph = bpy.context.evaluated_depsgraph_get()
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
@@ -183,7 +279,7 @@ class HYMOTION_PT_direction(bpy.types.Panel):
             return
         options = direction(context.scene)
         if scene_settings(context.scene).target == RIG_TARGET:
-            layout.label(text="Works with Target 'New armature' only", icon="ERROR")
+            layout.label(text="Poses are read from your character", icon="ARMATURE_DATA")
         layout.prop(options, "start")
         row = layout.row(align=True)
         row.prop(options, "end_on_pose")

@@ -66,6 +66,7 @@ def add_result(
             result.model_label,
             result.untrained,
         )
+        take.anchor_frame = anchor_frame(request, result.fps, fps)
     if request is not None and request.seed is not None:
         settings.seed = int(request.seed)
     # Fetch the items again: adding to a collection invalidates earlier Python references.
@@ -92,6 +93,15 @@ def _parts(take: Take) -> tuple[bpy.types.Action, bpy.types.Armature]:
     if take.action is None or take.armature is None:
         raise SceneError(f"take {take.name!r} lost its action or armature")
     return take.action, take.armature
+
+
+def anchor_frame(request: messages.Generate | None, source_fps: float, fps: float) -> int:
+    """The take frame of the request's first given pose (Direction), -1 if it gave none."""
+    constraints = request.constraints if request is not None else None
+    if constraints is None or not constraints.has_poses:
+        return -1
+    assert constraints.pose_frames is not None
+    return round(int(constraints.pose_frames[0]) * fps / source_fps)
 
 
 def apply_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:

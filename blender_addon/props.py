@@ -57,6 +57,9 @@ class HYMOTION_PG_take(bpy.types.PropertyGroup):
     raw_action: PointerProperty(name="Raw action", type=bpy.types.Action)  # type: ignore[valid-type]
     # Retargeting (issue #9): this take's Action on each artist rig it was applied to.
     rig_actions: CollectionProperty(type=rig_props.HYMOTION_PG_rig_take)  # type: ignore[valid-type]
+    # Direction (issue #11): the take's frame of its first given pose (-1: none); on a rig the
+    # take stands there as that pose alone would (``retarget.TakeMotion.anchor_frame``).
+    anchor_frame: IntProperty(name="Anchor frame", default=-1)  # type: ignore[valid-type]
 
 
 class HYMOTION_PG_settings(bpy.types.PropertyGroup):

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import bpy
+import numpy as np
 
 from . import rig_history, rig_reader, rig_takes
-from .core import bone_mapping
+from .core import bone_mapping, retarget, rig_pose
 from .core.errors import RigError
+from .core.motion.skeletons import MODEL_SKELETON
 from .core.rig_cli import RigTarget
 from .props import HYMOTION_PG_take as Take
 from .props import scene_settings
@@ -94,3 +96,14 @@ def describe(rig: bpy.types.Object) -> dict[str, object]:
         "joints": dict(mapping.joints),
         "unmapped_bones": mapping.unmapped(rig_reader.rig_bones(rig)),
     }
+
+
+def placement(rig: bpy.types.Object, target: RigTarget) -> rig_pose.Placement:
+    """Where the character stands in its scene: directed jobs' paths are given there."""
+    bones = rig_reader.rig_bones(rig)
+    if target.preset is not None:
+        mapping = bone_mapping.load_preset(target.preset, bones)
+    else:
+        mapping = rig_takes.rig_mapping(rig)
+    plan = retarget.plan(MODEL_SKELETON, bones, mapping)
+    return rig_pose.Placement.of(plan, np.array(rig.matrix_world)[:3, 3])

@@ -68,7 +68,8 @@ def motion_of(take: Take) -> rig_takes.Motion:
     """The take in model space, read from its Action (the artist's edits included)."""
     action, data = history._parts(take)
     skeleton, rotations, pelvis = take_finishing.read_motion(action, data)
-    return rig_takes.Motion(take.name, skeleton, rotations, pelvis, float(take.fps))
+    anchor = int(take.anchor_frame) if take.anchor_frame >= 0 else None
+    return rig_takes.Motion(take.name, skeleton, rotations, pelvis, float(take.fps), anchor)
 
 
 def record_for(take: Take, obj: bpy.types.Object) -> HYMOTION_PG_rig_take | None:

@@ -40,6 +40,31 @@ def check_rig(obj: bpy.types.Object | None) -> bpy.types.Object:
     return obj
 
 
+def posed_matrices(
+    scene: bpy.types.Scene, obj: bpy.types.Object, rig: RigBones, frames: list[int]
+) -> np.ndarray:
+    """Armature-space pose matrices (F, N, 4, 4) of ``obj``'s bones in ``rig.names`` order, as
+    Blender evaluates them at each of ``scene``'s ``frames`` (the rig's action, NLA, constraints
+    and drivers); the scene's current frame is set back afterwards."""
+    bones = obj.pose.bones if obj.pose is not None else None
+    if bones is None:
+        raise RigError(f"armature {obj.name!r} has no pose", field="target")
+    order = {name: i for i, name in enumerate(b.name for b in bones)}
+    index = [order[name] for name in rig.names]
+    flat = np.empty(len(bones) * 16)
+    out = np.empty((len(frames), rig.count, 4, 4))
+    current, subframe = scene.frame_current, scene.frame_subframe
+    try:
+        for k, frame in enumerate(frames):
+            scene.frame_set(frame)
+            bones.foreach_get("matrix", flat)
+            # foreach_get flattens matrices column by column (Blender's matrix memory order).
+            out[k] = flat.reshape(-1, 4, 4).transpose(0, 2, 1)[index]
+    finally:
+        scene.frame_set(current, subframe=subframe)
+    return out
+
+
 def rig_bones(obj: bpy.types.Object) -> RigBones:
     """The rest skeleton of armature object ``obj`` (checked first)."""
     check_rig(obj)

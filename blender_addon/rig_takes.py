@@ -40,6 +40,7 @@ class Motion:
     rotations: np.ndarray  # (F, J, 4) wire convention
     root_positions: np.ndarray  # (F, 3) metres, model axes
     fps: float
+    anchor_frame: int | None = None  # see ``retarget.TakeMotion``
 
 
 def rig_mapping(obj: bpy.types.Object) -> BoneMapping:
@@ -89,7 +90,8 @@ def retarget_actions(
         plan = retarget.plan(motions[indices[0]].skeleton, rig, mapping)
         relaxed |= set(plan.fingers)
         inputs = [retarget.TakeMotion(motions[k].rotations, motions[k].root_positions,
-                                      motions[k].fps) for k in indices]  # fmt: skip
+                                      motions[k].fps, motions[k].anchor_frame)
+                  for k in indices]  # fmt: skip
         takes.update(zip(indices, retarget.retarget_takes(plan, inputs, options), strict=True))
     actions: list[bpy.types.Action] = []
     try:

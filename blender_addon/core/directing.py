@@ -198,6 +198,7 @@ def panel_constraints(
     curve_points: np.ndarray | None,
     timeline: tuple[TimelineRow, ...],
     clip_frames: int,
+    take_frames: int | None = None,
 ) -> Constraints | None:
     """The panel's direction options as constraints, or None when nothing is directed.
 
@@ -206,7 +207,9 @@ def panel_constraints(
     ``current_frame`` becomes clip frame 0) or "TAKE_END" (its last PREFIX_FRAMES frames start
     the clip). ``end_frame``: a scene frame whose pose the clip lands on, at the clip frame that
     scene frame maps to. ``curve_points`` (P, 2): model ground (x, z) along a curve, followed
-    from the end of the prefix to the last frame of the clip (``clip_frames`` in all)."""
+    from the end of the prefix to the last frame of the clip (``clip_frames`` in all).
+    ``take_frames``: how many of the frames are the take's (None: all; a rig's poses may follow
+    them, ``directing_ui``), so "TAKE_END" starts from the take's own last frames."""
     poses: list[int] = []
     pose_rotations: list[np.ndarray] = []
     pose_pelvis: list[np.ndarray] = []
@@ -221,10 +224,12 @@ def panel_constraints(
         clip_zero = current_frame
     elif start == "TAKE_END":
         assert rotations is not None and pelvis is not None
-        count = min(PREFIX_FRAMES, len(rotations))
+        end = len(rotations) if take_frames is None else take_frames
+        count = min(PREFIX_FRAMES, end)
         poses = list(range(count))
-        pose_rotations, pose_pelvis = list(rotations[-count:]), list(pelvis[-count:])
-        clip_zero = take_start + len(rotations) - count
+        prefix_frames = slice(end - count, end)
+        pose_rotations, pose_pelvis = list(rotations[prefix_frames]), list(pelvis[prefix_frames])
+        clip_zero = take_start + end - count
     prefix = len(poses)
     if end_frame is not None:
         assert rotations is not None and pelvis is not None

@@ -287,6 +287,9 @@ class TakeMotion:
     rotations: np.ndarray
     root_positions: np.ndarray
     fps: float
+    #: A take held to given poses (Direction) is placed as its first given pose alone would be,
+    #: the rule those poses were read from a rig by (``rig_pose``); None: the clip's lowest joint.
+    anchor_frame: int | None = None
 
 
 def retarget(
@@ -320,7 +323,7 @@ def retarget_takes(
                               np.concatenate([i[1] for i in inputs]))  # fmt: skip
     out = []
     start = 0
-    for world, positions, found in inputs:
+    for take, (world, positions, found) in zip(takes, inputs, strict=True):
         frames = world.shape[0]
         span = slice(start, start + frames)
         start += frames
@@ -328,16 +331,32 @@ def retarget_takes(
         root_pos = moved.root_positions[span].copy()
         joints = moved.joint_positions[span].copy()
         # The transfer anchors the clip it is given to the floor; here that clip held every
-        # take, so each take is anchored again on its own by the same rule.
-        floor = float(positions[..., transfer.UP].min()) * p.calibration.scale
-        lift = floor - float(joints[..., transfer.UP].min())
-        root_pos[:, transfer.UP] += lift
-        joints[..., transfer.UP] += lift
+        # take, so each take is anchored again on its own.
+        _stand(p, take, positions, joints, root_pos)
         if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
             target_world, root_pos = _pin_feet(p, target_world, root_pos, joints, positions,
                                                found.foot)  # fmt: skip
         out.append(_rig_take(p, target_world, root_pos, found, options))
     return out
+
+
+def _stand(
+    p: RigPlan,
+    take: TakeMotion,
+    positions: np.ndarray,
+    joints: np.ndarray,
+    root_pos: np.ndarray,
+) -> None:
+    """Stand a take on the floor (``joints`` and ``root_pos`` lifted in place): its lowest rig
+    joint at its lowest model joint (``positions``), scaled, over the whole take, or on its
+    ``anchor_frame`` alone when it has one (as that pose alone would stand)."""
+    frames: int | slice = slice(None)
+    if take.anchor_frame is not None and 0 <= take.anchor_frame < len(positions):
+        frames = take.anchor_frame
+    floor = float(positions[frames, ..., transfer.UP].min()) * p.calibration.scale
+    lift = floor - float(joints[frames, ..., transfer.UP].min())
+    root_pos[:, transfer.UP] += lift
+    joints[..., transfer.UP] += lift
 
 
 def _rig_take(

@@ -13,9 +13,11 @@ a rig needs beyond it, and converts the result to pose-bone channels:
   game-engine layout; the pelvis keeps the rest);
 - feet planted: while a model foot is down (``motion.contacts``), the rig's ankle moves exactly
   as the model's ankle does (turned and scaled like the rest of the take) from where the rig's
-  foot landed, with two-bone IK (``motion.ik``) blended in and out over ``PIN_BLEND_FRAMES``: a
-  body with other hips or legs keeps its feet where they land instead of sliding (a take
-  foot-locked first stays locked on the rig);
+  foot landed, blended in and out over ``PIN_BLEND_FRAMES``: the body follows its planted feet
+  first (limbs untouched), two-bone IK (``motion.ik``) takes the rest; a body with other hips
+  or legs keeps its feet where they land instead of sliding (a take foot-locked first stays
+  locked on the rig);
+- IK poles: the rig's pole targets are keyed in the plane the model's knee or elbow bends in;
 - fingers (bones below a mapped wrist) get a relaxed curl instead of the stiff rest pose.
 
 Pose-bone rotation of bone t with parent p, all rotations world (any common frame):
@@ -412,8 +414,8 @@ def _pin_feet(
     """While a foot is down, keep the rig's ankle moving exactly as the model's ankle moves
     (scaled), from where the rig's foot landed: hips of another width or legs of other
     proportions swing the feet differently, and they would slide. First the body follows its
-    planted feet along the ground (the slip is taken off the root, limbs untouched: the rig's
-    own stride); what is left (height, two planted feet) goes to two-bone IK on hip and knee.
+    planted feet, limbs untouched (``_follow_planted_feet``); what is left (two planted feet
+    that disagree, a foot blending in) goes to two-bone IK on hip and knee.
     Returns (world rotations, root positions)."""
     cal = p.calibration
     pelvis = int(cal.mapping[0])
@@ -454,9 +456,9 @@ def _follow_planted_feet(
     contact: np.ndarray,
 ) -> np.ndarray:
     """(F, 3) offset of the whole body that keeps its planted feet on their spots with the limbs
-    as they are (weighted by each foot's blend, averaged when both are down). Along the ground
-    the feet's slip is summed over time, so the offset a contact builds stays after it (the
-    rig's own stride); the height follows the planted feet only while they are down."""
+    as they are. Along the ground: the slip of the feet that are down (averaged when both are),
+    summed over time, so the offset a contact builds stays after it (the rig's own stride). In
+    height: what the planted feet need, weighted by their blend, only while they are down."""
     frames = positions.shape[0]
     step = np.zeros((frames, 3))
     down = np.zeros(frames)

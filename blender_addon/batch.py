@@ -57,6 +57,7 @@ if not __package__:
             addon_utils.disable(_module, default_set=True)
     _batch.exit_with(_code)
 
+from .core import directing_cli
 from .core.batch_input import load_prompts
 from .core.batch_plan import (
     PlannedItem,
@@ -126,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     finishing_cli.add_arguments(p)
+    directing_cli.add_arguments(p)
     add_character_arguments(p)
     p.add_argument("--bvh", type=Path, action="append", default=[], metavar="FILE",
                    help="instead of --prompts: use this humanoid BVH as a take (repeatable; "
@@ -149,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: give either --prompts or --bvh", file=sys.stderr)
         return EXIT_USAGE
     if args.bvh:
+        if directing_cli.any_given(args):
+            print("error: the direction flags need prompts and a daemon; they do not apply to "
+                  "--bvh takes", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
         return _bvh_main(args, formats)
     defaults = GenerateSettings(prompt="", duration_s=args.duration, candidates=args.candidates,
                                 guidance=args.guidance, steps=args.steps, seed=args.seed,
@@ -157,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     client_secret_file=args.key_file, artist=args.artist,
                                     connect_timeout_s=args.connect_timeout)  # fmt: skip
     try:
-        planned = plan(load_prompts(args.prompts, defaults), args.out, formats)
+        direct = directing_cli.direct_from_args(args)
+        planned = plan(load_prompts(args.prompts, defaults, direct), args.out, formats)
         config = client_config(connection, online_access=True)  # the command line is consent
         finish = finishing_cli.options_from_args(args)
         character = target_from_args(args)

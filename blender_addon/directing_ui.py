@@ -9,6 +9,7 @@ read back onto the model skeleton relative to where the rig object stands (``cor
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -28,7 +29,9 @@ from .core import directing, retarget, rig_pose
 from .core.motion import kinematics
 from .core.motion.skeletons import MODEL_SKELETON
 from .core.protocol import constraints as wire
+from .core.protocol import motion
 from .core.rig_bones import RigBones
+from .core.settings import GenerateSettings
 from .props import HYMOTION_PG_take as Take
 from .props import active_take, scene_settings
 from .registration import class_registrar
@@ -69,6 +72,19 @@ class HYMOTION_PG_direction(bpy.types.PropertyGroup):
     )  # fmt: skip
     timeline: CollectionProperty(type=HYMOTION_PG_timeline_row)  # type: ignore[valid-type]
     active_row: IntProperty(default=0)  # type: ignore[valid-type]
+    inbetween: EnumProperty(  # type: ignore[valid-type]
+        name="In-between",
+        items=[("OFF", "Off", "No in-between"),
+               ("KEYS", "Between Keys", "The motion between the active take's poses at two "
+                "frames; the new take has exactly the frames from one to the other"),
+               ("TAKES", "Into Take", "From the active take's end into another take's start")],
+        default="OFF",
+    )  # fmt: skip
+    inbetween_from: IntProperty(name="From", description="Scene frame of the first pose", default=1)  # type: ignore[valid-type]
+    inbetween_to: IntProperty(name="To", description="Scene frame of the last pose", default=60)  # type: ignore[valid-type]
+    inbetween_take: StringProperty(  # type: ignore[valid-type]
+        name="Into", description="The take whose first frames the new take leads into"
+    )
 
 
 def direction(scene: bpy.types.Scene) -> HYMOTION_PG_direction:
@@ -112,6 +128,84 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
                 "a pose was asked of the character at a frame that was not read", field="target"
             )
     return constraints
+
+
+def directed_settings(scene: bpy.types.Scene, settings: GenerateSettings) -> GenerateSettings:
+    """``settings`` with the panel's Direction options: an in-between also sets the duration."""
+    options = direction(scene)
+    if options.inbetween == "OFF":
+        return replace(settings, constraints=constraints_for(scene, settings.duration_s))
+    timeline = any(row.prompt for row in options.timeline)
+    if options.start != "NONE" or options.end_on_pose or options.loop or timeline:
+        raise directing.DirectionError(INBETWEEN_CONFLICT, field="inbetween")
+    take = active_take(scene_settings(scene))
+    curve = _curve_ground(scene, options.curve)
+    if options.inbetween == "KEYS" and scene_settings(scene).target == RIG_TARGET:
+        return _inbetween_character_keys(scene, settings, options, curve)
+    if scene_settings(scene).target == RIG_TARGET:
+        raise directing.DirectionError(INBETWEEN_TAKES_ON_RIG, field="inbetween")
+    before = _take_motion(take, "the active take")
+    if options.inbetween == "KEYS":
+        assert take is not None and take.action is not None
+        constraints, duration_s = directing.inbetween_keys(
+            *before, build.action_frames(take.action)[0], options.inbetween_from,
+            options.inbetween_to, curve,
+        )  # fmt: skip
+        return replace(settings, duration_s=duration_s, constraints=constraints)
+    after = _take_motion(_take_named(scene, options.inbetween_take), "the In-between's Into take")
+    frames = motion.frames_for_duration(settings.duration_s)
+    constraints, _ = directing.inbetween_takes(before, after, frames, curve)
+    return replace(settings, constraints=constraints)
+
+
+def _inbetween_character_keys(
+    scene: bpy.types.Scene,
+    settings: GenerateSettings,
+    options: HYMOTION_PG_direction,
+    curve: np.ndarray | None,
+) -> GenerateSettings:
+    """Between Keys with the character as target: its poses at From and To, read from the rig
+    as Blender poses it (``character_poses``, one ground anchor for both)."""
+    first, last = options.inbetween_from, options.inbetween_to
+    frames = last - first + 1
+    rotations = np.full((max(frames, 1), MODEL_SKELETON.joint_count, 4), np.nan)
+    pelvis = np.full((max(frames, 1), 3), np.nan)
+    if frames >= 2:  # a shorter span is refused by inbetween_keys, naming inbetween_to
+        read = character_poses(scene, [first, last])
+        rotations[[0, -1]], pelvis[[0, -1]] = read.rotations, read.root_positions
+    constraints, duration_s = directing.inbetween_keys(rotations, pelvis, first, first, last, curve)
+    return replace(settings, duration_s=duration_s, constraints=constraints)
+
+
+INBETWEEN_TAKES_ON_RIG = (
+    "In-between Into Take works on the add-on's own armature: with Target 'Selected armature' "
+    "use Between Keys (your character's poses at From and To), or set Target to 'New armature'"
+)
+
+
+INBETWEEN_CONFLICT = (
+    "In-between sets both ends of the new take: set Start to Free and turn End on Pose, Loop "
+    "and the Timeline off, or set In-between to Off"
+)
+
+
+def _take_motion(take: Take | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Model-space rotations (F, J, 4) and pelvis (F, 3) of a take as it plays now."""
+    if take is None or take.action is None or take.armature is None:
+        raise directing.DirectionError(f"an in-between needs {what}, with its action",
+                                       field="take")  # fmt: skip
+    _, rotations, pelvis = build.read_motion(take.action, take.armature)
+    return rotations, pelvis
+
+
+def _take_named(scene: bpy.types.Scene, name: str) -> Take:
+    if not name:
+        raise directing.DirectionError("choose the take the in-between leads into (Into)",
+                                       field="inbetween_take")  # fmt: skip
+    take = scene_settings(scene).takes.get(name)
+    if take is None:
+        raise directing.DirectionError(f"there is no take named {name!r}", field="inbetween_take")
+    return take  # type: ignore[no-any-return]
 
 
 def _rig_poses(
@@ -287,6 +381,14 @@ class HYMOTION_PT_direction(bpy.types.Panel):
             row.prop(options, "end_frame")
         layout.prop(options, "loop")
         layout.prop(options, "curve")
+        layout.prop(options, "inbetween")
+        if options.inbetween == "KEYS":
+            row = layout.row(align=True)
+            row.prop(options, "inbetween_from")
+            row.prop(options, "inbetween_to")
+        elif options.inbetween == "TAKES":
+            settings = scene_settings(context.scene)
+            layout.prop_search(options, "inbetween_take", settings, "takes", icon="ACTION")
         layout.label(text="Timeline (after the prompt above)")
         row = layout.row()
         row.template_list(

@@ -83,7 +83,11 @@ class Service:
         self._metrics = metrics
         self.session = new_id()
         self.started = time.monotonic()
-        self.limits = Limits(max_candidates=config.max_candidates)
+        self.limits = Limits(
+            max_candidates=config.max_candidates,
+            max_timeline_s=config.max_timeline_s,
+            reconnect_grace_s=config.reconnect_grace_s,
+        )
         self._peers: OrderedDict[bytes, Peer] = OrderedDict()
 
     def handle(self, peer: bytes, user_id: str | None, envelope: Envelope) -> None:

@@ -41,6 +41,9 @@ class Limits:
     fps: int = FPS
     #: Longest joined clip of a timeline (protocol 1.1, capability "constraints").
     max_timeline_s: float = 120.0
+    #: How long a vanished connection's jobs wait for their artist to re-attach (not a request
+    #: limit: a client plans its re-attach with it).
+    reconnect_grace_s: float = 10.0
 
 
 DEFAULT_LIMITS = Limits()

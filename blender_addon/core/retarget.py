@@ -27,6 +27,7 @@ Pose-bone rotation of bone t with parent p, all rotations world (any common fram
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -126,9 +127,24 @@ class RigTake:
         return transfer.pose_positions(self.target, self.world_rotations, self.root_positions)
 
 
+@functools.lru_cache(maxsize=8)
 def model_rest(rig: RigBones) -> tuple[np.ndarray, np.ndarray]:
-    """Bone heads (N, 3) and rest rotations (N, 4) of ``rig`` in model axes (Y up)."""
-    return rig.heads @ C, rot.from_matrix(C.T @ rig.rest)
+    """Bone heads (N, 3) and rest rotations (N, 4) of ``rig`` in model axes (Y up).
+
+    Computed once per rig (every take and step of a retarget asks): read-only arrays."""
+    heads, rests = rig.heads @ C, rot.from_matrix(C.T @ rig.rest)
+    heads.setflags(write=False)
+    rests.setflags(write=False)
+    return heads, rests
+
+
+@functools.lru_cache(maxsize=64)
+def _location_frame_inverse(rig: RigBones, bone: int) -> np.ndarray:
+    """Inverse (3, 3) of the model-axes frame ``bone``'s pose location is expressed in
+    (computed once per rig and bone: a tiny LAPACK call costs milliseconds on a busy machine)."""
+    inverse = np.linalg.inv(C.T @ rig.location_frame(bone))
+    inverse.setflags(write=False)
+    return inverse
 
 
 def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan:
@@ -308,38 +324,34 @@ def retarget(
 def retarget_takes(
     p: RigPlan, takes: list[TakeMotion], options: RetargetOptions = RetargetOptions()
 ) -> list[RigTake]:
-    """Several takes on the planned rig. The transfer runs once over all their frames (its
-    cost is per call more than per frame); everything that looks along time runs per take."""
+    """Several takes on the planned rig, each on its own: a take gets the same keys alone or
+    with others, and one take's arrays stay in the CPU cache (one transfer over every take's
+    frames at once was slower: its arrays outgrow the cache)."""
+    return [_retarget_take(p, take, options) for take in takes]
+
+
+def _retarget_take(p: RigPlan, take: TakeMotion, options: RetargetOptions) -> RigTake:
     model = p.model
-    inputs = []
-    for t in takes:
-        local = np.asarray(t.rotations, dtype=np.float64)
-        pelvis = np.asarray(t.root_positions, dtype=np.float64)
-        if options.root_motion == "IN_PLACE":
-            local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
-        world = kinematics.world_rotations(local, model.parents)
-        positions = kinematics.positions_from_world(model, world, pelvis)
-        inputs.append((world, positions, contacts.detect_contacts(positions, t.fps,
-                                                                   model_legs(model))))  # fmt: skip
-    moved = transfer.transfer(p.calibration, np.concatenate([i[0] for i in inputs]),
-                              np.concatenate([i[1] for i in inputs]))  # fmt: skip
-    out = []
-    start = 0
-    for take, (world, positions, found) in zip(takes, inputs, strict=True):
-        frames = world.shape[0]
-        span = slice(start, start + frames)
-        start += frames
-        target_world = moved.world_rotations[span]
-        root_pos = moved.root_positions[span].copy()
-        joints = moved.joint_positions[span].copy()
-        # The transfer anchors the clip it is given to the floor; here that clip held every
-        # take, so each take is anchored again on its own.
+    local = np.asarray(take.rotations, dtype=np.float64)
+    pelvis = np.asarray(take.root_positions, dtype=np.float64)
+    if options.root_motion == "IN_PLACE":
+        local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
+    world = kinematics.world_rotations(local, model.parents)
+    positions = kinematics.positions_from_world(model, world, pelvis)
+    found = contacts.detect_contacts(positions, take.fps, model_legs(model))
+    moved = transfer.transfer(p.calibration, world, positions)  # anchored to the floor
+    target_world, root_pos, joints = (
+        moved.world_rotations,
+        moved.root_positions,
+        moved.joint_positions,
+    )
+    if take.anchor_frame is not None:  # stands as its anchor pose alone would
+        root_pos, joints = root_pos.copy(), joints.copy()
         _stand(p, take, positions, joints, root_pos)
-        if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
-            target_world, root_pos = _pin_feet(p, target_world, root_pos, joints, positions,
-                                               found.foot)  # fmt: skip
-        out.append(_rig_take(p, target_world, root_pos, found, options))
-    return out
+    if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
+        target_world, root_pos = _pin_feet(p, target_world, root_pos, joints, positions,
+                                           found.foot)  # fmt: skip
+    return _rig_take(p, target_world, root_pos, found, options)
 
 
 def _stand(
@@ -660,8 +672,7 @@ def _location(
     metres) when the bones above it only move with the top bone (its ``yaw`` and ``ground``)."""
     heads, _ = model_rest(p.rig)
     offset = rot.rotate(rot.inverse(yaw), head - ground) - (heads[bone] - heads[p.top])
-    frame = C.T @ p.rig.location_frame(bone)  # model axes
-    return offset @ np.linalg.inv(frame).T / p.rig.object_scale
+    return offset @ _location_frame_inverse(p.rig, bone).T / p.rig.object_scale
 
 
 def _locations(
@@ -682,8 +693,7 @@ def _locations(
     head_t = root_pos - rot.rotate(yaw, heads[pelvis_bone] - heads[t])
     names, values = [p.rig.names[t]], [_location(p, t, head_t, yaw, ground)]
     if mode == "ROOT_BONE":
-        top_frame = C.T @ p.rig.location_frame(p.top)
-        top_loc = (ground - heads[p.top]) @ np.linalg.inv(top_frame).T
+        top_loc = (ground - heads[p.top]) @ _location_frame_inverse(p.rig, p.top).T
         names.append(p.rig.names[p.top])
         values.append(top_loc / p.rig.object_scale)
     return tuple(names), np.stack(values, axis=1)

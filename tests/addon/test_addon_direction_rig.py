@@ -21,13 +21,14 @@ import numpy as np
 import pytest
 
 from blender_addon import build, directing_ui, history, prefs, rig_reader, rig_takes
-from blender_addon.core import bone_mapping, retarget, rig_pose
+from blender_addon.core import bone_mapping, directing, retarget, rig_pose
 from blender_addon.core.motion import bvh_import, kinematics
 from blender_addon.core.motion import rotations as rot
 from blender_addon.core.motion.skeletons import MODEL_SKELETON
 from blender_addon.core.rig import C
 from blender_addon.core.rig_bones import RigBones, sorted_bones
 from blender_addon.core.session import ServerInfo
+from blender_addon.core.settings import GenerateSettings
 from tests.addon import retarget_checks, rigs
 from tests.addon.test_addon_batch import run_batch
 from tests.addon.test_addon_daemon import set_panel
@@ -314,6 +315,38 @@ def test_end_of_take_then_a_key_after_it_on_the_character(scene: Any) -> None:
     got, _ = _posed(scene, obj, list(range(1, 17)))
     plan = retarget.plan(MODEL_SKELETON, rig_reader.rig_bones(obj), rig_takes.rig_mapping(obj))
     _assert_matches(_figures(plan, want, got))
+
+
+def test_between_keys_reads_the_characters_poses_at_from_and_to(scene: Any) -> None:
+    """In-between Between Keys with the character as target (no daemon: the constraints, then
+    retargeted back as the new take will be): the take spans From..To and holds the
+    character's own poses there."""
+    obj = _character(scene)
+    _key_artist_action(obj, clip_motion("walk_turn_left_cmu_16_11.bvh"))
+    want, _ = _posed(scene, obj, [11, 41])
+    options = directing_ui.direction(scene)
+    options.inbetween, options.inbetween_from, options.inbetween_to = "KEYS", 11, 41
+    settings = GenerateSettings("walk", 2.0, candidates=1, guidance=5.0, steps=4)
+    directed = directing_ui.directed_settings(scene, settings)
+    constraints = directed.constraints
+    assert directed.duration_s == pytest.approx(31 / 30)
+    assert constraints is not None and constraints.pose_frames is not None
+    assert constraints.pose_frames.tolist() == [0, 30]
+    poses = rig_takes.Motion("read", MODEL_SKELETON, constraints.pose_rotations,
+                             constraints.pose_root_positions, 30.0, anchor_frame=0)  # fmt: skip
+    (action,) = rig_takes.retarget_actions(obj, [poses], retarget.RetargetOptions(pin_feet=False))
+    build.assign_action(obj, action)
+    got, _ = _posed(scene, obj, [1, 2])
+    plan = retarget.plan(MODEL_SKELETON, rig_reader.rig_bones(obj), rig_takes.rig_mapping(obj))
+    _assert_matches(_figures(plan, want, got))
+
+
+def test_into_take_is_refused_on_the_character(scene: Any) -> None:
+    _character(scene)
+    directing_ui.direction(scene).inbetween = "TAKES"
+    settings = GenerateSettings("walk", 2.0, candidates=1, guidance=5.0, steps=4)
+    with pytest.raises(directing.DirectionError, match="Into Take works on the add-on's own"):
+        directing_ui.directed_settings(scene, settings)
 
 
 def test_a_curve_is_followed_where_the_character_stands(scene: Any) -> None:

@@ -253,9 +253,7 @@ class HYMOTION_OT_rename_take(_TakeOperator):
         take = self.take(context)
         if not self.name.strip():
             raise SettingsError("a take needs a name", field="name")
-        take.name = self.name.strip()
-        if take.action is not None:
-            take.action.name = f"HYM {take.name}"
+        take.name = self.name.strip()  # its Actions follow (``history.name_actions``)
         return {"FINISHED"}
 
 

@@ -27,10 +27,18 @@ def _is_armature(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
     return obj.type == "ARMATURE"
 
 
+def _take_renamed(self: HYMOTION_PG_take, _context: bpy.types.Context) -> None:
+    from . import history  # imported late: history imports this module
+
+    history.name_actions(self)
+
+
 class HYMOTION_PG_take(bpy.types.PropertyGroup):
     """One generated candidate: its Action and everything needed to redo or credit it."""
 
-    # ``name`` (from PropertyGroup) is the take's display name; renaming it renames nothing else.
+    # The take's display name (PropertyGroup's own ``name``, redefined to follow renames made
+    # in the takes list): its Actions are renamed with it.
+    name: StringProperty(name="Name", update=_take_renamed)  # type: ignore[valid-type]
     prompt: StringProperty(name="Prompt")  # type: ignore[valid-type]
     seed: StringProperty(  # type: ignore[valid-type]
         name="Seed", description=f"Seed of this candidate (0 to {messages.MAX_SEED})"

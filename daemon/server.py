@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import zmq
@@ -87,12 +89,21 @@ class Server:
 
     async def startup(self) -> None:
         config = self.config
-        self.log, self._log_handlers = setup_logging(
-            config.log_level,
-            config.log_stderr,
-            config.logs_path if config.log_file else None,
-            self._log_name,
-        )
+        with _writable("log_dir", config.logs_path):
+            self.log, self._log_handlers = setup_logging(
+                config.log_level,
+                config.log_stderr,
+                config.logs_path if config.log_file else None,
+                self._log_name,
+            )
+        try:
+            with _writable("state_dir", config.state_path):
+                # Quota usage is saved here on every job: find out now, not on the first job.
+                config.state_path.mkdir(parents=True, exist_ok=True)
+                tempfile.TemporaryFile(dir=config.state_path).close()
+        except ConfigError:
+            close_handlers(self._log_name, self._log_handlers)
+            raise
         self._context = zmq.asyncio.Context()
         try:
             self._socket = self._router()
@@ -318,3 +329,14 @@ def _key_option(option: str) -> Iterator[None]:
         yield
     except KeyFileError as exc:
         raise ConfigError(f"{option}: {exc.message}", field=option) from exc
+
+
+@contextlib.contextmanager
+def _writable(option: str, directory: Path) -> Iterator[None]:
+    """A directory the daemon cannot write is a bad value of ``option``: exit code 2, named."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(
+            f"{option}: cannot write in {directory}: {exc.strerror or exc}", field=option
+        ) from exc

@@ -253,3 +253,13 @@ def test_a_number_that_is_not_finite_is_refused(option: str, text: str) -> None:
     with pytest.raises(ConfigError) as refused:  # inf in welcome.limits broke every hello
         load_config(None, {env_name(option): text}, {})
     assert refused.value.details["field"] == option
+
+
+def test_a_directory_the_daemon_cannot_write_stops_it_naming_the_option(tmp_path: Path) -> None:
+    text = " ".join(GUIDE.split())
+    assert "a `log_dir` (when `log_file` is on) or `state_dir` the daemon cannot create" in text
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")  # refused even to root, unlike a permission
+    assert _refused_option(make_config(tmp_path, log_dir=blocker / "logs")) == "log_dir"
+    # Before: the daemon started, then every generate failed with `internal` (quota usage).
+    assert _refused_option(make_config(tmp_path, state_dir=blocker / "state")) == "state_dir"

@@ -84,7 +84,11 @@ class JobLifecycle:
         self.scheduler = Scheduler(
             SchedulerLimits(config.max_queue, config.max_per_artist, workers=workers)
         )
-        self.quotas = QuotaBook(config.quota_for, config.state_path / "usage.json")
+        self.quotas = QuotaBook(
+            config.quota_for,
+            config.state_path / "usage.json",
+            on_unsaved=lambda error: log.error("quota_usage_unsaved", error=error),
+        )
         self.shutting_down = False
         self._queue_update: asyncio.TimerHandle | None = None
 

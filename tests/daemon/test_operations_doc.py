@@ -20,14 +20,17 @@ from daemon.config import (
     RESULT_OVERHEAD_BYTES,
     ConfigError,
     DaemonConfig,
+    QuotaLimits,
     env_name,
     flag_name,
     load_config,
 )
 from daemon.logs import close_handlers, setup_logging
 from daemon.metrics import Metrics
+from daemon.quotas import QuotaBook
 from daemon.scheduler import Scheduler, SchedulerLimits
 from daemon.server import CANCEL_WAIT_S
+from shared_protocol import QuotaExceeded
 from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
 from tests.support import make_config, read_log, run_daemon
@@ -263,3 +266,17 @@ def test_a_directory_the_daemon_cannot_write_stops_it_naming_the_option(tmp_path
     assert _refused_option(make_config(tmp_path, log_dir=blocker / "logs")) == "log_dir"
     # Before: the daemon started, then every generate failed with `internal` (quota usage).
     assert _refused_option(make_config(tmp_path, state_dir=blocker / "state")) == "state_dir"
+
+
+def test_a_failed_quota_save_never_fails_the_job(tmp_path: Path) -> None:
+    assert "logged as `quota_usage_unsaved` with the reason" in " ".join(GUIDE.split())
+    unsaved: list[str] = []
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    book = QuotaBook(lambda artist: QuotaLimits(jobs_per_hour=2), blocker / "usage.json",
+                     on_unsaved=unsaved.append)  # fmt: skip
+    book.charge_job("alice")  # was an OSError: the client got `internal`, the job still ran
+    book.charge_job("alice")
+    assert len(unsaved) == 2 and "a-file" in unsaved[0]
+    with pytest.raises(QuotaExceeded):  # still counted in memory
+        book.check("alice")

@@ -276,9 +276,13 @@ def _quota(table: Any, where: str) -> QuotaLimits:
             )
         kind: type | tuple[type, ...] = int if key.startswith("jobs") else (int, float)
         _typed(value, kind, f"{where}.{key}")
-        if value < 0:
-            raise ConfigError(f"{where}.{key} must be >= 0", field=f"{where}.{key}")
+        if not math.isfinite(value) or value < 0:  # inf and nan would mean "unlimited" silently
+            raise ConfigError(f"{where}.{key} must be a finite number >= 0", field=f"{where}.{key}")
     return QuotaLimits(**table)
+
+
+#: Upper bound of batch_window_s, result_retention_s, grace_period_s and reconnect_grace_s.
+MAX_DURATION_OPTION_S = 86400
 
 
 def check_config(config: DaemonConfig) -> None:
@@ -300,8 +304,14 @@ def check_config(config: DaemonConfig) -> None:
             allowed=f"{low:g}-{high:g} s",
         )
     for name in ("batch_window_s", "result_retention_s", "grace_period_s", "reconnect_grace_s"):
-        if getattr(config, name) < 0:
-            raise ConfigError(f"{name} must be 0 or more", field=name)
+        # A day bounds every timer and retry hint built from them (a huge finite value made
+        # the shutting-down hint infinite, which no reply can carry).
+        if not 0 <= getattr(config, name) <= MAX_DURATION_OPTION_S:
+            raise ConfigError(
+                f"{name} must be 0 to {MAX_DURATION_OPTION_S} s",
+                field=name,
+                allowed=f"0-{MAX_DURATION_OPTION_S} s",
+            )
     _check_timeline_limit(config)
     if not config.devices:
         raise ConfigError("devices must name at least one device", field="devices")

@@ -68,12 +68,11 @@ from .core.batch_plan import (
     summary_path,
 )
 from .core.describe import explain
-from .core.errors import RigError
 from .core.files import atomic_path
 from .core.finishing import cli as finishing_cli
 from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import client, errors, messages
-from .core.rig_cli import RigTarget, target_from_args
+from .core.rig_cli import CHARACTER_ERRORS, RigTarget, target_from_args
 from .core.rig_cli import add_arguments as add_character_arguments
 from .core.rig_pose import Placement
 from .core.session import Failed, GenerationSession, JobView, Outcome, server_info
@@ -245,7 +244,7 @@ class Batch:
         except errors.DaemonUnreachable as exc:
             for item in remaining:
                 self._fail(item, exc)
-        except RigError as exc:
+        except CHARACTER_ERRORS as exc:
             print(f"error: {explain(exc)}", file=sys.stderr)
             return EXIT_USAGE
         finally:

@@ -71,11 +71,20 @@ def prepare(
     retarget.relax_fingers = target.options.relax_fingers
     retarget.key_ik = target.options.key_ik
     retarget.ik_limbs = target.options.ik_limbs
-    if target.preset is not None:
-        mapping = bone_mapping.load_preset(target.preset, rig_reader.rig_bones(rig))
-        rig[rig_takes.MAPPING_KEY] = bone_mapping.preset_text(mapping)
+    apply_preset(rig, target)
     rig_history.retarget_all(scene, list(takes), rig)
     return rig
+
+
+def apply_preset(rig: bpy.types.Object, target: RigTarget) -> None:
+    """Put ``--mapping-preset``'s mapping on the rig, checked against it (its convention, the
+    bones it names, one joint per bone); nothing without a preset."""
+    if target.preset is None:
+        return
+    bones = rig_reader.rig_bones(rig)
+    mapping = bone_mapping.load_preset(target.preset, bones)
+    bone_mapping.validate(mapping, bones, repr(rig.name))
+    rig[rig_takes.MAPPING_KEY] = bone_mapping.preset_text(mapping)
 
 
 def describe(rig: bpy.types.Object) -> dict[str, object]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bpy
 
-from . import build, history, rig_export, rig_reader, rig_takes, take_finishing
+from . import build, history, rig_copy, rig_export, rig_reader, rig_takes, take_finishing
 from .core import bone_mapping, retarget, steps
 from .core.errors import RigError
 from .props import HYMOTION_PG_take as Take
@@ -183,11 +183,9 @@ def _compare_copies(
         if record is None or record.action is None:
             raise RigError(f"take {take.name!r} has no Action on {obj.name!r} to compare")
         action = record.action
-        copy = obj.copy()
+        copy = rig_copy.independent_copy(obj, f"{obj.name} {take.name}")
         if copy is None:  # typed optional since fake-bpy-module-latest
             raise RigError(f"{obj.name!r} could not be copied to compare takes")
-        copy.name = f"{obj.name} {take.name}"
-        copy.animation_data_clear()
         collection.objects.link(copy)
         copy.location = obj.location.copy()
         copy.location.x += history.compare_offset(scene, i, len(takes))

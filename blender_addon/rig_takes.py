@@ -22,6 +22,7 @@ from .core.channels import Channel
 from .core.protocol import motion
 from .core.rig import same_skeleton
 from .core.rig_channels import rig_channels
+from .core.rig_conventions import limb_switches
 
 #: Custom property on actions this add-on wrote for a rig: the take's name.
 TAKE_KEY = "hy_motion_take"
@@ -87,7 +88,8 @@ class RigWriter:
         pose = build.pose_bones(obj)
         self._modes = {b.name: b.rotation_mode for b in pose}
         ik = options.ik_limbs and options.key_ik
-        self._switches = [s.for_limbs(ik) for s in self.mapping.switches]
+        self._switches = limb_switches(self.mapping.switches, ik,
+                                       lambda b, p: _has_property(pose, b, p))  # fmt: skip
         self._animated = animated_bones(obj)
         self._plans: list[retarget.RigPlan] = []
 
@@ -138,6 +140,13 @@ def retarget_actions(
             bpy.data.actions.remove(action)
         raise
     return actions
+
+
+def _has_property(
+    pose: bpy.types.bpy_prop_collection[bpy.types.PoseBone], bone: str, prop: str
+) -> bool:
+    # A custom property of the pose bone (the 4.2 stubs type ``in`` on it as unsupported).
+    return bone in pose and prop in pose[bone]  # type: ignore[operator,unused-ignore]
 
 
 def animated_bones(obj: bpy.types.Object) -> set[str]:

@@ -74,6 +74,7 @@ def check_character(character: RigTarget) -> rig_pose.Placement:
     scene = current_scene()
     try:
         rig = rig_batch.load_rig(scene, character)
+        rig_batch.apply_preset(rig, character)
         rig_batch.describe(rig)  # its mapping: legs, hips, no bone mapped twice
         return rig_batch.placement(rig, character)
     finally:

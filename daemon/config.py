@@ -8,6 +8,7 @@ engine options) come from the file only.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -275,20 +276,42 @@ def _quota(table: Any, where: str) -> QuotaLimits:
             )
         kind: type | tuple[type, ...] = int if key.startswith("jobs") else (int, float)
         _typed(value, kind, f"{where}.{key}")
-        if value < 0:
-            raise ConfigError(f"{where}.{key} must be >= 0", field=f"{where}.{key}")
+        if not math.isfinite(value) or value < 0:  # inf and nan would mean "unlimited" silently
+            raise ConfigError(f"{where}.{key} must be a finite number >= 0", field=f"{where}.{key}")
     return QuotaLimits(**table)
+
+
+#: Upper bound of batch_window_s, result_retention_s, grace_period_s and reconnect_grace_s.
+MAX_DURATION_OPTION_S = 86400
 
 
 def check_config(config: DaemonConfig) -> None:
     """Refuse unsafe or impossible settings before anything is bound."""
-    positive = ("max_queue", "max_per_artist", "max_candidates", "heartbeat_s")
+    for option in OPTIONS:
+        value = getattr(config, option.name)
+        # float() reads "inf" and "nan" (TOML too): no timer, estimate or reply can use them.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{option.name} must be a finite number", field=option.name)
+    positive = ("max_queue", "max_per_artist", "max_candidates")
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0", field=name)
+    low, high = HEARTBEAT_RANGE_S
+    if not low <= config.heartbeat_s <= high:
+        raise ConfigError(
+            f"heartbeat_s {config.heartbeat_s:g} is outside {low:g} to {high:g} s",
+            field="heartbeat_s",
+            allowed=f"{low:g}-{high:g} s",
+        )
     for name in ("batch_window_s", "result_retention_s", "grace_period_s", "reconnect_grace_s"):
-        if getattr(config, name) < 0:
-            raise ConfigError(f"{name} must be 0 or more", field=name)
+        # A day bounds every timer and retry hint built from them (a huge finite value made
+        # the shutting-down hint infinite, which no reply can carry).
+        if not 0 <= getattr(config, name) <= MAX_DURATION_OPTION_S:
+            raise ConfigError(
+                f"{name} must be 0 to {MAX_DURATION_OPTION_S} s",
+                field=name,
+                allowed=f"0-{MAX_DURATION_OPTION_S} s",
+            )
     _check_timeline_limit(config)
     if not config.devices:
         raise ConfigError("devices must name at least one device", field="devices")
@@ -315,6 +338,9 @@ def check_config(config: DaemonConfig) -> None:
         metrics_address(config.metrics_bind)
 
 
+#: libzmq takes whole milliseconds (under 1 ms would switch heartbeats off) and a 32-bit
+#: timeout of 3 intervals; beyond 10 minutes a dead peer would hold its jobs for half an hour.
+HEARTBEAT_RANGE_S = (0.01, 600.0)
 #: From one full clip (a shorter limit would refuse timelines shorter than a plain request) to
 #: the longest a timeline can be: a full first clip plus MAX_TIMELINE_ROWS of the longest row.
 TIMELINE_RANGE_S = (
@@ -324,6 +350,8 @@ TIMELINE_RANGE_S = (
 #: Result bytes per candidate and frame: float32 rotations (J, 4), joint positions (J, 3) and
 #: pelvis (3) on the model's 22 joints.
 _RESULT_BYTES_PER_FRAME = (22 * (4 + 3) + 3) * 4
+#: The rest of a result message (header, skeleton arrays, signature) takes a few KB.
+RESULT_OVERHEAD_BYTES = 64 * 1024
 
 
 def _check_timeline_limit(config: DaemonConfig) -> None:
@@ -335,7 +363,7 @@ def _check_timeline_limit(config: DaemonConfig) -> None:
             allowed=f"{low:g}-{high:g} s",
         )
     frames = frames_for_duration(config.max_timeline_s)
-    result_bytes = config.max_candidates * frames * _RESULT_BYTES_PER_FRAME
+    result_bytes = config.max_candidates * frames * _RESULT_BYTES_PER_FRAME + RESULT_OVERHEAD_BYTES
     if result_bytes > REPLY_LIMITS.max_total_bytes:
         raise ConfigError(
             f"max_timeline_s {config.max_timeline_s:g} with max_candidates "

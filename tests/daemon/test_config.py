@@ -53,6 +53,10 @@ def test_file_tables_and_relative_paths(tmp_path: Path) -> None:
         ("[quotas.default]\njobs_per_hour = -1\n", "quotas.default.jobs_per_hour"),
         ("[quotas.default]\njobs_per_week = 1\n", "quotas.default.jobs_per_week"),
         ("[quotas.defualt]\njobs_per_hour = 1\n", "quotas.defualt"),  # a typo is not unlimited
+        ("[quotas.default]\ngpu_seconds_per_hour = inf\n", "quotas.default.gpu_seconds_per_hour"),
+        ("[quotas.default]\ngpu_seconds_per_day = nan\n", "quotas.default.gpu_seconds_per_day"),
+        ("grace_period_s = 1e308\n", "grace_period_s"),  # its retry hint could not be sent
+        ("result_retention_s = 86401\n", "result_retention_s"),
         ('log_level = "loud"\n', "log_level"),
         ('server_secret_key = "k"\n', "allowed_keys_dir"),
         ('metrics_bind = "9108"\n', "metrics_bind"),

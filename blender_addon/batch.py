@@ -148,8 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not formats or any(f not in FORMATS for f in formats):
         print(f"error: --formats takes a comma list of {', '.join(FORMATS)}", file=sys.stderr)
         return EXIT_USAGE
-    if not (math.isfinite(args.fps) and args.fps > 0):  # Blender keeps a rate as 1+ / base
-        print(f"error: --fps takes frames per second above 0; got {args.fps:g}", file=sys.stderr)
+    out_of_range = _out_of_range(args)
+    if out_of_range:
+        print(f"error: {out_of_range}", file=sys.stderr)
         return EXIT_USAGE
     if args.root_bone and args.target_rig:  # the rig's own root bone is a character option
         print("error: --root-bone puts the travel on the built-in armature's root bone; with "
@@ -183,6 +184,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if existing:
         return refuse_existing(existing)
     return Batch(args, formats, config, finish, character).run(planned)
+
+
+def _out_of_range(args: argparse.Namespace) -> str | None:
+    """The first rate, time or count flag outside what it can mean (None: all are fine)."""
+    for flag, value, what in (
+        ("--fps", args.fps, "frames per second above 0"),
+        ("--timeout", args.timeout, "seconds above 0"),
+        ("--connect-timeout", args.connect_timeout, "seconds above 0"),
+    ):
+        if not (math.isfinite(value) and value > 0):
+            return f"{flag} takes {what}; got {value:g}"
+    if args.retries < 0:
+        return f"--retries takes a count of 0 or more; got {args.retries}"
+    return None
 
 
 def refuse_existing(existing: Sequence[Path]) -> int:

@@ -172,12 +172,19 @@ def test_bvh_mode_keeps_an_earlier_summary(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "summary.json").read_bytes() == summary
 
 
-@pytest.mark.parametrize("fps", ["0", "-5", "nan"])
-def test_a_frame_rate_that_is_not_positive_is_a_usage_error(tmp_path: Path, fps: str) -> None:
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [("--fps", "0", "frames per second above 0"), ("--fps", "-5", "frames per second above 0"),
+     ("--fps", "nan", "frames per second above 0"), ("--timeout", "0", "seconds above 0"),
+     ("--connect-timeout", "-1", "seconds above 0"), ("--retries", "-1", "a count of 0 or more")],
+)  # fmt: skip
+def test_a_rate_time_or_count_out_of_range_is_a_usage_error(
+    tmp_path: Path, flag: str, value: str, says: str
+) -> None:
     clip = ROOT / "examples" / "mocap" / "walk_forward_cmu_35_01.bvh"
-    result = run_batch("--bvh", str(clip), "--out", str(tmp_path / "o"), f"--fps={fps}")
+    result = run_batch("--bvh", str(clip), "--out", str(tmp_path / "o"), f"{flag}={value}")
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "error: --fps takes frames per second above 0" in result.stderr
+    assert f"error: {flag} takes {says}" in result.stderr
     assert not (tmp_path / "o").exists()  # refused before anything was written
 
 

@@ -264,8 +264,8 @@ class Batch:
             return EXIT_USAGE
         finally:
             motion_client.shutdown()
-        self._summary(started, session)
-        return EXIT_OK if not self.failures else EXIT_FAILED
+        written = self._summary(started, session)
+        return EXIT_OK if written and not self.failures else EXIT_FAILED
 
     def _one(self, session: GenerationSession, planned: PlannedItem, total: int) -> None:
         from . import scene_io
@@ -327,7 +327,8 @@ class Batch:
         self.failures.append(record)
         print(f"[{item.index}] FAILED {item.where} {planned.describe_seeds()}: {info}", flush=True)
 
-    def _summary(self, started: float, session: GenerationSession) -> None:
+    def _summary(self, started: float, session: GenerationSession) -> bool:
+        """Write summary.json and print the closing lines; False if it could not be written."""
         summary: dict[str, Any] = {
             "ok": not self.failures,
             "seconds": round(time.monotonic() - started, 3),
@@ -347,10 +348,14 @@ class Batch:
                 temp.write_text(json.dumps(summary, indent=2))
         except errors.HYMotionError as exc:
             print(f"error: could not write {path}: {explain(exc)}", file=sys.stderr)
+            written = False
+        else:
+            written = True
         done = sum(1 for r in self.records if not r["error"])
         print(f"done: {done} item(s) succeeded, {len(self.failures)} failed; summary: {path}")
         for line in summary["failures"]:
             print(f"FAILED {line}")
+        return written
 
 
 def exit_with(code: int) -> NoReturn:

@@ -172,6 +172,16 @@ def test_bvh_mode_keeps_an_earlier_summary(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "summary.json").read_bytes() == summary
 
 
+def test_a_summary_that_cannot_be_written_fails_the_batch(tmp_path: Path) -> None:
+    clip = ROOT / "examples" / "mocap" / "walk_forward_cmu_35_01.bvh"
+    (tmp_path / "o" / "summary.json").mkdir(parents=True)  # replaceable by no file
+    result = run_batch("--bvh", str(clip), "--out", str(tmp_path / "o"), "--formats", "bvh",
+                       "--overwrite")  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: could not write" in result.stderr and "Traceback" not in result.stderr
+    assert "done: 1 item(s) succeeded, 0 failed" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "says"),
     [("--fps", "0", "frames per second above 0"), ("--fps", "-5", "frames per second above 0"),

@@ -296,22 +296,11 @@ def check_config(config: DaemonConfig) -> None:
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0", field=name)
-    low, high = HEARTBEAT_RANGE_S
-    if not low <= config.heartbeat_s <= high:
-        raise ConfigError(
-            f"heartbeat_s {config.heartbeat_s:g} is outside {low:g} to {high:g} s",
-            field="heartbeat_s",
-            allowed=f"{low:g}-{high:g} s",
-        )
+    _check_range(config, "heartbeat_s", HEARTBEAT_RANGE_S)
     for name in ("batch_window_s", "result_retention_s", "grace_period_s", "reconnect_grace_s"):
         # A day bounds every timer and retry hint built from them (a huge finite value made
         # the shutting-down hint infinite, which no reply can carry).
-        if not 0 <= getattr(config, name) <= MAX_DURATION_OPTION_S:
-            raise ConfigError(
-                f"{name} must be 0 to {MAX_DURATION_OPTION_S} s",
-                field=name,
-                allowed=f"0-{MAX_DURATION_OPTION_S} s",
-            )
+        _check_range(config, name, (0, MAX_DURATION_OPTION_S))
     _check_timeline_limit(config)
     if not config.devices:
         raise ConfigError("devices must name at least one device", field="devices")
@@ -354,14 +343,20 @@ _RESULT_BYTES_PER_FRAME = (22 * (4 + 3) + 3) * 4
 RESULT_OVERHEAD_BYTES = 64 * 1024
 
 
-def _check_timeline_limit(config: DaemonConfig) -> None:
-    low, high = TIMELINE_RANGE_S
-    if not low <= config.max_timeline_s <= high:
+def _check_range(config: DaemonConfig, name: str, bounds: tuple[float, float]) -> None:
+    """Refuse option ``name`` (seconds) outside ``bounds``, naming it and the range."""
+    low, high = bounds
+    value = getattr(config, name)
+    if not low <= value <= high:
         raise ConfigError(
-            f"max_timeline_s {config.max_timeline_s:g} is outside {low:g} to {high:g} s",
-            field="max_timeline_s",
+            f"{name} {value:g} is outside {low:g} to {high:g} s",
+            field=name,
             allowed=f"{low:g}-{high:g} s",
         )
+
+
+def _check_timeline_limit(config: DaemonConfig) -> None:
+    _check_range(config, "max_timeline_s", TIMELINE_RANGE_S)
     frames = frames_for_duration(config.max_timeline_s)
     result_bytes = config.max_candidates * frames * _RESULT_BYTES_PER_FRAME + RESULT_OVERHEAD_BYTES
     if result_bytes > REPLY_LIMITS.max_total_bytes:

@@ -148,6 +148,12 @@ class RayBackend:
             "autoscaling": [cluster.min_replicas, cluster.max_replicas],
             "gpus": cluster.gpus_per_replica,
             "cpus": cluster.cpus_per_replica,
+            "encoders": [
+                cluster.text_encoders,
+                cluster.encoder_replicas,
+                cluster.encoder_gpus_per_replica,
+                cluster.encoder_cpus_per_replica,
+            ],
             "version": __version__,
         }
         text = json.dumps(settings, sort_keys=True, default=str)

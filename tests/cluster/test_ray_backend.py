@@ -24,7 +24,9 @@ import pytest
 import ray
 import torch
 import zmq
+from ray import serve
 
+from daemon.cluster.app import ENCODERS
 from daemon.cluster.backend import RayBackend
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.replica import EngineFactory
@@ -123,31 +125,69 @@ def events(daemon: DaemonHandle, name: str) -> list[dict[str, Any]]:
     return [e for e in daemon.log_events() if e.get("event") == name]
 
 
-def test_results_equal_the_local_backend_bit_for_bit(
-    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
-) -> None:
-    local_config = make_config(tmp_path / "local", engine={"tiny_dir": str(tiny_dir)})
+@pytest.fixture(scope="module")
+def local_result(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Result:
+    """The local backend's answer to ``generate(seed=11, candidates=2)`` on the tiny model."""
+    config = make_config(tmp_path_factory.mktemp("local"), engine={"tiny_dir": str(tiny_dir)})
     engine = create_engine({"tiny_dir": str(tiny_dir)}, "cpu")
-    results: dict[str, Result] = {}
+    context = zmq.Context()
     # On the CPU, float sums depend on the thread count; Ray gives a replica with
     # num_cpus < 1 one thread, so the local engine runs with one too.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with run_daemon(local_config, [engine]) as daemon:
+        with run_daemon(config, [engine]) as daemon:
             peer = Peer(context, daemon.address)
             peer.hello("alice")
-            results["local"] = final_of(peer, generate(peer, seed=11, candidates=2))
+            result = final_of(peer, generate(peer, seed=11, candidates=2))
             peer.close()
     finally:
         torch.set_num_threads(threads)
-    with ray_daemon(ray_config(tmp_path / "ray", ray_cluster, tiny_dir)) as daemon:
+        context.destroy(linger=0)
+    assert isinstance(result, Result), result
+    return result
+
+
+#: The session's two-replica app, and an app of one engine replica whose text encoders run in
+#: a deployment of their own (deleted after the test: it is needed once).
+LAYOUTS = {
+    "per_replica": {},
+    "shared": {
+        "app": "hymotion-shared",
+        "replicas": 1,
+        "text_encoders": "shared",
+        "encoder_gpus_per_replica": 0.0,
+        "encoder_cpus_per_replica": 0.5,
+    },
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_results_equal_the_local_backend_bit_for_bit(
+    tmp_path: Path,
+    ray_cluster: LocalRayCluster,
+    tiny_dir: Path,
+    context: zmq.Context,
+    local_result: Result,
+    layout: str,
+) -> None:
+    config = ray_config(tmp_path, ray_cluster, tiny_dir, **LAYOUTS[layout])
+    with ray_daemon(config) as daemon:
         peer = Peer(context, daemon.address)
         peer.hello("alice")
-        results["ray"] = final_of(peer, generate(peer, seed=11, candidates=2))
+        remote = final_of(peer, generate(peer, seed=11, candidates=2))
         peer.close()
-    local, remote = results["local"], results["ray"]
-    assert isinstance(local, Result) and isinstance(remote, Result), (local, remote)
+        # Encoders loaded in a process map the tokenizers library (the tiny model's Qwen3
+        # tokenizer is a fast one); a shared layout's engine replica never loads them.
+        replica_pid = daemon.server.backend.engine.profile.replica.pid
+        maps = Path(f"/proc/{replica_pid}/maps").read_text()
+        assert ("tokenizers" in maps) == (layout == "per_replica")
+        if layout == "shared":
+            deployments = serve.status().applications[config.cluster.app].deployments
+            assert deployments[ENCODERS].replica_states == {"RUNNING": 1}
+            serve.delete(config.cluster.app)
+    local = local_result
+    assert isinstance(remote, Result), remote
     for name in ("rotations", "root_positions", "joint_positions"):
         assert np.array_equal(getattr(local, name), getattr(remote, name)), name
     assert (local.model_label, local.seeds, local.untrained) == (

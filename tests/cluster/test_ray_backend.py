@@ -46,6 +46,8 @@ LONG_STEPS = 100
 #: The tiny model's shortest clip (20 frames).
 SHORT_S = 0.67
 _WAIT_S = 120.0
+#: Ray ends a driver 60 s after it lost its head (RAY_gcs_rpc_server_reconnect_timeout_s).
+_OUTAGE_S = 65.0
 
 
 def ray_config(
@@ -349,13 +351,15 @@ def test_an_unreachable_cluster_is_refused_at_start_with_exit_2(tmp_path: Path) 
     assert "ray start --head" in done.stderr
 
 
-def test_ray_lost_while_serving_fails_admitted_jobs_and_refuses_new_ones(
+@pytest.mark.timeout(600)
+def test_ray_lost_then_back_fails_admitted_jobs_and_refuses_new_ones_until_it_returns(
     tmp_path: Path, tiny_dir: Path, context: zmq.Context
 ) -> None:
-    """A cluster of its own whose GCS is killed, and a daemon process (the Ray driver that
-    loses its cluster), so neither the session's cluster nor this test process is harmed."""
+    """A head of its own (own ports), stopped with every Ray process and started again on the
+    same port: the daemon (a process: the Ray driver that loses its cluster) answers `busy`
+    meanwhile, outlives Ray's 60 s limit for a lost head, and rejoins by itself."""
     root = Path(tempfile.mkdtemp(prefix="hm-ray-lost-"))  # short: Ray's socket path limit
-    cluster = LocalRayCluster(root).start()
+    cluster = LocalRayCluster(root, num_cpus=1).start()
     try:
         config_file = write_config(tmp_path, cluster, tiny_dir, 'app = "lost"\nreplicas = 1\n')
         daemon = DaemonProcess(
@@ -367,9 +371,7 @@ def test_ray_lost_while_serving_fails_admitted_jobs_and_refuses_new_ones(
             peer.hello("alice")
             running = generate(peer, seed=1, steps=200, duration_s=12.0)
             peer.until_running(running, timeout_s=_WAIT_S)
-            for pid in cluster.pids():
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "gcs_server":
-                    os.kill(pid, signal.SIGKILL)
+            cluster.stop()  # the head node restarted: every Ray process is gone
             failed = final_of(peer, running)
             assert isinstance(failed, Error) and failed.code == "model_unavailable", failed
             assert failed.details["reason"] == "cluster_unavailable"
@@ -377,11 +379,19 @@ def test_ray_lost_while_serving_fails_admitted_jobs_and_refuses_new_ones(
             assert isinstance(refused, Error) and refused.code == "busy", refused
             assert refused.details["reason"] == "cluster_unavailable"
             assert 1.0 <= refused.details["retry_after_s"] <= 2.0  # spread over one estimate
+            time.sleep(_OUTAGE_S)  # longer than Ray lets a driver live without its head
+            cluster.start()  # same port and token
+            deadline = time.monotonic() + 2 * _WAIT_S
+            while not isinstance(answer := final_of(peer, generate(peer, seed=3)), Result):
+                assert isinstance(answer, Error) and answer.code == "busy", answer
+                assert answer.details["reason"] == "cluster_unavailable"
+                assert time.monotonic() < deadline, "the daemon did not rejoin the cluster"
+                time.sleep(answer.details["retry_after_s"])
             peer.close()
             daemon.signal(signal.SIGTERM)
-            assert daemon.wait(_WAIT_S) == 0  # it stops although Ray cannot be left cleanly
+            assert daemon.wait(_WAIT_S) == 0
         logged = [e["event"] for e in read_log(daemon.log_path)]
-        assert "cluster_unreachable" in logged
+        assert "cluster_back" in logged[logged.index("cluster_unreachable") :]
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -25,6 +25,7 @@ import ray
 import torch
 import zmq
 from ray import serve
+from ray.serve.context import _get_global_client
 
 from daemon.cluster.app import ENCODERS
 from daemon.cluster.backend import RayBackend
@@ -312,6 +313,30 @@ def test_a_replica_killed_mid_job_loses_and_repeats_nothing(
             )
             == 1
         )
+
+
+def test_autoscaling_bounds_reach_serve_and_the_eta_follows_live_replicas(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path
+) -> None:
+    """min 2 / max 3 replicas: Serve gets the bounds and starts two replicas; the daemon keeps
+    three dispatch slots, but the queue's ETA divides by the two that are live."""
+    config = ray_config(
+        tmp_path, ray_cluster, tiny_dir, app="hymotion-autoscale", min_replicas=2, max_replicas=3
+    )
+    with ray_daemon(config, stepping_engine) as daemon:
+        details = _get_global_client().get_serve_details()["applications"]["hymotion-autoscale"]
+        engine = details["deployments"]["engine"]
+        autoscaling = engine["deployment_config"]["autoscaling_config"]
+        assert (autoscaling["min_replicas"], autoscaling["max_replicas"]) == (2, 3)
+        assert autoscaling["target_ongoing_requests"] == 1
+        assert [r["state"] for r in engine["replicas"]] == ["RUNNING", "RUNNING"]
+        backend = daemon.server.backend
+        assert len(backend.slots) == 3 and daemon.call(backend.capacity) == 2
+        scheduler = daemon.server.lifecycle.scheduler
+        # 3 jobs queued ahead of position 2 plus the running batch: 2 rounds on 2 replicas
+        # (1 round on 3); position 0: 1 round either way
+        rounds = daemon.call(lambda: scheduler.wait_s(2) / scheduler.wait_s(0))
+        assert rounds == pytest.approx(2.0)
 
 
 def test_sigterm_drains_the_running_job(

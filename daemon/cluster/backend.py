@@ -133,13 +133,18 @@ class RayBackend:
             raise
         return profile, deployed
 
-    def _rejoin(self) -> dict[str, int]:
-        """After an outage: leave the old session, join the cluster as at start (its head may
-        be a new one: the app is deployed again when it is missing), and count replicas."""
+    def _rejoin(self) -> tuple[dict[str, int], bool]:
+        """After an outage: the replica states, and whether a new session was needed. A head
+        that answers our session again (a network cut) needs nothing more; a new head (a
+        restart) does: leave the old session and join as at start (deploying the app again
+        when it is missing)."""
         _check_reachable(self._cluster.address)  # fast: ray calls hang on a dead head
-        ray.shutdown()
-        self._join()
-        return self._replica_states()
+        try:
+            return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), False
+        except Exception:  # stuck or failing on the old session
+            ray.shutdown()
+            self._join()
+            return self._replica_states(), True
 
     def _ensure_app(self) -> tuple[EngineProfile, bool]:
         """The running app's profile; (re)deploys it first when allowed and needed."""
@@ -280,26 +285,31 @@ class RayBackend:
         rejoin it instead (a rejoin may deploy the app again: up to ``ready_timeout_s``)."""
         # The call in flight: a check stuck on a lost cluster may never return (Ray waits for
         # its old actors); a rejoin does not wait for it.
-        probe: Future[dict[str, int]] | None = None
+        probe: Future[tuple[dict[str, int], bool]] | None = None
         rejoining = False
         while True:
             await asyncio.sleep(self._cluster.health_interval_s)
             if probe is not None and not probe.done() and rejoining == (self._down is not None):
                 continue  # no pile-up of checks (or of rejoins) on a lost cluster
             rejoining = self._down is not None
-            probe = _in_thread(self._rejoin if rejoining else self._replica_states)
+            probe = _in_thread(self._rejoin if rejoining else self._check)
             limit_s = self._cluster.ready_timeout_s if rejoining else _HEALTH_TIMEOUT_S
             try:
-                states = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(probe)), limit_s)
+                states, joined = await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(probe)), limit_s
+                )
             except TimeoutError:
                 self._mark_down(f"no answer to a health check within {limit_s:g} s")
             except Exception as exc:
                 self._mark_down(first_line(exc))
             else:
-                if rejoining:  # a new session: new deployment handle and board
+                if joined:  # a new session: new deployment handle and board
                     _restore_signal_handlers()
                     self._context.handle, self._context.board = self._handle, self._board
                 self._mark_up(states)
+
+    def _check(self) -> tuple[dict[str, int], bool]:
+        return self._replica_states(), False
 
     def _replica_states(self) -> dict[str, int]:
         app = serve.status().applications.get(self._cluster.app)

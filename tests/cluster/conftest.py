@@ -34,7 +34,7 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
     # Short and private: Ray's socket paths under it must stay below the 107-byte limit.
     root = Path(tempfile.mkdtemp(prefix="hm-ray-"))
     ensure_tiny(root / "tiny")
-    # 4 logical CPUs: the session's apps reserve 3.5 (their processes share this machine's cores)
+    # 4 logical CPUs: the session's four apps reserve 1 each (their processes share 2 cores)
     cluster = LocalRayCluster(root, num_cpus=4).start()
     try:
         yield cluster

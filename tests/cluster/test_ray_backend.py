@@ -152,7 +152,7 @@ def local_result(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Re
 
 
 #: The session's two-replica app, and an app of one engine replica whose text encoders run in
-#: a deployment of their own (deleted after the test: it is needed once).
+#: a deployment of their own.
 LAYOUTS = {
     "per_replica": {},
     "shared": {
@@ -188,7 +188,6 @@ def test_results_equal_the_local_backend_bit_for_bit(
         if layout == "shared":
             deployments = serve.status().applications[config.cluster.app].deployments
             assert deployments[ENCODERS].replica_states == {"RUNNING": 1}
-            serve.delete(config.cluster.app)
     local = local_result
     assert isinstance(remote, Result), remote
     for name in ("rotations", "root_positions", "joint_positions"):

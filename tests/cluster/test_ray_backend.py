@@ -33,7 +33,16 @@ from daemon.cluster.config import ClusterConfig
 from daemon.cluster.replica import EngineFactory
 from daemon.config import DaemonConfig, with_overrides
 from daemon.engine.factory import create_engine
-from shared_protocol import Accepted, Cancel, Cancelled, Error, Generate, Progress, Result
+from shared_protocol import (
+    Accepted,
+    Cancel,
+    Cancelled,
+    Error,
+    Generate,
+    Progress,
+    Result,
+    Welcome,
+)
 from tests.support import DaemonHandle, DaemonProcess, make_config, read_log, run_daemon
 from tests.support.engine import stepping_engine
 from tests.support.ray_cluster import LocalRayCluster, free_port
@@ -198,6 +207,28 @@ def test_results_equal_the_local_backend_bit_for_bit(
         remote.untrained,
     )
     assert remote.skeleton.joint_names == local.skeleton.joint_names
+
+
+def test_shared_encoders_that_cannot_load_make_their_model_unavailable_with_the_reason(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
+) -> None:
+    broken = tmp_path / "tiny"
+    shutil.copytree(tiny_dir, broken)
+    (broken / "qwen3" / "config.json").unlink()  # the encoder replica cannot load Qwen3
+    # no CPUs reserved: the session's apps hold its four
+    settings = {**LAYOUTS["shared"], "app": "hymotion-broken", "encoder_cpus_per_replica": 0.0}
+    config = ray_config(tmp_path, ray_cluster, broken, **settings, cpus_per_replica=0.0)
+    with ray_daemon(config) as daemon:
+        peer = Peer(context, daemon.address)
+        welcome = peer.hello("alice")
+        assert isinstance(welcome, Welcome)
+        [tiny] = welcome.models
+        assert not tiny.available
+        assert f"{broken / 'qwen3'}: shared text encoders: " in tiny.error
+        refused = final_of(peer, generate(peer, seed=1))
+        assert isinstance(refused, Error) and refused.code == "model_unavailable", refused
+        assert "shared text encoders" in refused.message
+        peer.close()
 
 
 def test_twenty_clients_two_jobs_each_answered_once_on_both_replicas(

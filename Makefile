@@ -67,11 +67,26 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-# Quick runs of the three benchmarks; docs/benchmarks.md has the full commands and figures.
+# A quick run of every benchmark: the daemon's two, then each tests/*/bench_*.py (found by name,
+# so a new one is never left out) with its quick flags below, if it has any. Each prints its
+# figures; docs/benchmarks.md has the full commands and the recorded figures.
+BENCH_SCRIPTS := $(sort $(wildcard tests/*/bench_*.py))
+BENCH_QUICK_bench_directed := --repeats 1 --steps 5 --candidates 1
+BENCH_QUICK_bench_finishing := --repeats 3
+BENCH_QUICK_bench_ray := --jobs 20 --replicas-max 1
+BENCH_QUICK_bench_rebake := --repeats 1
+BENCH_QUICK_bench_retarget := 1
+define bench_script
+	@echo "== $(1)"
+	HYMOTION_DAEMON_PYTHON=$(abspath $(PY)) $(PY) -m $(subst /,.,$(basename $(1))) \
+		$(BENCH_QUICK_$(basename $(notdir $(1))))
+
+endef
+
 bench: setup
 	$(PY) -m daemon bench-protocol --quick
 	$(PY) -m daemon bench --quick
-	$(PY) tests/addon/bench_addon.py
+	$(foreach script,$(BENCH_SCRIPTS),$(call bench_script,$(script)))
 
 addon: setup
 	$(PY) build_addon.py --out dist

@@ -57,6 +57,7 @@ if not __package__:
             addon_utils.disable(_module, default_set=True)
     _batch.exit_with(_code)
 
+from .core import directing_cli
 from .core.batch_input import load_prompts
 from .core.batch_plan import (
     PlannedItem,
@@ -66,13 +67,13 @@ from .core.batch_plan import (
     summary_path,
 )
 from .core.describe import explain
-from .core.errors import RigError
 from .core.files import atomic_path
 from .core.finishing import cli as finishing_cli
 from .core.finishing.options import NO_FINISHING, FinishOptions
 from .core.protocol import client, errors, messages
-from .core.rig_cli import RigTarget, target_from_args
+from .core.rig_cli import CHARACTER_ERRORS, RigTarget, target_from_args
 from .core.rig_cli import add_arguments as add_character_arguments
+from .core.rig_pose import Placement
 from .core.session import Failed, GenerationSession, JobView, Outcome, server_info
 from .core.settings import (
     DEFAULT_ADDRESS,
@@ -126,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     finishing_cli.add_arguments(p)
+    directing_cli.add_arguments(p)
     add_character_arguments(p)
     p.add_argument("--bvh", type=Path, action="append", default=[], metavar="FILE",
                    help="instead of --prompts: use this humanoid BVH as a take (repeatable; "
@@ -149,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: give either --prompts or --bvh", file=sys.stderr)
         return EXIT_USAGE
     if args.bvh:
+        if directing_cli.any_given(args):
+            print("error: the direction flags need prompts and a daemon; they do not apply to "
+                  "--bvh takes", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
         return _bvh_main(args, formats)
     defaults = GenerateSettings(prompt="", duration_s=args.duration, candidates=args.candidates,
                                 guidance=args.guidance, steps=args.steps, seed=args.seed,
@@ -157,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     client_secret_file=args.key_file, artist=args.artist,
                                     connect_timeout_s=args.connect_timeout)  # fmt: skip
     try:
-        planned = plan(load_prompts(args.prompts, defaults), args.out, formats)
+        direct = directing_cli.direct_from_args(args)
+        planned = plan(load_prompts(args.prompts, defaults, direct), args.out, formats)
         config = client_config(connection, online_access=True)  # the command line is consent
         finish = finishing_cli.options_from_args(args)
         character = target_from_args(args)
@@ -202,6 +209,7 @@ class Batch:
                  character: RigTarget | None = None) -> None:  # fmt: skip
         self.args, self.formats, self.config, self.finish = args, formats, config, finish
         self.character = character
+        self.placement: Placement | None = None  # the character's, for direct paths
         self.records: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
@@ -215,7 +223,7 @@ class Batch:
         try:
             with scene_io.batch_scene(self.args.fps):
                 if self.character is not None and self.character.path is not None:
-                    scene_io.check_character(self.character)  # before any daemon work
+                    self.placement = scene_io.check_character(self.character)  # no daemon yet
                 try:
                     welcome = motion_client.wait_connected(self.args.connect_timeout)
                 except errors.DaemonUnreachable:
@@ -228,7 +236,7 @@ class Batch:
         except errors.DaemonUnreachable as exc:
             for item in remaining:
                 self._fail(item, exc)
-        except RigError as exc:
+        except CHARACTER_ERRORS as exc:
             print(f"error: {explain(exc)}", file=sys.stderr)
             return EXIT_USAGE
         finally:
@@ -241,8 +249,12 @@ class Batch:
 
         item = planned.item
         label = f"[{item.index}/{total}] {item.settings.prompt[:60]!r}"
+        settings = item.settings
+        if self.placement is not None and settings.constraints is not None:
+            constraints = self.placement.constraints(settings.constraints)
+            settings = dataclasses.replace(settings, constraints=constraints)
         try:
-            request = build_request(item.settings, session.limits)
+            request = build_request(settings, session.limits)
         except errors.HYMotionError as exc:
             self._fail(planned, exc)
             return

@@ -17,12 +17,11 @@ from typing import Any
 
 from .core import naming
 from .core.describe import explain
-from .core.errors import RigError
 from .core.files import atomic_path
 from .core.finishing.options import FinishOptions
 from .core.motion import bvh_import
 from .core.protocol import errors
-from .core.rig_cli import RigTarget
+from .core.rig_cli import CHARACTER_ERRORS, RigTarget
 from .core.session import ServerInfo
 
 BVH_SERVER = ServerInfo(model="bvh", model_label="BVH import")
@@ -44,7 +43,7 @@ def run(
         if character is not None and character.path is not None:
             try:
                 scene_io.check_character(character)  # before any file is written
-            except RigError as exc:
+            except CHARACTER_ERRORS as exc:
                 print(f"error: {explain(exc)}", file=sys.stderr)
                 return 2
         for index, path in enumerate(args.bvh, start=1):

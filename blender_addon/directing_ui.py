@@ -1,14 +1,15 @@
 """Direction in the panel (issue #11): start from the current pose or a take's end, end on a
 keyed pose, loop, follow a curve, and a timeline of prompts producing one take.
 
-Poses come from the active take's Action as it plays now (keys the artist added included), in
-the model space of the add-on's armature (its object at the origin, unrotated). With the target
-"Selected armature" Direction is refused: the artist's keys on their rig and its placement are
-not what the new take would be directed from.
+Poses come from the target: with "New armature" the active take's Action as it plays now (keys
+the artist added included), in the model space of the add-on's armature (its object at the
+origin, unrotated); with "Selected armature" the character as Blender poses it at those frames,
+read back onto the model skeleton relative to where the rig object stands (``core.rig_pose``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -23,9 +24,15 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import build
-from .core import directing
+from . import build, rig_history, rig_reader, rig_takes
+from .core import directing, retarget, rig_pose
+from .core.motion import kinematics
+from .core.motion.skeletons import MODEL_SKELETON
 from .core.protocol import constraints as wire
+from .core.protocol import motion
+from .core.rig_bones import RigBones
+from .core.settings import GenerateSettings
+from .props import HYMOTION_PG_take as Take
 from .props import active_take, scene_settings
 from .registration import class_registrar
 from .targets import RIG_TARGET
@@ -65,13 +72,19 @@ class HYMOTION_PG_direction(bpy.types.PropertyGroup):
     )  # fmt: skip
     timeline: CollectionProperty(type=HYMOTION_PG_timeline_row)  # type: ignore[valid-type]
     active_row: IntProperty(default=0)  # type: ignore[valid-type]
-
-
-SELECTED_ARMATURE_REFUSAL = (
-    "Direction works on the add-on's own armature only, not with Target 'Selected armature': "
-    "set Target to 'New armature' to direct a take, then apply it to your rig with "
-    "'Selected armature' and the take's play button"
-)
+    inbetween: EnumProperty(  # type: ignore[valid-type]
+        name="In-between",
+        items=[("OFF", "Off", "No in-between"),
+               ("KEYS", "Between Keys", "The motion between the active take's poses at two "
+                "frames; the new take has exactly the frames from one to the other"),
+               ("TAKES", "Into Take", "From the active take's end into another take's start")],
+        default="OFF",
+    )  # fmt: skip
+    inbetween_from: IntProperty(name="From", description="Scene frame of the first pose", default=1)  # type: ignore[valid-type]
+    inbetween_to: IntProperty(name="To", description="Scene frame of the last pose", default=60)  # type: ignore[valid-type]
+    inbetween_take: StringProperty(  # type: ignore[valid-type]
+        name="Into", description="The take whose first frames the new take leads into"
+    )
 
 
 def direction(scene: bpy.types.Scene) -> HYMOTION_PG_direction:
@@ -85,7 +98,10 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
     take_start = scene.frame_start
     settings = scene_settings(scene)
     take = active_take(settings)
-    if take is not None and take.action is not None and take.armature is not None:
+    take_frames = None
+    if settings.target == RIG_TARGET:
+        rotations, pelvis, take_start, take_frames = _rig_poses(scene, options, take)
+    elif take is not None and take.action is not None and take.armature is not None:
         _, rotations, pelvis = build.read_motion(take.action, take.armature)
         take_start = build.action_frames(take.action)[0]
     timeline = tuple(
@@ -100,19 +116,193 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
         current_frame=scene.frame_current,
         end_frame=options.end_frame if options.end_on_pose else None,
         loop=options.loop,
-        curve_points=_curve_ground(options.curve),
+        curve_points=_curve_ground(scene, options.curve),
         timeline=timeline,
         clip_frames=clip_frames,
+        take_frames=take_frames,
     )
-    if constraints is not None and settings.target == RIG_TARGET:
-        raise directing.DirectionError(SELECTED_ARMATURE_REFUSAL, field="target")
+    if constraints is not None and constraints.has_poses:
+        assert constraints.pose_rotations is not None
+        if not np.isfinite(constraints.pose_rotations).all():  # a frame _rig_poses did not read
+            raise directing.DirectionError(
+                "a pose was asked of the character at a frame that was not read", field="target"
+            )
     return constraints
 
 
-def _curve_ground(obj: bpy.types.Object | None) -> np.ndarray | None:
-    """Model ground (x, z) of the curve's evaluated points in order (Blender (x, y) = (x, −z))."""
+def directed_settings(scene: bpy.types.Scene, settings: GenerateSettings) -> GenerateSettings:
+    """``settings`` with the panel's Direction options: an in-between also sets the duration."""
+    options = direction(scene)
+    if options.inbetween == "OFF":
+        return replace(settings, constraints=constraints_for(scene, settings.duration_s))
+    timeline = any(row.prompt for row in options.timeline)
+    if options.start != "NONE" or options.end_on_pose or options.loop or timeline:
+        raise directing.DirectionError(INBETWEEN_CONFLICT, field="inbetween")
+    take = active_take(scene_settings(scene))
+    curve = _curve_ground(scene, options.curve)
+    if options.inbetween == "KEYS" and scene_settings(scene).target == RIG_TARGET:
+        return _inbetween_character_keys(scene, settings, options, curve)
+    if scene_settings(scene).target == RIG_TARGET:
+        raise directing.DirectionError(INBETWEEN_TAKES_ON_RIG, field="inbetween")
+    before = _take_motion(take, "the active take")
+    if options.inbetween == "KEYS":
+        assert take is not None and take.action is not None
+        constraints, duration_s = directing.inbetween_keys(
+            *before, build.action_frames(take.action)[0], options.inbetween_from,
+            options.inbetween_to, curve,
+        )  # fmt: skip
+        return replace(settings, duration_s=duration_s, constraints=constraints)
+    after = _take_motion(_take_named(scene, options.inbetween_take), "the In-between's Into take")
+    frames = motion.frames_for_duration(settings.duration_s)
+    constraints, _ = directing.inbetween_takes(before, after, frames, curve)
+    return replace(settings, constraints=constraints)
+
+
+def _inbetween_character_keys(
+    scene: bpy.types.Scene,
+    settings: GenerateSettings,
+    options: HYMOTION_PG_direction,
+    curve: np.ndarray | None,
+) -> GenerateSettings:
+    """Between Keys with the character as target: its poses at From and To, read from the rig
+    as Blender poses it (``character_poses``, one ground anchor for both)."""
+    first, last = options.inbetween_from, options.inbetween_to
+    frames = last - first + 1
+    rotations = np.full((max(frames, 1), MODEL_SKELETON.joint_count, 4), np.nan)
+    pelvis = np.full((max(frames, 1), 3), np.nan)
+    if frames >= 2:  # a shorter span is refused by inbetween_keys, naming inbetween_to
+        read = character_poses(scene, [first, last])
+        rotations[[0, -1]], pelvis[[0, -1]] = read.rotations, read.root_positions
+    constraints, duration_s = directing.inbetween_keys(rotations, pelvis, first, first, last, curve)
+    return replace(settings, duration_s=duration_s, constraints=constraints)
+
+
+INBETWEEN_TAKES_ON_RIG = (
+    "In-between Into Take works on the add-on's own armature: with Target 'Selected armature' "
+    "use Between Keys (your character's poses at From and To), or set Target to 'New armature'"
+)
+
+
+INBETWEEN_CONFLICT = (
+    "In-between sets both ends of the new take: set Start to Free and turn End on Pose, Loop "
+    "and the Timeline off, or set In-between to Off"
+)
+
+
+def _take_motion(take: Take | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Model-space rotations (F, J, 4) and pelvis (F, 3) of a take as it plays now."""
+    if take is None or take.action is None or take.armature is None:
+        raise directing.DirectionError(f"an in-between needs {what}, with its action",
+                                       field="take")  # fmt: skip
+    _, rotations, pelvis = build.read_motion(take.action, take.armature)
+    return rotations, pelvis
+
+
+def _take_named(scene: bpy.types.Scene, name: str) -> Take:
+    if not name:
+        raise directing.DirectionError("choose the take the in-between leads into (Into)",
+                                       field="inbetween_take")  # fmt: skip
+    take = scene_settings(scene).takes.get(name)
+    if take is None:
+        raise directing.DirectionError(f"there is no take named {name!r}", field="inbetween_take")
+    return take  # type: ignore[no-any-return]
+
+
+def _rig_poses(
+    scene: bpy.types.Scene, options: HYMOTION_PG_direction, take: Take | None
+) -> tuple[np.ndarray | None, np.ndarray | None, int, int | None]:
+    """(rotations (F, J, 4), pelvis (F, 3), scene frame of index 0, frames that are the
+    take's) from the character, for ``panel_constraints``: its pose as Blender gives it at the
+    current frame (Start: Current Pose) and at the end frame (End on Pose), read onto the model
+    skeleton; for End of Take the active take's own frames first, at the height that take
+    stands at on the rig. Frames nothing reads stay NaN. Every pose read shares the ground
+    anchor of the first pose given."""
+    frames = [scene.frame_current] if options.start == "CURRENT" else []
+    if options.end_on_pose:
+        frames.append(options.end_frame)
+    end_of_take = take is not None and take.action is not None and take.armature is not None
+    end_of_take = end_of_take and options.start == "TAKE_END"
+    if not frames and not end_of_take:
+        return None, None, scene.frame_start, None
+    obj, rig, plan = _character(scene)
+    lift, take_frames = None, None
+    start = min([scene.frame_start, *frames])
+    rotations = np.full((0, MODEL_SKELETON.joint_count, 4), np.nan)
+    pelvis = np.full((0, 3), np.nan)
+    if end_of_take:
+        assert take is not None and take.action is not None and take.armature is not None
+        _, rotations, pelvis = build.read_motion(take.action, take.armature)
+        start, take_frames = build.action_frames(take.action)[0], len(rotations)
+        rise, lift = _end_of_take_on_rig(scene, plan, take, rotations)
+        pelvis = pelvis.astype(np.float64)
+        pelvis[:, rig_pose.UP] += rise
+        frames = [f for f in frames if f >= start]  # an earlier key: refused by its clip frame
+    end = max([start + len(rotations) - 1, *frames])
+    unread = end + 1 - start - len(rotations)  # frames past the take (or the scene's start)
+    rotations = np.concatenate([rotations, np.full((unread, *rotations.shape[1:]), np.nan)])
+    pelvis = np.concatenate([pelvis, np.full((unread, 3), np.nan)])
+    if frames:
+        read = character_poses(scene, frames, lift, (obj, rig, plan))
+        indexes = [f - start for f in frames]
+        rotations[indexes], pelvis[indexes] = read.rotations, read.root_positions
+    return rotations, pelvis, start, take_frames
+
+
+Character = tuple[bpy.types.Object, RigBones, retarget.RigPlan]
+
+
+def character_poses(
+    scene: bpy.types.Scene,
+    frames: list[int],
+    lift: float | None = None,
+    character: Character | None = None,
+) -> rig_pose.ModelPoses:
+    """The character's poses at scene ``frames``, as Blender gives them, on the model skeleton
+    (``core.rig_pose``); ``lift``: the ground anchor to read with (None: the first pose's)."""
+    obj, rig, plan = character or _character(scene)
+    heads, world = rig_pose.posed_bones(rig, rig_reader.posed_matrices(scene, obj, rig, frames))
+    return rig_pose.model_poses(plan, heads, world, lift)
+
+
+def _end_of_take_on_rig(
+    scene: bpy.types.Scene, plan: retarget.RigPlan, take: Take, rotations: np.ndarray
+) -> tuple[float, float]:
+    """(rise, lift): how far to raise the take's frames (model metres) for its last ones, in a
+    new take anchored at the first of them, to stand at the height the take itself stands at
+    on the rig; and that new take's ground anchor (rig metres)."""
+    motion = rig_history.motion_of(take)
+    played = retarget.TakeMotion(motion.rotations, motion.root_positions, motion.fps,
+                                 motion.anchor_frame)  # fmt: skip
+    options = rig_history.options_of(scene_settings(scene).retarget)
+    placed = retarget.retarget_takes(plan, [played], options)[0]
+    was = rig_pose.placed_lift(plan, placed.root_positions, motion.root_positions)
+    first = max(len(rotations) - directing.PREFIX_FRAMES, 0)
+    world = kinematics.world_rotations(rotations[first], plan.model.parents)
+    lift = rig_pose.pose_lift(plan, world)
+    return (was - lift) / plan.calibration.scale, lift
+
+
+def _character(scene: bpy.types.Scene) -> Character:
+    """The character (``rig_history.character``), its bones and its calibration."""
+    obj = rig_history.character(scene)
+    rig = rig_reader.rig_bones(obj)
+    return obj, rig, retarget.plan(MODEL_SKELETON, rig, rig_takes.rig_mapping(obj))
+
+
+def _curve_ground(scene: bpy.types.Scene, obj: bpy.types.Object | None) -> np.ndarray | None:
+    """Model ground (x, z) of the curve's evaluated points in order (Blender (x, y) = (x, −z));
+    with the character as target, where the model goes for the character to follow it."""
     if obj is None:
         return None
+    points = _curve_points(obj)
+    if scene_settings(scene).target != RIG_TARGET:
+        return points
+    character, _, plan = _character(scene)
+    origin = np.array(character.matrix_world)[:3, 3]
+    return rig_pose.Placement.of(plan, origin).path_to_model(points)
+
+
+def _curve_points(obj: bpy.types.Object) -> np.ndarray:
     depsgraph = bpy.context.evaluated_depsgraph_get()
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
@@ -183,7 +373,7 @@ class HYMOTION_PT_direction(bpy.types.Panel):
             return
         options = direction(context.scene)
         if scene_settings(context.scene).target == RIG_TARGET:
-            layout.label(text="Works with Target 'New armature' only", icon="ERROR")
+            layout.label(text="Poses are read from your character", icon="ARMATURE_DATA")
         layout.prop(options, "start")
         row = layout.row(align=True)
         row.prop(options, "end_on_pose")
@@ -191,6 +381,14 @@ class HYMOTION_PT_direction(bpy.types.Panel):
             row.prop(options, "end_frame")
         layout.prop(options, "loop")
         layout.prop(options, "curve")
+        layout.prop(options, "inbetween")
+        if options.inbetween == "KEYS":
+            row = layout.row(align=True)
+            row.prop(options, "inbetween_from")
+            row.prop(options, "inbetween_to")
+        elif options.inbetween == "TAKES":
+            settings = scene_settings(context.scene)
+            layout.prop_search(options, "inbetween_take", settings, "takes", icon="ACTION")
         layout.label(text="Timeline (after the prompt above)")
         row = layout.row()
         row.template_list(

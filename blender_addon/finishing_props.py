@@ -6,6 +6,7 @@ refusal is shown on the take and leaves its Action as it was.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import bpy
@@ -18,7 +19,7 @@ from .core.finishing.options import FinishOptions
 _FOOT_LOCK_ITEMS = [
     ("OFF", "Off", "The take as generated"),
     ("AUTO", "Auto", "Lock feet during detected contacts (still or slowly sliding feet)"),
-    ("ALWAYS", "Always", "Also lock feet that land already sliding (up to twice as fast)"),
+    ("ALWAYS", "Always", "Also lock feet that land already sliding (up to 1.5 m/s)"),
     ("GROUNDING", "Grounding", "No locking: only keep every joint above the floor"),
 ]
 assert {item[0] for item in _FOOT_LOCK_ITEMS} == set(MODES)  # one list of modes: the core's
@@ -49,6 +50,9 @@ class HYMOTION_PG_finishing(bpy.types.PropertyGroup):
     in_place_z: _bool("Forward", "Remove forward travel", True)  # type: ignore[valid-type]
     keep_height: _bool("Keep height", "Off: the pelvis height is removed too", True)  # type: ignore[valid-type]
     keep_facing: _bool("Keep turning", "Off: turns about the vertical go too", True)  # type: ignore[valid-type]
+    root_bone: _bool("Root bone", "Travel and turning on a root bone 'root' on the ground under "  # type: ignore[valid-type]
+                     "the pelvis, as game engines take root motion (the built-in armature; "
+                     "your own rig: Character > Root motion)")  # fmt: skip
     loop: _bool("Loop", "Trim to the best loop and blend its seam")  # type: ignore[valid-type]
     loop_blend: _int("Blend", "Frames of the loop's start cross-faded with what followed its end",  # type: ignore[valid-type]
                      BLEND_FRAMES, 1)  # fmt: skip
@@ -69,13 +73,7 @@ class HYMOTION_PG_finishing(bpy.types.PropertyGroup):
 
     def options(self) -> FinishOptions:
         """The options as the bpy-free core takes them (raises ``FinishingError``)."""
-        return FinishOptions(
-            foot_lock=self.foot_lock, in_place=self.in_place, in_place_x=self.in_place_x,
-            in_place_z=self.in_place_z, keep_height=self.keep_height,
-            keep_facing=self.keep_facing, loop=self.loop, loop_blend=self.loop_blend,
-            trim_start=self.trim_start, trim_end=self.trim_end, ease_in=self.ease_in,
-            ease_out=self.ease_out, ease_pose=self.ease_pose, ease_frame=self.ease_frame,
-        )  # fmt: skip
+        return FinishOptions(**{f.name: getattr(self, f.name) for f in fields(FinishOptions)})
 
     def set_options(self, options: FinishOptions) -> None:
         """Store ``options`` without re-baking once per field (the caller re-bakes once)."""

@@ -79,7 +79,9 @@ class HYMOTION_PT_finishing(bpy.types.Panel):
         options = take.finishing
         layout.prop(options, "foot_lock")
         col = layout.column(heading="Travel", align=True)
-        col.prop(options, "in_place")
+        row = col.row(align=True)
+        row.prop(options, "in_place")
+        row.prop(options, "root_bone")
         if options.in_place:
             row = col.row(align=True)
             row.prop(options, "in_place_x", toggle=True)

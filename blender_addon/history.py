@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bpy
 
-from . import build, export
+from . import build, export, rig_takes
 from .core import naming, rig
 from .core.conversion import resample
 from .core.errors import ExportError, SceneError
@@ -21,13 +21,21 @@ from .targets import RIG_TARGET, target_object
 COMPARE_COLLECTION = "HY-Motion compare"
 
 
-def armature_for(skeleton: motion.Skeleton, scene: bpy.types.Scene) -> bpy.types.Armature:
-    """Reuse the armature data of an earlier take with the same skeleton, else build one."""
-    for take in scene_settings(scene).takes:
-        known: bpy.types.Armature | None = take.armature
-        if known is not None and rig.same_skeleton(build.armature_skeleton(known), skeleton):
+def armature_for(
+    skeleton: motion.Skeleton, scene: bpy.types.Scene, root_bone: bool = False
+) -> bpy.types.Armature:
+    """Reuse the armature data of an earlier take with the same skeleton (and a root bone, or
+    none, as asked), else build one."""
+    for known in [t.armature for t in scene_settings(scene).takes] + list(bpy.data.armatures):
+        if (
+            known is not None
+            and known.get(build.SKELETON_KEY) is not None  # type: ignore[func-returns-value]
+            and build.has_root_bone(known) == root_bone
+            and rig.same_skeleton(build.armature_skeleton(known), skeleton)
+        ):
             return known
-    obj = build.build_armature(scene, skeleton)
+    name = "HY-Motion (root bone)" if root_bone else "HY-Motion"
+    obj = build.build_armature(scene, skeleton, name, root_bone)
     data = build.armature_data(obj)
     bpy.data.objects.remove(obj)  # the target decides which object plays the takes
     return data
@@ -53,7 +61,7 @@ def add_result(
         channels = build.motion_to_channels(data, result.skeleton, rotations, pelvis)
         take = settings.takes.add()
         take.name = name
-        take.action = build.write_action(f"HYM {name}", channels)
+        take.action = build.write_action(naming.action_name(name), channels)
         take.armature = data
         take.prompt, take.seed, take.candidate = result.prompt, str(seed), k
         take.frames, take.fps = rotations.shape[0], fps
@@ -66,10 +74,23 @@ def add_result(
             result.model_label,
             result.untrained,
         )
+        take.anchor_frame = anchor_frame(request, result.fps, fps)
     if request is not None and request.seed is not None:
         settings.seed = int(request.seed)
     # Fetch the items again: adding to a collection invalidates earlier Python references.
     return [settings.takes[i] for i in range(first, len(settings.takes))]
+
+
+def name_actions(take: Take) -> None:
+    """The take's Actions (its own, its raw one, those on artists' rigs) carry its name again
+    after it was renamed; Blender adds ".001" where another datablock holds the name."""
+    if take.action is not None:
+        take.action.name = naming.action_name(take.name)
+    if take.raw_action is not None:
+        take.raw_action.name = naming.raw_action_name(take.name)
+    for record in take.rig_actions:
+        if record.action is not None and record.rig is not None:
+            record.action.name = rig_takes.action_name(take.name, record.rig.name)
 
 
 def show_request(scene: bpy.types.Scene, request: messages.Generate, take_index: int) -> None:
@@ -92,6 +113,15 @@ def _parts(take: Take) -> tuple[bpy.types.Action, bpy.types.Armature]:
     if take.action is None or take.armature is None:
         raise SceneError(f"take {take.name!r} lost its action or armature")
     return take.action, take.armature
+
+
+def anchor_frame(request: messages.Generate | None, source_fps: float, fps: float) -> int:
+    """The take frame of the request's first given pose (Direction), -1 if it gave none."""
+    constraints = request.constraints if request is not None else None
+    if constraints is None or not constraints.has_poses:
+        return -1
+    assert constraints.pose_frames is not None
+    return round(int(constraints.pose_frames[0]) * fps / source_fps)
 
 
 def apply_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:

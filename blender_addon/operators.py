@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import shutil
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from .core.session import Failed, GenerationSession, JobView
 from .core.settings import GenerateSettings, build_request, client_config
 from .props import HYMOTION_PG_settings, HYMOTION_PG_take, scene_settings
 from .registration import class_registrar
+from .step_runner import StepsOperator
+from .targets import RIG_TARGET
 
 if TYPE_CHECKING:  # the stubs' name for {"FINISHED"}, {"CANCELLED"}, ...
     from bpy.stub_internal.rna_enums import OperatorReturnItems
@@ -81,9 +82,9 @@ def generate_settings(settings: HYMOTION_PG_settings) -> GenerateSettings:
 
 def directed(scene: bpy.types.Scene, settings: GenerateSettings) -> GenerateSettings:
     """The panel's Direction options (issue #11) added to ``settings``."""
-    from .directing_ui import constraints_for  # registered after this module
+    from .directing_ui import directed_settings  # registered after this module
 
-    return dataclasses.replace(settings, constraints=constraints_for(scene, settings.duration_s))
+    return directed_settings(scene, settings)
 
 
 def connect(context: bpy.types.Context) -> GenerationSession:
@@ -206,8 +207,9 @@ class HYMOTION_OT_apply_take(_TakeOperator):
         return {"FINISHED"}
 
 
-class HYMOTION_OT_compare_takes(_TakesOperator):
-    """Show takes side by side, one armature each"""
+class HYMOTION_OT_compare_takes(_TakesOperator, StepsOperator):
+    """Show takes side by side, one armature each (on your character: one take retargeted per
+    step, Esc stops)"""
 
     bl_idname = "hy_motion.compare_takes"
     bl_label = "Compare Takes"
@@ -229,6 +231,10 @@ class HYMOTION_OT_compare_takes(_TakesOperator):
         if self.scope == "JOB" and 0 <= settings.active_take < len(takes):
             job = takes[settings.active_take].job_id
             takes = [t for t in takes if t.job_id == job]
+        if settings.target == RIG_TARGET:  # the artist's rig: one take's write per step
+            from . import rig_history
+
+            return self.run_steps(context, rig_history.compare_job(_scene(context), takes))
         history.compare_takes(_scene(context), takes)
         return {"FINISHED"}
 
@@ -247,9 +253,7 @@ class HYMOTION_OT_rename_take(_TakeOperator):
         take = self.take(context)
         if not self.name.strip():
             raise SettingsError("a take needs a name", field="name")
-        take.name = self.name.strip()
-        if take.action is not None:
-            take.action.name = f"HYM {take.name}"
+        take.name = self.name.strip()  # its Actions follow (``history.name_actions``)
         return {"FINISHED"}
 
 

@@ -27,10 +27,18 @@ def _is_armature(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
     return obj.type == "ARMATURE"
 
 
+def _take_renamed(self: HYMOTION_PG_take, _context: bpy.types.Context) -> None:
+    from . import history  # imported late: history imports this module
+
+    history.name_actions(self)
+
+
 class HYMOTION_PG_take(bpy.types.PropertyGroup):
     """One generated candidate: its Action and everything needed to redo or credit it."""
 
-    # ``name`` (from PropertyGroup) is the take's display name; renaming it renames nothing else.
+    # The take's display name (PropertyGroup's own ``name``, redefined to follow renames made
+    # in the takes list): its Actions are renamed with it.
+    name: StringProperty(name="Name", update=_take_renamed)  # type: ignore[valid-type]
     prompt: StringProperty(name="Prompt")  # type: ignore[valid-type]
     seed: StringProperty(  # type: ignore[valid-type]
         name="Seed", description=f"Seed of this candidate (0 to {messages.MAX_SEED})"
@@ -57,6 +65,9 @@ class HYMOTION_PG_take(bpy.types.PropertyGroup):
     raw_action: PointerProperty(name="Raw action", type=bpy.types.Action)  # type: ignore[valid-type]
     # Retargeting (issue #9): this take's Action on each artist rig it was applied to.
     rig_actions: CollectionProperty(type=rig_props.HYMOTION_PG_rig_take)  # type: ignore[valid-type]
+    # Direction (issue #11): the take's frame of its first given pose (-1: none); on a rig the
+    # take stands there as that pose alone would (``retarget.TakeMotion.anchor_frame``).
+    anchor_frame: IntProperty(name="Anchor frame", default=-1)  # type: ignore[valid-type]
 
 
 class HYMOTION_PG_settings(bpy.types.PropertyGroup):

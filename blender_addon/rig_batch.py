@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import bpy
+import numpy as np
 
 from . import rig_history, rig_reader, rig_takes
-from .core import bone_mapping
+from .core import bone_mapping, retarget, rig_pose
 from .core.errors import RigError
+from .core.motion.skeletons import MODEL_SKELETON
 from .core.rig_cli import RigTarget
 from .props import HYMOTION_PG_take as Take
 from .props import scene_settings
@@ -69,11 +71,20 @@ def prepare(
     retarget.relax_fingers = target.options.relax_fingers
     retarget.key_ik = target.options.key_ik
     retarget.ik_limbs = target.options.ik_limbs
-    if target.preset is not None:
-        mapping = bone_mapping.load_preset(target.preset, rig_reader.rig_bones(rig))
-        rig[rig_takes.MAPPING_KEY] = bone_mapping.preset_text(mapping)
+    apply_preset(rig, target)
     rig_history.retarget_all(scene, list(takes), rig)
     return rig
+
+
+def apply_preset(rig: bpy.types.Object, target: RigTarget) -> None:
+    """Put ``--mapping-preset``'s mapping on the rig, checked against it (its convention, the
+    bones it names, one joint per bone); nothing without a preset."""
+    if target.preset is None:
+        return
+    bones = rig_reader.rig_bones(rig)
+    mapping = bone_mapping.load_preset(target.preset, bones)
+    bone_mapping.validate(mapping, bones, repr(rig.name))
+    rig[rig_takes.MAPPING_KEY] = bone_mapping.preset_text(mapping)
 
 
 def describe(rig: bpy.types.Object) -> dict[str, object]:
@@ -85,3 +96,14 @@ def describe(rig: bpy.types.Object) -> dict[str, object]:
         "joints": dict(mapping.joints),
         "unmapped_bones": mapping.unmapped(rig_reader.rig_bones(rig)),
     }
+
+
+def placement(rig: bpy.types.Object, target: RigTarget) -> rig_pose.Placement:
+    """Where the character stands in its scene: directed jobs' paths are given there."""
+    bones = rig_reader.rig_bones(rig)
+    if target.preset is not None:
+        mapping = bone_mapping.load_preset(target.preset, bones)
+    else:
+        mapping = rig_takes.rig_mapping(rig)
+    plan = retarget.plan(MODEL_SKELETON, bones, mapping)
+    return rig_pose.Placement.of(plan, np.array(rig.matrix_world)[:3, 3])

@@ -7,14 +7,15 @@ it. The take's own Action on the model skeleton stays the source of every retarg
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import bpy
 
-from . import build, history, rig_export, rig_reader, rig_takes, take_finishing
-from .core import bone_mapping, retarget
+from . import build, history, rig_copy, rig_export, rig_reader, rig_takes, take_finishing
+from .core import bone_mapping, retarget, steps
 from .core.errors import RigError
 from .props import HYMOTION_PG_take as Take
 from .props import scene_settings
@@ -68,55 +69,69 @@ def motion_of(take: Take) -> rig_takes.Motion:
     """The take in model space, read from its Action (the artist's edits included)."""
     action, data = history._parts(take)
     skeleton, rotations, pelvis = take_finishing.read_motion(action, data)
-    return rig_takes.Motion(take.name, skeleton, rotations, pelvis, float(take.fps))
+    anchor = int(take.anchor_frame) if take.anchor_frame >= 0 else None
+    return rig_takes.Motion(take.name, skeleton, rotations, pelvis, float(take.fps), anchor)
 
 
 def record_for(take: Take, obj: bpy.types.Object) -> HYMOTION_PG_rig_take | None:
     return next((r for r in take.rig_actions if r.rig == obj), None)
 
 
+def _is_current(
+    record: HYMOTION_PG_rig_take | None, take: Take, options: retarget.RetargetOptions, text: str
+) -> bool:
+    return (
+        record is not None
+        and record.action is not None
+        and record.options == _options_key(take, options, text)
+    )
+
+
 def rig_action(
-    scene: bpy.types.Scene, take: Take, obj: bpy.types.Object
+    scene: bpy.types.Scene,
+    take: Take,
+    obj: bpy.types.Object,
+    writer: rig_takes.RigWriter | None = None,
 ) -> tuple[bpy.types.Action, bool]:
-    """The take's Action on ``obj`` for the panel's options, (re)made if needed; True if new."""
-    settings = scene_settings(scene).retarget
-    options = options_of(settings)
-    mapping = rig_takes.rig_mapping(obj)
-    key = _options_key(take, options, bone_mapping.preset_text(mapping))
+    """The take's Action on ``obj`` for the panel's options, (re)made if needed; True if new.
+    ``writer``: the rig made ready once for several takes (built here when not given)."""
+    options = options_of(scene_settings(scene).retarget)
+    mapping = writer.mapping if writer is not None else rig_takes.rig_mapping(obj)
+    text = bone_mapping.preset_text(mapping)
     record = record_for(take, obj)
-    if record is not None and record.action is not None and record.options == key:
+    if record is not None and _is_current(record, take, options, text):
         return record.action, False
-    (action,) = rig_takes.retarget_actions(obj, [motion_of(take)], options, mapping)
+    writer = writer or rig_takes.RigWriter(obj, options, mapping)
+    action = writer.action(motion_of(take))
     if record is None:
         record = take.rig_actions.add()
         record.rig = obj
     old = record.action
-    record.action, record.options = action, key
+    record.action, record.options = action, _options_key(take, options, text)
     if old is not None:
         bpy.data.actions.remove(old)  # only this take's action on this rig
         action.name = rig_takes.action_name(take.name, obj.name)  # free again: no ".001"
     return action, True
 
 
+def retarget_steps(
+    scene: bpy.types.Scene, takes: Sequence[Take], obj: bpy.types.Object
+) -> list[steps.Step]:
+    """One step per take whose Action on ``obj`` is missing or stale for the panel's options:
+    each step is one take's retarget and write, all of it or nothing. The rig's mapping is read
+    once, here, and its rest calibration once, in the first step."""
+    writer = rig_takes.RigWriter(obj, options_of(scene_settings(scene).retarget))
+    text = bone_mapping.preset_text(writer.mapping)
+    return [
+        steps.Step(f"take {take.name!r}", functools.partial(rig_action, scene, take, obj, writer))
+        for take in takes
+        if not _is_current(record_for(take, obj), take, writer.options, text)
+    ]
+
+
 def retarget_all(scene: bpy.types.Scene, takes: list[Take], obj: bpy.types.Object) -> None:
-    """Every take's Action on ``obj`` for the panel's options, made together (one transfer)."""
-    settings = scene_settings(scene).retarget
-    options = options_of(settings)
-    mapping = rig_takes.rig_mapping(obj)
-    text = bone_mapping.preset_text(mapping)
-    missing = [t for t in takes if (r := record_for(t, obj)) is None or r.action is None
-               or r.options != _options_key(t, options, text)]  # fmt: skip
-    if not missing:
-        return
-    actions = rig_takes.retarget_actions(obj, [motion_of(t) for t in missing], options, mapping)
-    for take, action in zip(missing, actions, strict=True):
-        record = record_for(take, obj) or take.rig_actions.add()
-        record.rig = obj
-        old = record.action
-        record.action, record.options = action, _options_key(take, options, text)
-        if old is not None:
-            bpy.data.actions.remove(old)
-            action.name = rig_takes.action_name(take.name, obj.name)
+    """Every take's Action on ``obj`` for the panel's options, now (headless: the batch)."""
+    steps.StepJob(f"Retargeting onto {obj.name}", retarget_steps(scene, takes, obj)).run_to_end()
 
 
 def apply_rig_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
@@ -140,20 +155,37 @@ def refresh_playing_rigs(scene: bpy.types.Scene, take: Take) -> None:
         scene.frame_start, scene.frame_end = build.action_frames(action)
 
 
-def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.types.Object]:
-    """One copy of the character per take (sharing its armature), side by side."""
+def compare_job(scene: bpy.types.Scene, takes: Sequence[Take]) -> steps.StepJob:
+    """Compare takes on the character as steps: one per take still to retarget, then the
+    copies side by side. Stopped early (cancelled, or a take failed), the takes written so far
+    keep their Action (a later compare reuses them) and no comparison is made."""
     obj = character(scene)
-    retarget_all(scene, list(takes), obj)  # the missing ones in one pass
+    takes = list(takes)
+    work = retarget_steps(scene, takes, obj)
+    work.append(steps.Step("the comparison", lambda: _compare_copies(scene, takes, obj)))
+    return steps.StepJob(f"Comparing {len(takes)} takes on {obj.name}", work)
+
+
+def compare_rig_takes(scene: bpy.types.Scene, takes: Sequence[Take]) -> list[bpy.types.Object]:
+    """One copy of the character per take (sharing its armature), side by side, now."""
+    copies: list[bpy.types.Object] = compare_job(scene, takes).run_to_end()
+    return copies
+
+
+def _compare_copies(
+    scene: bpy.types.Scene, takes: Sequence[Take], obj: bpy.types.Object
+) -> list[bpy.types.Object]:
     collection = history.compare_collection(scene)
     copies = []
     end = scene.frame_start
     for i, take in enumerate(takes):
-        action, _ = rig_action(scene, take, obj)
-        copy = obj.copy()
+        record = record_for(take, obj)  # made current by the steps before
+        if record is None or record.action is None:
+            raise RigError(f"take {take.name!r} has no Action on {obj.name!r} to compare")
+        action = record.action
+        copy = rig_copy.independent_copy(obj, f"{obj.name} {take.name}")
         if copy is None:  # typed optional since fake-bpy-module-latest
             raise RigError(f"{obj.name!r} could not be copied to compare takes")
-        copy.name = f"{obj.name} {take.name}"
-        copy.animation_data_clear()
         collection.objects.link(copy)
         copy.location = obj.location.copy()
         copy.location.x += history.compare_offset(scene, i, len(takes))

@@ -87,7 +87,8 @@ class HYMOTION_PG_retarget(bpy.types.PropertyGroup):
     key_ik: BoolProperty(  # type: ignore[valid-type]
         name="Key IK controls", default=True,
         description="Key the rig's IK controls (Rigify, Auto-Rig Pro) and IK bones (Unreal) to "
-        "follow the hands and feet, so a switch to IK keeps the pose",
+        "follow the hands and feet, and its IK pole targets in the knees' and elbows' bend "
+        "plane, so a switch to IK keeps the pose",
     )  # fmt: skip
     ik_limbs: BoolProperty(  # type: ignore[valid-type]
         name="Limbs in IK", default=False,

@@ -7,6 +7,8 @@ rig in Edit Mode, or a non-uniform / mirrored scale is refused with what to do.
 
 from __future__ import annotations
 
+import dataclasses
+
 import bpy
 import numpy as np
 
@@ -38,6 +40,31 @@ def check_rig(obj: bpy.types.Object | None) -> bpy.types.Object:
     return obj
 
 
+def posed_matrices(
+    scene: bpy.types.Scene, obj: bpy.types.Object, rig: RigBones, frames: list[int]
+) -> np.ndarray:
+    """Armature-space pose matrices (F, N, 4, 4) of ``obj``'s bones in ``rig.names`` order, as
+    Blender evaluates them at each of ``scene``'s ``frames`` (the rig's action, NLA, constraints
+    and drivers); the scene's current frame is set back afterwards."""
+    bones = obj.pose.bones if obj.pose is not None else None
+    if bones is None:
+        raise RigError(f"armature {obj.name!r} has no pose", field="target")
+    order = {name: i for i, name in enumerate(b.name for b in bones)}
+    index = [order[name] for name in rig.names]
+    flat = np.empty(len(bones) * 16)
+    out = np.empty((len(frames), rig.count, 4, 4))
+    current, subframe = scene.frame_current, scene.frame_subframe
+    try:
+        for k, frame in enumerate(frames):
+            scene.frame_set(frame)
+            bones.foreach_get("matrix", flat)
+            # foreach_get flattens matrices column by column (Blender's matrix memory order).
+            out[k] = flat.reshape(-1, 4, 4).transpose(0, 2, 1)[index]
+    finally:
+        scene.frame_set(current, subframe=subframe)
+    return out
+
+
 def rig_bones(obj: bpy.types.Object) -> RigBones:
     """The rest skeleton of armature object ``obj`` (checked first)."""
     check_rig(obj)
@@ -59,7 +86,7 @@ def rig_bones(obj: bpy.types.Object) -> RigBones:
     # foreach_get flattens matrices column by column (Blender's matrix memory order).
     local = matrices.reshape(count, 4, 4).transpose(0, 2, 1)[:, :3, :3]
     world = rotation * scale
-    return sorted_bones(
+    sorted_rig = sorted_bones(
         [b.name for b in bones],
         [b.parent.name if b.parent else None for b in bones],
         heads.reshape(count, 3) @ world.T,
@@ -70,6 +97,7 @@ def rig_bones(obj: bpy.types.Object) -> RigBones:
         object_scale=scale,
         local_location=local_location,
     )
+    return dataclasses.replace(sorted_rig, ik_poles=ik_poles(obj))
 
 
 def object_frame(obj: bpy.types.Object) -> tuple[np.ndarray, float]:
@@ -91,3 +119,18 @@ def object_frame(obj: bpy.types.Object) -> tuple[np.ndarray, float]:
         )
     scale = float(scales.mean())
     return matrix / scale, scale
+
+
+def ik_poles(obj: bpy.types.Object) -> tuple[tuple[str, str], ...]:
+    """(pole bone, IK chain's middle bone) of every two-bone IK constraint on ``obj``'s bones
+    whose pole target is a bone of ``obj`` itself."""
+    if obj.pose is None:
+        return ()
+    out = []
+    for bone in obj.pose.bones:
+        for constraint in bone.constraints:
+            if (isinstance(constraint, bpy.types.KinematicConstraint)
+                    and constraint.pole_target is obj and constraint.pole_subtarget
+                    and constraint.chain_count == 2):  # fmt: skip
+                out.append((constraint.pole_subtarget, bone.name))
+    return tuple(dict.fromkeys(out))

@@ -18,8 +18,11 @@ from . import build, rig_reader
 from .build import IS_SLOTTED
 from .core import bone_mapping, retarget
 from .core.bone_mapping import BoneMapping
+from .core.channels import Channel
 from .core.protocol import motion
+from .core.rig import same_skeleton
 from .core.rig_channels import rig_channels
+from .core.rig_conventions import limb_switches
 
 #: Custom property on actions this add-on wrote for a rig: the take's name.
 TAKE_KEY = "hy_motion_take"
@@ -39,6 +42,7 @@ class Motion:
     rotations: np.ndarray  # (F, J, 4) wire convention
     root_positions: np.ndarray  # (F, 3) metres, model axes
     fps: float
+    anchor_frame: int | None = None  # see ``retarget.TakeMotion``
 
 
 def rig_mapping(obj: bpy.types.Object) -> BoneMapping:
@@ -66,46 +70,83 @@ def action_name(take_name: str, rig_name: str) -> str:
     return f"HYM {take_name} @ {rig_name}"
 
 
+class RigWriter:
+    """One rig made ready for takes: its mapping, the artist's animated bones and the rest
+    calibration per model skeleton are worked out once; :meth:`action` then makes one take's
+    Action (retarget and bulk write, nothing left behind if it fails). The unit of the panel's
+    incremental work: one call is one take's write."""
+
+    def __init__(
+        self,
+        obj: bpy.types.Object,
+        options: retarget.RetargetOptions,
+        mapping: BoneMapping | None = None,
+    ) -> None:
+        self.obj, self.options = obj, options
+        self.mapping = mapping or rig_mapping(obj)
+        self._rig = rig_reader.rig_bones(obj)
+        pose = build.pose_bones(obj)
+        self._modes = {b.name: b.rotation_mode for b in pose}
+        ik = options.ik_limbs and options.key_ik
+        self._switches = limb_switches(self.mapping.switches, ik,
+                                       lambda b, p: _has_property(pose, b, p))  # fmt: skip
+        self._animated = animated_bones(obj)
+        self._plans: list[retarget.RigPlan] = []
+
+    def plan(self, skeleton: motion.Skeleton) -> retarget.RigPlan:
+        """The rig calibrated against ``skeleton`` (once per skeleton)."""
+        for known in self._plans:
+            if same_skeleton(known.model, skeleton):
+                return known
+        made = retarget.plan(skeleton, self._rig, self.mapping)
+        self._plans.append(made)
+        return made
+
+    def action(self, m: Motion) -> bpy.types.Action:
+        """A new Action of take ``m`` on the rig (not assigned)."""
+        plan = self.plan(m.skeleton)
+        return self.write(m.name, self.channels(plan, self.retarget_take(plan, m)))
+
+    def retarget_take(self, plan: retarget.RigPlan, m: Motion) -> retarget.RigTake:
+        motion_in = retarget.TakeMotion(m.rotations, m.root_positions, m.fps, m.anchor_frame)
+        (take,) = retarget.retarget_takes(plan, [motion_in], self.options)
+        return take
+
+    def channels(self, plan: retarget.RigPlan, take: retarget.RigTake) -> list[Channel]:
+        # Fingers the artist animates keep their keys (NLA, their action): no relaxed pose.
+        skip = frozenset(set(plan.fingers) & self._animated)
+        return rig_channels(take, self._modes, self._switches, skip=skip)
+
+    def write(self, take_name: str, channels: list[Channel]) -> bpy.types.Action:
+        action = build.write_action(action_name(take_name, self.obj.name), channels)
+        action[TAKE_KEY] = take_name
+        return action
+
+
 def retarget_actions(
     obj: bpy.types.Object,
     motions: Sequence[Motion],
     options: retarget.RetargetOptions,
     mapping: BoneMapping | None = None,
 ) -> list[bpy.types.Action]:
-    """One new Action per motion for rig ``obj`` (not assigned); all or none are created.
-
-    Motions on the same skeleton are retargeted together (one transfer for all of them)."""
-    mapping = mapping or rig_mapping(obj)
-    rig = rig_reader.rig_bones(obj)
-    pose = build.pose_bones(obj)
-    takes: dict[int, retarget.RigTake] = {}
-    animated = animated_bones(obj)
-    relaxed: set[str] = set()
-    by_skeleton: dict[int, list[int]] = {}
-    for k, m in enumerate(motions):
-        by_skeleton.setdefault(id(m.skeleton), []).append(k)
-    for indices in by_skeleton.values():
-        plan = retarget.plan(motions[indices[0]].skeleton, rig, mapping)
-        relaxed |= set(plan.fingers)
-        inputs = [retarget.TakeMotion(motions[k].rotations, motions[k].root_positions,
-                                      motions[k].fps) for k in indices]  # fmt: skip
-        takes.update(zip(indices, retarget.retarget_takes(plan, inputs, options), strict=True))
+    """One new Action per motion for rig ``obj`` (not assigned); all or none are created."""
+    writer = RigWriter(obj, options, mapping)
     actions: list[bpy.types.Action] = []
     try:
-        for k, m in enumerate(motions):
-            take = takes[k]
-            modes = {n: pose[n].rotation_mode for n in take.bone_names}
-            switches = [s.for_limbs(options.ik_limbs and options.key_ik) for s in mapping.switches]
-            # Fingers the artist animates keep their keys (NLA, their action): no relaxed pose.
-            channels = rig_channels(take, modes, switches, skip=frozenset(relaxed & animated))
-            action = build.write_action(action_name(m.name, obj.name), channels)
-            action[TAKE_KEY] = m.name
-            actions.append(action)
+        for m in motions:
+            actions.append(writer.action(m))
     except BaseException:
         for action in actions:
             bpy.data.actions.remove(action)
         raise
     return actions
+
+
+def _has_property(
+    pose: bpy.types.bpy_prop_collection[bpy.types.PoseBone], bone: str, prop: str
+) -> bool:
+    # A custom property of the pose bone (the 4.2 stubs type ``in`` on it as unsupported).
+    return bone in pose and prop in pose[bone]  # type: ignore[operator,unused-ignore]
 
 
 def animated_bones(obj: bpy.types.Object) -> set[str]:

@@ -10,6 +10,7 @@ from typing import Any
 import bpy
 
 from . import history, rig_batch
+from .core import rig_pose
 from .core.describe import explain
 from .core.errors import SceneError
 from .core.files import atomic_path, output_with_final_names
@@ -67,12 +68,15 @@ def reset_scene(scene: bpy.types.Scene) -> None:
     settings.armature = None
 
 
-def check_character(character: RigTarget) -> None:
-    """Load the batch's character once, to refuse a bad ``--target-rig`` before generating."""
+def check_character(character: RigTarget) -> rig_pose.Placement:
+    """Load the batch's character once, to refuse a bad ``--target-rig`` before generating;
+    returns where it stands (directed jobs' paths are given in its scene)."""
     scene = current_scene()
     try:
         rig = rig_batch.load_rig(scene, character)
+        rig_batch.apply_preset(rig, character)
         rig_batch.describe(rig)  # its mapping: legs, hips, no bone mapped twice
+        return rig_batch.placement(rig, character)
     finally:
         reset_scene(scene)
 

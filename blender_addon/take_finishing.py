@@ -1,7 +1,7 @@
 """Finishing a take in the scene: the raw take is kept, the take's Action is re-baked.
 
-The first time a take is finished its Action is copied to ``take.raw_action`` ("HYM raw
-<name>", kept with a fake user); from then on every change of options re-bakes the take's
+The first time a take is finished its Action is copied to ``take.raw_action`` ("HYM <name>
+(raw)", kept with a fake user); from then on every change of options re-bakes the take's
 own Action in place (same datablock, so every object playing it follows) from the raw motion.
 Turning every option off restores the raw motion. A refusal leaves the Action as it was and
 shows the reason on the take.
@@ -20,13 +20,15 @@ import bpy
 import numpy as np
 
 from . import build, history
+from .core import naming
 from .core.channels import Channel, bone_path
-from .core.conversion import PoseChannels, pose_to_model
+from .core.conversion import PoseChannels
 from .core.describe import explain
 from .core.errors import SceneError
 from .core.finishing.options import FinishOptions
 from .core.finishing.pipeline import finish
 from .core.motion import bvh_import
+from .core.motion.root import ROOT_BONE
 from .core.protocol import errors, motion
 from .core.session import ServerInfo
 from .finishing_props import HYMOTION_PG_finishing
@@ -78,8 +80,12 @@ def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
     if options.active:
         done = finish(skeleton, rotations, pelvis, take.fps, options)
         rotations, pelvis, report = done.clip.rotations, done.clip.root_positions, done.report
-        rebake(take.action, build.motion_to_channels(take.armature, skeleton, rotations, pelvis))
+        use_root_bone(scene, take, options.root_bone)
+        channels = build.motion_to_channels(take.armature, skeleton, rotations, pelvis)
+        build.add_bone_curves(take.action, channels)  # the root's, when it was just added
+        rebake(take.action, channels)
     else:
+        use_root_bone(scene, take, False)
         copy_keys(raw, take.action)  # the raw take back, key for key
     take.frames = int(rotations.shape[0])
     take.finishing.report = json.dumps(report)
@@ -99,10 +105,26 @@ def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
     return report
 
 
+def use_root_bone(scene: bpy.types.Scene, take: Take, root_bone: bool) -> None:
+    """Move ``take`` (and every object playing it) to the variant of its armature with a root
+    bone, or without one; leaving the root bone drops the root's keys from its Action."""
+    data = take.armature
+    if build.has_root_bone(data) == root_bone:
+        return
+    other = history.armature_for(build.armature_skeleton(data), scene, root_bone)
+    for obj in scene.objects:
+        anim = obj.animation_data
+        if obj.data == data and anim is not None and anim.action == take.action:
+            obj.data = other
+    take.armature = other
+    if not root_bone:
+        build.remove_bone_curves(take.action, ROOT_BONE)
+
+
 def _raw_action(take: Take) -> bpy.types.Action:
     if take.raw_action is None:
         raw = take.action.copy()
-        raw.name = f"HYM raw {take.name}"
+        raw.name = naming.raw_action_name(take.name)
         raw.use_fake_user = True
         take.raw_action = raw
     return take.raw_action
@@ -117,20 +139,31 @@ def read_motion(
     names = skeleton.joint_names
     start, end = build.action_frames(action)
     count = end - start + 1
-    paths = [(bone_path(names[0], "location"), i) for i in range(3)]
-    paths += [(bone_path(n, "rotation_quaternion"), i) for n in names for i in range(4)]
-    values = np.empty((len(paths), count), dtype=np.float32)
-    for row, (path, index) in enumerate(paths):
-        curve = build.find_curve(action, path, index)
-        if curve is None or len(curve.keyframe_points) != count:
-            return build.read_motion(action, data)
-        co = np.empty(2 * count, dtype=np.float32)
-        curve.keyframe_points.foreach_get("co", co)
-        values[row] = co[1::2]
-    location = values[:3].T.astype(np.float64)
-    quats = values[3:].reshape(len(names), 4, count).transpose(2, 0, 1).astype(np.float64)
-    matrices, root_head = build.rest_frame(data, names)
-    rotations, pelvis = pose_to_model(PoseChannels(quats, location), matrices, root_head)
+
+    def channels(bones: Sequence[str]) -> PoseChannels | None:
+        paths = [(bone_path(bones[0], "location"), i) for i in range(3)]
+        paths += [(bone_path(n, "rotation_quaternion"), i) for n in bones for i in range(4)]
+        values = np.empty((len(paths), count), dtype=np.float32)
+        for row, (path, index) in enumerate(paths):
+            curve = build.find_curve(action, path, index)
+            if curve is None or len(curve.keyframe_points) != count:
+                return None
+            co = np.empty(2 * count, dtype=np.float32)
+            curve.keyframe_points.foreach_get("co", co)
+            values[row] = co[1::2]
+        location = values[:3].T.astype(np.float64)
+        quats = values[3:].reshape(len(bones), 4, count).transpose(2, 0, 1).astype(np.float64)
+        return PoseChannels(quats, location)
+
+    body = channels(names)
+    # a raw take has no root keys: its root stays at the origin
+    rooted = build.has_root_bone(data) and any(
+        build.find_curve(action, bone_path(ROOT_BONE, "location"), i) for i in range(3)
+    )
+    root = channels((ROOT_BONE,)) if rooted else None
+    if body is None or (rooted and root is None):
+        return build.read_motion(action, data)
+    rotations, pelvis = build.to_model(data, names, body, root)
     return skeleton, rotations, pelvis
 
 
@@ -187,6 +220,9 @@ def summary_line(report: dict[str, Any]) -> str:
     if "travel_per_cycle" in report:
         travel = report["travel_per_cycle"]
         parts.append(f"travel/cycle {travel['distance_m']:.2f} m, {travel['turn_deg']:+.0f}°")
+    if "root_bone" in report:
+        travel = report["root_bone"]["travel_per_cycle"]
+        parts.append(f"root/cycle {travel['distance_m']:.2f} m, {travel['turn_deg']:+.0f}°")
     parts.append(f"{report.get('frames_out', 0)} frames")
     return " · ".join(parts)
 

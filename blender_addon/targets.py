@@ -22,6 +22,15 @@ RIG_TARGET = "SELECTED_ARMATURE"
 MAIN_OBJECT_NAME = "HY-Motion"
 
 
+def _variants(have: object, want: bpy.types.Armature) -> bool:
+    """Armature data of the same skeleton (one with a root bone, the other without)."""
+    if not isinstance(have, bpy.types.Armature):
+        return False
+    # The 4.2 stubs type ID.get as returning None; it returns the custom property.
+    text = have.get(build.SKELETON_KEY)  # type: ignore[func-returns-value]
+    return text is not None and text == want.get(build.SKELETON_KEY)  # type: ignore[func-returns-value]
+
+
 def target_object(
     scene: bpy.types.Scene, settings: HYMOTION_PG_settings, data: bpy.types.Armature
 ) -> bpy.types.Object:
@@ -32,6 +41,8 @@ def target_object(
             f"target {settings.target!r} is not available in this version", field="target"
         )
     obj = settings.armature
+    if obj is not None and obj.data != data and _variants(obj.data, data):
+        obj.data = data  # the same skeleton with or without a root bone (finishing)
     if obj is None or obj.data != data or scene.objects.get(obj.name) is None:
         obj = build.new_armature_object(scene, data, MAIN_OBJECT_NAME)
         settings.armature = obj

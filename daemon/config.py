@@ -8,6 +8,7 @@ engine options) come from the file only.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -17,8 +18,9 @@ from types import MappingProxyType
 from typing import Any
 
 from daemon.cluster.config import ClusterConfig, parse_cluster
-from shared_protocol import HYMotionError
+from shared_protocol import FPS, MAX_FRAMES, REPLY_LIMITS, HYMotionError, frames_for_duration
 from shared_protocol.addresses import is_loopback
+from shared_protocol.constraints import MAX_TIMELINE_ROWS, TIMELINE_OVERLAP_FRAMES
 
 ENV_PREFIX = "HYMOTION_"
 
@@ -53,6 +55,7 @@ class DaemonConfig:
     max_queue: int = 64
     max_per_artist: int = 8
     max_candidates: int = 8
+    max_timeline_s: float = 120.0
     batch_window_s: float = 0.015
     result_retention_s: float = 600.0
     reconnect_grace_s: float = 10.0
@@ -129,6 +132,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_queue", int, "queued jobs, all artists together, before 'busy'"),
     Option("max_per_artist", int, "queued plus running jobs per artist before 'busy'"),
     Option("max_candidates", int, "most candidates one generate request may ask for"),
+    Option("max_timeline_s", float, "longest joined clip a timeline request may ask for, seconds"),
     Option("batch_window_s", float, "how long a free worker waits for more jobs to batch"),
     Option("result_retention_s", float, "how long finished results stay available to fetch"),
     Option(
@@ -272,20 +276,43 @@ def _quota(table: Any, where: str) -> QuotaLimits:
             )
         kind: type | tuple[type, ...] = int if key.startswith("jobs") else (int, float)
         _typed(value, kind, f"{where}.{key}")
-        if value < 0:
-            raise ConfigError(f"{where}.{key} must be >= 0", field=f"{where}.{key}")
+        if not math.isfinite(value) or value < 0:  # inf and nan would mean "unlimited" silently
+            raise ConfigError(f"{where}.{key} must be a finite number >= 0", field=f"{where}.{key}")
     return QuotaLimits(**table)
+
+
+#: Upper bound of batch_window_s, result_retention_s, grace_period_s and reconnect_grace_s.
+MAX_DURATION_OPTION_S = 86400
 
 
 def check_config(config: DaemonConfig) -> None:
     """Refuse unsafe or impossible settings before anything is bound."""
-    positive = ("max_queue", "max_per_artist", "max_candidates", "heartbeat_s")
+    for option in OPTIONS:
+        value = getattr(config, option.name)
+        # float() reads "inf" and "nan" (TOML too): no timer, estimate or reply can use them.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{option.name} must be a finite number", field=option.name)
+    positive = ("max_queue", "max_per_artist", "max_candidates")
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0", field=name)
+    low, high = HEARTBEAT_RANGE_S
+    if not low <= config.heartbeat_s <= high:
+        raise ConfigError(
+            f"heartbeat_s {config.heartbeat_s:g} is outside {low:g} to {high:g} s",
+            field="heartbeat_s",
+            allowed=f"{low:g}-{high:g} s",
+        )
     for name in ("batch_window_s", "result_retention_s", "grace_period_s", "reconnect_grace_s"):
-        if getattr(config, name) < 0:
-            raise ConfigError(f"{name} must be 0 or more", field=name)
+        # A day bounds every timer and retry hint built from them (a huge finite value made
+        # the shutting-down hint infinite, which no reply can carry).
+        if not 0 <= getattr(config, name) <= MAX_DURATION_OPTION_S:
+            raise ConfigError(
+                f"{name} must be 0 to {MAX_DURATION_OPTION_S} s",
+                field=name,
+                allowed=f"0-{MAX_DURATION_OPTION_S} s",
+            )
+    _check_timeline_limit(config)
     if not config.devices:
         raise ConfigError("devices must name at least one device", field="devices")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -309,6 +336,42 @@ def check_config(config: DaemonConfig) -> None:
         )
     if config.metrics_bind is not None:
         metrics_address(config.metrics_bind)
+
+
+#: libzmq takes whole milliseconds (under 1 ms would switch heartbeats off) and a 32-bit
+#: timeout of 3 intervals; beyond 10 minutes a dead peer would hold its jobs for half an hour.
+HEARTBEAT_RANGE_S = (0.01, 600.0)
+#: From one full clip (a shorter limit would refuse timelines shorter than a plain request) to
+#: the longest a timeline can be: a full first clip plus MAX_TIMELINE_ROWS of the longest row.
+TIMELINE_RANGE_S = (
+    MAX_FRAMES / FPS,
+    (MAX_FRAMES + MAX_TIMELINE_ROWS * (MAX_FRAMES - TIMELINE_OVERLAP_FRAMES)) / FPS,
+)
+#: Result bytes per candidate and frame: float32 rotations (J, 4), joint positions (J, 3) and
+#: pelvis (3) on the model's 22 joints.
+_RESULT_BYTES_PER_FRAME = (22 * (4 + 3) + 3) * 4
+#: The rest of a result message (header, skeleton arrays, signature) takes a few KB.
+RESULT_OVERHEAD_BYTES = 64 * 1024
+
+
+def _check_timeline_limit(config: DaemonConfig) -> None:
+    low, high = TIMELINE_RANGE_S
+    if not low <= config.max_timeline_s <= high:
+        raise ConfigError(
+            f"max_timeline_s {config.max_timeline_s:g} is outside {low:g} to {high:g} s",
+            field="max_timeline_s",
+            allowed=f"{low:g}-{high:g} s",
+        )
+    frames = frames_for_duration(config.max_timeline_s)
+    result_bytes = config.max_candidates * frames * _RESULT_BYTES_PER_FRAME + RESULT_OVERHEAD_BYTES
+    if result_bytes > REPLY_LIMITS.max_total_bytes:
+        raise ConfigError(
+            f"max_timeline_s {config.max_timeline_s:g} with max_candidates "
+            f"{config.max_candidates}: the longest result would be {result_bytes / 2**20:.0f} "
+            f"MiB, over the {REPLY_LIMITS.max_total_bytes >> 20} MiB a client accepts; lower "
+            "one of them",
+            field="max_timeline_s",
+        )
 
 
 def metrics_address(text: str) -> tuple[str, int]:

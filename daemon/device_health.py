@@ -6,6 +6,7 @@ A worker whose engine raised :class:`daemon.engine_api.DeviceFailure` reports it
 - the jobs of that batch fail with ``model_unavailable`` naming the device, with a ``log_id``;
 - the device shows as ``failed`` with the reason in ``status`` and as ``hymotion_device_up 0``
   in the metrics;
+- the queue's ETA counts only the devices still working;
 - a model that no working device serves any more becomes unavailable, with the reason, in
   ``welcome`` and ``status`` (new requests for it get ``model_unavailable``);
 - with no device left, the queued jobs fail the same way.
@@ -78,6 +79,7 @@ class DeviceHealth:
         self._lifecycle.devices = self.infos()
         self._lifecycle.models = self._models()
         left = self.working()
+        self._lifecycle.scheduler.set_workers(len(left))
         after = f"{', '.join(left)} still serve{'s' if len(left) == 1 else ''}: resubmit"
         error = ModelUnavailable(
             f"device {device} failed while running this job ({failure.reason}); the daemon "

@@ -96,7 +96,7 @@ class Job:
             state=self.state.value,
             prompt=self.spec.prompt,
             candidates=self.candidates,
-            frames=self.spec.frames,
+            frames=self.spec.total_frames,  # a timeline's joined clip, as in its result
             model=self.spec.model,
             stage=self.stage,
             queue_position=queue_position,

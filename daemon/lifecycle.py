@@ -84,7 +84,11 @@ class JobLifecycle:
         self.scheduler = Scheduler(
             SchedulerLimits(config.max_queue, config.max_per_artist, workers=workers)
         )
-        self.quotas = QuotaBook(config.quota_for, config.state_path / "usage.json")
+        self.quotas = QuotaBook(
+            config.quota_for,
+            config.state_path / "usage.json",
+            on_unsaved=lambda error: log.error("quota_usage_unsaved", error=error),
+        )
         self.shutting_down = False
         self._queue_update: asyncio.TimerHandle | None = None
 
@@ -101,7 +105,7 @@ class JobLifecycle:
             "job_queued",
             **job.log_fields,
             candidates=job.candidates,
-            frames=job.spec.frames,
+            frames=job.spec.total_frames,
             steps=job.spec.steps,
             model=job.spec.model,
             queue_position=position,

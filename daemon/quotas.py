@@ -34,10 +34,13 @@ class QuotaBook:
         limits_for: Callable[[str], QuotaLimits],
         path: Path | None,
         clock: Callable[[], float] = time.time,
+        on_unsaved: Callable[[str], None] = lambda error: None,
     ) -> None:
+        """``on_unsaved`` is told why usage could not be saved (it is still counted)."""
         self._limits_for = limits_for
         self._path = path
         self._clock = clock
+        self._on_unsaved = on_unsaved
         self._usage: dict[str, dict[str, _Window]] = {}
         #: Why the saved usage could not be read (the daemon logs it), or None.
         self.load_error: str | None = None
@@ -86,10 +89,14 @@ class QuotaBook:
             artist: {w: [u.index, u.jobs, u.gpu_s] for w, u in windows.items()}
             for artist, windows in self._usage.items()
         }
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, self._path)  # atomic: a crash never leaves half a file
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, self._path)  # atomic: a crash never leaves half a file
+        except OSError as exc:
+            # The disk's fault, not the job's: the job goes ahead, counted in memory.
+            self._on_unsaved(f"{self._path}: {exc}")
 
     def _load(self, path: Path) -> None:
         try:

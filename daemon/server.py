@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import zmq
@@ -35,13 +37,17 @@ from shared_protocol import (
     encode,
     new_id,
 )
-from shared_protocol.keys import load_keypair
+from shared_protocol.keys import KeyFileError, load_keypair
 from shared_protocol.wire import REQUEST_FRAME_HARD_LIMIT, check_signature, salvage_id
 
 _RCVHWM = 100
-_HANDSHAKE_IVL_MS = 5000
+#: Messages queued for one connection that is not reading; past it, sends to it are dropped
+#: (libzmq's default, set here so docs/protocol.md can state it).
+SNDHWM = 1000
+#: A connection must finish its ZMTP (and CURVE) handshake within this.
+HANDSHAKE_IVL_MS = 5000
 #: Bounded wait for an engine to notice a cancel once the grace period is over.
-_CANCEL_WAIT_S = 10.0
+CANCEL_WAIT_S = 10.0
 #: Long enough for the final replies of a drain to leave; a closing daemon never hangs on it.
 _SHUTDOWN_LINGER_MS = 500
 
@@ -83,14 +89,28 @@ class Server:
 
     async def startup(self) -> None:
         config = self.config
-        self.log, self._log_handlers = setup_logging(
-            config.log_level,
-            config.log_stderr,
-            config.logs_path if config.log_file else None,
-            self._log_name,
-        )
+        with _writable("log_dir", config.logs_path):
+            self.log, self._log_handlers = setup_logging(
+                config.log_level,
+                config.log_stderr,
+                config.logs_path if config.log_file else None,
+                self._log_name,
+            )
+        try:
+            with _writable("state_dir", config.state_path):
+                # Quota usage is saved here on every job: find out now, not on the first job.
+                config.state_path.mkdir(parents=True, exist_ok=True)
+                tempfile.TemporaryFile(dir=config.state_path).close()
+        except ConfigError:
+            close_handlers(self._log_name, self._log_handlers)
+            raise
         self._context = zmq.asyncio.Context()
-        self._socket = self._router()
+        try:
+            self._socket = self._router()
+        except ConfigError:
+            self._context.term()
+            close_handlers(self._log_name, self._log_handlers)
+            raise
         engine = self.backend.engine
         self.lifecycle = JobLifecycle(
             config,
@@ -104,9 +124,12 @@ class Server:
         self.service = Service(config, engine, self.lifecycle, self, self.log, self.metrics)
         try:
             self._socket.bind(config.bind)
-        except zmq.ZMQError as exc:
+            self._serve_metrics()
+        except (zmq.ZMQError, ConfigError) as exc:
             self._close_transport()
             close_handlers(self._log_name, self._log_handlers)
+            if isinstance(exc, ConfigError):
+                raise
             raise ConfigError(
                 f"cannot bind {config.bind}: {exc.strerror} (is another daemon running?)",
                 field="bind",
@@ -122,12 +145,6 @@ class Server:
             self._tasks.append(
                 loop.create_task(watch_handshakes(self._socket, self.log, self.metrics))
             )
-        if config.metrics_bind is not None:
-            host, port = metrics_address(config.metrics_bind)
-            try:
-                self._metrics_http = self.metrics.serve_http(host, port)
-            except MetricsUnavailable as exc:  # an optional extra: serve without it
-                self.log.error("metrics_unavailable", error=str(exc))
         if self.lifecycle.quotas.load_error is not None:
             self.log.error("quota_usage_unreadable", error=self.lifecycle.quotas.load_error)
         self.log.info(
@@ -140,22 +157,44 @@ class Server:
             metrics=config.metrics_bind,
         )
 
+    def _serve_metrics(self) -> None:
+        """The Prometheus endpoint, when asked for: a port in use stops the daemon (the
+        operator asked for it), a missing optional library does not."""
+        if self.config.metrics_bind is None:
+            return
+        host, port = metrics_address(self.config.metrics_bind)
+        try:
+            self._metrics_http = self.metrics.serve_http(host, port)
+        except MetricsUnavailable as exc:  # an optional extra: serve without it
+            self.log.error("metrics_unavailable", error=str(exc))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {self.config.metrics_bind}: {exc.strerror or exc}",
+                field="metrics_bind",
+            ) from exc
+
     def _router(self) -> zmq.asyncio.Socket:
+        """The ROUTER socket, with CURVE when configured (a key file that cannot be used
+        stops the daemon, naming its option)."""
         config = self.config
+        if config.curve:
+            assert config.server_secret_key is not None and config.allowed_keys_dir is not None
+            with _key_option("server_secret_key"):
+                keys = load_keypair(config.server_secret_key)
+            with _key_option("allowed_keys_dir"):
+                self.allow_list = AllowList(config.allowed_keys_dir, self.log, self.metrics)
+            self._auth = start_auth(self._context, self.allow_list)
         socket = self._context.socket(zmq.ROUTER)
         # Sends to a vanished peer raise EHOSTUNREACH: that is how a dead client is noticed.
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         socket.setsockopt(zmq.MAXMSGSIZE, REQUEST_FRAME_HARD_LIMIT)
         socket.setsockopt(zmq.RCVHWM, _RCVHWM)
-        socket.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_IVL_MS)
+        socket.setsockopt(zmq.SNDHWM, SNDHWM)
+        socket.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_IVL_MS)
         socket.setsockopt(zmq.HEARTBEAT_IVL, int(config.heartbeat_s * 1000))
         socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(config.heartbeat_s * 3000))
         socket.setsockopt(zmq.LINGER, 0)
         if config.curve:
-            assert config.server_secret_key is not None and config.allowed_keys_dir is not None
-            self.allow_list = AllowList(config.allowed_keys_dir, self.log, self.metrics)
-            self._auth = start_auth(self._context, self.allow_list)
-            keys = load_keypair(config.server_secret_key)
             socket.curve_secretkey = keys.secret
             socket.curve_publickey = keys.public
             socket.curve_server = True
@@ -270,7 +309,7 @@ class Server:
             )
             self.lifecycle.cancel_running()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.backend.wait_idle(), _CANCEL_WAIT_S)
+                await asyncio.wait_for(self.backend.wait_idle(), CANCEL_WAIT_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -281,3 +320,23 @@ class Server:
         self._close_transport(_SHUTDOWN_LINGER_MS)
         self.log.info("shutdown_done", seconds=round(time.monotonic() - started, 3))
         close_handlers(self._log_name, self._log_handlers)
+
+
+@contextlib.contextmanager
+def _key_option(option: str) -> Iterator[None]:
+    """A key file that cannot be used is a bad value of ``option``: exit code 2, named."""
+    try:
+        yield
+    except KeyFileError as exc:
+        raise ConfigError(f"{option}: {exc.message}", field=option) from exc
+
+
+@contextlib.contextmanager
+def _writable(option: str, directory: Path) -> Iterator[None]:
+    """A directory the daemon cannot write is a bad value of ``option``: exit code 2, named."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(
+            f"{option}: cannot write in {directory}: {exc.strerror or exc}", field=option
+        ) from exc

@@ -54,8 +54,9 @@ CAPABILITIES = (
 )  # fmt: skip
 #: Jobs one status reply lists (a client decodes lists of at most 256 items).
 STATUS_MAX_JOBS = 256
-#: Connections remembered (routing id -> artist); the least recently heard are forgotten first.
-_MAX_PEERS = 4096
+#: Connections remembered (routing id -> artist); the least recently heard are forgotten first
+#: (docs/protocol.md, "Session rules").
+MAX_PEERS = 4096
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,11 @@ class Service:
         self._metrics = metrics
         self.session = new_id()
         self.started = time.monotonic()
-        self.limits = Limits(max_candidates=config.max_candidates)
+        self.limits = Limits(
+            max_candidates=config.max_candidates,
+            max_timeline_s=config.max_timeline_s,
+            reconnect_grace_s=config.reconnect_grace_s,
+        )
         self._peers: OrderedDict[bytes, Peer] = OrderedDict()
 
     def handle(self, peer: bytes, user_id: str | None, envelope: Envelope) -> None:
@@ -138,7 +143,7 @@ class Service:
         who = Peer(artist, artist in self._config.admins)
         self._peers[peer] = who
         self._peers.move_to_end(peer)
-        while len(self._peers) > _MAX_PEERS:
+        while len(self._peers) > MAX_PEERS:
             self._peers.popitem(last=False)
         return who
 

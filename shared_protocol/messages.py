@@ -41,6 +41,9 @@ class Limits:
     fps: int = FPS
     #: Longest joined clip of a timeline (protocol 1.1, capability "constraints").
     max_timeline_s: float = 120.0
+    #: How long a vanished connection's jobs wait for their artist to re-attach (not a request
+    #: limit: a client plans its re-attach with it).
+    reconnect_grace_s: float = 10.0
 
 
 DEFAULT_LIMITS = Limits()
@@ -120,7 +123,8 @@ class Generate(Message):
             )
         schema.check_text("prompt", prompt)
         low, high = limits.min_duration_s, limits.max_duration_s
-        frames = self.frames if np.isfinite(self.duration_s) else -1
+        # A huge finite duration overflows to infinity in seconds x fps: out of range too.
+        frames = self.frames if np.isfinite(self.duration_s * FPS) else -1
         if not round(low * limits.fps) <= frames <= round(high * limits.fps):
             raise InvalidArgument(
                 "duration_s",
@@ -355,7 +359,22 @@ def parse_request(envelope: Envelope) -> Message:
             field="type",
             allowed=", ".join(REQUEST_TYPES),
         )
-    return schema.from_parts(cls, envelope.body, envelope.arrays)
+    message = schema.from_parts(cls, envelope.body, envelope.arrays)
+    if isinstance(message, Generate) and message.constraints is None:
+        _refuse_stray_constraint_arrays(envelope)
+    return message
+
+
+def _refuse_stray_constraint_arrays(envelope: Envelope) -> None:
+    """Constraint arrays without a ``constraints`` object would be ignored, and the motion
+    silently undirected: refuse them instead."""
+    stray = sorted(name for name in envelope.arrays if name.startswith("constraints."))
+    if stray:
+        raise ProtocolError(
+            f"arrays {', '.join(stray)} came without a 'constraints' object in the body "
+            "(send constraints: {} to use them)",
+            field="constraints",
+        )
 
 
 def parse_reply(envelope: Envelope) -> Message | None:

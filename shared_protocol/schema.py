@@ -73,7 +73,8 @@ def from_parts(
 ) -> T:
     """Build ``cls`` from a body and arrays, raising ProtocolError that names the bad field."""
     if not isinstance(body, Mapping):
-        raise ProtocolError(f"field {prefix.rstrip('.') or 'body'!r} must be an object")
+        name = prefix.rstrip(".") or "body"
+        raise ProtocolError(f"field {name!r} must be an object", field=name)
     kwargs: dict[str, Any] = {}
     hints = _hints(cls)  # type: ignore[arg-type]
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
@@ -124,7 +125,9 @@ def _convert(annotation: Any, value: Any, name: str, arrays: Mapping[str, np.nda
         if not isinstance(value, str):
             raise _type_error(name, "a string", value)
         if len(value) > _MAX_STRING:
-            raise ProtocolError(f"field {name!r} is longer than {_MAX_STRING} characters")
+            raise ProtocolError(
+                f"field {name!r} is longer than {_MAX_STRING} characters", field=name
+            )
         check_text(name, value)
         return value
     if origin is tuple:

@@ -268,7 +268,7 @@ def _decode_arrays(
     for descriptor, payload in zip(descriptors, payloads, strict=True):
         name, array = _decode_array(descriptor, payload, limits)
         if name in arrays:
-            raise ProtocolError(f"array {name!r} is described twice")
+            raise ProtocolError(f"array {name!r} is described twice", field=name)
         arrays[name] = array
     return arrays
 
@@ -292,11 +292,13 @@ def _decode_array(descriptor: Any, payload: bytes, limits: DecodeLimits) -> tupl
     ):
         raise ProtocolError(
             f"array {name!r}: shape must be a list of at most {limits.max_array_dims} "
-            "non-negative integers"
+            "non-negative integers",
+            field=name,
         )
     if len(payload) > limits.max_array_bytes:
         raise ProtocolError(
-            f"array {name!r} is {len(payload)} bytes, over the {limits.max_array_bytes} limit"
+            f"array {name!r} is {len(payload)} bytes, over the {limits.max_array_bytes} limit",
+            field=name,
         )
     itemsize = np.dtype(dtype).itemsize
     # math.prod on Python ints cannot overflow, so a lying shape is caught here, not in numpy.
@@ -304,7 +306,8 @@ def _decode_array(descriptor: Any, payload: bytes, limits: DecodeLimits) -> tupl
     if expected != len(payload):
         raise ProtocolError(
             f"array {name!r}: shape {shape} x {itemsize} bytes = {expected}, "
-            f"but the frame has {len(payload)} bytes"
+            f"but the frame has {len(payload)} bytes",
+            field=name,
         )
     array = np.frombuffer(payload, dtype=np.dtype(dtype)).reshape(shape)
     return name, array

@@ -4,7 +4,9 @@ Starts ``python -m daemon serve`` on a free loopback port (the built-in, untrain
 unless a config names real weights), waits for its welcome, runs the add-on's batch script under
 the ``bpy`` module for the example prompts, then stops the daemon with SIGTERM (graceful drain).
 Then writes a bundled motion-capture walk (examples/mocap) as a finished take (foot lock, loop,
-in place) under ``out/demo/mocap``, since the tiny model's motion is noise.
+in place) under ``out/demo/mocap``, since the tiny model's motion is noise, and retargets it
+onto two characters (Rigify, UE5 naming) with FBX for Unreal and Unity under
+``out/demo/characters`` (``tools/demo_characters.py``).
 Exit code: the batches' (0 only if every prompt, candidate and clip produced its files).
 """
 
@@ -66,7 +68,11 @@ def main() -> int:
             "--foot-lock", "auto", "--loop", "--in-place",
         ]  # fmt: skip
         print("demo: a CMU walk as a finished take:", " ".join(mocap_cmd[1:]))
-        return code or subprocess.call(mocap_cmd, cwd=REPO)
+        code = code or subprocess.call(mocap_cmd, cwd=REPO)
+        # ... and that finished walk on two characters, written for Unreal and Unity.
+        characters_cmd = [sys.executable, str(REPO / "tools" / "demo_characters.py"),
+                          "--out", str(out / "characters")]  # fmt: skip
+        return code or subprocess.call(characters_cmd, cwd=REPO)
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:

@@ -32,7 +32,11 @@ class BatchItem:
     settings: GenerateSettings
 
 
-def load_prompts(path: Path, defaults: GenerateSettings) -> list[BatchItem]:
+def load_prompts(
+    path: Path, defaults: GenerateSettings, direct: dict[str, Any] | None = None
+) -> list[BatchItem]:
+    """The prompts of ``path``; ``direct`` (the command line's direction flags as a "direct"
+    object, absolute paths) directs every prompt, and then no prompt may carry its own."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -45,10 +49,17 @@ def load_prompts(path: Path, defaults: GenerateSettings) -> list[BatchItem]:
         raise BatchInputError(f"{path} holds no prompts")
     items = []
     for i, (where, prompt, overrides) in enumerate(entries, start=1):
-        direct = overrides.pop("direct", None)
+        own = overrides.pop("direct", None)
+        if own is not None and direct is not None:
+            raise BatchInputError(
+                f"{where} has its own 'direct' object and the command line has direction flags: "
+                "give the direction in one place (the job file, or the flags for every prompt)",
+                field="direct",
+            )
         settings = _apply(defaults, prompt, overrides, where)
-        if direct is not None:
-            constraints = constraints_from_json(direct, where, path.parent, settings.duration_s)
+        if own is not None or direct is not None:
+            constraints = constraints_from_json(own or direct, where, path.parent,
+                                                settings.duration_s)  # fmt: skip
             settings = replace(settings, constraints=constraints)
         items.append(BatchItem(i, where, settings))
     return items

@@ -10,7 +10,8 @@
                 "exact": true}}
 
 - ``start_from``: a BVH take (any humanoid BVH, put on the model skeleton by the motion core);
-  the clip starts with its last PREFIX_FRAMES frames and continues from there.
+  the clip starts with its last PREFIX_FRAMES frames and continues from there. Or
+  ``{"bvh": ..., "frame": N}``: the clip starts from that one frame's pose (N as in end_pose).
 - ``end_pose``: the pose of frame ``frame`` (default 0) of a BVH, held at clip frame ``at``
   (default the last frame), where that BVH puts it.
 - ``path``: pelvis ground positions in Blender scene metres (x, y), optionally with the facing
@@ -67,11 +68,10 @@ def constraints_from_json(value: Any, where: str, base: Path, duration_s: float)
     rotations: list[np.ndarray] = []
     roots: list[np.ndarray] = []
     if "start_from" in value:
-        take = _take(value["start_from"], base, where, "direct.start_from")
-        count = min(PREFIX_FRAMES, take.rotations.shape[0])
-        pose_frames += range(count)
-        rotations += list(take.rotations[-count:])
-        roots += list(take.root_positions[-count:])
+        start = _start(value["start_from"], base, where)
+        pose_frames += range(len(start[0]))
+        rotations += list(start[0])
+        roots += list(start[1])
     if "end_pose" in value:
         frame, rotation, root = _end_pose(value["end_pose"], base, where, frames)
         pose_frames.append(frame)
@@ -114,10 +114,33 @@ def _take(path: Any, base: Path, where: str, field: str) -> bvh_import.BvhTake:
         raise BatchInputError(f"{where}: {field}: cannot use {full}: {exc}", field=field) from exc
 
 
+def _start(value: Any, base: Path, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations (P, J, 4) and pelvis (P, 3) a clip starts with: the last PREFIX_FRAMES of a
+    take, or one frame's pose (``{"bvh", "frame"}``)."""
+    if isinstance(value, dict):
+        take, index = _bvh_frame(value, base, where, "direct.start_from", ("bvh", "frame"))
+        return take.rotations[index][None], take.root_positions[index][None]
+    take = _take(value, base, where, "direct.start_from")
+    return take.rotations[-PREFIX_FRAMES:], take.root_positions[-PREFIX_FRAMES:]
+
+
 def _end_pose(value: Any, base: Path, where: str, frames: int) -> tuple[int, Any, Any]:
     field = "direct.end_pose"
+    take, source = _bvh_frame(value, base, where, field, ("bvh", "frame", "at"))
+    at = _int(value.get("at", frames - 1), where, f"{field}.at")
+    return at, take.rotations[source], take.root_positions[source]
+
+
+def _bvh_frame(
+    value: Any, base: Path, where: str, field: str, keys: tuple[str, ...]
+) -> tuple[bvh_import.BvhTake, int]:
+    """``{"bvh": FILE, "frame": N}`` (N default 0, negative from the end) -> (take, N)."""
     if not isinstance(value, dict) or "bvh" not in value:
         raise BatchInputError(f"{where}: {field} must be an object with 'bvh'", field=field)
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise BatchInputError(f"{where}: unknown {field} key {unknown[0]!r}",
+                              field=f"{field}.{unknown[0]}", allowed=", ".join(keys))  # fmt: skip
     take = _take(value["bvh"], base, where, f"{field}.bvh")
     source = _int(value.get("frame", 0), where, f"{field}.frame")
     if not -take.rotations.shape[0] <= source < take.rotations.shape[0]:
@@ -126,8 +149,7 @@ def _end_pose(value: Any, base: Path, where: str, frames: int) -> tuple[int, Any
             f"{take.rotations.shape[0]} frames",
             field=f"{field}.frame",
         )
-    at = _int(value.get("at", frames - 1), where, f"{field}.at")
-    return at, take.rotations[source], take.root_positions[source]
+    return take, source
 
 
 def _path(value: Any, where: str) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -198,6 +220,7 @@ def panel_constraints(
     curve_points: np.ndarray | None,
     timeline: tuple[TimelineRow, ...],
     clip_frames: int,
+    take_frames: int | None = None,
 ) -> Constraints | None:
     """The panel's direction options as constraints, or None when nothing is directed.
 
@@ -206,7 +229,9 @@ def panel_constraints(
     ``current_frame`` becomes clip frame 0) or "TAKE_END" (its last PREFIX_FRAMES frames start
     the clip). ``end_frame``: a scene frame whose pose the clip lands on, at the clip frame that
     scene frame maps to. ``curve_points`` (P, 2): model ground (x, z) along a curve, followed
-    from the end of the prefix to the last frame of the clip (``clip_frames`` in all)."""
+    from the end of the prefix to the last frame of the clip (``clip_frames`` in all).
+    ``take_frames``: how many of the frames are the take's (None: all; a rig's poses may follow
+    them, ``directing_ui``), so "TAKE_END" starts from the take's own last frames."""
     poses: list[int] = []
     pose_rotations: list[np.ndarray] = []
     pose_pelvis: list[np.ndarray] = []
@@ -221,10 +246,12 @@ def panel_constraints(
         clip_zero = current_frame
     elif start == "TAKE_END":
         assert rotations is not None and pelvis is not None
-        count = min(PREFIX_FRAMES, len(rotations))
+        end = len(rotations) if take_frames is None else take_frames
+        count = min(PREFIX_FRAMES, end)
         poses = list(range(count))
-        pose_rotations, pose_pelvis = list(rotations[-count:]), list(pelvis[-count:])
-        clip_zero = take_start + len(rotations) - count
+        prefix_frames = slice(end - count, end)
+        pose_rotations, pose_pelvis = list(rotations[prefix_frames]), list(pelvis[prefix_frames])
+        clip_zero = take_start + end - count
     prefix = len(poses)
     if end_frame is not None:
         assert rotations is not None and pelvis is not None
@@ -271,3 +298,84 @@ def _take_index(frame: int, take_start: int, count: int, field: str) -> int:
             field=field,
         )
     return index
+
+
+# --- the panel's in-between (two keyed poses, or one take's end into another's start) ---------
+
+
+def inbetween_keys(
+    rotations: np.ndarray,
+    pelvis: np.ndarray,
+    take_start: int,
+    first: int,
+    last: int,
+    curve_points: np.ndarray | None = None,
+) -> tuple[Constraints, float]:
+    """The motion between the active take's poses at scene frames ``first`` and ``last``:
+    constraints holding them at the clip's first and last frame, and the clip's duration in
+    seconds (``last − first + 1`` frames, so the take spans exactly those frames);
+    ``curve_points`` as in :func:`panel_constraints`, between the two."""
+    frames = last - first + 1
+    if not motion.MIN_FRAMES <= frames <= motion.MAX_FRAMES:
+        raise DirectionError(
+            f"an in-between from frame {first} to frame {last} spans {frames} frames; the model "
+            f"generates {motion.MIN_FRAMES} to {motion.MAX_FRAMES}",
+            field="inbetween_to",
+            allowed=f"{first + motion.MIN_FRAMES - 1} to {first + motion.MAX_FRAMES - 1}",
+        )
+    keys = [
+        _take_index(first, take_start, len(rotations), "inbetween_from"),
+        _take_index(last, take_start, len(rotations), "inbetween_to"),
+    ]
+    path = _path_between(curve_points, 1, frames - 1)
+    constraints = _constraints([0, frames - 1], list(rotations[keys]), list(pelvis[keys]), **path)
+    return constraints, frames / motion.FPS
+
+
+def inbetween_takes(
+    before: tuple[np.ndarray, np.ndarray],
+    after: tuple[np.ndarray, np.ndarray],
+    clip_frames: int,
+    curve_points: np.ndarray | None = None,
+) -> tuple[Constraints, np.ndarray]:
+    """From the end of one take into the start of another: the clip begins with the last
+    PREFIX_FRAMES frames of ``before`` and ends with the first PREFIX_FRAMES of ``after`` (each
+    (rotations (F, J, 4), pelvis (F, 3))), so velocity carries across both joins.
+
+    ``before`` is held where it stands. ``after`` is moved on the ground (not turned) so that its
+    first frame lies where ``before``'s last ground velocity carries the pelvis over the frames
+    between, or at the end of the followed curve (``curve_points`` as in
+    :func:`panel_constraints`, between the held frames): holding it where it was generated would
+    make a walk turn back to wherever the other take began. Returns the constraints and that
+    move, model (x, 0, z) metres (play ``after`` moved by it to chain the three)."""
+    if clip_frames <= 2 * PREFIX_FRAMES:
+        raise DirectionError(
+            f"an in-between of two takes holds {PREFIX_FRAMES} frames of each, so it needs more "
+            f"than {2 * PREFIX_FRAMES} frames; the duration gives {clip_frames}",
+            field="duration_s",
+            allowed=f"at least {(2 * PREFIX_FRAMES + 1) / motion.FPS:.2f} s",
+        )
+    head = min(PREFIX_FRAMES, len(before[0]))
+    tail = min(PREFIX_FRAMES, len(after[0]))
+    path = _path_between(curve_points, head, clip_frames - tail)
+    if path:
+        landing = np.array([path["path_points"][-1][0], 0.0, path["path_points"][-1][1]])
+    else:
+        held = before[1][-head:]
+        velocity = (held[-1] - held[0]) / max(head - 1, 1)  # metres per frame
+        landing = held[-1] + velocity * (clip_frames - head - tail + 1)
+    move = landing - after[1][0]
+    move[1] = 0.0  # heights stay the takes' own
+    frames = [*range(head), *range(clip_frames - tail, clip_frames)]
+    rotations = [*before[0][-head:], *after[0][:tail]]
+    roots = [*before[1][-head:], *(after[1][:tail] + move)]
+    return _constraints(frames, rotations, roots, **path), move
+
+
+def _path_between(curve_points: np.ndarray | None, first: int, end: int) -> dict[str, Any]:
+    """A followed curve over clip frames ``first`` … ``end − 1``, between held poses (a path
+    point on a held frame would have to sit exactly on that pose)."""
+    if curve_points is None or len(curve_points) < 2:
+        return {}
+    frames, points = _along(curve_points, first, end)
+    return {"path_frames": frames, "path_points": points}

@@ -21,5 +21,15 @@ def take_name(prompt: str, seed: int) -> str:
     return f"{slug(prompt)}_s{seed}"
 
 
+def action_name(take: str) -> str:
+    """The Action a take plays (its finished motion once finished)."""
+    return f"HYM {take}"
+
+
+def raw_action_name(take: str) -> str:
+    """The raw take kept by finishing, named so it sorts next to the take's own Action."""
+    return f"HYM {take} (raw)"
+
+
 def export_filename(prompt: str, seed: int, extension: str) -> str:
     return f"{take_name(prompt, seed)}.{extension.lstrip('.')}"

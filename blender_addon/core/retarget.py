@@ -13,9 +13,11 @@ a rig needs beyond it, and converts the result to pose-bone channels:
   game-engine layout; the pelvis keeps the rest);
 - feet planted: while a model foot is down (``motion.contacts``), the rig's ankle moves exactly
   as the model's ankle does (turned and scaled like the rest of the take) from where the rig's
-  foot landed, with two-bone IK (``motion.ik``) blended in and out over ``PIN_BLEND_FRAMES``: a
-  body with other hips or legs keeps its feet where they land instead of sliding (a take
-  foot-locked first stays locked on the rig);
+  foot landed, blended in and out over ``PIN_BLEND_FRAMES``: the body follows its planted feet
+  first (limbs untouched), two-bone IK (``motion.ik``) takes the rest; a body with other hips
+  or legs keeps its feet where they land instead of sliding (a take foot-locked first stays
+  locked on the rig);
+- IK poles: the rig's pole targets are keyed in the plane the model's knee or elbow bends in;
 - fingers (bones below a mapped wrist) get a relaxed curl instead of the stiff rest pose.
 
 Pose-bone rotation of bone t with parent p, all rotations world (any common frame):
@@ -25,6 +27,8 @@ Pose-bone rotation of bone t with parent p, all rotations world (any common fram
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +50,11 @@ PIN_TOLERANCE_M = 5e-4
 #: Relaxed finger curl (degrees) per finger segment from the knuckle out; thumbs get half.
 FINGER_CURL_DEG = (12.0, 22.0, 16.0)
 _ARM_SIDES = (("L_Wrist", "L_Elbow"), ("R_Wrist", "R_Elbow"))
+#: Limbs a pole target can aim: (upper, middle, end) joint, without the side.
+_POLE_LIMBS = (("Hip", "Knee", "Ankle"), ("Shoulder", "Elbow", "Wrist"))
+#: A limb bent less than this (a fraction of its length, knee off the hip-ankle line) takes
+#: its bend direction from the upper bone's front instead, fading in between.
+POLE_STRAIGHT = 0.05
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,8 @@ class RetargetOptions:
     root_motion: str = "KEEP"
     pin_feet: bool = True
     relax_fingers: bool = True
-    #: Key IK controls (Rigify, Auto-Rig Pro) and IK bones (UE) to follow their hand or foot.
+    #: Key IK controls (Rigify, Auto-Rig Pro) and IK bones (UE) to follow their hand or foot,
+    #: and IK pole targets in the plane the knee or elbow bends in.
     key_ik: bool = True
     #: Play arms and legs through the rig's IK (its IK/FK switches keyed to IK; needs key_ik).
     ik_limbs: bool = False
@@ -64,6 +74,16 @@ class RetargetOptions:
                 f"root motion {self.root_motion!r} is not one of {', '.join(ROOT_MOTION_MODES)}",
                 field="root_motion",
             )
+
+
+@dataclass(frozen=True)
+class Pole:
+    """An IK pole target aiming a knee or an elbow: its rig bone, the target joints of the
+    limb (upper, middle, end) and how far in front of the middle joint it sits at rest."""
+
+    bone: int
+    limb: tuple[int, int, int]
+    distance: float  # metres
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +101,7 @@ class RigPlan:
     mapped: np.ndarray  # (J,) bool: keyed from the model (mapped or follower)
     fingers: dict[str, np.ndarray]  # finger bone -> (4,) relaxed pose-bone rotation
     ik: tuple[tuple[int, int], ...]  # (rig bone, target joint it follows): IK controls
+    poles: tuple[Pole, ...] = ()  # IK pole targets, keyed with the IK controls
 
     @property
     def target(self) -> transfer.RestPose:
@@ -106,9 +127,24 @@ class RigTake:
         return transfer.pose_positions(self.target, self.world_rotations, self.root_positions)
 
 
+@functools.lru_cache(maxsize=8)
 def model_rest(rig: RigBones) -> tuple[np.ndarray, np.ndarray]:
-    """Bone heads (N, 3) and rest rotations (N, 4) of ``rig`` in model axes (Y up)."""
-    return rig.heads @ C, rot.from_matrix(C.T @ rig.rest)
+    """Bone heads (N, 3) and rest rotations (N, 4) of ``rig`` in model axes (Y up).
+
+    Computed once per rig (every take and step of a retarget asks): read-only arrays."""
+    heads, rests = rig.heads @ C, rot.from_matrix(C.T @ rig.rest)
+    heads.setflags(write=False)
+    rests.setflags(write=False)
+    return heads, rests
+
+
+@functools.lru_cache(maxsize=64)
+def _location_frame_inverse(rig: RigBones, bone: int) -> np.ndarray:
+    """Inverse (3, 3) of the model-axes frame ``bone``'s pose location is expressed in
+    (computed once per rig and bone: a tiny LAPACK call costs milliseconds on a busy machine)."""
+    inverse = np.linalg.inv(C.T @ rig.location_frame(bone))
+    inverse.setflags(write=False)
+    return inverse
 
 
 def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan:
@@ -163,6 +199,7 @@ def plan(model: motion.Skeleton, rig: RigBones, mapping: BoneMapping) -> RigPlan
         model=model, translation=translation, top=above[-1] if above else pelvis, mapped=mapped,
         fingers=_relaxed_fingers(rig, mapping, heads, rests),
         ik=_ik_controls(rig, mapping, joint_of, pelvis),
+        poles=_poles(rig, mapping, joint_of, pelvis, heads),
     )  # fmt: skip
 
 
@@ -178,6 +215,34 @@ def _ik_controls(
         if pelvis in above or index == pelvis or not above:
             continue
         out.append((index, joint_of[mapping.joints[joint]]))
+    return tuple(out)
+
+
+def _poles(
+    rig: RigBones,
+    mapping: BoneMapping,
+    joint_of: dict[str, int],
+    pelvis: int,
+    heads: np.ndarray,
+) -> tuple[Pole, ...]:
+    """The rig's IK poles (``RigBones.ik_poles``) whose chain bends at a mapped knee or elbow
+    (the chain's middle bone rests where that joint's bone does, to 1 mm per metre of limb).
+    Like IK controls, only poles outside the body are keyed."""
+    out = []
+    for pole_name, middle_name in rig.ik_poles:
+        pole, middle = rig.get(pole_name), rig.get(middle_name)
+        if pole is None or middle is None or pole == pelvis or pelvis in rig.ancestors(pole):
+            continue
+        for side, limb in itertools.product("LR", _POLE_LIMBS):
+            bones = [mapping.joints.get(f"{side}_{joint}", "") for joint in limb]
+            if not all(bones):
+                continue
+            knee, ankle = rig.index(bones[1]), rig.index(bones[2])
+            tolerance = 1e-3 * float(np.linalg.norm(heads[ankle] - heads[knee]))
+            if np.linalg.norm(heads[middle] - heads[knee]) <= tolerance:
+                distance = float(np.linalg.norm(heads[pole] - heads[knee]))
+                upper, mid, end = (joint_of[b] for b in bones)
+                out.append(Pole(pole, (upper, mid, end), distance))
     return tuple(out)
 
 
@@ -240,6 +305,9 @@ class TakeMotion:
     rotations: np.ndarray
     root_positions: np.ndarray
     fps: float
+    #: A take held to given poses (Direction) is placed as its first given pose alone would be,
+    #: the rule those poses were read from a rig by (``rig_pose``); None: the clip's lowest joint.
+    anchor_frame: int | None = None
 
 
 def retarget(
@@ -256,40 +324,53 @@ def retarget(
 def retarget_takes(
     p: RigPlan, takes: list[TakeMotion], options: RetargetOptions = RetargetOptions()
 ) -> list[RigTake]:
-    """Several takes on the planned rig. The transfer runs once over all their frames (its
-    cost is per call more than per frame); everything that looks along time runs per take."""
+    """Several takes on the planned rig, each on its own: a take gets the same keys alone or
+    with others, and one take's arrays stay in the CPU cache (one transfer over every take's
+    frames at once was slower: its arrays outgrow the cache)."""
+    return [_retarget_take(p, take, options) for take in takes]
+
+
+def _retarget_take(p: RigPlan, take: TakeMotion, options: RetargetOptions) -> RigTake:
     model = p.model
-    inputs = []
-    for t in takes:
-        local = np.asarray(t.rotations, dtype=np.float64)
-        pelvis = np.asarray(t.root_positions, dtype=np.float64)
-        if options.root_motion == "IN_PLACE":
-            local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
-        world = kinematics.world_rotations(local, model.parents)
-        positions = kinematics.positions_from_world(model, world, pelvis)
-        inputs.append((world, positions, contacts.detect_contacts(positions, t.fps,
-                                                                   model_legs(model))))  # fmt: skip
-    moved = transfer.transfer(p.calibration, np.concatenate([i[0] for i in inputs]),
-                              np.concatenate([i[1] for i in inputs]))  # fmt: skip
-    out = []
-    start = 0
-    for world, positions, found in inputs:
-        frames = world.shape[0]
-        span = slice(start, start + frames)
-        start += frames
-        target_world = moved.world_rotations[span]
-        root_pos = moved.root_positions[span].copy()
-        joints = moved.joint_positions[span].copy()
-        # The transfer anchors the clip it is given to the floor; here that clip held every
-        # take, so each take is anchored again on its own by the same rule.
-        floor = float(positions[..., transfer.UP].min()) * p.calibration.scale
-        lift = floor - float(joints[..., transfer.UP].min())
-        root_pos[:, transfer.UP] += lift
-        joints[..., transfer.UP] += lift
-        if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
-            target_world = _pin_feet(p, target_world, root_pos, joints, positions, found.foot)
-        out.append(_rig_take(p, target_world, root_pos, found, options))
-    return out
+    local = np.asarray(take.rotations, dtype=np.float64)
+    pelvis = np.asarray(take.root_positions, dtype=np.float64)
+    if options.root_motion == "IN_PLACE":
+        local, pelvis = root.remove_travel(local, pelvis, axes=("X", "Z"))
+    world = kinematics.world_rotations(local, model.parents)
+    positions = kinematics.positions_from_world(model, world, pelvis)
+    found = contacts.detect_contacts(positions, take.fps, model_legs(model))
+    moved = transfer.transfer(p.calibration, world, positions)  # anchored to the floor
+    target_world, root_pos, joints = (
+        moved.world_rotations,
+        moved.root_positions,
+        moved.joint_positions,
+    )
+    if take.anchor_frame is not None:  # stands as its anchor pose alone would
+        root_pos, joints = root_pos.copy(), joints.copy()
+        _stand(p, take, positions, joints, root_pos)
+    if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
+        target_world, root_pos = _pin_feet(p, target_world, root_pos, joints, positions,
+                                           found.foot)  # fmt: skip
+    return _rig_take(p, target_world, root_pos, found, options)
+
+
+def _stand(
+    p: RigPlan,
+    take: TakeMotion,
+    positions: np.ndarray,
+    joints: np.ndarray,
+    root_pos: np.ndarray,
+) -> None:
+    """Stand a take on the floor (``joints`` and ``root_pos`` lifted in place): its lowest rig
+    joint at its lowest model joint (``positions``), scaled, over the whole take, or on its
+    ``anchor_frame`` alone when it has one (as that pose alone would stand)."""
+    frames: int | slice = slice(None)
+    if take.anchor_frame is not None and 0 <= take.anchor_frame < len(positions):
+        frames = take.anchor_frame
+    floor = float(positions[frames, ..., transfer.UP].min()) * p.calibration.scale
+    lift = floor - float(joints[frames, ..., transfer.UP].min())
+    root_pos[:, transfer.UP] += lift
+    joints[..., transfer.UP] += lift
 
 
 def _rig_take(
@@ -302,12 +383,21 @@ def _rig_take(
     yaw, ground = _root_frame(p, target_world, root_pos, options.root_motion)
     quats, names = _local_rotations(p, target_world, yaw, options.relax_fingers)
     location_bones, locations = _locations(p, root_pos, yaw, ground, options.root_motion)
+    # Poles are keyed whenever IK controls are: a rig whose IK is always on (no switch) needs
+    # them as much as one switched to IK.
+    poles = options.key_ik and bool(p.poles)
+    if options.key_ik and (p.ik or poles):  # where the hands and feet, knees and elbows go
+        positions = transfer.pose_positions(p.target, target_world, root_pos)
     if options.key_ik and p.ik:
-        ik_names, ik_quats, ik_locations = _ik_keys(p, target_world, root_pos, yaw, ground)
+        ik_names, ik_quats, ik_locations = _ik_keys(p, target_world, positions, yaw, ground)
         quats = np.concatenate([quats, ik_quats], axis=1)
         names = (*names, *ik_names)
         locations = np.concatenate([locations, ik_locations], axis=1)
         location_bones = (*location_bones, *ik_names)
+    if poles:
+        pole_names, pole_locations = _pole_keys(p, target_world, positions, yaw, ground)
+        locations = np.concatenate([locations, pole_locations], axis=1)
+        location_bones = (*location_bones, *pole_names)
     if options.root_motion == "ROOT_BONE":
         top_rest = model_rest(p.rig)[1][p.top]
         top_local = rot.multiply(rot.multiply(rot.inverse(top_rest), yaw), top_rest)
@@ -332,59 +422,127 @@ def _pin_feet(
     positions: np.ndarray,
     model_positions: np.ndarray,
     contact: np.ndarray,
-) -> np.ndarray:
-    """While a foot is down, move the rig's ankle exactly as the model's ankle moves (scaled),
-    from where the rig's foot landed, with two-bone IK on hip and knee: hips of another width
-    or a pelvis of another height swing the legs differently, and the foot would slide."""
-    cal, target = p.calibration, p.target
-    world = world.copy()
+) -> tuple[np.ndarray, np.ndarray]:
+    """While a foot is down, keep the rig's ankle moving exactly as the model's ankle moves
+    (scaled), from where the rig's foot landed: hips of another width or legs of other
+    proportions swing the feet differently, and they would slide. First the body follows its
+    planted feet, limbs untouched (``_follow_planted_feet``); what is left (two planted feet
+    that disagree, a foot blending in) goes to two-bone IK on hip and knee.
+    Returns (world rotations, root positions)."""
+    cal = p.calibration
     pelvis = int(cal.mapping[0])
     # The transfer's own placement of model points: turned, scaled, then lifted to the floor.
     lift = root_pos[0] - rot.rotate(cal.align, model_positions[0, pelvis]) * cal.scale
-    frames = world.shape[0]
     model_ankles = model_legs(p.model).ankle
+    footprints = [rot.rotate(cal.align, model_positions[:, model_ankles[leg]]) * cal.scale + lift
+                  for leg in range(2)]  # fmt: skip
+    ramps = [_plant_ramps(contact[:, leg]) for leg in range(2)]
+    shift = _follow_planted_feet(p, positions, footprints, ramps, contact)
+    positions = positions + shift[:, None]
+    world = world.copy()
     for leg in range(2):
-        hip, knee, ankle = p.target_legs.hip[leg], p.target_legs.knee[leg], p.target_legs.ankle[leg]
-        footprint = rot.rotate(cal.align, model_positions[:, model_ankles[leg]]) * cal.scale + lift
-        weight = np.zeros(frames)
-        goal = positions[:, ankle].copy()
-        for start, end in contacts.runs(contact[:, leg]):
-            lo, hi = max(start - PIN_BLEND_FRAMES, 0), min(end + PIN_BLEND_FRAMES, frames)
-            ramp = np.ones(hi - lo)
-            ramp[: start - lo] = np.arange(1, start - lo + 1) / (start - lo + 1)
-            ramp[end - lo :] = np.arange(hi - end, 0, -1) / (hi - end + 1)
-            # Follow the model's ankle, offset to where the rig's foot landed.
-            spot = footprint[lo:hi] + (positions[start, ankle] - footprint[start])
-            take = ramp > weight[lo:hi]
-            blend = ramp[:, None] * (spot - positions[lo:hi, ankle])
-            goal[lo:hi][take] = positions[lo:hi, ankle][take] + blend[take]
-            weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
-        # Only where the foot must move: IK on an almost straight leg at its own end point would
-        # still pick a bend plane.
-        pinned = np.linalg.norm(goal - positions[:, ankle], axis=-1) > PIN_TOLERANCE_M
-        if not pinned.any():
-            continue
-        # Knees keep the plane they bend in; a straight leg bends towards the thigh's front.
-        root_, mid_, end_ = (
-            positions[pinned, hip],
-            positions[pinned, knee],
-            positions[pinned, ankle],
-        )
-        reach = (end_ - root_) / np.linalg.norm(end_ - root_, axis=-1, keepdims=True)
-        bend = (mid_ - root_) - np.sum((mid_ - root_) * reach, -1, keepdims=True) * reach
-        change = rot.multiply(world[pinned, hip], rot.inverse(target.rotations[hip]))
-        front = rot.rotate(change, rot.rotate(cal.align, np.array([0.0, 0.0, 1.0])))
-        straight = np.linalg.norm(bend, axis=-1, keepdims=True) < 1e-3 * p.target.leg_length
-        pole = np.where(straight, front, bend)
-        solved = ik.two_bone_ik(positions[pinned, hip], positions[pinned, knee],
-                                positions[pinned, ankle], goal[pinned], pole)  # fmt: skip
-        foot = world[pinned, ankle].copy()  # the foot keeps its world orientation
-        world[pinned, hip] = rot.multiply(solved.upper, world[pinned, hip])
-        world[pinned, knee] = rot.multiply(solved.lower, world[pinned, knee])
-        _follow_parents(p, world, pinned, (hip, knee))
-        world[pinned, ankle] = foot
-        _follow_parents(p, world, pinned, (ankle,))
-    return world
+        ankle = p.target_legs.ankle[leg]
+        goal = _plant_goal(positions[:, ankle], footprints[leg], ramps[leg])
+        _reach(p, world, positions, leg, goal)
+    return world, root_pos + shift
+
+
+def _plant_ramps(contact: np.ndarray) -> list[tuple[int, int, int, np.ndarray]]:
+    """Per contact run: (first blended frame, end of the blend, contact start, weights)."""
+    frames = contact.shape[0]
+    out = []
+    for start, end in contacts.runs(contact):
+        lo, hi = max(start - PIN_BLEND_FRAMES, 0), min(end + PIN_BLEND_FRAMES, frames)
+        ramp = np.ones(hi - lo)
+        ramp[: start - lo] = np.arange(1, start - lo + 1) / (start - lo + 1)
+        ramp[end - lo :] = np.arange(hi - end, 0, -1) / (hi - end + 1)
+        out.append((lo, hi, start, ramp))
+    return out
+
+
+def _follow_planted_feet(
+    p: RigPlan,
+    positions: np.ndarray,
+    footprints: list[np.ndarray],
+    ramps: list[list[tuple[int, int, int, np.ndarray]]],
+    contact: np.ndarray,
+) -> np.ndarray:
+    """(F, 3) offset of the whole body that keeps its planted feet on their spots with the limbs
+    as they are. Along the ground: the slip of the feet that are down (averaged when both are),
+    summed over time, so the offset a contact builds stays after it (the rig's own stride). In
+    height: what the planted feet need, weighted by their blend, only while they are down."""
+    frames = positions.shape[0]
+    step = np.zeros((frames, 3))
+    down = np.zeros(frames)
+    height = np.zeros(frames)
+    weight_sum = np.zeros(frames)
+    for leg in range(2):
+        ankle = positions[:, p.target_legs.ankle[leg]]
+        # Only a foot that is down leads the body: one still swinging in (its blend) would
+        # pass its swing on to the body.
+        planted = contact[:, leg]
+        slip = np.zeros((frames, 3))
+        slip[1:] = np.diff(footprints[leg] - ankle, axis=0)
+        step += planted[:, None] * slip
+        down += planted
+        height += (_plant_goal(ankle, footprints[leg], ramps[leg]) - ankle)[:, transfer.UP]
+        weight_sum += _plant_weight(ramps[leg], frames)
+    shift = np.cumsum(step / np.maximum(down, 1.0)[:, None], axis=0)
+    shift[:, transfer.UP] = height / np.maximum(weight_sum, 1.0)
+    return shift
+
+
+def _plant_weight(ramps: list[tuple[int, int, int, np.ndarray]], frames: int) -> np.ndarray:
+    """(F,) how much a foot is planted: 1 in contact, fading over the blend frames."""
+    weight = np.zeros(frames)
+    for lo, hi, _, ramp in ramps:
+        weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
+    return weight
+
+
+def _plant_goal(
+    ankle: np.ndarray, footprint: np.ndarray, ramps: list[tuple[int, int, int, np.ndarray]]
+) -> np.ndarray:
+    """(F, 3) where the ankle must be: following the model's ankle (``footprint``) from where
+    the rig's foot landed, blended in and out."""
+    goal = ankle.copy()
+    weight = np.zeros(ankle.shape[0])
+    for lo, hi, start, ramp in ramps:
+        spot = footprint[lo:hi] + (ankle[start] - footprint[start])
+        take = ramp > weight[lo:hi]
+        blend = ramp[:, None] * (spot - ankle[lo:hi])
+        goal[lo:hi][take] = ankle[lo:hi][take] + blend[take]
+        weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
+    return goal
+
+
+def _reach(
+    p: RigPlan, world: np.ndarray, positions: np.ndarray, leg: int, goal: np.ndarray
+) -> None:
+    """Two-bone IK on ``leg``'s hip and knee (``world`` in place) where its ankle must move to
+    ``goal``; the foot keeps its world orientation."""
+    cal, target = p.calibration, p.target
+    hip, knee, ankle = p.target_legs.hip[leg], p.target_legs.knee[leg], p.target_legs.ankle[leg]
+    # Only where the foot must move: IK on an almost straight leg at its own end point would
+    # still pick a bend plane.
+    pinned = np.linalg.norm(goal - positions[:, ankle], axis=-1) > PIN_TOLERANCE_M
+    if not pinned.any():
+        return
+    # Knees keep the plane they bend in; a straight leg bends towards the thigh's front.
+    root_, mid_, end_ = positions[pinned, hip], positions[pinned, knee], positions[pinned, ankle]
+    reach = (end_ - root_) / np.linalg.norm(end_ - root_, axis=-1, keepdims=True)
+    bend = (mid_ - root_) - np.sum((mid_ - root_) * reach, -1, keepdims=True) * reach
+    change = rot.multiply(world[pinned, hip], rot.inverse(target.rotations[hip]))
+    front = rot.rotate(change, rot.rotate(cal.align, np.array([0.0, 0.0, 1.0])))
+    straight = np.linalg.norm(bend, axis=-1, keepdims=True) < 1e-3 * p.target.leg_length
+    pole = np.where(straight, front, bend)
+    solved = ik.two_bone_ik(root_, mid_, end_, goal[pinned], pole)
+    foot = world[pinned, ankle].copy()
+    world[pinned, hip] = rot.multiply(solved.upper, world[pinned, hip])
+    world[pinned, knee] = rot.multiply(solved.lower, world[pinned, knee])
+    _follow_parents(p, world, pinned, (hip, knee))
+    world[pinned, ankle] = foot
+    _follow_parents(p, world, pinned, (ankle,))
 
 
 def _follow_parents(p: RigPlan, world: np.ndarray, frames: np.ndarray, tops: tuple) -> None:
@@ -451,13 +609,12 @@ def _local_rotations(
 
 
 def _ik_keys(
-    p: RigPlan, world: np.ndarray, root_pos: np.ndarray, yaw: np.ndarray, ground: np.ndarray
+    p: RigPlan, world: np.ndarray, positions: np.ndarray, yaw: np.ndarray, ground: np.ndarray
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """Each IK control rides its hand or foot rigidly: (names, rotations (F, K, 4), locations
-    (F, K, 3))."""
+    (F, K, 3)). ``positions``: the target joints (F, J, 3), model axes."""
     heads, rests = model_rest(p.rig)
     target = p.target
-    positions = transfer.pose_positions(target, world, root_pos)
     names, quats, locations = [], [], []
     for bone, joint in p.ik:
         change = rot.multiply(world[:, joint], rot.inverse(target.rotations[joint]))
@@ -470,6 +627,44 @@ def _ik_keys(
     return tuple(names), np.stack(quats, axis=1), np.stack(locations, axis=1)
 
 
+def _pole_keys(
+    p: RigPlan, world: np.ndarray, positions: np.ndarray, yaw: np.ndarray, ground: np.ndarray
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Each pole target in front of its knee (elbow), in the plane the model's limb bends in,
+    so the rig's IK bends it the same way: (names, locations (F, K, 3)). ``positions``: the
+    target joints (F, J, 3), model axes."""
+    target = p.target
+    heads = model_rest(p.rig)[0]
+    names, locations = [], []
+    for pole in p.poles:
+        upper, middle, end = (positions[:, j] for j in pole.limb)
+        rest = target.positions[list(pole.limb)]
+        length = float(np.linalg.norm(np.diff(rest, axis=0), axis=-1).sum())
+        bend = _off_line(middle - upper, end - upper)
+        # A straight limb has no bend plane: the pole's rest side of the knee, turned with the
+        # upper bone, stands in for it.
+        change = rot.multiply(world[:, pole.limb[0]], rot.inverse(target.rotations[pole.limb[0]]))
+        rest_side = heads[pole.bone] - target.positions[pole.limb[1]]
+        front = _off_line(rot.rotate(change, rest_side), end - upper)
+        bent = np.clip(np.linalg.norm(bend, axis=-1, keepdims=True) / (POLE_STRAIGHT * length),
+                       0.0, 1.0)  # fmt: skip
+        side = bent * _unit(bend) + (1.0 - bent) * _unit(front)
+        head = middle + pole.distance * _unit(side)
+        locations.append(_location(p, pole.bone, head, yaw, ground))
+        names.append(p.rig.names[pole.bone])
+    return tuple(names), np.stack(locations, axis=1)
+
+
+def _off_line(vectors: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """The part of each of ``vectors`` (F, 3) square to ``line`` (F, 3)."""
+    along = _unit(line)
+    return vectors - np.sum(vectors * along, axis=-1, keepdims=True) * along
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
 def _location(
     p: RigPlan, bone: int, head: np.ndarray, yaw: np.ndarray, ground: np.ndarray
 ) -> np.ndarray:
@@ -477,8 +672,7 @@ def _location(
     metres) when the bones above it only move with the top bone (its ``yaw`` and ``ground``)."""
     heads, _ = model_rest(p.rig)
     offset = rot.rotate(rot.inverse(yaw), head - ground) - (heads[bone] - heads[p.top])
-    frame = C.T @ p.rig.location_frame(bone)  # model axes
-    return offset @ np.linalg.inv(frame).T / p.rig.object_scale
+    return offset @ _location_frame_inverse(p.rig, bone).T / p.rig.object_scale
 
 
 def _locations(
@@ -499,8 +693,7 @@ def _locations(
     head_t = root_pos - rot.rotate(yaw, heads[pelvis_bone] - heads[t])
     names, values = [p.rig.names[t]], [_location(p, t, head_t, yaw, ground)]
     if mode == "ROOT_BONE":
-        top_frame = C.T @ p.rig.location_frame(p.top)
-        top_loc = (ground - heads[p.top]) @ np.linalg.inv(top_frame).T
+        top_loc = (ground - heads[p.top]) @ _location_frame_inverse(p.rig, p.top).T
         names.append(p.rig.names[p.top])
         values.append(top_loc / p.rig.object_scale)
     return tuple(names), np.stack(values, axis=1)

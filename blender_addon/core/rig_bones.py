@@ -27,6 +27,9 @@ class RigBones:
     object_scale: float = 1.0
     #: ``Bone.use_local_location``: pose locations in the bone's own frame (else its parent's).
     local_location: np.ndarray | None = None
+    #: (pole bone, middle bone of its chain) of each two-bone IK constraint on this rig with a
+    #: pole target on this rig (Rigify's ``thigh_ik_target.L`` on ``MCH-shin_ik.L``).
+    ik_poles: tuple[tuple[str, str], ...] = ()
 
     def location_frame(self, bone: int) -> np.ndarray:
         """(3, 3) world-aligned frame a pose location of ``bone`` is expressed in."""

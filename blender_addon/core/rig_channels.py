@@ -27,21 +27,11 @@ def rig_channels(
     per frame, LINEAR; a constant channel gets a key on the first and the last frame. Bones in
     ``skip`` get no curves (fingers the artist animates)."""
     frames = take.quaternions.shape[0]
-    times = np.arange(frame_start, frame_start + frames, dtype=np.float32)
-    ends = times[[0, -1]]
-
-    def keys(values: np.ndarray) -> np.ndarray:
-        # A channel that never changes (relaxed fingers, switches) needs its two end keys only.
-        constant = bool(np.all(values == values[0]))
-        co = np.empty((2 if constant else frames, 2), dtype=np.float32)
-        co[:, 0] = ends if constant else times
-        co[:, 1] = values[: co.shape[0]]
-        return co.reshape(-1)
-
-    out: list[Channel] = []
+    curves: list[tuple[str, int, str]] = []  # (data path, index, group) per column of values
+    blocks: list[np.ndarray] = []  # (F, n) values of n curves
     for k, bone in enumerate(take.location_bones):
-        out += [Channel(bone_path(bone, "location"), i, bone, keys(take.locations[:, k, i]))
-                for i in range(3)]  # fmt: skip
+        curves += [(bone_path(bone, "location"), i, bone) for i in range(3)]
+        blocks.append(take.locations[:, k])
     for k, bone in enumerate(take.bone_names):
         if bone in skip:
             continue
@@ -53,9 +43,24 @@ def rig_channels(
             prop, values = "rotation_axis_angle", euler.to_axis_angle(q)
         else:
             prop, values = "rotation_euler", euler.to_euler(q, mode)
-        out += [Channel(bone_path(bone, prop), i, bone, keys(values[:, i]))
-                for i in range(values.shape[1])]  # fmt: skip
+        curves += [(bone_path(bone, prop), i, bone) for i in range(values.shape[1])]
+        blocks.append(values)
     for switch in switches:
         path = f'pose.bones["{escape_identifier(switch.bone)}"]["{escape_identifier(switch.prop)}"]'
-        out.append(Channel(path, 0, switch.bone, keys(np.full(frames, switch.value))))
-    return out
+        curves.append((path, 0, switch.bone))
+        blocks.append(np.full((frames, 1), switch.value))
+    if not curves:
+        return []
+    # Every curve's keys in one array (curve, frame, (frame, value)): one pass, no per-curve
+    # numpy calls; each channel's keys are a contiguous view of it.
+    values = np.concatenate(blocks, axis=1)  # (F, C)
+    co = np.empty((len(curves), frames, 2), dtype=np.float32)
+    co[:, :, 0] = np.arange(frame_start, frame_start + frames, dtype=np.float32)
+    co[:, :, 1] = values.T
+    # A channel that never changes (relaxed fingers, switches) needs its two end keys only.
+    constant = np.all(values == values[0], axis=0)
+    ends = [0, -1]
+    return [
+        Channel(path, index, group, (co[c, ends] if constant[c] else co[c]).reshape(-1))
+        for c, (path, index, group) in enumerate(curves)
+    ]

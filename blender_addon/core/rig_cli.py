@@ -6,10 +6,13 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BatchInputError
+from .errors import BatchInputError, MappingError, PresetError, RigError
 from .retarget import ROOT_MOTION_MODES, RetargetOptions
 
 ENGINES = ("blender", "unreal", "unity")
+#: What a character the batch cannot use raises (the rig, its mapping, ``--mapping-preset``):
+#: checked before any work, a usage error (exit 2).
+CHARACTER_ERRORS = (RigError, MappingError, PresetError)
 RIG_SUFFIXES = (".blend", ".fbx")
 
 
@@ -50,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-relax-fingers", action="store_true",
                        help="leave finger bones in their rest pose")  # fmt: skip
     group.add_argument("--no-ik-controls", action="store_true",
-                       help="do not key IK controls/bones to follow hands and feet")  # fmt: skip
+                       help="do not key IK controls/bones (hands, feet) nor IK poles")  # fmt: skip
     group.add_argument("--ik-limbs", action="store_true",
                        help="play arms and legs through the rig's IK controls")  # fmt: skip
     group.add_argument("--engine", default="blender", choices=ENGINES,

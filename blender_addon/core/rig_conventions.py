@@ -10,7 +10,7 @@ Sources of the tables: landscape_2026-12.md §2b and each tool's published rigs.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 #: The model's body joints (SMPL-H order), the keys of every mapping.
@@ -43,6 +43,23 @@ class RigSwitch:
     def for_limbs(self, ik: bool) -> RigSwitch:
         """This switch with limbs in IK (0.0) when ``ik``, else unchanged."""
         return RigSwitch(self.bone, self.prop, 0.0) if ik and self.prop in IK_FK_PROPS else self
+
+
+#: Keyed beside a Rigify ``IK_FK`` switch with limbs in IK: the pole control aims the knee or
+#: elbow (``pole_vector`` on), riding the rig's root (``pole_parent`` 1), where the take keys it.
+IK_POLE_PROPS = (("pole_vector", 1.0), ("pole_parent", 1.0))
+
+
+def limb_switches(
+    switches: Sequence[RigSwitch], ik: bool, has: Callable[[str, str], bool]
+) -> list[RigSwitch]:
+    """``switches`` for limbs in FK, or in IK (``ik``) with the pole properties added where the
+    rig has them (``has(bone, property)``; older Rigify rigs have no pole switch)."""
+    out = [s.for_limbs(ik) for s in switches]
+    if ik:
+        out += [RigSwitch(s.bone, prop, value) for s in switches if s.prop == "IK_FK"
+                for prop, value in IK_POLE_PROPS if has(s.bone, prop)]  # fmt: skip
+    return out
 
 
 @dataclass(frozen=True)

@@ -100,19 +100,3 @@ def test_start_from_the_current_pose_and_land_on_a_keyed_pose(scene: Any, tiny_d
         dot = np.clip(np.abs((got * want).sum(-1)), 0.0, 1.0)
         assert np.degrees(2 * np.arccos(dot)).max() < ANGLE_TOL_DEG
         assert np.abs(new_pelvis[clip_frame] - pelvis[scene_frame - 1]).max() < POSITION_TOL_M
-
-
-def test_direction_with_a_selected_armature_target_is_refused_in_plain_words(scene: Any) -> None:
-    (source,) = history.add_result(scene, make_result(1, 60), ServerInfo())
-    history.apply_take(scene, source)
-    directing_ui.direction(scene).loop = True
-    set_panel(scene, duration_s=2.0, steps=4, candidates=1)
-    scene.hy_motion.target = "SELECTED_ARMATURE"
-    takes = len(scene.hy_motion.takes)
-    with pytest.raises(RuntimeError, match="Direction works on the add-on's own armature only"):
-        bpy.ops.hy_motion.generate()
-    assert "New armature" in scene.hy_motion.status_message
-    assert len(scene.hy_motion.takes) == takes
-    # Nothing directed: a Selected armature target generates as before (refused only here).
-    directing_ui.direction(scene).loop = False
-    assert directing_ui.constraints_for(scene, 2.0) is None

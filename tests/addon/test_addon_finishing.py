@@ -149,3 +149,29 @@ def test_deleting_a_finished_take_deletes_its_raw_action(scene: Any) -> None:
     assert len(bpy.data.actions) == 2
     history.delete_take(scene, 0)
     assert len(bpy.data.actions) == 0
+
+
+def test_a_take_s_actions_follow_its_name(scene: Any) -> None:
+    # Its own, its raw one (kept by finishing) and the one on the artist's rig: each named after
+    # the take, renamed with it from the takes list (the name field) or the Rename operator.
+    from tests.addon.test_retarget_history import character_scene
+
+    rig, takes, _, _ = character_scene(scene)
+    history.apply_take(scene, takes[1])
+    take = takes[1]
+    take.finishing.trim_end = 30
+    old = take.name
+    assert take.raw_action.name == f"HYM {old} (raw)"
+    assert take.rig_actions[0].action.name == f"HYM {old} @ Hero"
+    take.name = "hero walk"  # as the takes list's double-click rename sets it
+    names = (take.action.name, take.raw_action.name, take.rig_actions[0].action.name)
+    assert names == ("HYM hero walk", "HYM hero walk (raw)", "HYM hero walk @ Hero")
+    assert bpy.ops.hy_motion.rename_take(index=1, name=" hero walk 2 ") == {"FINISHED"}
+    assert take.raw_action.name == "HYM hero walk 2 (raw)"
+    assert rig.animation_data.action.name == "HYM hero walk 2 @ Hero"
+    # the other takes keep their names, and the finishing still re-bakes from the raw take
+    assert takes[0].action.name == f"HYM {takes[0].name}" and not any(
+        a.name.startswith(f"HYM {old}") for a in bpy.data.actions
+    )
+    take.finishing.trim_end = 0
+    assert build.action_frames(take.action) == (1, 40)

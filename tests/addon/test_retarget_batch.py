@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import bpy
+import numpy as np
 import pytest
 
 from tests.addon import rigs
@@ -131,4 +132,63 @@ def test_bvh_mode_refuses_a_character_it_cannot_load(scene: Any, tmp_path: Path)
     result = run_batch("--bvh", str(clip), "--out", str(out), "--target-rig", f"{hero}:Villain")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "has no object 'Villain'" in result.stderr
+    assert not out.exists() or not any(out.rglob("*.*"))
+
+
+def bad_characters_file(scene: Any, folder: Path) -> Path:
+    """cast.blend: 'Body' (a mesh), 'Legless' (a Mixamo rig without legs), 'Squashed' (a rig
+    scaled 1, 2, 1), and 'Hero' (a good Mixamo rig) for bad presets."""
+    rig = rigs.rig_bones("MIXAMO")
+    keep = [i for i, n in enumerate(rig.names) if not any(w in n for w in ("Leg", "Foot", "Toe"))]
+    legless = type(rig)(
+        tuple(rig.names[i] for i in keep),
+        np.array([keep.index(int(rig.parents[i])) if rig.parents[i] >= 0 else -1 for i in keep]),
+        rig.heads[keep], rig.tails[keep], rig.rest[keep], rig.deform[keep],
+    )  # fmt: skip
+    objects = {rigs.build_armature(scene, legless, "Legless"),
+               rigs.build_armature(scene, rig, "Squashed"),
+               rigs.build_armature(scene, rig, "Hero")}  # fmt: skip
+    bpy.data.objects["Squashed"].scale = (1.0, 2.0, 1.0)
+    body = bpy.data.objects.new("Body", bpy.data.meshes.new("Body"))
+    scene.collection.objects.link(body)
+    path = folder / "cast.blend"
+    bpy.data.libraries.write(str(path), {*objects, body})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("target", "preset", "message"),
+    [
+        ("Body", None, "'Body' is a mesh, not an armature"),
+        ("Legless", None, "has no recognisable legs"),
+        ("Squashed", None, r"has a non-uniform scale (1, 2, 1)"),
+        ("Hero", "twice", "L_Knee and R_Knee are both mapped to bone 'mixamorig:LeftLeg'"),
+        ("Hero", "ue5", "is for Unreal Engine 5"),
+    ],
+)
+def test_bvh_mode_refuses_bad_characters_up_front(
+    scene: Any, tmp_path: Path, target: str, preset: str | None, message: str
+) -> None:
+    """Each bad character gets exit 2 and one plain-words line naming the object, bone or joint,
+    before anything is written."""
+    from blender_addon.core import bone_mapping
+
+    cast = bad_characters_file(scene, tmp_path)
+    flags = ["--target-rig", f"{cast}:{target}"]
+    if preset is not None:
+        mapping = bone_mapping.auto_mapping(
+            rigs.rig_bones("MIXAMO" if preset == "twice" else "UE5")
+        )
+        if preset == "twice":
+            joints = {**mapping.joints, "R_Knee": mapping.joints["L_Knee"]}
+            mapping = type(mapping)(mapping.convention, joints, mapping.followers,
+                                    mapping.translation_bone)  # fmt: skip
+        path = tmp_path / f"{preset}.json"
+        path.write_text(bone_mapping.preset_text(mapping))
+        flags += ["--mapping-preset", str(path)]
+    clip = Path(__file__).resolve().parents[2] / "examples" / "mocap" / "walk_forward_cmu_35_01.bvh"
+    out = tmp_path / "out"
+    result = run_batch("--bvh", str(clip), "--out", str(out), *flags)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not out.exists() or not any(out.rglob("*.*"))

@@ -53,9 +53,17 @@ def test_file_tables_and_relative_paths(tmp_path: Path) -> None:
         ("[quotas.default]\njobs_per_hour = -1\n", "quotas.default.jobs_per_hour"),
         ("[quotas.default]\njobs_per_week = 1\n", "quotas.default.jobs_per_week"),
         ("[quotas.defualt]\njobs_per_hour = 1\n", "quotas.defualt"),  # a typo is not unlimited
+        ("[quotas.default]\ngpu_seconds_per_hour = inf\n", "quotas.default.gpu_seconds_per_hour"),
+        ("[quotas.default]\ngpu_seconds_per_day = nan\n", "quotas.default.gpu_seconds_per_day"),
+        ("grace_period_s = 1e308\n", "grace_period_s"),  # its retry hint could not be sent
+        ("result_retention_s = 86401\n", "result_retention_s"),
         ('log_level = "loud"\n', "log_level"),
         ('server_secret_key = "k"\n', "allowed_keys_dir"),
         ('metrics_bind = "9108"\n', "metrics_bind"),
+        ("max_timeline_s = 11.9\n", "max_timeline_s"),  # shorter than one plain clip
+        ("max_timeline_s = 380.1\n", "max_timeline_s"),  # longer than 32 rows can reach
+        ('max_timeline_s = "long"\n', "max_timeline_s"),
+        ("max_timeline_s = 380\nmax_candidates = 16\n", "max_timeline_s"),  # over 96 MiB
         ("not toml [", None),
     ],
 )
@@ -111,3 +119,25 @@ def test_example_config_loads_and_the_guide_documents_every_option() -> None:
     guide = (REPO / "docs" / "operations.md").read_text()
     for option in OPTIONS:
         assert f"`{option.name}`" in guide and env_name(option.name) in guide
+
+
+def test_max_timeline_s_comes_from_flag_environment_or_file_within_its_range(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path, "max_timeline_s = 60\n")
+    assert load_config(path, {}, {}).max_timeline_s == 60.0
+    env = {env_name("max_timeline_s"): "90"}
+    assert load_config(path, env, {}).max_timeline_s == 90.0
+    assert load_config(path, env, {"max_timeline_s": "380"}).max_timeline_s == 380.0
+    assert load_config(None, {"HOME": str(tmp_path)}, {}).max_timeline_s == 120.0
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"HOME": str(tmp_path)}, {"max_timeline_s": "400"})
+    assert caught.value.message == "max_timeline_s 400 is outside 12 to 380 s"
+    assert caught.value.details["allowed"] == "12-380 s"
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"HOME": str(tmp_path)}, {"max_timeline_s": "300",
+                                                    "max_candidates": "20"})  # fmt: skip
+    assert caught.value.message == (
+        "max_timeline_s 300 with max_candidates 20: the longest result would be 108 MiB, over "
+        "the 96 MiB a client accepts; lower one of them"
+    )

@@ -8,10 +8,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shared_protocol import (
+    Accepted,
+    Cancel,
     DeviceInfo,
     Error,
     Generate,
     Message,
+    Progress,
     Result,
     Status,
     StatusRequest,
@@ -122,3 +125,33 @@ def test_with_no_device_left_queued_jobs_fail_and_the_models_turn_unavailable(
         assert "its device failed (cpu: injected device fault)" in error.message
         assert _status(peer).devices == (DeviceInfo("cpu", "failed", "injected device fault"),)
         assert daemon.call(lambda: daemon.server.lifecycle.scheduler.depth) == 0
+
+
+def test_after_a_device_fails_the_queue_eta_counts_only_the_devices_left(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    broken = TestEngine(device="cpu:0", step_s=0.01, max_batch_candidates=1, device_fault_at_step=1)
+    healthy = TestEngine(device="cpu:1", step_s=0.01, max_batch_candidates=1)
+    config = make_config(tmp_path, devices=("cpu:0", "cpu:1"))
+    with run_daemon(config, [broken, healthy]) as daemon:
+        scheduler = daemon.server.lifecycle.scheduler
+        peer = peers(daemon.address)
+        peer.hello()
+        _finals(peer, [peer.send(_walk(seed)) for seed in range(4)])  # one lands on cpu:0
+        assert _status(peer).devices[0].state == "failed"
+        busy = peer.send(_walk(10, steps=200))  # keeps cpu:1 busy while two more jobs wait
+        _, accepted = peer.recv_until(Accepted, re=busy)
+        assert isinstance(accepted, Accepted)
+        peer.until_running(busy)
+        waiting = [peer.send(_walk(seed)) for seed in (11, 12)]
+        told = {}
+        for request_id in waiting:
+            _, progress = peer.recv_until(Progress, re=request_id)
+            assert isinstance(progress, Progress) and progress.stage == "queued"
+            told[progress.queue_position] = progress.eta_s
+        one_batch, two_batches = daemon.call(lambda: (scheduler.wait_s(0), scheduler.wait_s(1)))
+        # With one device left the second waiting job waits for two batches, not one.
+        assert two_batches == 2 * one_batch
+        assert told == {0: round(one_batch, 1), 1: round(two_batches, 1)}
+        peer.send(Cancel(accepted.job_id))
+        _finals(peer, waiting)

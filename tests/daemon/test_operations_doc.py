@@ -4,13 +4,36 @@ variable and default, every [cluster] default, every metric and every log event.
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
+
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.metrics import ClusterMetrics
-from daemon.config import OPTIONS, DaemonConfig, env_name, flag_name
+from daemon.config import (
+    HEARTBEAT_RANGE_S,
+    OPTIONS,
+    RESULT_OVERHEAD_BYTES,
+    ConfigError,
+    DaemonConfig,
+    QuotaLimits,
+    env_name,
+    flag_name,
+    load_config,
+)
+from daemon.logs import close_handlers, setup_logging
 from daemon.metrics import Metrics
+from daemon.quotas import QuotaBook
+from daemon.scheduler import Scheduler, SchedulerLimits
+from daemon.server import CANCEL_WAIT_S
+from shared_protocol import QuotaExceeded
+from shared_protocol.addresses import is_loopback
+from shared_protocol.keys import ARTIST_NAME, generate_keypair
+from tests.support import make_config, read_log, run_daemon
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
@@ -82,3 +105,178 @@ def test_every_log_event_is_documented() -> None:
     assert {"started", "job_finished", "replica_lost", "device_failed"} <= events  # the scan works
     missing = sorted(e for e in events if f"`{e}`" not in GUIDE)
     assert not missing, missing
+
+
+def _refused_option(config: DaemonConfig) -> str:
+    """The option named when the daemon refuses to start with ``config``."""
+    with pytest.raises(ConfigError) as refused, run_daemon(config):
+        pass
+    return str(refused.value.details["field"])
+
+
+def test_a_key_file_that_cannot_be_used_stops_the_daemon_naming_its_option(
+    tmp_path: Path,
+) -> None:
+    assert "`allowed_keys_dir` that cannot be used" in " ".join(GUIDE.split())
+    keys = tmp_path / "keys"
+    generate_keypair(keys, "server")
+    generate_keypair(keys, "alice")
+    curve = {"server_secret_key": keys / "server.key_secret", "allowed_keys_dir": keys}
+    missing = {**curve, "server_secret_key": keys / "nobody.key_secret"}
+    public_only = {**curve, "server_secret_key": keys / "server.key"}
+    no_dir = {**curve, "allowed_keys_dir": tmp_path / "absent"}
+    assert _refused_option(make_config(tmp_path, **missing)) == "server_secret_key"
+    assert _refused_option(make_config(tmp_path, **public_only)) == "server_secret_key"
+    assert _refused_option(make_config(tmp_path, **no_dir)) == "allowed_keys_dir"
+    (keys / "bad name.key").write_bytes((keys / "alice.key").read_bytes())
+    assert _refused_option(make_config(tmp_path, **curve)) == "allowed_keys_dir"
+
+
+def test_a_metrics_port_in_use_stops_the_daemon_naming_metrics_bind(tmp_path: Path) -> None:
+    assert "`metrics_bind` address that is already in use" in " ".join(GUIDE.split())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = make_config(tmp_path, metrics_bind=f"127.0.0.1:{port}")
+        assert _refused_option(config) == "metrics_bind"
+
+
+def _keygen(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "daemon", "keygen", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_keygen_exit_codes_are_the_documented_ones(tmp_path: Path) -> None:
+    (line,) = [line for line in GUIDE.splitlines() if line.startswith("| `python -m daemon keygen")]
+    row = [cell.strip() for cell in line.strip("|").split("|")]
+    assert ARTIST_NAME.pattern in row[1]
+    assert row[2] == (
+        "0; 2 for `artist` without NAME; 1 for a NAME that breaks the rule or whose key files "
+        "exist already"
+    )
+    assert _keygen("artist", "alice", "--dir", str(tmp_path)).returncode == 0
+    public = (tmp_path / "alice.key").read_bytes()
+    again = _keygen("artist", "alice", "--dir", str(tmp_path))
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert (tmp_path / "alice.key").read_bytes() == public  # never overwritten
+    assert _keygen("artist", "bad name", "--dir", str(tmp_path)).returncode == 1
+    assert _keygen("artist", "--dir", str(tmp_path)).returncode == 2
+
+
+def test_the_loopback_binds_are_the_documented_ones() -> None:
+    text = " ".join(GUIDE.split())
+    assert "`tcp://` to an address in 127.0.0.0/8 or `[::1]`" in text
+    local = ["tcp://127.0.0.1:7878", "tcp://127.8.9.10:7878", "tcp://[::1]:7878"]
+    local += [f"tcp://{name}:7878" for name in ("localhost", "localhost.localdomain")]
+    local += ["tcp://ip6-localhost:7878", "ipc:///tmp/hy-motion", "inproc://hy-motion"]
+    remote = ["tcp://*:7878", "tcp://0.0.0.0:7878", "tcp://eth0:7878", "tcp://render-box:7878"]
+    assert all(map(is_loopback, local)) and not any(map(is_loopback, remote))
+
+
+def test_the_queue_estimate_is_the_documented_one() -> None:
+    text = " ".join(GUIDE.split())
+    assert "2 s until the first batch has run), and never under 0.1 s" in text
+    scheduler = Scheduler(SchedulerLimits(max_queue=8, max_per_artist=8, workers=2))
+    assert scheduler.wait_s(0) == 2.0  # the running batch, before any batch time is known
+    assert scheduler.wait_s(2) == 4.0  # two batches on each of the two devices
+    for _ in range(50):
+        scheduler.record_batch(0.001)
+    assert scheduler.wait_s(0) == 0.1
+
+
+def test_an_empty_metrics_bind_is_off_and_an_empty_device_list_is_refused(tmp_path: Path) -> None:
+    text = " ".join(GUIDE.split())
+    assert "an empty value, e.g. `HYMOTION_METRICS_BIND=`, is off too" in text
+    assert "`devices` must name at least one device" in text
+    config = load_config(None, {"HYMOTION_METRICS_BIND": ""}, {})
+    assert config.metrics_bind is None
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, {"HYMOTION_DEVICES": " , "}, {})
+    assert refused.value.details["field"] == "devices"
+
+
+def test_file_values_are_toml_values_and_the_drain_wait_is_the_documented_one(
+    tmp_path: Path,
+) -> None:
+    text = " ".join(GUIDE.split())
+    assert f"waits at most {CANCEL_WAIT_S:g} s more for it to stop" in text
+    assert "In the file, values are TOML's own: a boolean is `true`/`false`" in text
+    config = tmp_path / "daemon.toml"
+    config.write_text('log_stderr = false\ndevices = ["cpu"]\n')
+    assert load_config(config, {}, {}).log_stderr is False
+    config.write_text('log_stderr = "no"\n')
+    with pytest.raises(ConfigError, match="log_stderr"):
+        load_config(config, {}, {})
+
+
+def test_the_largest_result_fits_what_a_client_accepts_header_included(tmp_path: Path) -> None:
+    assert "plus 64 KiB for the rest of the message" in " ".join(GUIDE.split())
+    assert RESULT_OVERHEAD_BYTES == 64 * 1024
+    make_config(tmp_path, max_candidates=44, max_timeline_s=120.0)  # the documented figures
+    make_config(tmp_path, max_candidates=14, max_timeline_s=380.0)
+    # 79 x 2029 frames x 628 bytes is 548 bytes under 96 MiB: no room for the header
+    with pytest.raises(ConfigError) as refused:
+        make_config(tmp_path, max_candidates=79, max_timeline_s=2029 / 30)
+    assert refused.value.details["field"] == "max_timeline_s"
+
+
+def test_a_log_line_leaves_out_fields_that_do_not_apply(tmp_path: Path) -> None:
+    assert "is left out rather than written as `null`" in " ".join(GUIDE.split())
+    log, handlers = setup_logging("info", False, tmp_path, "hymotion.test.logdoc")
+    try:
+        log.info("job_finished", job_id="j1", outcome="ok", reason=None, code=None)
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.error("internal_error", exc=True, log_id="abc")
+    finally:
+        close_handlers("hymotion.test.logdoc", handlers)
+    finished, failed = read_log(tmp_path / "daemon.log")
+    assert set(finished) == {"ts", "level", "event", "job_id", "outcome"}
+    assert finished["level"] == "info" and failed["level"] == "error"
+    assert "RuntimeError: boom" in failed["traceback"]
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0004, 1e6])
+def test_a_heartbeat_outside_its_documented_range_is_refused(
+    tmp_path: Path, seconds: float
+) -> None:
+    low, high = HEARTBEAT_RANGE_S
+    assert f"`heartbeat_s` is {low:g} to {high:g} s" in " ".join(GUIDE.split())
+    with pytest.raises(ConfigError) as refused:  # 0.0004 s was heartbeats off, 1e6 a traceback
+        make_config(tmp_path, heartbeat_s=seconds)
+    assert refused.value.details["field"] == "heartbeat_s"
+
+
+@pytest.mark.parametrize("option", ["reconnect_grace_s", "batch_window_s", "grace_period_s"])
+@pytest.mark.parametrize("text", ["inf", "nan"])
+def test_a_number_that_is_not_finite_is_refused(option: str, text: str) -> None:
+    assert "Every number must be finite (`inf` and `nan` are refused)" in " ".join(GUIDE.split())
+    with pytest.raises(ConfigError) as refused:  # inf in welcome.limits broke every hello
+        load_config(None, {env_name(option): text}, {})
+    assert refused.value.details["field"] == option
+
+
+def test_a_directory_the_daemon_cannot_write_stops_it_naming_the_option(tmp_path: Path) -> None:
+    text = " ".join(GUIDE.split())
+    assert "a `log_dir` (when `log_file` is on) or `state_dir` the daemon cannot create" in text
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")  # refused even to root, unlike a permission
+    assert _refused_option(make_config(tmp_path, log_dir=blocker / "logs")) == "log_dir"
+    # Before: the daemon started, then every generate failed with `internal` (quota usage).
+    assert _refused_option(make_config(tmp_path, state_dir=blocker / "state")) == "state_dir"
+
+
+def test_a_failed_quota_save_never_fails_the_job(tmp_path: Path) -> None:
+    assert "logged as `quota_usage_unsaved` with the reason" in " ".join(GUIDE.split())
+    unsaved: list[str] = []
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    book = QuotaBook(lambda artist: QuotaLimits(jobs_per_hour=2), blocker / "usage.json",
+                     on_unsaved=unsaved.append)  # fmt: skip
+    book.charge_job("alice")  # was an OSError: the client got `internal`, the job still ran
+    book.charge_job("alice")
+    assert len(unsaved) == 2 and "a-file" in unsaved[0]
+    with pytest.raises(QuotaExceeded):  # still counted in memory
+        book.check("alice")

@@ -19,12 +19,17 @@ import numpy as np
 import pytest
 import zmq
 
-from daemon.service import CAPABILITIES
+from daemon.server import HANDSHAKE_IVL_MS, SNDHWM
+from daemon.service import CAPABILITIES, MAX_PEERS
 from shared_protocol import (
     ERROR_CODES,
     REPLY_LIMITS,
     REQUEST_LIMITS,
     SIGNATURE,
+    Envelope,
+    Generate,
+    HYMotionError,
+    ProtocolError,
     decode,
     parse_reply,
     parse_request,
@@ -162,8 +167,11 @@ def test_every_message_error_code_and_limit_is_documented() -> None:
         ARTIST_NAME.pattern,
         f'(this page: `"{PROTOCOL_VERSION}"`)',
         "## Directed generation",  # the place #11 fills in
+        f"handshake (CURVE's included) within {HANDSHAKE_IVL_MS / 1000:g} s",
+        f"at most {SNDHWM} messages for one connection",
+        f"the `hello` of the {MAX_PEERS} connections",
     ):
-        assert figure in text, figure
+        assert figure in " ".join(text.split()), figure
 
 
 @pytest.mark.parametrize("kind", ["request", "reply"])
@@ -230,3 +238,135 @@ def test_the_examples_match_what_a_live_daemon_sends(
                 doc, header, "/".join(situation(doc))
             )
             assert _arrays(doc) == _arrays(header), (situation(doc), _arrays(header))
+
+
+def _refusal(msg_type: str, **body: Any) -> HYMotionError:
+    """What parsing and validating the page's example request, with ``body`` changed, raises."""
+    header = doc_request(msg_type, **body)
+    with pytest.raises(HYMotionError) as refused:
+        message = parse_request(decode(frames_of(header), REQUEST_LIMITS))
+        if isinstance(message, Generate):
+            message.validate()
+    return refused.value
+
+
+def test_a_string_over_the_string_limit_is_bad_request_naming_its_field() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    assert "A longer string or list is `bad_request` naming the field" in text
+    over = _refusal("generate", prompt="a" * 8193)
+    assert (over.code, over.details["field"]) == ("bad_request", "prompt")
+    within = _refusal("generate", prompt="a" * 8192)  # over max_prompt_chars only
+    assert (within.code, within.details["field"]) == ("invalid_argument", "prompt")
+    many = _refusal("hello", capabilities=["x"] * 257)
+    assert (many.code, many.details["field"]) == ("bad_request", "capabilities")
+
+
+def test_a_generate_is_checked_in_the_documented_order(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    assert "then\n   `constraints` (`invalid_argument`" in DOC.read_text(encoding="utf-8")
+    with run_daemon(make_config(tmp_path)) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        cases = {  # body changes -> the field refused first
+            "bad-steps": ({"steps": 1, "model": "nope"}, "steps"),
+            "bad-constraint": (
+                {"model": "nope", "constraints": {"impose_until": 0.1}},
+                "constraints.impose_until",
+            ),
+        }
+        for request_id, (changes, field) in cases.items():
+            request = {**doc_request("generate", **changes), "id": request_id}
+            refused = alice.answer(alice.send(request), ("error", "invalid_argument"))
+            assert refused["body"]["details"]["field"] == field
+        unknown = {**doc_request("generate", model="nope"), "id": "bad-model"}
+        refused = alice.answer(alice.send(unknown), ("error", "model_unavailable"))
+        assert refused["body"]["details"]["field"] == "model"
+        first = alice.answer(alice.send(doc_request("generate")), ("result",))
+        alice.received.clear()
+        resent = {**doc_request("generate", prompt="", steps=1), "id": "gen-1"}
+        again = alice.answer(alice.send(resent), ("result",), ("error", "invalid_argument"))
+        assert situation(again) == ("result",)  # a resubmission: its body is not checked
+        assert again["body"]["job_id"] == first["body"]["job_id"]
+
+
+def test_status_gives_a_timeline_job_the_frames_of_its_joined_clip(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    assert "timeline's joined clip, as its `result` will have" in DOC.read_text(encoding="utf-8")
+    with run_daemon(make_config(tmp_path), [TestEngine(step_s=0.05)]) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        running = alice.answer(alice.send(doc_request("generate")), ("progress", "sampling"))
+        timeline = {"timeline": [{"prompt": "then sits down", "duration_s": 2.0}]}
+        waiting = {**doc_request("generate", constraints=timeline), "id": "gen-timeline"}
+        job_id = alice.answer(alice.send(waiting), ("accepted",))["body"]["job_id"]
+        status = alice.answer(alice.send(doc_request("status")), ("status_reply",))
+        (listed,) = [job for job in status["body"]["jobs"] if job["job_id"] == job_id]
+        assert listed["frames"] == round(4.0 * 30) + round(2.0 * 30)
+        alice.received.clear()
+        again = alice.answer(alice.send(doc_request("generate")), ("accepted",))
+        assert again["body"]["duplicate"] and again["body"]["queue_position"] == 0  # running
+        for job in (job_id, running["body"]["job_id"]):
+            alice.send({**doc_request("cancel", job_id=job), "id": f"cancel-{job}"})
+
+
+def test_constraint_arrays_without_a_constraints_object_are_refused() -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "arrays without it are refused with `bad_request`, field `constraints`" in text
+    path = {
+        "constraints.path_frames": np.array([0, 10], np.int32),
+        "constraints.path_points": np.zeros((2, 2), np.float32),
+    }
+    body = dict(doc_request("generate")["body"])
+    with pytest.raises(ProtocolError) as refused:
+        parse_request(Envelope("generate", "gen-1", body, path))
+    assert refused.value.details["field"] == "constraints"
+    directed = parse_request(Envelope("generate", "gen-1", {**body, "constraints": {}}, path))
+    assert isinstance(directed, Generate) and directed.constraints is not None
+    assert directed.constraints.has_path
+    empty = {**path, "constraints.path_frames": np.zeros(0, np.int32)}
+    directed = parse_request(Envelope("generate", "gen-1", {**body, "constraints": {}}, empty))
+    assert isinstance(directed, Generate)
+    with pytest.raises(HYMotionError) as refused:
+        directed.validate()
+    assert refused.value.details["field"] == "constraints.path_frames"
+
+
+@pytest.mark.parametrize("seconds", [1e308, -1e308, 30.0])
+def test_any_duration_out_of_range_is_invalid_argument(seconds: float) -> None:
+    refused = _refusal("generate", duration_s=seconds)  # 1e308 x 30 overflows: not `internal`
+    assert (refused.code, refused.details["field"]) == ("invalid_argument", "duration_s")
+
+
+@pytest.mark.parametrize(
+    ("constraints", "field"),
+    [("loop", "constraints"), ({"timeline": ["sits down"]}, "constraints.timeline[0]"),
+     ({"loop": "yes"}, "constraints.loop")],
+)  # fmt: skip
+def test_a_wrong_json_type_is_bad_request_naming_the_field(constraints: Any, field: str) -> None:
+    refused = _refusal("generate", constraints=constraints)
+    assert (refused.code, refused.details.get("field")) == ("bad_request", field)
+
+
+def test_a_refused_array_is_named_in_the_field() -> None:
+    header = doc_request("generate", constraints={})
+    header["arrays"] = [{"name": "constraints.path_frames", "dtype": "<i4", "shape": [3]}]
+    lying = [SIGNATURE, json.dumps(header).encode(), bytes(8)]  # 3 x 4 bytes declared
+    with pytest.raises(ProtocolError) as refused:
+        decode(lying, REQUEST_LIMITS)
+    assert refused.value.details["field"] == "constraints.path_frames"
+
+
+def test_a_model_on_several_devices_names_the_first_and_status_lists_them_all(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    assert "the first of them when several devices run it" in " ".join(
+        DOC.read_text(encoding="utf-8").split()
+    )
+    with run_daemon(make_config(tmp_path, devices=("cpu:0", "cpu:1"))) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        welcome = alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        status = alice.answer(alice.send(doc_request("status")), ("status_reply",))
+    assert {m["device"] for m in welcome["body"]["models"]} == {"cpu:0"}
+    assert [d["name"] for d in status["body"]["devices"]] == ["cpu:0", "cpu:1"]

@@ -6,7 +6,8 @@
 Figures, all measured in the same run:
 - feature round trip (pose -> normalised features -> pose) on the model's own output and on the
   bundled CMU clips (examples/mocap, on the model skeleton by the add-on's BVH import);
-- constrained-frame error (joints mm, rotations degrees) with and without the clean-up;
+- constrained-frame error (joints mm, rotations degrees) with and without the clean-up
+  (`--case TEXT` runs only the cases whose name holds TEXT);
 - transition smoothness: at every boundary between constrained and free frames, the joint
   velocity jump |v_b − v_{b−1}| and acceleration jump |a_b − a_{b−1}| (largest over joints)
   divided by the clip's own median of the same quantity (1.0 = as smooth as the clip);
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from blender_addon.core.directing import inbetween_takes  # noqa: E402
 from blender_addon.core.motion import bvh_import  # noqa: E402
 from daemon.engine.bench import PROMPTS, cpu_name, random_features, random_weights  # noqa: E402
 from daemon.engine.commands import engine_options  # noqa: E402
@@ -183,6 +185,8 @@ def round_trips(pipeline: MotionPipeline, steps: int) -> None:
 
 
 SEEDS = (0, 1)
+#: ``--case``: the directed cases run (those whose name holds it; all by default).
+CASE = ""
 
 
 def job(name: str, frames: int, c: Constraints | None, steps: int, prompt: int = 0) -> JobSpec:
@@ -221,6 +225,9 @@ def scenarios(steps: int) -> list[tuple[str, int, Constraints, list[int]]]:
         pose_root_positions=np.stack([walk_root[10], walk_root[10] + [0.5, 0.0, 1.5]]),
     )
     out.append(("in-between two keys (0, 89)", 90, between, [2, 88]))
+    # the panel's In-between "Into Take": the walk's last 15 frames, the kick's first 15
+    into, _ = inbetween_takes((walk_rot, walk_root), (kick_rot, kick_root), 90)
+    out.append(("walk end -> kick start (15 + 15 held)", 90, into, [15, 75]))
     path = Constraints(
         path_frames=np.array([0, 50, 100, 149], dtype=np.int32),
         path_points=np.array(
@@ -239,6 +246,8 @@ def directed(pipeline: MotionPipeline, steps: int) -> None:
         f"{'vel jump':>9s} {'acc jump':>9s}"
     )
     for name, frames, c, boundaries in scenarios(steps):
+        if CASE not in name:
+            continue
         for exact in (False, True):
             out = run(pipeline, job(name, frames, Constraints(**{**_fields(c), "exact": exact}),
                                     steps))  # fmt: skip
@@ -371,10 +380,11 @@ def main() -> int:
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"sections to run ({', '.join(SECTIONS)})"
     )
+    parser.add_argument("--case", default="", help="directed: only the cases naming this text")
     args = parser.parse_args()
     steps = args.steps or (2 if args.model.endswith("-random") else 50)
-    global SEEDS
-    SEEDS = tuple(range(args.candidates))
+    global SEEDS, CASE
+    SEEDS, CASE = tuple(range(args.candidates)), args.case
     pipeline, label = load(args)
     print(
         f"directed-generation benchmark: {label}, device {args.device}, CPU {cpu_name()} "

@@ -86,20 +86,33 @@ def quality() -> None:
         change = np.linalg.norm(np.diff(local, 2, axis=0), axis=-1).mean(-1)
         median = np.median(np.linalg.norm(np.diff(looping.local_pose(clip), axis=0), axis=-1)
                            .mean(-1))  # fmt: skip
+        done = finish(clip.skeleton, clip.rotations, clip.root_positions, clip.fps,
+                      FinishOptions(loop=True, foot_lock="AUTO", in_place=True))  # fmt: skip
+        locked_steps = np.linalg.norm(
+            np.diff(looping.local_pose(looping.repeat(done.clip, loop.travel, 2)), axis=0), axis=-1
+        ).mean(-1)
+        m = done.clip.frames
         print(f"  {name:30s} skate {b.fraction:.3f}/{b.distance_m:.3f} -> {a.fraction:.3f}/"
               f"{a.distance_m:.3f}; pelvis -{report.pelvis_lowered_m * 100:.1f} cm; loop "
               f"{loop.start + 1}-{loop.end} seam step {step[n - 1] * 1000:.1f} mm, velocity "
               f"change {max(change[n - 2], change[n - 1]) * 1000:.1f} mm, median step "
-              f"{median * 1000:.1f} mm")  # fmt: skip
-    for slide, mode in ((0.25, "AUTO"), (0.4, "ALWAYS")):
+              f"{median * 1000:.1f} mm; + foot lock + in place: seam step "
+              f"{locked_steps[m - 1] * 1000:.1f} mm, cycle's p90 "
+              f"{np.percentile(np.delete(locked_steps, m - 1), 90) * 1000:.1f} mm")  # fmt: skip
+    for slide, mode in ((0.25, "AUTO"), (0.4, "ALWAYS"), (0.6, "ALWAYS"), (0.8, "ALWAYS"),
+                        (1.0, "ALWAYS")):  # fmt: skip
         walk = synthetic.walk(frames=150, slide=slide)
         clip = as_clip(synthetic.SKELETON, walk.rotations, walk.root_positions, synthetic.FPS)
+        found = contacts.detect_contacts(walk.joint_positions, clip.fps, clip.legs,
+                                         thresholds_for(clip, mode))  # fmt: skip
         locked, _ = foot_lock(clip, mode)
         b = contacts.foot_skate(walk.joint_positions, clip.fps, clip.legs, during=walk.contacts)
         a = contacts.foot_skate(locked.joint_positions(), clip.fps, clip.legs,
                                 during=walk.contacts)  # fmt: skip
-        print(f"  synthetic walk, slide {slide} m/s, {mode:6s} skate {b.fraction:.3f}/"
-              f"{b.distance_m:.3f} -> {a.fraction:.3f}/{a.distance_m:.3f}")  # fmt: skip
+        print(f"  synthetic walk, slide {slide} m/s, {mode:6s} contacts "
+              f"{(found.foot == walk.contacts).mean():.1%} of frames as known; skate "
+              f"{b.fraction:.3f}/{b.distance_m:.3f} -> "
+              f"{a.fraction:.3f}/{a.distance_m:.3f}")  # fmt: skip
 
 
 def timed(run: Callable[[], object], repeats: int) -> tuple[float, float]:

@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(height) (%(default)s)")  # fmt: skip
     group.add_argument("--no-keep-facing", action="store_true",
                        help="with --in-place: remove turning about the vertical too")  # fmt: skip
+    group.add_argument("--root-bone", action="store_true",
+                       help="travel and turning on a root bone named 'root' (the built-in "
+                       "armature; on --target-rig use --root-motion root_bone)")  # fmt: skip
     group.add_argument("--loop", action="store_true",
                        help="trim to the best loop and blend its seam")  # fmt: skip
     group.add_argument("--loop-blend", type=int, default=BLEND_FRAMES,
@@ -46,9 +49,9 @@ def options_from_args(args: argparse.Namespace) -> FinishOptions:
     return FinishOptions(
         foot_lock=args.foot_lock.upper(), in_place=args.in_place, in_place_x="x" in axes,
         in_place_z="z" in axes, keep_height="y" not in axes,
-        keep_facing=not args.no_keep_facing, loop=args.loop, loop_blend=args.loop_blend,
-        trim_start=first, trim_end=last, ease_in=args.ease_in, ease_out=args.ease_out,
-        ease_pose=pose, ease_frame=frame,
+        keep_facing=not args.no_keep_facing, root_bone=args.root_bone, loop=args.loop,
+        loop_blend=args.loop_blend, trim_start=first, trim_end=last, ease_in=args.ease_in,
+        ease_out=args.ease_out, ease_pose=pose, ease_frame=frame,
     )  # fmt: skip
 
 

@@ -4,8 +4,9 @@ Modes, as animators know them from DeepMotion / MotionBuilder:
 
 - ``AUTO``: lock during detected contacts (``motion.contacts`` thresholds, scaled by leg
   length);
-- ``ALWAYS``: also lock feet that land already sliding (a foot near the ground may enter
-  contact at twice ``AUTO``'s speed, 0.6 m/s for the model's body);
+- ``ALWAYS``: also lock feet that land already sliding: gliding contacts (up to 1.5 m/s,
+  ``motion.contacts``), and a foot may enter contact at twice ``AUTO``'s speed (0.6 m/s for
+  the model's body);
 - ``GROUNDING``: no locking, only nothing under the floor;
 - ``OFF``: the take as it is.
 
@@ -21,7 +22,7 @@ body's lowest point, as the take was grounded): the pelvis is raised where one w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,8 +30,10 @@ from ..errors import FinishingError
 from ..motion import contacts as contact
 from ..motion import ik, kinematics
 from ..motion import rotations as rot
+from ..motion.root import CycleTravel
 from ..motion.skeletons import sole_margins
 from .clip import Clip
+from .loop import repeat
 
 MODES = ("AUTO", "ALWAYS", "GROUNDING", "OFF")
 BLEND_FRAMES = 4
@@ -69,17 +72,10 @@ def _skate(s: contact.Skate) -> dict[str, float]:
 
 def thresholds_for(clip: Clip, mode: str) -> contact.ContactThresholds:
     scale = kinematics.leg_length(clip.skeleton.rest_positions, clip.legs.chains())
-    base = contact.ContactThresholds().scaled(scale)
     if mode != "ALWAYS":
-        return base
-    return contact.ContactThresholds(
-        enter_speed=base.enter_speed * ALWAYS_SPEED_FACTOR,
-        exit_speed=base.exit_speed,
-        enter_height=base.enter_height, exit_height=base.exit_height,
-        min_frames=base.min_frames, skate_speed=base.skate_speed,
-        skate_height=base.skate_height, ankle_clearance=base.ankle_clearance,
-        toe_clearance=base.toe_clearance,
-    )  # fmt: skip
+        return contact.ContactThresholds().scaled(scale)
+    gliding = contact.ContactThresholds(glide_speed=contact.GLIDE_SPEED)
+    return replace(gliding, enter_speed=gliding.enter_speed * ALWAYS_SPEED_FACTOR).scaled(scale)
 
 
 def foot_lock(
@@ -87,6 +83,29 @@ def foot_lock(
 ) -> tuple[Clip, FootLockReport]:
     """Lock the feet of ``clip`` (see the module doc); raises ``FinishingError`` when a locking
     mode finds no contact at all."""
+    return _lock(clip, mode, blend, slice(None))
+
+
+def foot_lock_loop(
+    cycle: Clip, travel: CycleTravel, mode: str = "AUTO", blend: int = BLEND_FRAMES
+) -> tuple[Clip, FootLockReport]:
+    """Foot lock on a loop: locked as the middle of three cycles played in a row (travel
+    carried), so a contact across the seam is one contact and the locked loop still runs on
+    into its own first frame; the report is the middle cycle's."""
+    frames = cycle.frames
+    locked, report = _lock(repeat(cycle, travel, 3), mode, blend, slice(frames, 2 * frames))
+    # back by one cycle: the inverse of the turn and travel ``repeat`` applied
+    back = rot.inverse(rot.yaw(np.radians(travel.turn_deg)))
+    pivot = cycle.root_positions[0] * np.array([1.0, 0.0, 1.0])
+    offset = np.array(travel.offset_m) * np.array([1.0, 0.0, 1.0])
+    rotations = locked.rotations.copy()
+    rotations[:, 0] = rot.make_continuous(rot.multiply(back, rotations[:, 0]))
+    root = rot.rotate(back, locked.root_positions - pivot - offset) + pivot
+    return locked.with_motion(rotations, root), report
+
+
+def _lock(clip: Clip, mode: str, blend: int, window: slice) -> tuple[Clip, FootLockReport]:
+    """``foot_lock`` over the whole clip, giving back (and reporting on) its ``window``."""
     if mode not in MODES:
         raise FinishingError(f"unknown foot lock mode {mode!r}", field="foot_lock",
                              allowed=", ".join(MODES))  # fmt: skip
@@ -95,9 +114,12 @@ def foot_lock(
     thresholds = thresholds_for(clip, mode)
     legs = clip.legs
     found = contact.detect_contacts(positions, clip.fps, legs, thresholds)
-    before = contact.foot_skate(positions, clip.fps, legs, thresholds, during=found.foot)
+    judged = found.foot[window]
+    before = contact.foot_skate(positions[window], clip.fps, legs, thresholds, during=judged)
     if mode == "OFF":
-        return clip, FootLockReport(mode, (0, 0), 0.0, 0.0, before, before)
+        return clip.with_motion(clip.rotations[window], clip.root_positions[window]), (
+            FootLockReport(mode, (0, 0), 0.0, 0.0, before, before)
+        )
     margins = sole_margins(clip.skeleton) * (thresholds.ankle_clearance / contact.ANKLE_CLEARANCE_M)
     floor = 0.0  # the ground: takes are grounded so that the body's lowest point is at y = 0
     rotations = clip.rotations.copy()
@@ -115,7 +137,7 @@ def foot_lock(
         for leg, plan in enumerate(plans):
             plan.target[:, 1] = np.maximum(plan.target[:, 1], floor + margins[legs.ankle[leg]])
         drop = _pelvis_drop(clip, positions, plans, blend)
-        lowered = float(drop.max(initial=0.0))
+        lowered = float(drop[window].max(initial=0.0))
         root[:, 1] -= drop
         positions = positions - drop[:, None, None] * _UP
         for leg, plan in enumerate(plans):
@@ -129,11 +151,12 @@ def foot_lock(
     lift = np.maximum(floor - (positions[..., 1] - margins).min(axis=1), 0.0)
     lift = _smooth_envelope(lift, blend)
     root[:, 1] += lift
-    out = clip.with_motion(rotations, root)
-    after_positions = positions + lift[:, None, None] * _UP
-    after = contact.foot_skate(after_positions, clip.fps, legs, thresholds, during=found.foot)
-    frames = (int(found.foot[:, 0].sum()), int(found.foot[:, 1].sum()))
-    return out, FootLockReport(mode, frames, lowered, float(lift.max(initial=0.0)), before, after)
+    out = clip.with_motion(rotations[window], root[window])
+    after_positions = (positions + lift[:, None, None] * _UP)[window]
+    after = contact.foot_skate(after_positions, clip.fps, legs, thresholds, during=judged)
+    frames = (int(judged[:, 0].sum()), int(judged[:, 1].sum()))
+    raised = float(lift[window].max(initial=0.0))
+    return out, FootLockReport(mode, frames, lowered, raised, before, after)
 
 
 @dataclass(eq=False)

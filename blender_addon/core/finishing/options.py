@@ -23,6 +23,8 @@ class FinishOptions:
     in_place_z: bool = True  # remove forward travel (model Z)
     keep_height: bool = True  # False: the pelvis height goes too (root-relative)
     keep_facing: bool = True  # False: turning about the vertical is removed as well
+    #: The built-in armature carries the travel and turning on a root bone (``ROOT_BONE``).
+    root_bone: bool = False
     loop: bool = False
     loop_blend: int = BLEND_FRAMES
     trim_start: int = 0  # first frame kept, 1-based; 0 = the take's first

@@ -4,6 +4,10 @@ Order: trim → loop → ease → foot lock → in place. Trimming first lets th
 the kept frames; foot lock runs on the final timing so feet stay planted across a loop's seam;
 travel is removed last so the net travel per cycle is measured before it goes. Every step
 works on a copy: a step that cannot apply raises ``FinishingError`` and the take is unchanged.
+
+*Root bone* does not change the motion: the scene (``build.motion_to_channels``) splits what
+is left of the travel onto the armature's root bone; the report says how far it moves per
+cycle.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..motion import root as root_edits
+from ..motion.root import ROOT_BONE
 from ..protocol import motion
 from .clip import Clip, as_clip
-from .footlock import foot_lock
+from .footlock import foot_lock, foot_lock_loop
 from .loop import make_loop, travel_dict
 from .options import FinishOptions
 from .trim import ease, trim
@@ -53,7 +58,10 @@ def finish(
         report["ease"] = {"in": options.ease_in, "out": options.ease_out,
                           "pose": options.ease_pose}  # fmt: skip
     if options.foot_lock != "OFF":
-        clip, lock_report = foot_lock(clip, options.foot_lock)
+        if travel is not None:  # a loop: locked as a cycle, so its seam stays seamless
+            clip, lock_report = foot_lock_loop(clip, travel, options.foot_lock)
+        else:
+            clip, lock_report = foot_lock(clip, options.foot_lock)
         report["foot_lock"] = lock_report.as_dict()
     if options.in_place:
         if travel is None:
@@ -64,6 +72,13 @@ def finish(
         clip = clip.with_motion(rotations_out, root_out)
         report["in_place"] = {"axes": list(options.travel_axes()),
                               "keep_facing": options.keep_facing}  # fmt: skip
+    if options.root_bone:
+        if travel is None:
+            travel = root_edits.cycle_travel(clip.rotations, clip.root_positions, clip.fps)
+        left = travel
+        if options.in_place:
+            left = root_edits.travel_left(travel, options.travel_axes(), options.keep_facing)
+        report["root_bone"] = {"bone": ROOT_BONE, "travel_per_cycle": travel_dict(left)}
     if travel is not None:
         report["travel_per_cycle"] = travel_dict(travel)
     report["frames_out"] = clip.frames

@@ -12,6 +12,13 @@ speed < 0.15 m/s and height < 0.10 m; HumanML3D at < ~0.9 m/s with no height tes
   ``enter_height`` (0.05 m) above its planted height, *stays* while slower than
   ``exit_speed`` (1.0 m/s) and lower than ``exit_height`` (0.08 m): hysteresis, so a foot
   rolling over does not flicker;
+- *glides*, when ``glide_speed`` is set (``GLIDE_SPEED``, 1.5 m/s; off by default): a foot
+  that lands already sliding, lower than ``enter_height`` above its planted height, then
+  staying lower than ``exit_height``, level (vertical speed under ``level_speed``, 0.15 m/s)
+  and slower than ``glide_speed`` horizontally, for at least ``glide_frames`` (6) frames in a
+  row: a swinging foot brushes the ground for a frame or two, rising or falling, at 2-4 m/s.
+  Off by default because on clean capture it starts heel contacts at heel strike, while the
+  heel still slows down, and locking them there stops the heel abruptly;
 - runs shorter than ``min_frames`` (3) are dropped, gaps of one frame are closed.
 
 The planted height of a joint is how far it sits above the sole when the foot is flat (rest
@@ -24,8 +31,8 @@ toes slide on them (metres).
 
 Generated motion slides, so a foot this low may enter contact moving at up to 0.3 m/s and stay
 in it up to 1 m/s (Kimodo's 0.15 m/s labels clean capture; a swinging foot near the ground
-moves at 2–4 m/s). A foot that lands already sliding faster than 0.3 m/s is not seen as
-planted by these thresholds (foot lock's "Always" mode uses height alone).
+moves at 2–4 m/s); with the gliding rule, a foot that lands sliding faster is in contact
+while it glides.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ import numpy as np
 from .skeletons import Legs
 
 REFERENCE_LEG_M = 0.7793  # the model's rest hip→knee→ankle length
+#: ``glide_speed`` of the gliding-contact rule when it is on (foot lock's "Always").
+GLIDE_SPEED = 1.5
 ANKLE_CLEARANCE_M = 0.105
 TOE_CLEARANCE_M = 0.033
 
@@ -50,6 +59,11 @@ class ContactThresholds:
     enter_height: float = 0.05  # m above the planted height
     exit_height: float = 0.08
     min_frames: int = 3
+    # A gliding contact (a foot that lands already sliding): low, level and slower than
+    # ``glide_speed`` for ``glide_frames`` frames in a row; 0 (the default) turns the rule off.
+    glide_speed: float = 0.0  # m/s, horizontal; GLIDE_SPEED turns it on
+    level_speed: float = 0.15  # m/s, vertical
+    glide_frames: int = 6
     skate_speed: float = 0.2  # m/s, horizontal
     skate_height: float = 0.05  # m above the planted height
     ankle_clearance: float = ANKLE_CLEARANCE_M
@@ -60,7 +74,9 @@ class ContactThresholds:
         return ContactThresholds(
             enter_speed=self.enter_speed * k, exit_speed=self.exit_speed * k,
             enter_height=self.enter_height * k, exit_height=self.exit_height * k,
-            min_frames=self.min_frames, skate_speed=self.skate_speed * k,
+            min_frames=self.min_frames, glide_speed=self.glide_speed * k,
+            level_speed=self.level_speed * k, glide_frames=self.glide_frames,
+            skate_speed=self.skate_speed * k,
             skate_height=self.skate_height * k, ankle_clearance=self.ankle_clearance * k,
             toe_clearance=self.toe_clearance * k,
         )  # fmt: skip
@@ -120,10 +136,23 @@ def _joint_contacts(
 ) -> np.ndarray:
     height = positions[..., 1] - clearance
     speed = speeds(positions, fps)
-    enter = (speed < t.enter_speed) & (height < t.enter_height)
-    stay = ((speed < t.exit_speed) & (height < t.exit_height)) | enter
-    # Hysteresis without a frame loop: within each unbroken run of "stay" frames, contact
-    # starts at the run's first "enter" frame and lasts to the run's end.
+    low, lowish = height < t.enter_height, height < t.exit_height
+    enter = (speed < t.enter_speed) & low
+    state = _hysteresis(enter, ((speed < t.exit_speed) & lowish) | enter)
+    if t.glide_speed > 0:
+        # Gliding: level and slower than a swing, for long enough that a swing foot brushing
+        # the ground (2-4 m/s, rising or falling) never qualifies.
+        glide = (speeds(positions, fps, horizontal=True) < t.glide_speed) & (
+            speeds(positions[..., 1:2], fps) < t.level_speed
+        )
+        gliding = _hysteresis(glide & low, glide & lowish)
+        state |= np.stack([_drop_short(g, t.glide_frames) for g in gliding.T], axis=1)
+    return np.stack([_clean_runs(s, t.min_frames) for s in state.T], axis=1)
+
+
+def _hysteresis(enter: np.ndarray, stay: np.ndarray) -> np.ndarray:
+    """(F, L) flags: within each unbroken run of ``stay`` frames, from the run's first
+    ``enter`` frame to the run's end (no frame loop)."""
     frames = np.arange(stay.shape[0])
     state = np.zeros_like(stay)
     for leg in range(stay.shape[1]):
@@ -131,7 +160,6 @@ def _joint_contacts(
         first_enter = np.full(run_id[-1] + 1, stay.shape[0])
         np.minimum.at(first_enter, run_id[enter[:, leg]], frames[enter[:, leg]])
         state[:, leg] = stay[:, leg] & (frames >= first_enter[run_id])
-        state[:, leg] = _clean_runs(state[:, leg], t.min_frames)
     return state
 
 
@@ -140,6 +168,11 @@ def _clean_runs(flags: np.ndarray, min_frames: int) -> np.ndarray:
     # close one-frame gaps, then drop short runs
     gap = ~out[1:-1] & out[:-2] & out[2:]
     out[1:-1] |= gap
+    return _drop_short(out, min_frames)
+
+
+def _drop_short(flags: np.ndarray, min_frames: int) -> np.ndarray:
+    out = flags.copy()
     for start, end in runs(out):
         if end - start < min_frames:
             out[start:end] = False

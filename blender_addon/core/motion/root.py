@@ -16,6 +16,8 @@ import numpy as np
 from . import rotations as rot
 
 AXES = {"X": 0, "Y": 1, "Z": 2}
+#: The root bone's name: Unreal's (its mannequin's top bone); Unity takes any.
+ROOT_BONE = "root"
 
 
 def remove_travel(
@@ -76,6 +78,19 @@ def extract_root_motion(
     )
 
 
+def compose_root_motion(
+    root_rotations: np.ndarray,
+    root_positions: np.ndarray,
+    pelvis_rotations: np.ndarray,
+    pelvis_positions: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`extract_root_motion`: the pelvis' world (rotations (F, 4),
+    positions (F, 3)) from the root bone's motion and the pelvis' motion relative to it."""
+    world = rot.multiply(root_rotations, pelvis_rotations)
+    return rot.make_continuous(world), root_positions + rot.rotate(root_rotations,
+                                                                   pelvis_positions)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CycleTravel:
     """What the root moves over one cycle, for an engine to drive the character with."""
@@ -84,6 +99,23 @@ class CycleTravel:
     offset_m: tuple[float, float, float]  # end − start, model axes
     turn_deg: float  # heading change, positive = towards the character's left (+X)
     speed_mps: float  # horizontal distance / cycle duration
+
+
+def travel_left(travel: CycleTravel, axes: Iterable[str], keep_facing: bool) -> CycleTravel:
+    """What is left of ``travel`` on a root bone (on the ground: no height) once in place has
+    removed ``axes`` (and the turning, without ``keep_facing``)."""
+    offset = [0.0 if name in {a.upper() for a in axes} else value
+              for name, value in zip("XYZ", travel.offset_m, strict=True)]  # fmt: skip
+    offset[1] = 0.0
+    distance = float(np.hypot(offset[0], offset[2]))
+    # the same cycle duration; removing axes never adds distance
+    speed = travel.speed_mps * distance / travel.distance_m if travel.distance_m else 0.0
+    return CycleTravel(
+        distance_m=distance,
+        offset_m=(offset[0], offset[1], offset[2]),
+        turn_deg=travel.turn_deg if keep_facing else 0.0,
+        speed_mps=speed,
+    )
 
 
 def cycle_travel(rotations: np.ndarray, root_positions: np.ndarray, fps: float) -> CycleTravel:

@@ -53,11 +53,16 @@ class RestPose:
         return kinematics.leg_length(self.positions, self.legs)
 
     def skeleton(self) -> motion.Skeleton:
-        return motion.Skeleton(
-            joint_names=self.names,
-            parents=np.asarray(self.parents, dtype=np.int32),
-            rest_positions=np.asarray(self.positions, dtype=np.float32),
-        )
+        # Made once (FK asks for it per take; building it checks every field again).
+        cached = self.__dict__.get("_skeleton")
+        if cached is None:
+            cached = motion.Skeleton(
+                joint_names=self.names,
+                parents=np.asarray(self.parents, dtype=np.int32),
+                rest_positions=np.asarray(self.positions, dtype=np.float32),
+            )
+            object.__setattr__(self, "_skeleton", cached)
+        return cached
 
 
 def rest_pose_of(
@@ -148,6 +153,11 @@ def calibrate(
         missing = [target.names[j] for t, c, s, sc in chosen for j in (t, c) if table[j] < 0]
         if missing:
             raise TransferError(f"aimed joint {missing[0]!r} is not mapped", field=missing[0])
+        aimed = [t for t, *_ in chosen]
+        twice = [target.names[t] for t in aimed if aimed.count(t) > 1]
+        if twice:
+            raise TransferError(f"joint {twice[0]!r} is aimed twice (one segment per joint)",
+                                field=twice[0])  # fmt: skip
     return Calibration(
         source=source,
         target=target,
@@ -164,10 +174,15 @@ class Transferred:
     """Motion on the target skeleton, model axes, target units."""
 
     world_rotations: np.ndarray  # (F, J, 4) world rotations (rest rotation included)
-    local_rotations: np.ndarray  # (F, J, 4) wire convention: joint 0 world, others local
     root_positions: np.ndarray  # (F, 3) the target root joint's world position
     joint_positions: np.ndarray  # (F, J, 3)
     carrier_positions: np.ndarray  # (F, 3) world position of ``Calibration.carrier``
+    parents: np.ndarray  # (J,) the target's parents
+
+    @property
+    def local_rotations(self) -> np.ndarray:
+        """(F, J, 4) wire convention: joint 0 world, others local (computed on demand)."""
+        return kinematics.local_rotations(self.world_rotations, self.parents)
 
 
 def transfer(
@@ -175,7 +190,11 @@ def transfer(
     source_world: np.ndarray,
     source_positions: np.ndarray,
 ) -> Transferred:
-    """Move source world rotations (F, Js, 4) and joint positions (F, Js, 3) onto the target."""
+    """Move source world rotations (F, Js, 4) and joint positions (F, Js, 3) onto the target.
+
+    Every product runs over all frames and joints at once (one call for several takes is as
+    cheap as for one); only the unmapped joints, which ride their parents, go joint by joint.
+    """
     cal = calibration
     source_world = np.asarray(source_world, dtype=np.float64)
     source_positions = np.asarray(source_positions, dtype=np.float64)
@@ -184,24 +203,26 @@ def transfer(
     count = len(target.names)
     align, align_inv = cal.align, rot.inverse(cal.align)
     world = np.empty((frames, count, 4))
-    for t in range(count):
-        s = int(cal.mapping[t])
-        if s < 0:
-            parent = int(target.parents[t])
-            rest_local = rot.multiply(rot.inverse(target.rotations[parent]), target.rotations[t])
-            world[:, t] = rot.multiply(world[:, parent], rest_local)
-            continue
-        delta = rot.multiply(source_world[:, s], rot.inverse(cal.source.rotations[s]))
-        delta = rot.multiply(rot.multiply(align, delta), align_inv)
-        world[:, t] = rot.multiply(delta, target.rotations[t])
-    for t, child, s, s_child in cal.aims:
+    # Mapped joints: the source joint's change from rest, turned by the facing alignment; the
+    # constant factors on the right (R_s_rest⁻¹ · align⁻¹ · R_t_rest) are one product per joint.
+    mapped = np.flatnonzero(cal.mapping >= 0)
+    s = cal.mapping[mapped]
+    right = rot.multiply(rot.multiply(rot.inverse(cal.source.rotations[s]), align_inv),
+                         target.rotations[mapped])  # fmt: skip
+    world[:, mapped] = rot.multiply(rot.multiply(align, source_world[:, s]), right)
+    if cal.aims:
+        # Aimed segments (each joint aimed once, see calibrate): world rotations do not depend
+        # on the parents', so every segment swings at once.
+        t, child, s, s_child = (np.array(column) for column in zip(*cal.aims, strict=True))
         bone = target.positions[child] - target.positions[t]
         current = rot.rotate(rot.multiply(world[:, t], rot.inverse(target.rotations[t])), bone)
         wanted = rot.rotate(align, source_positions[:, s_child] - source_positions[:, s])
-        swing = rot.between(current, wanted)
-        world[:, t] = rot.multiply(swing, world[:, t])
-        # Unmapped descendants follow their parent: recompute them below this joint.
-        _refresh_unmapped(world, cal, t)
+        world[:, t] = rot.multiply(rot.between(current, wanted), world[:, t])
+    # Unmapped joints keep their rest pose relative to their parent (parents come first).
+    for joint in np.flatnonzero(cal.mapping < 0):
+        parent = int(target.parents[joint])
+        rest_local = rot.multiply(rot.inverse(target.rotations[parent]), target.rotations[joint])
+        world[:, joint] = rot.multiply(world[:, parent], rest_local)
     world = rot.make_continuous(rot.normalize(world))
     travel = rot.rotate(align, source_positions[:, 0]) * cal.scale
     root = np.broadcast_to(target.positions[0], travel.shape).copy()
@@ -219,10 +240,10 @@ def transfer(
         root[:, UP] += lift
     return Transferred(
         world_rotations=world,
-        local_rotations=kinematics.local_rotations(world, target.parents),
         root_positions=root,
         joint_positions=positions,
         carrier_positions=positions[:, cal.carrier].copy(),
+        parents=target.parents,
     )
 
 
@@ -231,16 +252,6 @@ def pose_positions(rest: RestPose, world: np.ndarray, root_positions: np.ndarray
     joint's change from rest (world · rest⁻¹), which is the wire FK's input for such rigs."""
     delta = rot.multiply(world, rot.inverse(rest.rotations))
     return kinematics.positions_from_world(rest.skeleton(), delta, root_positions)
-
-
-def _refresh_unmapped(world: np.ndarray, cal: Calibration, joint: int) -> None:
-    target = cal.target
-    for t in range(joint + 1, len(target.names)):
-        parent = int(target.parents[t])
-        if cal.mapping[t] >= 0 or not kinematics.descends(target.parents, t, joint):
-            continue
-        rest_local = rot.multiply(rot.inverse(target.rotations[parent]), target.rotations[t])
-        world[:, t] = rot.multiply(world[:, parent], rest_local)
 
 
 def bone_direction_errors(

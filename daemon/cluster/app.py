@@ -3,9 +3,8 @@
 The daemon calls :func:`engine_app` when it deploys (``[cluster] deploy = true``). For a cluster
 whose applications an operator manages (a KubeRay ``RayService``, ``serve deploy``), ``build``
 is the Serve application builder: ``import_path: daemon.cluster.app:build`` with ``args`` holding
-``engine`` (the ``[engine]`` table) and the ``[cluster]`` keys ``replicas``, ``min_replicas``,
-``max_replicas``, ``gpus_per_replica``, ``cpus_per_replica``; the daemon then joins with
-``deploy = false``.
+``engine`` (the ``[engine]`` table) and the ``[cluster]`` keys of ``_SCALING_KEYS`` (replicas,
+their resources, the text-encoder layout); the daemon then joins with ``deploy = false``.
 """
 
 from __future__ import annotations
@@ -18,10 +17,24 @@ from ray.serve import Application
 
 from .config import ClusterConfig, parse_cluster
 from .replica import EngineFactory, EngineReplica
+from .text_replica import TextEncoderReplica
 
 DEPLOYMENT = "engine"
+#: The shared text-encoder deployment (``text_encoders = "shared"``).
+ENCODERS = "text_encoders"
+_ENCODER_QUEUE = 64
 #: Keys of ``build``'s args that are ``[cluster]`` settings (the rest is "engine").
-_SCALING_KEYS = ("replicas", "min_replicas", "max_replicas", "gpus_per_replica", "cpus_per_replica")
+_SCALING_KEYS = (
+    "replicas",
+    "min_replicas",
+    "max_replicas",
+    "gpus_per_replica",
+    "cpus_per_replica",
+    "text_encoders",
+    "encoder_replicas",
+    "encoder_gpus_per_replica",
+    "encoder_cpus_per_replica",
+)
 
 
 def engine_app(
@@ -30,7 +43,8 @@ def engine_app(
     factory: EngineFactory | None,
     fingerprint: str,
 ) -> Application:
-    """One deployment: replicas of one engine each, one batch at a time per replica."""
+    """Replicas of one engine each, one batch at a time per replica; with shared text encoders,
+    a second deployment of encoders the engine replicas call (the engine stays the ingress)."""
     scaling: dict[str, Any] = (
         {
             "autoscaling_config": {
@@ -54,7 +68,21 @@ def engine_app(
         },
         **scaling,
     )
-    return deployment.bind(dict(engine_options), factory, fingerprint)
+    if not cluster.shared_encoders:
+        return deployment.bind(dict(engine_options), factory, fingerprint)
+    encoders = serve.deployment(
+        TextEncoderReplica,
+        name=ENCODERS,
+        num_replicas=cluster.encoder_replicas,
+        # engine replicas queue their prompts here; each replica encodes one request at a time
+        max_ongoing_requests=_ENCODER_QUEUE,
+        ray_actor_options={
+            "num_gpus": cluster.encoder_gpus_per_replica,
+            "num_cpus": cluster.encoder_cpus_per_replica,
+        },
+    ).bind(dict(engine_options))
+    timeouts = (cluster.ready_timeout_s, cluster.step_timeout_s)
+    return deployment.bind(dict(engine_options), factory, fingerprint, encoders, timeouts)
 
 
 def build(args: dict[str, Any]) -> Application:

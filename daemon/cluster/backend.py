@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -51,6 +52,9 @@ _CONNECT_TIMEOUT_S = 5.0
 _HEALTH_TIMEOUT_S = 10.0
 #: Leaving a lost cluster can hang in Ray; the daemon gives up on it after this.
 _SHUTDOWN_TIMEOUT_S = 10.0
+#: Ray's own setting: seconds a driver waits for a lost head before Ray ends its process.
+_RECONNECT_ENV = "RAY_gcs_rpc_server_reconnect_timeout_s"
+_OUTLIVE_HEAD_S = 10 * 365 * 24 * 3600
 T = TypeVar("T")
 
 
@@ -68,6 +72,7 @@ class RayBackend:
         self._down: str | None = None
         self._live = self._cluster.replicas
         self._log: EventLog | None = None
+        self._context: SlotContext
         self._lifecycle: JobLifecycle | None = None
         self._metrics: ClusterMetrics | None = None
         #: What connecting found and did, logged once the daemon's log exists.
@@ -86,7 +91,25 @@ class RayBackend:
     def _connect(self) -> None:
         cluster = self._cluster
         started = time.monotonic()
-        _auth_environment(cluster)
+        profile, deployed = self._join()
+        self.engine = ClusterEngine(profile, self.down_reason)
+        self.engine.retry_after_s = max(1.0, 2 * cluster.health_interval_s)
+        self._live = self._count_running() or self._live
+        self.facts = {
+            "address": cluster.address,
+            "namespace": cluster.namespace,
+            "app": cluster.app,
+            "deployed": deployed,
+            "replicas": self._live,
+            "slots": cluster.slots,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+    def _join(self) -> tuple[EngineProfile, bool]:
+        """Join the cluster, make sure the app runs, start the CancelBoard (blocking).
+        ConfigError when Ray cannot be reached; (the app's profile, whether it was deployed)."""
+        cluster = self._cluster
+        _driver_environment(cluster)
         _check_reachable(cluster.address)
         try:
             ray.init(
@@ -104,22 +127,24 @@ class RayBackend:
             ) from exc
         try:
             profile, deployed = self._ensure_app()
+            self._board = start_board(cluster.ready_timeout_s)
         except BaseException:
             ray.shutdown()
             raise
-        self.engine = ClusterEngine(profile, self.down_reason)
-        self.engine.retry_after_s = max(1.0, 2 * cluster.health_interval_s)
-        self._board = start_board(cluster.ready_timeout_s)
-        self._live = self._count_running() or self._live
-        self.facts = {
-            "address": cluster.address,
-            "namespace": cluster.namespace,
-            "app": cluster.app,
-            "deployed": deployed,
-            "replicas": self._live,
-            "slots": cluster.slots,
-            "seconds": round(time.monotonic() - started, 3),
-        }
+        return profile, deployed
+
+    def _rejoin(self) -> tuple[dict[str, int], bool]:
+        """After an outage: the replica states, and whether a new session was needed. A head
+        that answers our session again (a network cut) needs nothing more; a new head (a
+        restart) does: leave the old session and join as at start (deploying the app again
+        when it is missing)."""
+        _check_reachable(self._cluster.address)  # fast: ray calls hang on a dead head
+        try:
+            return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), False
+        except Exception:  # stuck or failing on the old session
+            ray.shutdown()
+            self._join()
+            return self._replica_states(), True
 
     def _ensure_app(self) -> tuple[EngineProfile, bool]:
         """The running app's profile; (re)deploys it first when allowed and needed."""
@@ -148,6 +173,12 @@ class RayBackend:
             "autoscaling": [cluster.min_replicas, cluster.max_replicas],
             "gpus": cluster.gpus_per_replica,
             "cpus": cluster.cpus_per_replica,
+            "encoders": [
+                cluster.text_encoders,
+                cluster.encoder_replicas,
+                cluster.encoder_gpus_per_replica,
+                cluster.encoder_cpus_per_replica,
+            ],
             "version": __version__,
         }
         text = json.dumps(settings, sort_keys=True, default=str)
@@ -212,7 +243,7 @@ class RayBackend:
         self.engine.spread = lifecycle.scheduler.spread
         self._metrics = ClusterMetrics(metrics)
         self._metrics.up.set(1)
-        context = SlotContext(
+        self._context = context = SlotContext(
             handle=self._handle,
             board=self._board,
             engine=self.engine,
@@ -250,21 +281,35 @@ class RayBackend:
     # --- health --------------------------------------------------------------------------------
 
     async def _watch_health(self) -> None:
-        probe: Future[dict[str, int]] | None = None
+        """Count live replicas every ``health_interval_s``; while the cluster is lost, try to
+        rejoin it instead (a rejoin may deploy the app again: up to ``ready_timeout_s``)."""
+        # The call in flight: a check stuck on a lost cluster may never return (Ray waits for
+        # its old actors); a rejoin does not wait for it.
+        probe: Future[tuple[dict[str, int], bool]] | None = None
+        rejoining = False
         while True:
             await asyncio.sleep(self._cluster.health_interval_s)
-            if probe is not None and not probe.done():
-                continue  # still stuck on a lost cluster (already marked down): no pile-up
-            probe = _in_thread(self._replica_states)
+            if probe is not None and not probe.done() and rejoining == (self._down is not None):
+                continue  # no pile-up of checks (or of rejoins) on a lost cluster
+            rejoining = self._down is not None
+            probe = _in_thread(self._rejoin if rejoining else self._check)
+            limit_s = self._cluster.ready_timeout_s if rejoining else _HEALTH_TIMEOUT_S
             try:
-                waiting = asyncio.shield(asyncio.wrap_future(probe))
-                states = await asyncio.wait_for(waiting, _HEALTH_TIMEOUT_S)
+                states, joined = await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(probe)), limit_s
+                )
             except TimeoutError:
-                self._mark_down(f"no answer to a health check within {_HEALTH_TIMEOUT_S:g} s")
+                self._mark_down(f"no answer to a health check within {limit_s:g} s")
             except Exception as exc:
                 self._mark_down(first_line(exc))
             else:
+                if joined:  # a new session: new deployment handle and board
+                    _restore_signal_handlers()
+                    self._context.handle, self._context.board = self._handle, self._board
                 self._mark_up(states)
+
+    def _check(self) -> tuple[dict[str, int], bool]:
+        return self._replica_states(), False
 
     def _replica_states(self) -> dict[str, int]:
         app = serve.status().applications.get(self._cluster.app)
@@ -302,8 +347,12 @@ class RayBackend:
             self.wake()
 
 
-def _auth_environment(cluster: ClusterConfig) -> None:
-    """Ray reads its token settings from the environment when it connects."""
+def _driver_environment(cluster: ClusterConfig) -> None:
+    """Ray reads its token settings, and how long its driver outlives a lost head, from the
+    environment when it connects."""
+    # Ray ends a driver whose head has been unreachable for 60 s (the whole daemon with it);
+    # the daemon waits for the head to come back instead, answering `busy` meanwhile.
+    os.environ.setdefault(_RECONNECT_ENV, str(_OUTLIVE_HEAD_S))
     if cluster.auth == "none":
         os.environ["RAY_AUTH_MODE"] = "disabled"
         _reload_ray_auth()
@@ -318,6 +367,15 @@ def _auth_environment(cluster: ClusterConfig) -> None:
             )
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(cluster.token_file)
     _reload_ray_auth()
+
+
+def _restore_signal_handlers() -> None:
+    """Joining from a thread lets Ray's core worker take SIGTERM (it then ends the process
+    without a drain): hand the daemon's signals back to Python's handlers (main thread)."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            signal.signal(sig, handler)
 
 
 def _reload_ray_auth() -> None:

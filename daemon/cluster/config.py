@@ -13,6 +13,8 @@ from typing import Any
 
 BACKENDS = ("local", "ray")
 AUTH_MODES = ("token", "none")
+#: Where the text encoders run: inside every engine replica, or as one deployment they share.
+ENCODER_LAYOUTS = ("per_replica", "shared")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class ClusterConfig:
     max_replicas: int | None = None
     gpus_per_replica: float = 1.0
     cpus_per_replica: float = 1.0
+    text_encoders: str = "per_replica"
+    #: The shared encoder deployment (``text_encoders = "shared"``): its size and resources.
+    encoder_replicas: int = 1
+    encoder_gpus_per_replica: float = 1.0
+    encoder_cpus_per_replica: float = 1.0
     auth: str = "token"
     token_file: Path | None = None
     #: A replica silent for this long (no progress event) is treated as lost.
@@ -52,6 +59,10 @@ class ClusterConfig:
     def replica_device(self) -> str:
         return "cuda" if self.gpus_per_replica > 0 else "cpu"
 
+    @property
+    def shared_encoders(self) -> bool:
+        return self.text_encoders == "shared"
+
 
 _KINDS: dict[str, type | tuple[type, ...]] = {
     "backend": str,
@@ -64,12 +75,24 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "max_replicas": int,
     "gpus_per_replica": (int, float),
     "cpus_per_replica": (int, float),
+    "text_encoders": str,
+    "encoder_replicas": int,
+    "encoder_gpus_per_replica": (int, float),
+    "encoder_cpus_per_replica": (int, float),
     "auth": str,
     "token_file": str,
     "step_timeout_s": (int, float),
     "ready_timeout_s": (int, float),
     "health_interval_s": (int, float),
 }
+
+
+_RESOURCE_KEYS = (
+    "gpus_per_replica",
+    "cpus_per_replica",
+    "encoder_gpus_per_replica",
+    "encoder_cpus_per_replica",
+)
 
 
 def parse_cluster(table: Any) -> ClusterConfig:
@@ -107,15 +130,18 @@ def _check(config: ClusterConfig, error: type[Exception]) -> None:
         refuse("backend", f"{config.backend!r} is unknown", ", ".join(BACKENDS))
     if config.auth not in AUTH_MODES:
         refuse("auth", f"{config.auth!r} is unknown", ", ".join(AUTH_MODES))
-    if config.replicas < 1:
-        refuse("replicas", "must be at least 1", ">= 1")
+    if config.text_encoders not in ENCODER_LAYOUTS:
+        refuse("text_encoders", f"{config.text_encoders!r} is unknown", ", ".join(ENCODER_LAYOUTS))
+    for key in ("replicas", "encoder_replicas"):
+        if getattr(config, key) < 1:
+            refuse(key, "must be at least 1", ">= 1")
     if config.min_replicas < 0:
         refuse("min_replicas", "must be 0 or more", ">= 0")
     if config.max_replicas is not None and config.max_replicas < max(1, config.min_replicas):
         refuse("max_replicas", "must be at least 1 and at least min_replicas", ">= min_replicas")
-    if config.gpus_per_replica < 0 or config.cpus_per_replica < 0:
-        key = "gpus_per_replica" if config.gpus_per_replica < 0 else "cpus_per_replica"
-        refuse(key, "must be 0 or more (fractions share a device)", ">= 0")
+    for key in _RESOURCE_KEYS:
+        if getattr(config, key) < 0:
+            refuse(key, "must be 0 or more (fractions share a device)", ">= 0")
     for key in ("step_timeout_s", "ready_timeout_s", "health_interval_s"):
         if getattr(config, key) <= 0:
             refuse(key, "must be greater than 0", "> 0")

@@ -47,9 +47,10 @@ _POLL_S = 0.005
 ATTEMPTS = 2
 
 
-@dataclass(frozen=True)
+@dataclass
 class SlotContext:
-    """What every slot shares: the deployment, the board, the policy."""
+    """What every slot shares: the deployment, the board, the policy. ``handle`` and ``board``
+    are replaced when the daemon rejoins a cluster that came back after an outage."""
 
     handle: DeploymentHandle
     board: Any  # CancelBoard actor handle

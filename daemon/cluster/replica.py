@@ -18,10 +18,11 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import ray
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
 from daemon.engine_api import Engine, JobOutput, JobSpec
 from shared_protocol import HYMotionError
@@ -37,17 +38,38 @@ from .messages import (
     WireError,
 )
 
-EngineFactory = Callable[[Mapping[str, Any], str], Engine]
+
+class EngineFactory(Protocol):
+    """Builds a replica's engine: ``daemon.engine.factory.create_engine``, or a test engine.
+    ``text_source`` is the shared encoder deployment's client (None: the engine's own)."""
+
+    def __call__(
+        self, options: Mapping[str, Any], device: str, text_source: TextSource | None = None
+    ) -> Engine: ...
+
+
 #: One long-poll of the CancelBoard; renewed until the batch ends.
 _CANCEL_POLL_S = 30.0
+
+if TYPE_CHECKING:
+    from daemon.engine.factory import TextSource
 
 log = logging.getLogger("hymotion.replica")
 
 
 class EngineReplica:
-    def __init__(
-        self, engine_options: Mapping[str, Any], factory: EngineFactory | None, fingerprint: str
+    # async: the engine is built in the engine thread, where a shared encoder deployment's
+    # handle may block on its answers (Serve forbids that on the replica's event loop)
+    async def __init__(  # type: ignore[misc]
+        self,
+        engine_options: Mapping[str, Any],
+        factory: EngineFactory | None,
+        fingerprint: str,
+        encoders: DeploymentHandle | None = None,
+        encoder_timeouts_s: tuple[float, float] = (600.0, 60.0),
     ) -> None:
+        """``encoders``: the shared text-encoder deployment (``text_encoders = "shared"``),
+        waited for up to ``encoder_timeouts_s[0]`` at start, each call up to ``[1]``."""
         if factory is None:
             from daemon.engine.factory import create_engine
 
@@ -55,7 +77,15 @@ class EngineReplica:
         # Ray hides every GPU but this replica's: "cuda" is its own device.
         device = "cuda" if ray.get_gpu_ids() else "cpu"
         started = time.monotonic()
-        self._engine = factory(dict(engine_options), device)
+        text_source = None
+        if encoders is not None:
+            from .text_replica import SharedEncoders
+
+            text_source = SharedEncoders(encoders, *encoder_timeouts_s)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        self._engine = await asyncio.get_running_loop().run_in_executor(
+            self._executor, factory, dict(engine_options), device, text_source
+        )
         self._fingerprint = fingerprint
         self._info = ReplicaInfo(
             replica=serve.get_replica_context().replica_id.unique_id,
@@ -63,7 +93,6 @@ class EngineReplica:
             pid=os.getpid(),
             device=device,
         )
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine")
         log.info(
             "replica %s on node %s (pid %d, %s) loaded in %.1f s",
             self._info.replica,

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from daemon.cluster.config import ClusterConfig
 from daemon.config import load_config
 from shared_protocol import HYMotionError, InvalidArgument
 
@@ -24,11 +25,11 @@ from .checkpoint import (
     read_state_dict,
     weights_file,
 )
-from .device_probe import probe_devices
+from .device_probe import footprints, probe_devices
 from .errors import TextEncoderError
-from .factory import PRECISIONS, TINY, EngineOptions, ModelLoader
+from .factory import PRECISIONS, TINY, EncoderKey, EngineOptions, ModelLoader
 from .grounding import MeshGrounding, rest_mesh_floor
-from .memory import GIB, activation_bytes, plan
+from .memory import GIB, activation_bytes, plan, replica_needs
 from .pipeline import MotionPipeline
 from .prompt import resolve_system_prompt
 from .solvers import SOLVERS, check_solver
@@ -146,26 +147,33 @@ def _named(spec: str) -> tuple[str, str]:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    """0: all good; 1: a model, encoder or mesh problem; 2: a device cannot be used."""
+    """0: all good; 1: a model, encoder or mesh problem; 2: a device cannot be used (or, with
+    the Ray backend, a replica does not fit ``--vram-gb``)."""
     config = load_config(args.config, os.environ, {"devices": args.devices})
     opts = engine_options(args, config.engine)
-    verdicts = probe_devices(config.devices, opts)
-    print("devices:")
-    for verdict in verdicts:
-        found = f"{verdict.device}: {verdict.facts}"
-        print(f"  FAILED: {verdict.problem}" if verdict.problem else f"  {found}")
-    usable = [v for v in verdicts if v.problem is None]
-    device = torch.device(usable[0].device if usable else "cpu")  # where models are tried
+    device = torch.device("cpu")  # where models are tried
     vram_gb = args.vram_gb
-    if vram_gb is None and usable and usable[0].free_bytes is not None:
-        vram_gb = round(usable[0].free_bytes / GIB, 1)  # which modes fit this GPU as it is now
-    device_failures = len(verdicts) - len(usable)
+    if config.cluster.backend == "ray":
+        # the replicas run on the cluster's nodes: plan them, do not probe this machine
+        device_failures = _print_cluster_plan(config.cluster, opts, args.vram_gb)
+    else:
+        verdicts = probe_devices(config.devices, opts)
+        print("devices:")
+        for verdict in verdicts:
+            found = f"{verdict.device}: {verdict.facts}"
+            print(f"  FAILED: {verdict.problem}" if verdict.problem else f"  {found}")
+        usable = [v for v in verdicts if v.problem is None]
+        if usable:
+            device = torch.device(usable[0].device)
+        if vram_gb is None and usable and usable[0].free_bytes is not None:
+            vram_gb = round(usable[0].free_bytes / GIB, 1)  # which modes fit this GPU now
+        device_failures = len(verdicts) - len(usable)
     failures = 0
     real = False
     for name, source in opts.models or ((TINY, TINY),):
         print(f"model {name} ({source}):")
         try:
-            _check_model(opts, name, source, device, vram_gb)
+            _check_model(opts, name, source, device, vram_gb, config.cluster.backend == "local")
             real = real or source != TINY
         except HYMotionError as exc:
             failures += 1
@@ -194,7 +202,12 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def _check_model(
-    opts: EngineOptions, name: str, source: str, device: torch.device, vram_gb: float | None
+    opts: EngineOptions,
+    name: str,
+    source: str,
+    device: torch.device,
+    vram_gb: float | None,
+    device_plan: bool,
 ) -> None:
     if source == TINY:
         served = ModelLoader(opts, device).load(name, source)
@@ -214,7 +227,8 @@ def _check_model(
     check_state_dict(state, net, path)
     values = sum(t.numel() for t in state.values())
     print(f"  {path.name}: {len(state)} tensors, {values:,} values, names and shapes OK")
-    _print_plan(opts, values, device, net, vram_gb)
+    if device_plan:
+        _print_plan(opts, values, device, net, vram_gb)
 
 
 def _print_plan(
@@ -241,6 +255,49 @@ def _print_plan(
         f"  modes (text_encoders/qwen_quantization) within {target:g} GiB of VRAM: "
         f"{', '.join(fits) or 'none'}"
     )
+
+
+def _print_cluster_plan(cluster: ClusterConfig, opts: EngineOptions, vram_gb: float | None) -> int:
+    """The Ray backend's memory plan per deployment; the number of replicas that do not fit
+    ``vram_gb`` (0 when it is not given)."""
+    print(
+        f"cluster: Ray backend at {cluster.address}, app {cluster.app!r}; this machine's "
+        "devices are not checked (the replicas run on the cluster's nodes)"
+    )
+    engine = (
+        f"{cluster.min_replicas}-{cluster.max_replicas}"
+        if cluster.autoscaling
+        else str(cluster.replicas)
+    )
+    encoders = (str(cluster.encoder_replicas), cluster.encoder_gpus_per_replica)
+    needs = replica_needs(
+        footprints(opts),
+        PRECISIONS[opts.precision],
+        opts.text_encoders,
+        opts.qwen_quantization,
+        (engine, cluster.gpus_per_replica),
+        encoders if cluster.shared_encoders else None,
+    )
+    print(
+        f"memory plan per replica ({opts.precision}, text encoders {cluster.text_encoders}, "
+        f"engine.text_encoders {opts.text_encoders}, Qwen3 {opts.qwen_quantization}):"
+    )
+    too_big = 0
+    for need in needs:
+        print(f"  {need.line()}")
+        if vram_gb is not None and need.gpus and need.gpu_bytes > vram_gb * GIB:
+            too_big += 1
+            print(
+                f"  FAILED: {need.deployment}: {need.gpu_bytes / GIB:.2f} GiB per GPU does not "
+                f"fit --vram-gb {vram_gb:g}"
+            )
+    gpus = (cluster.slots * cluster.gpus_per_replica) + (
+        cluster.encoder_replicas * cluster.encoder_gpus_per_replica
+        if cluster.shared_encoders
+        else 0.0
+    )
+    print(f"  GPUs reserved: {gpus:g}" + (" at most (autoscaling)" if cluster.autoscaling else ""))
+    return too_big
 
 
 def _check_encoders(opts: EngineOptions, load: bool, device: torch.device) -> None:
@@ -270,7 +327,7 @@ def _check_encoders(opts: EngineOptions, load: bool, device: torch.device) -> No
         print(line)
     if load:
         loader = ModelLoader(opts, device)
-        encoders = loader.encoders(opts.clip, opts.qwen, official=True)
+        encoders = loader.load_encoders(EncoderKey(opts.clip, opts.qwen, official=True))
         features = encoders.encode(["A person walks forward."])
         print(
             f"encoders loaded; 'A person walks forward.' -> {int(features.lengths[0])} text "

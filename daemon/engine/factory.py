@@ -27,7 +27,7 @@ the reason. Invalid option values raise InvalidArgument naming the ``engine.<key
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,14 @@ from .memory import plan
 from .pipeline import MotionPipeline
 from .prompt import resolve_system_prompt
 from .solvers import check_solver
-from .text import PLACEMENTS, QUANTIZATIONS, ClipEncoder, QwenEncoder, TextEncoders
+from .text import (
+    PLACEMENTS,
+    QUANTIZATIONS,
+    ClipEncoder,
+    PromptEncoder,
+    QwenEncoder,
+    TextEncoders,
+)
 from .tiny import LABEL as TINY_LABEL
 from .tiny import ensure_tiny, tiny_paths
 
@@ -125,14 +132,32 @@ def _choice(values: dict[str, Any], key: str, allowed: tuple[str, ...]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class EncoderKey:
+    """The text encoders a model uses; models with equal keys share one loaded set."""
+
+    clip: str
+    qwen: str
+    #: The official system prompt (real models) or the tiny model's own.
+    official: bool
+
+
+#: Text encoders for a key: loaded in this process (the default), or a client of an encoder
+#: deployment shared by several engines (daemon/cluster/text_replica.py).
+TextSource = Callable[[EncoderKey], PromptEncoder]
+
+
 class ModelLoader:
     """Loads models one by one, sharing text encoders and the grounding between them."""
 
-    def __init__(self, opts: EngineOptions, device: torch.device) -> None:
+    def __init__(
+        self, opts: EngineOptions, device: torch.device, text_source: TextSource | None = None
+    ) -> None:
         self.opts = opts
         self.device = device
         self.dtype = PRECISIONS[opts.precision]
-        self._encoders: dict[tuple[str, str, bool], TextEncoders] = {}
+        self._text_source = text_source or self.load_encoders
+        self._encoders: dict[EncoderKey, PromptEncoder] = {}
         self._grounding: Grounding | None = None
 
     def grounding(self) -> Grounding:
@@ -141,45 +166,51 @@ class ModelLoader:
             self._grounding = MeshGrounding.load(Path(mesh)) if mesh else JointGrounding()
         return self._grounding
 
-    def encoders(self, clip: str, qwen: str, official: bool) -> TextEncoders:
-        key = (clip, qwen, official)
+    def sources(self, source: str) -> tuple[Path, EncoderKey]:
+        """A model source (directory or "tiny") -> its model directory and its encoders."""
+        if source == TINY:
+            model_dir, clip, qwen = tiny_paths(ensure_tiny(self.opts.tiny_root()))
+            return model_dir, EncoderKey(str(clip), str(qwen), official=False)
+        return Path(source).expanduser(), EncoderKey(self.opts.clip, self.opts.qwen, True)
+
+    def encoders(self, key: EncoderKey) -> PromptEncoder:
         if key not in self._encoders:
-            prompt_file = self.opts.system_prompt_file
-            prompt = resolve_system_prompt(
-                Path(prompt_file).expanduser() if prompt_file else None, official=official
-            )
-            placement = self.opts.text_encoders
-            quantization = self.opts.qwen_quantization
-            # load straight to where the weights rest: offloaded encoders never visit the GPU
-            # at load time; bitsandbytes weights can only live on the GPU
-            host = self.device if placement == "resident" else torch.device("cpu")
-            qwen_home = self.device if quantization != "none" and placement != "cpu" else host
-            self._encoders[key] = TextEncoders(
-                ClipEncoder(clip, host),
-                QwenEncoder(qwen, qwen_home, prompt, quantization),
-                self.device,
-                placement,
-            )
+            self._encoders[key] = self._text_source(key)
         return self._encoders[key]
+
+    def load_encoders(self, key: EncoderKey) -> TextEncoders:
+        """Both encoders of ``key`` in this process, placed as ``text_encoders`` says."""
+        prompt_file = self.opts.system_prompt_file
+        prompt = resolve_system_prompt(
+            Path(prompt_file).expanduser() if prompt_file else None, official=key.official
+        )
+        placement = self.opts.text_encoders
+        quantization = self.opts.qwen_quantization
+        # load straight to where the weights rest: offloaded encoders never visit the GPU
+        # at load time; bitsandbytes weights can only live on the GPU
+        host = self.device if placement == "resident" else torch.device("cpu")
+        qwen_home = self.device if quantization != "none" and placement != "cpu" else host
+        return TextEncoders(
+            ClipEncoder(key.clip, host),
+            QwenEncoder(key.qwen, qwen_home, prompt, quantization),
+            self.device,
+            placement,
+        )
 
     def load(self, name: str, source: str) -> ServedModel:
         tiny = source == TINY
-        if tiny:
-            root = ensure_tiny(self.opts.tiny_root())
-            model_dir, clip, qwen = (str(p) for p in tiny_paths(root))
-        else:
-            model_dir, clip, qwen = source, self.opts.clip, self.opts.qwen
-        path = Path(model_dir).expanduser()
+        path, key = self.sources(source)
         config = parse_config(path / CONFIG_FILE)
         weights = load_weights(path, config, self.dtype)
-        text = self.encoders(clip, qwen, official=not tiny)
+        text = self.encoders(key)
         grounding = self.grounding()
         pipeline = MotionPipeline(
             weights, config, text, grounding, self.device, self.opts.solver, self.opts.compile
         )
         parameters = sum(t.numel() for t in weights.state_dict().values())
+        local = isinstance(text, TextEncoders)
         text_bytes = None
-        if tiny:
+        if tiny and local:
             text_bytes = float(
                 sum(
                     p.numel() * p.element_size()
@@ -189,7 +220,8 @@ class ModelLoader:
         model_plan = plan(
             parameters,
             self.dtype,
-            self.opts.text_encoders,
+            # encoders elsewhere put nothing on this device: plan them as "cpu"
+            self.opts.text_encoders if local else "cpu",
             self.opts.qwen_quantization,
             self.device,
             text_bytes,
@@ -214,15 +246,19 @@ def _label(name: str, config: ModelConfig, tiny: bool, precision: str, g: Ground
     return f"{base}, {precision}, {g.label}"
 
 
-def create_engine(options: Mapping[str, Any], device: str) -> HYMotionEngine:
-    """The engine for ``device`` ("cpu", "cuda", "cuda:1"); never raises for a bad model."""
+def create_engine(
+    options: Mapping[str, Any], device: str, text_source: TextSource | None = None
+) -> HYMotionEngine:
+    """The engine for ``device`` ("cpu", "cuda", "cuda:1"); never raises for a bad model.
+
+    ``text_source`` supplies the text encoders (default: loaded here, on ``device``)."""
     opts = EngineOptions.from_mapping(options)
     torch_device = torch.device(device)
     if opts.precision == "tf32" and torch_device.type == "cuda":
         # process-wide switches: TF32 matmuls/convolutions on Ampere and newer
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    loader = ModelLoader(opts, torch_device)
+    loader = ModelLoader(opts, torch_device, text_source)
     served: dict[str, ServedModel] = {}
     for name, source in opts.models or ((TINY, TINY),):
         try:

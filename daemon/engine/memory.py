@@ -146,3 +146,97 @@ def serving_need(
         activations = activation_bytes(model.cfg, 2, MAX_FRAMES, TEXT_SLOTS, dtype)
         job = max(job, activations, brought_in)
     return ServingNeed(weights, sum(text_rest.values()), job)
+
+
+# --- a Ray cluster: what one replica of each deployment needs ----------------------------------
+
+
+@dataclass(frozen=True)
+class ReplicaNeed:
+    """Memory one replica of a Ray Serve deployment needs on its GPU (host memory when it
+    reserves none), and how many replicas share one GPU."""
+
+    deployment: str
+    replicas: str  # "4", or "1-4" with autoscaling
+    gpus: float  # GPUs each replica reserves
+    parts: tuple[tuple[str, float], ...]
+
+    @property
+    def replica_bytes(self) -> float:
+        return sum(size for _, size in self.parts)
+
+    @property
+    def sharing(self) -> int:
+        """Replicas on one GPU: fractions pack (0.5 -> 2); a replica with more GPUs uses one."""
+        return int(1 // self.gpus) if 0 < self.gpus < 1 else 1
+
+    @property
+    def gpu_bytes(self) -> float:
+        return self.replica_bytes * self.sharing
+
+    def line(self) -> str:
+        parts = " + ".join(f"{what} {_size(size)}" for what, size in self.parts)
+        where = f"{self.gpus:g} GPU each" if self.gpus else "no GPU (host memory)"
+        if self.sharing > 1:
+            where += f", {self.sharing} share a GPU"
+        total = f"{_size(self.replica_bytes)} per replica"
+        if self.gpus:
+            total += f", {_size(self.gpu_bytes)} per GPU"
+        return f"{self.deployment}: {self.replicas} replica(s), {where}: {parts} = {total}"
+
+
+def replica_needs(
+    models: list[ModelFootprint],
+    dtype: torch.dtype,
+    placement: str,
+    quantization: str,
+    engine: tuple[str, float],
+    encoders: tuple[str, float] | None,
+) -> list[ReplicaNeed]:
+    """One ``ReplicaNeed`` per deployment: ``engine`` and ``encoders`` are (replicas, GPUs per
+    replica); ``encoders`` None: every engine replica holds its own text encoders."""
+    candidate = f"one {MAX_FRAMES // FPS} s candidate"
+
+    def context(gpus: float) -> tuple[tuple[str, float], ...]:
+        return (("CUDA context", CUDA_CONTEXT_BYTES),) if gpus else ()
+
+    if encoders is None:
+        need = serving_need(models, dtype, placement, quantization)
+        parts = (
+            ("DiT weights", need.weights_bytes),
+            ("text encoders", need.text_bytes),
+            (candidate, need.job_bytes),
+        )
+        return [ReplicaNeed("engine", engine[0], engine[1], parts + context(engine[1]))]
+    # The engine replicas hold no encoders ("cpu": nothing of them on the device) ...
+    motion = serving_need(models, dtype, "cpu", quantization)
+    engine_parts = (("DiT weights", motion.weights_bytes), (candidate, motion.job_bytes))
+    # ... and the encoder replicas hold every set at its placement, plus what an encoding
+    # brings in (offload), but no motion model.
+    text = serving_need(models, dtype, placement, quantization)
+    brought_in = max(
+        (
+            max(p.text_peak_bytes - p.text_bytes, 0.0)
+            for p in _text_plans(models, placement, quantization)
+        ),
+        default=0.0,
+    )
+    encoder_parts = (("text encoders", text.text_bytes + brought_in),)
+    return [
+        ReplicaNeed("engine", engine[0], engine[1], engine_parts + context(engine[1])),
+        ReplicaNeed(
+            "text_encoders", encoders[0], encoders[1], encoder_parts + context(encoders[1])
+        ),
+    ]
+
+
+def _text_plans(
+    models: list[ModelFootprint], placement: str, quantization: str
+) -> list[MemoryPlan]:
+    cpu = torch.device("cpu")
+    return [plan(0, torch.float32, placement, quantization, cpu, m.text_bytes) for m in models]
+
+
+def _size(size: float) -> str:
+    """GiB with two decimals; MiB below 0.1 GiB (the tiny model's parts)."""
+    return f"{size / GIB:.2f} GiB" if size >= 0.1 * GIB else f"{size / 2**20:.1f} MiB"

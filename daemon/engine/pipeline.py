@@ -34,7 +34,7 @@ from .grounding import Grounding
 from .mmdit import HYMotionWeights
 from .sampling import Stepper, guide, initial_noise, integrate
 from .solvers import make_stepper
-from .text import TEXT_SLOTS, TextEncoders, TextFeatures, language_warnings
+from .text import TEXT_SLOTS, PromptEncoder, TextFeatures, language_warnings
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class MotionPipeline:
         self,
         weights: HYMotionWeights,
         config: ModelConfig,
-        text: TextEncoders | None,
+        text: PromptEncoder | None,
         grounding: Grounding,
         device: torch.device,
         solver: str = "euler",

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -246,6 +246,13 @@ def _quantization_args(source: str, quantization: str, device: torch.device) -> 
             bnb_4bit_compute_dtype=torch.bfloat16,
         )
     return {"quantization_config": config, "device_map": {"": device.index or 0}}
+
+
+class PromptEncoder(Protocol):
+    """What a pipeline needs of its text encoders: ``TextEncoders`` in the same process, or a
+    shared encoder deployment on a Ray cluster (daemon/cluster/text_replica.py)."""
+
+    def encode(self, prompts: Sequence[str]) -> TextFeatures: ...
 
 
 class TextEncoders:

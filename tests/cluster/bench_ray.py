@@ -7,6 +7,8 @@ Starts a local Ray cluster (tests/support/ray_cluster.py), then measures with th
 
 - overhead per job: end-to-end latency of sequential 1-candidate, 4-step jobs from one client
   over loopback, zero-cost engine, Ray backend (1 replica) minus local backend;
+- where a job's time goes (phases from the daemon's own log events);
+- host memory of each replica process per ``text_encoders`` layout (tiny model, real engine);
 - throughput: 20 clients x (jobs / 20) jobs with 20 ms per step x 10 steps, local backend
   (1 device) and Ray with 1 .. ``--replicas-max`` replicas.
 
@@ -34,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from daemon.cluster.backend import RayBackend
 from daemon.cluster.config import ClusterConfig
 from daemon.config import DaemonConfig, with_overrides
+from daemon.engine.tiny import ensure_tiny
 from shared_protocol import Generate, Result
-from tests.support import TestEngine, make_config, run_daemon
+from tests.support import DaemonHandle, TestEngine, make_config, run_daemon
 from tests.support.engine import stepping_engine
 from tests.support.ray_cluster import LocalRayCluster
 from tests.support.wire import Peer
@@ -53,7 +56,8 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hm-bench-ray-"))
     gpus = int(args.gpus * args.replicas_max) if args.gpus else 0
-    cluster = LocalRayCluster(root, num_cpus=2, num_gpus=gpus)
+    # 4 logical CPUs: the apps measured one after another reserve up to 3 (they stay deployed)
+    cluster = LocalRayCluster(root, num_cpus=4, num_gpus=gpus)
     context = zmq.Context()
     print(f"machine: {platform.processor() or platform.machine()}, Python "
           f"{platform.python_version()}, ray {ray.__version__}")  # fmt: skip
@@ -62,6 +66,8 @@ def main() -> int:
         cluster.start()
         print(f"cluster start: {time.monotonic() - started:.1f} s")
         _overhead(root, cluster, context, args)
+        if not args.gpus:
+            _memory(root, cluster, context)
         _throughput(root, cluster, context, args)
     finally:
         context.destroy(linger=0)
@@ -81,6 +87,25 @@ def _ray_config(root: Path, cluster: LocalRayCluster, name: str, replicas: int, 
     return with_overrides(config, engine={"step_s": step_s}, log_level="info")
 
 
+def _phases(daemon: DaemonHandle, latencies: list[float], remote: bool) -> None:
+    """Where a job's time goes, from the daemon's own log: the last ``len(latencies)`` jobs."""
+    events = daemon.log_events()
+    finished = [e for e in events if e.get("event") == "job_finished"][-len(latencies) :]
+    ran = [e for e in events if e.get("event") == "batch_ran"][-len(latencies) :]
+    wire = [lat - e["total_s"] for lat, e in zip(latencies, finished, strict=True)]
+    queue = [e["queue_s"] for e in finished]
+    run = [e["run_s"] for e in finished]
+    print(f"    client <-> daemon (wire, admission, reply) {_ms(wire)}")
+    print(f"    queued until a slot took the batch         {_ms(queue)}")
+    if not remote:
+        print(f"    run on the local device                    {_ms(run)}")
+        return
+    replica = [e["seconds"] for e in ran]
+    ray_call = [r - s for r, s in zip(run, replica, strict=True)]
+    print(f"    Serve call and result transfer (run - replica) {_ms(ray_call)}")
+    print(f"    on the replica (engine thread, cancel watcher) {_ms(replica)}")
+
+
 def _latencies(address: str, context: zmq.Context, jobs: int) -> list[float]:
     peer = Peer(context, address)
     peer.hello("bench")
@@ -96,14 +121,17 @@ def _latencies(address: str, context: zmq.Context, jobs: int) -> list[float]:
 
 def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: argparse.Namespace
               ) -> None:  # fmt: skip
-    with run_daemon(make_config(root / "local"), [TestEngine()]) as daemon:
+    local_config = with_overrides(make_config(root / "local"), log_level="info")
+    with run_daemon(local_config, [TestEngine()]) as daemon:
         local = _latencies(daemon.address, context, args.jobs)
+        local_daemon = daemon
     config = _ray_config(root, cluster, "bench-overhead", 1, args.gpus, 0.0)
     try:
         backend = RayBackend.connect(config, stepping_engine)
         with run_daemon(config, backend=backend) as daemon:
             _latencies(daemon.address, context, 10)  # warm the handle and the replica
             remote = _latencies(daemon.address, context, args.jobs)
+            remote_daemon = daemon
             # Ray's own floor: one plain Serve call to the same replica from this driver
             handle = serve.get_app_handle(config.cluster.app)
             floor = []
@@ -119,6 +147,45 @@ def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: 
     print(f"  one bare Serve call (describe), for scale: {_ms(floor)}")
     extra = statistics.median(remote) - statistics.median(local)
     print(f"  ray overhead per job (median difference): {extra * 1000:.2f} ms")
+    print("  phases (median/p90 ms), local backend:")
+    _phases(local_daemon, local, remote=False)
+    print("  phases (median/p90 ms), ray, 1 replica:")
+    _phases(remote_daemon, remote, remote=True)
+
+
+def _memory(root: Path, cluster: LocalRayCluster, context: zmq.Context) -> None:
+    """Resident memory of each replica process per text-encoder layout, tiny model on the CPU
+    (measured after one job, so everything a job touches is loaded)."""
+    print("host memory per replica process (RSS after one job), tiny model, CPU:")
+    tiny = ensure_tiny(root / "tiny")
+    for layout in ("per_replica", "shared"):
+        settings = ClusterConfig(
+            backend="ray", address=cluster.address, app=f"bench-{layout}", replicas=1,
+            gpus_per_replica=0.0, cpus_per_replica=0.5, text_encoders=layout,
+            encoder_gpus_per_replica=0.0, encoder_cpus_per_replica=0.5,
+            token_file=cluster.token_file, ready_timeout_s=300.0,
+        )  # fmt: skip
+        config = make_config(root / layout, engine={"tiny_dir": str(tiny)}, cluster=settings)
+        try:
+            with run_daemon(config, backend=RayBackend.connect(config)) as daemon:
+                peer = Peer(context, daemon.address)
+                peer.hello("bench")
+                peer.recv_until(Result, re=peer.send(SMALL), timeout_s=120)
+                peer.close()
+                for pid in cluster.pids():
+                    title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+                    if f"ServeReplica:bench-{layout}:" in title:
+                        print(f"  {layout:11} {title.rsplit(':', 1)[1]:14} {_rss_gb(pid):.2f} GB")
+                serve.delete(config.cluster.app)
+        finally:
+            ray.shutdown()
+
+
+def _rss_gb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e9
+    return float("nan")
 
 
 def _burst(address: str, context: zmq.Context, jobs: int) -> float:

@@ -1,8 +1,8 @@
 """One real local Ray cluster for the whole test run, started only when a test asks for it.
 
-``ray_cluster`` starts ``ray start --head`` (CPU, 2 CPUs, 80 MB object store, token auth, all
-files under a fresh temp folder) and makes the tiny model once; the Serve app with two tiny
-replicas is deployed by the first daemon that connects and reused by the next ones (same
+``ray_cluster`` starts ``ray start --head`` (CPU, 4 logical CPUs, 80 MB object store, token
+auth, all files under a fresh temp folder) and makes the tiny model once; the Serve app with two
+tiny replicas is deployed by the first daemon that connects and reused by the next ones (same
 fingerprint). At the end of the session every Ray process is killed by pid and the folder goes.
 """
 
@@ -34,7 +34,8 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
     # Short and private: Ray's socket paths under it must stay below the 107-byte limit.
     root = Path(tempfile.mkdtemp(prefix="hm-ray-"))
     ensure_tiny(root / "tiny")
-    cluster = LocalRayCluster(root).start()
+    # 4 logical CPUs: the session's four apps reserve 1 each (their processes share 2 cores)
+    cluster = LocalRayCluster(root, num_cpus=4).start()
     try:
         yield cluster
     finally:

@@ -26,6 +26,12 @@ def test_defaults_keep_the_local_backend(tmp_path: Path) -> None:
     )
 
 
+def test_shared_text_encoders_are_a_layout_of_their_own(tmp_path: Path) -> None:
+    cluster = load(tmp_path, 'text_encoders = "shared"\nencoder_gpus_per_replica = 0.5\n')
+    assert cluster.shared_encoders and cluster.encoder_gpus_per_replica == 0.5
+    assert not load(tmp_path, "").shared_encoders
+
+
 def test_autoscaling_bounds_set_the_dispatch_slots(tmp_path: Path) -> None:
     cluster = load(tmp_path, 'backend = "ray"\nmin_replicas = 1\nmax_replicas = 3\n')
     assert cluster.autoscaling and cluster.slots == 3
@@ -44,6 +50,10 @@ def test_autoscaling_bounds_set_the_dispatch_slots(tmp_path: Path) -> None:
         ("deploy = 1\n", "cluster.deploy"),
         ("step_timeout_s = 0\n", "cluster.step_timeout_s"),
         ("adress = 1\n", "cluster.adress"),
+        ('text_encoders = "resident"\n', "cluster.text_encoders"),
+        ("encoder_replicas = 0\n", "cluster.encoder_replicas"),
+        ("encoder_gpus_per_replica = -0.5\n", "cluster.encoder_gpus_per_replica"),
+        ("encoder_cpus_per_replica = -1\n", "cluster.encoder_cpus_per_replica"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, table: str, field: str) -> None:

@@ -24,13 +24,25 @@ import pytest
 import ray
 import torch
 import zmq
+from ray import serve
+from ray.serve.context import _get_global_client
 
+from daemon.cluster.app import ENCODERS
 from daemon.cluster.backend import RayBackend
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.replica import EngineFactory
 from daemon.config import DaemonConfig, with_overrides
 from daemon.engine.factory import create_engine
-from shared_protocol import Accepted, Cancel, Cancelled, Error, Generate, Progress, Result
+from shared_protocol import (
+    Accepted,
+    Cancel,
+    Cancelled,
+    Error,
+    Generate,
+    Progress,
+    Result,
+    Welcome,
+)
 from tests.support import DaemonHandle, DaemonProcess, make_config, read_log, run_daemon
 from tests.support.engine import stepping_engine
 from tests.support.ray_cluster import LocalRayCluster, free_port
@@ -44,6 +56,8 @@ LONG_STEPS = 100
 #: The tiny model's shortest clip (20 frames).
 SHORT_S = 0.67
 _WAIT_S = 120.0
+#: Ray ends a driver 60 s after it lost its head (RAY_gcs_rpc_server_reconnect_timeout_s).
+_OUTAGE_S = 65.0
 
 
 def ray_config(
@@ -123,31 +137,68 @@ def events(daemon: DaemonHandle, name: str) -> list[dict[str, Any]]:
     return [e for e in daemon.log_events() if e.get("event") == name]
 
 
-def test_results_equal_the_local_backend_bit_for_bit(
-    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
-) -> None:
-    local_config = make_config(tmp_path / "local", engine={"tiny_dir": str(tiny_dir)})
+@pytest.fixture(scope="module")
+def local_result(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Result:
+    """The local backend's answer to ``generate(seed=11, candidates=2)`` on the tiny model."""
+    config = make_config(tmp_path_factory.mktemp("local"), engine={"tiny_dir": str(tiny_dir)})
     engine = create_engine({"tiny_dir": str(tiny_dir)}, "cpu")
-    results: dict[str, Result] = {}
+    context = zmq.Context()
     # On the CPU, float sums depend on the thread count; Ray gives a replica with
     # num_cpus < 1 one thread, so the local engine runs with one too.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with run_daemon(local_config, [engine]) as daemon:
+        with run_daemon(config, [engine]) as daemon:
             peer = Peer(context, daemon.address)
             peer.hello("alice")
-            results["local"] = final_of(peer, generate(peer, seed=11, candidates=2))
+            result = final_of(peer, generate(peer, seed=11, candidates=2))
             peer.close()
     finally:
         torch.set_num_threads(threads)
-    with ray_daemon(ray_config(tmp_path / "ray", ray_cluster, tiny_dir)) as daemon:
+        context.destroy(linger=0)
+    assert isinstance(result, Result), result
+    return result
+
+
+#: The session's two-replica app, and an app of one engine replica whose text encoders run in
+#: a deployment of their own.
+LAYOUTS = {
+    "per_replica": {},
+    "shared": {
+        "app": "hymotion-shared",
+        "replicas": 1,
+        "text_encoders": "shared",
+        "encoder_gpus_per_replica": 0.0,
+        "encoder_cpus_per_replica": 0.5,
+    },
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_results_equal_the_local_backend_bit_for_bit(
+    tmp_path: Path,
+    ray_cluster: LocalRayCluster,
+    tiny_dir: Path,
+    context: zmq.Context,
+    local_result: Result,
+    layout: str,
+) -> None:
+    config = ray_config(tmp_path, ray_cluster, tiny_dir, **LAYOUTS[layout])
+    with ray_daemon(config) as daemon:
         peer = Peer(context, daemon.address)
         peer.hello("alice")
-        results["ray"] = final_of(peer, generate(peer, seed=11, candidates=2))
+        remote = final_of(peer, generate(peer, seed=11, candidates=2))
         peer.close()
-    local, remote = results["local"], results["ray"]
-    assert isinstance(local, Result) and isinstance(remote, Result), (local, remote)
+        # Encoders loaded in a process map the tokenizers library (the tiny model's Qwen3
+        # tokenizer is a fast one); a shared layout's engine replica never loads them.
+        replica_pid = daemon.server.backend.engine.profile.replica.pid
+        maps = Path(f"/proc/{replica_pid}/maps").read_text()
+        assert ("tokenizers" in maps) == (layout == "per_replica")
+        if layout == "shared":
+            deployments = serve.status().applications[config.cluster.app].deployments
+            assert deployments[ENCODERS].replica_states == {"RUNNING": 1}
+    local = local_result
+    assert isinstance(remote, Result), remote
     for name in ("rotations", "root_positions", "joint_positions"):
         assert np.array_equal(getattr(local, name), getattr(remote, name)), name
     assert (local.model_label, local.seeds, local.untrained) == (
@@ -156,6 +207,28 @@ def test_results_equal_the_local_backend_bit_for_bit(
         remote.untrained,
     )
     assert remote.skeleton.joint_names == local.skeleton.joint_names
+
+
+def test_shared_encoders_that_cannot_load_make_their_model_unavailable_with_the_reason(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
+) -> None:
+    broken = tmp_path / "tiny"
+    shutil.copytree(tiny_dir, broken)
+    (broken / "qwen3" / "config.json").unlink()  # the encoder replica cannot load Qwen3
+    # no CPUs reserved: the session's apps hold its four
+    settings = {**LAYOUTS["shared"], "app": "hymotion-broken", "encoder_cpus_per_replica": 0.0}
+    config = ray_config(tmp_path, ray_cluster, broken, **settings, cpus_per_replica=0.0)
+    with ray_daemon(config) as daemon:
+        peer = Peer(context, daemon.address)
+        welcome = peer.hello("alice")
+        assert isinstance(welcome, Welcome)
+        [tiny] = welcome.models
+        assert not tiny.available
+        assert f"{broken / 'qwen3'}: shared text encoders: " in tiny.error
+        refused = final_of(peer, generate(peer, seed=1))
+        assert isinstance(refused, Error) and refused.code == "model_unavailable", refused
+        assert "shared text encoders" in refused.message
+        peer.close()
 
 
 def test_twenty_clients_two_jobs_each_answered_once_on_both_replicas(
@@ -272,6 +345,30 @@ def test_a_replica_killed_mid_job_loses_and_repeats_nothing(
         )
 
 
+def test_autoscaling_bounds_reach_serve_and_the_eta_follows_live_replicas(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path
+) -> None:
+    """min 2 / max 3 replicas: Serve gets the bounds and starts two replicas; the daemon keeps
+    three dispatch slots, but the queue's ETA divides by the two that are live."""
+    config = ray_config(
+        tmp_path, ray_cluster, tiny_dir, app="hymotion-autoscale", min_replicas=2, max_replicas=3
+    )
+    with ray_daemon(config, stepping_engine) as daemon:
+        details = _get_global_client().get_serve_details()["applications"]["hymotion-autoscale"]
+        engine = details["deployments"]["engine"]
+        autoscaling = engine["deployment_config"]["autoscaling_config"]
+        assert (autoscaling["min_replicas"], autoscaling["max_replicas"]) == (2, 3)
+        assert autoscaling["target_ongoing_requests"] == 1
+        assert [r["state"] for r in engine["replicas"]] == ["RUNNING", "RUNNING"]
+        backend = daemon.server.backend
+        assert len(backend.slots) == 3 and daemon.call(backend.capacity) == 2
+        scheduler = daemon.server.lifecycle.scheduler
+        # 3 jobs queued ahead of position 2 plus the running batch: 2 rounds on 2 replicas
+        # (1 round on 3); position 0: 1 round either way
+        rounds = daemon.call(lambda: scheduler.wait_s(2) / scheduler.wait_s(0))
+        assert rounds == pytest.approx(2.0)
+
+
 def test_sigterm_drains_the_running_job(
     tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
 ) -> None:
@@ -309,13 +406,15 @@ def test_an_unreachable_cluster_is_refused_at_start_with_exit_2(tmp_path: Path) 
     assert "ray start --head" in done.stderr
 
 
-def test_ray_lost_while_serving_fails_admitted_jobs_and_refuses_new_ones(
+@pytest.mark.timeout(600)
+def test_ray_lost_then_back_fails_admitted_jobs_and_refuses_new_ones_until_it_returns(
     tmp_path: Path, tiny_dir: Path, context: zmq.Context
 ) -> None:
-    """A cluster of its own whose GCS is killed, and a daemon process (the Ray driver that
-    loses its cluster), so neither the session's cluster nor this test process is harmed."""
+    """A head of its own (own ports), stopped with every Ray process and started again on the
+    same port: the daemon (a process: the Ray driver that loses its cluster) answers `busy`
+    meanwhile, outlives Ray's 60 s limit for a lost head, and rejoins by itself."""
     root = Path(tempfile.mkdtemp(prefix="hm-ray-lost-"))  # short: Ray's socket path limit
-    cluster = LocalRayCluster(root).start()
+    cluster = LocalRayCluster(root, num_cpus=1).start()
     try:
         config_file = write_config(tmp_path, cluster, tiny_dir, 'app = "lost"\nreplicas = 1\n')
         daemon = DaemonProcess(
@@ -327,9 +426,7 @@ def test_ray_lost_while_serving_fails_admitted_jobs_and_refuses_new_ones(
             peer.hello("alice")
             running = generate(peer, seed=1, steps=200, duration_s=12.0)
             peer.until_running(running, timeout_s=_WAIT_S)
-            for pid in cluster.pids():
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "gcs_server":
-                    os.kill(pid, signal.SIGKILL)
+            cluster.stop()  # the head node restarted: every Ray process is gone
             failed = final_of(peer, running)
             assert isinstance(failed, Error) and failed.code == "model_unavailable", failed
             assert failed.details["reason"] == "cluster_unavailable"
@@ -337,11 +434,19 @@ def test_ray_lost_while_serving_fails_admitted_jobs_and_refuses_new_ones(
             assert isinstance(refused, Error) and refused.code == "busy", refused
             assert refused.details["reason"] == "cluster_unavailable"
             assert 1.0 <= refused.details["retry_after_s"] <= 2.0  # spread over one estimate
+            time.sleep(_OUTAGE_S)  # longer than Ray lets a driver live without its head
+            cluster.start()  # same port and token
+            deadline = time.monotonic() + 2 * _WAIT_S
+            while not isinstance(answer := final_of(peer, generate(peer, seed=3)), Result):
+                assert isinstance(answer, Error) and answer.code == "busy", answer
+                assert answer.details["reason"] == "cluster_unavailable"
+                assert time.monotonic() < deadline, "the daemon did not rejoin the cluster"
+                time.sleep(answer.details["retry_after_s"])
             peer.close()
             daemon.signal(signal.SIGTERM)
-            assert daemon.wait(_WAIT_S) == 0  # it stops although Ray cannot be left cleanly
+            assert daemon.wait(_WAIT_S) == 0
         logged = [e["event"] for e in read_log(daemon.log_path)]
-        assert "cluster_unreachable" in logged
+        assert "cluster_back" in logged[logged.index("cluster_unreachable") :]
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -199,6 +199,9 @@ class TestEngine:
         self.closed = True
 
 
-def stepping_engine(options: Mapping[str, Any], device: str) -> TestEngine:
-    """An engine factory for Ray replicas: a TestEngine taking ``options["step_s"]`` per step."""
+def stepping_engine(
+    options: Mapping[str, Any], device: str, text_source: object = None
+) -> TestEngine:
+    """An engine factory for Ray replicas: a TestEngine taking ``options["step_s"]`` per step
+    (it encodes no text, so it ignores ``text_source``)."""
     return TestEngine(step_s=float(options.get("step_s", 0.05)), device=device)

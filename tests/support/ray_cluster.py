@@ -51,8 +51,9 @@ class LocalRayCluster:
 
     def start(self) -> LocalRayCluster:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.token_file.write_text(secrets.token_hex(32) + "\n")
-        self.token_file.chmod(0o600)
+        if not self.token_file.exists():  # a restart keeps its token (and its port)
+            self.token_file.write_text(secrets.token_hex(32) + "\n")
+            self.token_file.chmod(0o600)
         ray = Path(sys.executable).with_name("ray")
         cmd = [str(ray), "start", "--head", "--block", "--port", str(self.port),
                "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.num_cpus),

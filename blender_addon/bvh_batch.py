@@ -73,13 +73,13 @@ def run(
                "character": character.as_dict() if character else None, "items": records,
                "failures": failures}  # fmt: skip
     path = summary_path(out)
-    written = True
+    saved = True
     try:  # checked before the first clip too; refused here if one appeared meanwhile
         with atomic_path(path, overwrite=args.overwrite) as temp:
             temp.write_text(json.dumps(summary, indent=2))
     except errors.HYMotionError as exc:
         print(f"error: could not write {path}: {explain(exc)}", file=sys.stderr)
-        written = False
+        saved = False
     print(f"done: {len(records) - len(failures)} item(s) succeeded, {len(failures)} failed; "
           f"summary: {path}")  # fmt: skip
-    return 0 if written and not failures else 1
+    return 0 if saved and not failures else 1

@@ -24,8 +24,10 @@ from daemon.workers import DeviceWorker
 
 
 class EngineBackend(Protocol):
-    #: Describes the models every runner serves: names, skeleton, batch keys, admission.
-    engine: EngineDescription
+    @property
+    def engine(self) -> EngineDescription:
+        """Describes the models every runner serves: names, skeleton, batch keys, admission."""
+        ...
 
     def capacity(self) -> int:
         """Batches that can run at once now (the queue's ETA divides by it)."""

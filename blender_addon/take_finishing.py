@@ -10,6 +10,7 @@ shows the reason on the take.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -19,8 +20,8 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import build, history
-from .core import naming
+from . import build, history, step_runner
+from .core import naming, steps
 from .core.channels import Channel, bone_path
 from .core.conversion import PoseChannels
 from .core.describe import explain
@@ -50,25 +51,61 @@ def quiet() -> Iterator[None]:
 
 
 def on_options_changed(finishing: HYMOTION_PG_finishing) -> None:
-    """Property update hook: re-bake the take that owns ``finishing``."""
+    """Property update hook: re-bake the take that owns ``finishing``. A take no character
+    plays is one step, done now; with characters playing it the re-bake is a job of one step
+    per write, which an update callback cannot run modally, so it is queued for the
+    *Re-bake Finishing* operator (headless, every step runs now)."""
     if _quiet_depth:
         return
     scene = finishing.id_data
     match = re.fullmatch(r"hy_motion\.takes\[(\d+)\]\.finishing", finishing.path_from_id())
     if not isinstance(scene, bpy.types.Scene) or match is None:
         return
-    take = scene_settings(scene).takes[int(match.group(1))]
-    try:
-        refinish(scene, take)
-    except errors.HYMotionError as exc:
-        finishing.status = str(explain(exc))
+    index = int(match.group(1))
+    job = refinish_job(scene, scene_settings(scene).takes[index])
+    if job.total > 1 and step_runner.has_window():
+        step_runner.invoke_soon("hy_motion.finish_take", scene, index=index)
+        return
+    with contextlib.suppress(errors.HYMotionError):  # shown on the take by the step itself
+        job.run_to_end()
+
+
+def refinish_job(scene: bpy.types.Scene, take: Take) -> steps.StepJob:
+    """The re-bake as steps, one write each: the take's own Action from its raw motion (every
+    armature playing it follows), then the take's Action on each character playing it, remade
+    from the finished take. A refusal stops the job at the first step (nothing changed; the
+    reason is shown on the take); the first step returns the finishing report."""
+    work = [steps.Step(f"take {take.name!r}", functools.partial(_rebake_shown, scene, take))]
+    if len(take.rig_actions):
+        from . import rig_history  # the take on the artist's rig (issue #9) follows too
+
+        work += rig_history.refresh_steps(scene, take)
+    return steps.StepJob(f"Finishing {take.name!r}", work)
 
 
 def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
-    """Re-bake ``take`` from its raw motion with its current options; returns the report.
+    """Every step of :func:`refinish_job` now; returns the finishing report.
 
     Raises ``FinishingError`` (the take's Action unchanged) when an option cannot apply.
     """
+    job = refinish_job(scene, take)
+    job.run_to_end()
+    report: dict[str, Any] = job.results[0]
+    return report
+
+
+def _rebake_shown(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
+    try:
+        return rebake(scene, take)
+    except errors.HYMotionError as exc:
+        take.finishing.status = str(explain(exc))
+        raise
+
+
+def rebake(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
+    """Re-bake ``take``'s own Action from its raw motion with its current options (characters
+    playing it are not touched); returns the report. Raises ``FinishingError`` (the take's
+    Action unchanged) when an option cannot apply."""
     if take.action is None or take.armature is None:
         raise SceneError(f"take {take.name!r} lost its action or armature")
     options = take.finishing.options()
@@ -83,7 +120,7 @@ def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
         use_root_bone(scene, take, options.root_bone)
         channels = build.motion_to_channels(take.armature, skeleton, rotations, pelvis)
         build.add_bone_curves(take.action, channels)  # the root's, when it was just added
-        rebake(take.action, channels)
+        replace_keys(take.action, channels)
     else:
         use_root_bone(scene, take, False)
         copy_keys(raw, take.action)  # the raw take back, key for key
@@ -98,10 +135,6 @@ def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
         and playing.animation_data.action == take.action
     ):
         scene.frame_start, scene.frame_end = build.action_frames(take.action)
-    if len(take.rig_actions):
-        from . import rig_history  # the take on the artist's rig (issue #9) follows too
-
-        rig_history.refresh_playing_rigs(scene, take)
     return report
 
 
@@ -167,7 +200,7 @@ def read_motion(
     return skeleton, rotations, pelvis
 
 
-def rebake(action: bpy.types.Action, channels: Sequence[Channel]) -> None:
+def replace_keys(action: bpy.types.Action, channels: Sequence[Channel]) -> None:
     """Replace the keys of ``action``'s curves with ``channels`` (same curves, new keys)."""
     curves = [build.find_curve(action, c.data_path, c.index) for c in channels]
     missing = [c.data_path for c, curve in zip(channels, curves, strict=True) if curve is None]

@@ -111,19 +111,20 @@ def rebake(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
     options = take.finishing.options()
     if take.raw_action is None and not options.active:
         return {}
-    raw = _raw_action(take)
-    skeleton, rotations, pelvis = read_motion(raw, take.armature)
+    # Never finished: the take's own Action is the raw take (copied once finishing applies).
+    skeleton, rotations, pelvis = read_motion(take.raw_action or take.action, take.armature)
     report: dict[str, Any] = {}
     if options.active:
         done = finish(skeleton, rotations, pelvis, take.fps, options)
         rotations, pelvis, report = done.clip.rotations, done.clip.root_positions, done.report
+        _keep_raw(take)  # kept before the take's own Action changes
         use_root_bone(scene, take, options.root_bone)
         channels = build.motion_to_channels(take.armature, skeleton, rotations, pelvis)
         build.add_bone_curves(take.action, channels)  # the root's, when it was just added
         replace_keys(take.action, channels)
     else:
         use_root_bone(scene, take, False)
-        copy_keys(raw, take.action)  # the raw take back, key for key
+        copy_keys(take.raw_action, take.action)  # the raw take back, key for key
     take.frames = int(rotations.shape[0])
     take.finishing.report = json.dumps(report)
     take.finishing.status = summary_line(report) if options.active else ""
@@ -154,13 +155,13 @@ def use_root_bone(scene: bpy.types.Scene, take: Take, root_bone: bool) -> None:
         build.remove_bone_curves(take.action, ROOT_BONE)
 
 
-def _raw_action(take: Take) -> bpy.types.Action:
+def _keep_raw(take: Take) -> None:
+    """Copy the take's Action to its raw Action, the first time only."""
     if take.raw_action is None:
         raw = take.action.copy()
         raw.name = naming.raw_action_name(take.name)
         raw.use_fake_user = True
         take.raw_action = raw
-    return take.raw_action
 
 
 def read_motion(

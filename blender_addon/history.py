@@ -58,11 +58,10 @@ def add_result(
         rotations, pelvis = resample(
             result.rotations[k], result.root_positions[k], float(result.fps), fps
         )
-        name = naming.take_name(result.prompt, seed)
         channels = build.motion_to_channels(data, result.skeleton, rotations, pelvis)
         take = settings.takes.add()
-        take.name = name
-        take.action = build.write_action(naming.action_name(name), channels)
+        take.name = naming.take_name(result.prompt, seed)  # numbered if another take has it
+        take.action = build.write_action(naming.action_name(take.name), channels)
         take.armature = data
         take.prompt, take.seed, take.candidate = result.prompt, str(seed), k
         take.frames, take.fps = rotations.shape[0], fps

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bpy
 
-from . import build, history, rig_copy, rig_export, rig_reader, rig_takes, take_finishing
+from . import build, history, rig_copy, rig_export, rig_reader, rig_takes
 from .core import bone_mapping, retarget, steps
 from .core.errors import RigError
 from .props import HYMOTION_PG_take as Take
@@ -68,7 +68,7 @@ def _options_key(take: Take, options: retarget.RetargetOptions, mapping_text: st
 def motion_of(take: Take) -> rig_takes.Motion:
     """The take in model space, read from its Action (the artist's edits included)."""
     action, data = history._parts(take)
-    skeleton, rotations, pelvis = take_finishing.read_motion(action, data)
+    skeleton, rotations, pelvis = build.read_motion(action, data)
     anchor = int(take.anchor_frame) if take.anchor_frame >= 0 else None
     return rig_takes.Motion(take.name, skeleton, rotations, pelvis, float(take.fps), anchor)
 

@@ -22,15 +22,14 @@ import numpy as np
 
 from . import build, history, step_runner
 from .core import naming, steps
-from .core.channels import Channel, bone_path
-from .core.conversion import PoseChannels
+from .core.channels import Channel
 from .core.describe import explain
 from .core.errors import SceneError
 from .core.finishing.options import FinishOptions
 from .core.finishing.pipeline import finish
 from .core.motion import bvh_import
 from .core.motion.root import ROOT_BONE
-from .core.protocol import errors, motion
+from .core.protocol import errors
 from .core.session import ServerInfo
 from .finishing_props import HYMOTION_PG_finishing
 from .props import HYMOTION_PG_take as Take
@@ -112,7 +111,8 @@ def rebake(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
     if take.raw_action is None and not options.active:
         return {}
     # Never finished: the take's own Action is the raw take (copied once finishing applies).
-    skeleton, rotations, pelvis = read_motion(take.raw_action or take.action, take.armature)
+    raw = take.raw_action or take.action
+    skeleton, rotations, pelvis = build.read_motion(raw, take.armature)
     report: dict[str, Any] = {}
     if options.active:
         done = finish(skeleton, rotations, pelvis, take.fps, options)
@@ -162,43 +162,6 @@ def _keep_raw(take: Take) -> None:
         raw.name = naming.raw_action_name(take.name)
         raw.use_fake_user = True
         take.raw_action = raw
-
-
-def read_motion(
-    action: bpy.types.Action, data: bpy.types.Armature
-) -> tuple[motion.Skeleton, np.ndarray, np.ndarray]:
-    """Model-space motion of an action written one key per frame (bulk read of the keys);
-    actions with other keys (edited by hand) are sampled frame by frame instead."""
-    skeleton = build.armature_skeleton(data)
-    names = skeleton.joint_names
-    start, end = build.action_frames(action)
-    count = end - start + 1
-
-    def channels(bones: Sequence[str]) -> PoseChannels | None:
-        paths = [(bone_path(bones[0], "location"), i) for i in range(3)]
-        paths += [(bone_path(n, "rotation_quaternion"), i) for n in bones for i in range(4)]
-        values = np.empty((len(paths), count), dtype=np.float32)
-        for row, (path, index) in enumerate(paths):
-            curve = build.find_curve(action, path, index)
-            if curve is None or len(curve.keyframe_points) != count:
-                return None
-            co = np.empty(2 * count, dtype=np.float32)
-            curve.keyframe_points.foreach_get("co", co)
-            values[row] = co[1::2]
-        location = values[:3].T.astype(np.float64)
-        quats = values[3:].reshape(len(bones), 4, count).transpose(2, 0, 1).astype(np.float64)
-        return PoseChannels(quats, location)
-
-    body = channels(names)
-    # a raw take has no root keys: its root stays at the origin
-    rooted = build.has_root_bone(data) and any(
-        build.find_curve(action, bone_path(ROOT_BONE, "location"), i) for i in range(3)
-    )
-    root = channels((ROOT_BONE,)) if rooted else None
-    if body is None or (rooted and root is None):
-        return build.read_motion(action, data)
-    rotations, pelvis = build.to_model(data, names, body, root)
-    return skeleton, rotations, pelvis
 
 
 def replace_keys(action: bpy.types.Action, channels: Sequence[Channel]) -> None:

@@ -9,6 +9,7 @@ once no other job runs.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -127,7 +128,12 @@ def _start_queued() -> float | None:
     if window is not None:  # else the scene was closed meanwhile: nothing to do
         category, name = idname.split(".")
         operator = getattr(getattr(bpy.ops, category), name)
-        # fake-bpy-module-5.2 types temp_override()'s result without __enter__/__exit__.
-        with bpy.context.temp_override(window=window):  # type: ignore[attr-defined,unused-ignore]
+        # An operator that refuses (its poll, or an error it reports) raises here; it told the
+        # artist why in its report, and the queue goes on. fake-bpy-module-5.2 types
+        # temp_override()'s result without __enter__/__exit__.
+        with (
+            bpy.context.temp_override(window=window),  # type: ignore[attr-defined,unused-ignore]
+            contextlib.suppress(RuntimeError),
+        ):
             operator("INVOKE_DEFAULT", **properties)
     return TICK_S if _queued else None

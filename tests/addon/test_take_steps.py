@@ -223,3 +223,27 @@ def test_export_operator_headless_runs_every_step(scene: Any, tmp_path: Path) ->
     assert result == {"FINISHED"}
     assert len(list(tmp_path.iterdir())) == 6
     assert all(rig_history.record_for(t, scene_settings(scene).retarget.rig) for t in takes)
+
+
+def test_a_queued_rebake_is_queued_once_and_runs_through_the_operator(scene: Any) -> None:
+    # What a finishing toggle does with a window: queue the job for Re-bake Finishing, which a
+    # timer invokes (timers never tick in the bpy module: the timer is called directly; its
+    # operator then runs the steps headless, to the end).
+    hero, scout, takes = two_characters_playing(scene)
+    trimmed(takes[0])
+    try:
+        for _ in range(2):
+            step_runner.invoke_soon("hy_motion.finish_take", scene, index=0)
+        step_runner.invoke_soon("hy_motion.finish_take", scene, index=9)  # refused: no take 9
+        assert step_runner._queued == [
+            ("hy_motion.finish_take", scene.name, {"index": 0}),
+            ("hy_motion.finish_take", scene.name, {"index": 9}),
+        ]
+        assert bpy.app.timers.is_registered(step_runner._start_queued)
+        assert step_runner._start_queued() == step_runner.TICK_S  # one started, one waits
+        assert build.action_frames(playing(hero)) == build.action_frames(playing(scout)) == (1, 26)
+        assert step_runner._start_queued() is None and step_runner._queued == []
+    finally:
+        step_runner._queued.clear()
+        if bpy.app.timers.is_registered(step_runner._start_queued):
+            bpy.app.timers.unregister(step_runner._start_queued)

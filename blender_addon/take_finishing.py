@@ -4,7 +4,8 @@ The first time a take is finished its Action is copied to ``take.raw_action`` ("
 (raw)", kept with a fake user); from then on every change of options re-bakes the take's
 own Action in place (same datablock, so every object playing it follows) from the raw motion.
 Turning every option off restores the raw motion. A refusal leaves the Action as it was and
-shows the reason on the take.
+shows the reason on the take. Characters playing the take follow, one write per step
+(:func:`refinish_job`), so the UI never waits for more than one take's write.
 """
 
 from __future__ import annotations

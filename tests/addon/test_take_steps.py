@@ -10,6 +10,7 @@ modal operator does once per tick (see test_retarget_steps.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -225,25 +226,48 @@ def test_export_operator_headless_runs_every_step(scene: Any, tmp_path: Path) ->
     assert all(rig_history.record_for(t, scene_settings(scene).retarget.rig) for t in takes)
 
 
-def test_a_queued_rebake_is_queued_once_and_runs_through_the_operator(scene: Any) -> None:
+@pytest.fixture
+def queue() -> Iterator[list[Any]]:
+    """The queue of jobs for a window, left empty and its timer unregistered (bpy 4.2 and 4.5
+    crash or hang at exit with a timer registered)."""
+    yield step_runner._queued
+    step_runner._queued.clear()
+    if bpy.app.timers.is_registered(step_runner._start_queued):
+        bpy.app.timers.unregister(step_runner._start_queued)
+
+
+def test_a_queued_rebake_is_queued_once_and_runs_through_the_operator(
+    scene: Any, queue: list[Any]
+) -> None:
     # What a finishing toggle does with a window: queue the job for Re-bake Finishing, which a
     # timer invokes (timers never tick in the bpy module: the timer is called directly; its
     # operator then runs the steps headless, to the end).
     hero, scout, takes = two_characters_playing(scene)
     trimmed(takes[0])
-    try:
-        for _ in range(2):
-            step_runner.invoke_soon("hy_motion.finish_take", scene, index=0)
-        step_runner.invoke_soon("hy_motion.finish_take", scene, index=9)  # refused: no take 9
-        assert step_runner._queued == [
-            ("hy_motion.finish_take", scene.name, {"index": 0}),
-            ("hy_motion.finish_take", scene.name, {"index": 9}),
-        ]
-        assert bpy.app.timers.is_registered(step_runner._start_queued)
-        assert step_runner._start_queued() == step_runner.TICK_S  # one started, one waits
-        assert build.action_frames(playing(hero)) == build.action_frames(playing(scout)) == (1, 26)
-        assert step_runner._start_queued() is None and step_runner._queued == []
-    finally:
-        step_runner._queued.clear()
-        if bpy.app.timers.is_registered(step_runner._start_queued):
-            bpy.app.timers.unregister(step_runner._start_queued)
+    for _ in range(2):
+        step_runner.invoke_soon("hy_motion.finish_take", scene, index=0)
+    step_runner.invoke_soon("hy_motion.finish_take", scene, index=9)  # refused: no take 9
+    assert queue == [
+        ("hy_motion.finish_take", scene.name, {"index": 0}),
+        ("hy_motion.finish_take", scene.name, {"index": 9}),
+    ]
+    assert bpy.app.timers.is_registered(step_runner._start_queued)
+    assert step_runner._start_queued() == step_runner.TICK_S  # one started, one waits
+    assert build.action_frames(playing(hero)) == build.action_frames(playing(scout)) == (1, 26)
+    assert step_runner._start_queued() is None and queue == []
+
+
+def test_with_a_window_a_toggle_queues_the_job_unless_it_is_one_step(
+    scene: Any, queue: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bpy module has no window; pretend it has one to see what a toggle in the panel does.
+    hero, scout, takes = two_characters_playing(scene)
+    monkeypatch.setattr(step_runner, "has_window", lambda: True)
+    own, hero_before = keys(takes[0].action), playing(hero)
+    takes[0].finishing.trim_end = 30  # three steps: queued, nothing written yet
+    assert same_keys(takes[0].action, own) and playing(hero) == hero_before
+    assert queue == [("hy_motion.finish_take", scene.name, {"index": 0})]
+    step_runner._start_queued()  # the timer's tick: Re-bake Finishing runs the job
+    assert build.action_frames(playing(hero)) == build.action_frames(playing(scout)) == (1, 30)
+    takes[1].finishing.trim_end = 20  # no character plays take 1: one step, done at once
+    assert build.action_frames(takes[1].action) == (1, 20) and queue == []

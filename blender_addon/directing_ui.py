@@ -203,10 +203,13 @@ def _take_named(scene: bpy.types.Scene, name: str) -> Take:
     if not name:
         raise directing.DirectionError("choose the take the in-between leads into (Into)",
                                        field="inbetween_take")  # fmt: skip
-    take = scene_settings(scene).takes.get(name)
-    if take is None:
+    named = [t for t in scene_settings(scene).takes if t.name == name]
+    if not named:
         raise directing.DirectionError(f"there is no take named {name!r}", field="inbetween_take")
-    return take  # type: ignore[no-any-return]
+    if len(named) > 1:  # a file saved before take names were made unique
+        raise directing.DirectionError(f"{len(named)} takes are named {name!r}: rename one",
+                                       field="inbetween_take")  # fmt: skip
+    return named[0]
 
 
 def _rig_poses(

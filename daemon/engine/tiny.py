@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import yaml  # type: ignore[import-untyped]  # no PyYAML stubs in the pinned environment
+import yaml
 
 from .checkpoint import CONFIG_FILE, NETWORK, save_checkpoint
 from .mmdit import CONFIGS, HYMotionWeights

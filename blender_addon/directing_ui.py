@@ -108,7 +108,9 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
     timeline = tuple(
         wire.TimelineRow(row.prompt, row.duration_s) for row in options.timeline if row.prompt
     )
-    clip_frames = round(duration_s * 30) + sum(round(r.duration_s * 30) for r in timeline)
+    clip_frames = round(duration_s * motion.FPS) + sum(
+        round(r.duration_s * motion.FPS) for r in timeline
+    )
     constraints = directing.panel_constraints(
         rotations=rotations,
         pelvis=pelvis,

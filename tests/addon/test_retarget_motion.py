@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from blender_addon import rig_reader, rig_takes
-from blender_addon.core import retarget
+from blender_addon.core import retarget, retarget_planting
 from blender_addon.core.errors import RigError
 from blender_addon.core.motion import bvh_import, kinematics
 from blender_addon.core.motion import rotations as rot
@@ -151,17 +151,12 @@ def test_blender_rigify_rig_follows_through_its_deform_bones(rigify_rig: Any) ->
     assert float(np.median(errors)) <= 2.0 and float(errors.max()) <= 5.0
 
 
-#: Blender's Rigify human with plant feet on, first 150 frames of each CMU clip: the largest
-#: direction error (degrees) its planted legs may take (measured: 0.58-6.72, see
-#: docs/benchmarks.md, issue 9 session 3); every other figure is held as for any rig.
-RIGIFY_PLANTED_MAX_DEG = 7.0
-
-
 @pytest.mark.parametrize("clip", CLIPS)
 def test_blender_rigify_human_with_planted_feet(rigify_rig: Any, clip: str) -> None:
-    """Planting on a body with other proportions: the body follows its planted feet along the
-    ground and up and down (limbs untouched), IK takes only what is left; the feet slide less
-    than the model's and less than without planting."""
+    """Planting on a body with other proportions: the body follows its planted feet, IK takes
+    what is left but turns no leg bone more than the documented limit from the model's
+    direction (the body takes more instead); the feet slide less than the model's and less
+    than without planting."""
     motion = clip_motion(clip)
     figures = []
     for pin in (True, False):
@@ -176,7 +171,8 @@ def test_blender_rigify_human_with_planted_feet(rigify_rig: Any, clip: str) -> N
         figures.append(retarget_checks.figures(plan, model, heads, world, motion.fps))
     planted, free = figures
     print(f"{clip}: planted {planted}")
-    assert planted.median_deg <= 0.05 and planted.max_deg <= RIGIFY_PLANTED_MAX_DEG, planted
+    limit = retarget_planting.PLANT_MAX_TURN_DEG + 0.01  # Blender poses in single precision
+    assert planted.median_deg <= 0.05 and planted.max_deg <= limit <= 5.0, planted
     assert free.max_deg <= 0.01, free  # without planting: exact directions
     assert planted.slide_rig_m <= planted.slide_model_m * 1.05 + 1e-3, planted
     assert planted.slide_rig_m <= free.slide_rig_m + 1e-3, (planted, free)

@@ -6,6 +6,7 @@ bone's world rotations. The knee stays in the plane it bends in now (its pole di
 kept from the input pose), and each bone turns by the smallest swing that places it, so the
 bones' twist is kept. An unreachable target is approached as far as the chain reaches (fully
 stretched, or folded to the shortest distance); ``reached`` says where the end landed.
+:func:`limited_two_bone_ik` also keeps each bone within an angle of where it points now.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from . import rotations as rot
 
 #: Keep the chain off exactly straight/fully folded, where the bend plane is undefined.
 STRAIGHT_MARGIN = 1e-4
+#: How exactly :func:`limited_two_bone_ik` finds the part of the way it may go (a fraction).
+LIMIT_PRECISION = 1e-3
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,3 +70,50 @@ def two_bone_ik(
     moved_lower = rot.rotate(upper, end - mid)
     lower = rot.multiply(rot.between(moved_lower, new_end - new_mid), upper)
     return TwoBoneSolution(upper=upper, lower=lower, mid=new_mid, reached=new_end)
+
+
+def bone_turns(
+    root: np.ndarray, mid: np.ndarray, end: np.ndarray, solution: TwoBoneSolution
+) -> np.ndarray:
+    """(...) radians by which the more-turned of the two bones changes direction in
+    ``solution`` (solved from the chain ``root``→``mid``→``end``)."""
+    upper = rot.direction_angle(mid - root, solution.mid - root)
+    lower = rot.direction_angle(end - mid, solution.reached - solution.mid)
+    return np.maximum(upper, lower)
+
+
+def limited_two_bone_ik(
+    root: np.ndarray,
+    mid: np.ndarray,
+    end: np.ndarray,
+    target: np.ndarray,
+    max_turn: float,
+    pole: np.ndarray | None = None,
+) -> TwoBoneSolution:
+    """:func:`two_bone_ik` where neither bone may change direction by more than ``max_turn``
+    radians: where the full solution would turn one further, the end goes only part of the way
+    from where it is towards ``target`` (the largest part within the limit, found to
+    ``LIMIT_PRECISION`` of the way), so the pose stays near the input and ``reached`` falls
+    short of ``target``. All arrays (N, 3). ``pole`` must lie in the plane the chain bends in
+    now (the default), or be a straight chain's choice of plane, so that not moving turns
+    nothing."""
+    pole = mid - root if pole is None else pole
+    solved = two_bone_ik(root, mid, end, target, pole)
+    over = np.flatnonzero(bone_turns(root, mid, end, solved) > max_turn)
+    if over.size == 0:
+        return solved
+    r, m, e, t, p = root[over], mid[over], end[over], target[over], pole[over]
+    # Bisection on the part of the way: the turn grows with it (the chain bends one way).
+    low, high = np.zeros(over.size), np.ones(over.size)
+    while float((high - low).max()) > LIMIT_PRECISION:
+        part = 0.5 * (low + high)
+        trial = two_bone_ik(r, m, e, e + part[:, None] * (t - e), p)
+        within = bone_turns(r, m, e, trial) <= max_turn
+        low, high = np.where(within, part, low), np.where(within, high, part)
+    limited = two_bone_ik(r, m, e, e + low[:, None] * (t - e), p)
+    fields = {}
+    for name in ("upper", "lower", "mid", "reached"):
+        values = getattr(solved, name).copy()
+        values[over] = getattr(limited, name)
+        fields[name] = values
+    return TwoBoneSolution(**fields)

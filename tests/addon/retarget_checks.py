@@ -3,15 +3,15 @@ the real motion-capture clips, a take played on a rig and read back as Blender p
 the figures (direction error, hands and feet trajectories, foot skate, rotation steps).
 
 Hands and feet are judged against the model's trajectories *scaled per limb chain by the rig's
-own segment lengths* (``chain_cm``): each segment from the pelvis out (pelvis → spine → chest →
-collar → shoulder → elbow → wrist for a hand, pelvis → hip → knee → ankle for a foot, the
-joints the rig maps) is the rig's own segment, pointing along the model's segment where the
-retarget aims it (limbs, spine, neck), or the rig's rest offset turned by the model joint's
+own segment lengths* (``chain_cm``): along the rig's own chain from its Pelvis bone down to the
+wrist or ankle (pelvis → spine → chest → collar → upper arm → forearm → hand; pelvis → thigh →
+shin → foot; through whatever bones the rig has between them), each segment between mapped
+bones (followers included) is the rig's own, pointing along the model's segment where the
+retarget aims it (limbs, spine, neck), or the rig's rest offset turned by its model joint's
 change from rest where the body fans out (pelvis to hips and spine, chest to collars). That is
 exactly the motion a body of other proportions can make with the model's directions. The raw
-figure against the model scaled by leg length alone (``raw_cm``) is reported beside it: it
-cannot hold with exact directions when the rig's arm, spine or leg ratios differ from the
-model's.
+figure against the model scaled by leg length alone is reported beside it: it cannot hold with
+exact directions when the rig's arm, spine or leg ratios differ from the model's.
 """
 
 from __future__ import annotations

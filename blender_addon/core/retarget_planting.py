@@ -73,15 +73,21 @@ def plant_feet(
         goals.append(_plant_goal(ankle + shift, footprints[leg], ramps[leg], landed))
     weights = [_plant_weight(ramps[leg], len(shift)) for leg in range(2)]
     share = np.maximum(weights[0] + weights[1], 1.0)[:, None]
+    posed = world.copy()
+    # Each round solves again only the frames whose body the round before moved.
+    frames = np.arange(len(shift))
     for round_ in range(BODY_ROUNDS + 1):
-        posed = world.copy()
-        moved = positions + shift[:, None]
-        reached = [_reach(p, posed, moved, leg, goals[leg]) for leg in range(2)]
-        shortfall = sum(w[:, None] * (g - r) for w, g, r in zip(weights, goals, reached,
-                                                                strict=True)) / share  # fmt: skip
-        if round_ == BODY_ROUNDS or float(np.abs(shortfall).max()) <= PIN_TOLERANCE_M:
+        pose = world[frames]
+        moved = positions[frames] + shift[frames, None]
+        reached = [_reach(p, pose, moved, leg, goals[leg][frames]) for leg in range(2)]
+        posed[frames] = pose
+        shortfall = sum(w[frames, None] * (g[frames] - r) for w, g, r in
+                        zip(weights, goals, reached, strict=True)) / share[frames]  # fmt: skip
+        short = np.linalg.norm(shortfall, axis=-1) > PIN_TOLERANCE_M
+        if round_ == BODY_ROUNDS or not short.any():
             break
-        shift = shift + shortfall
+        frames = frames[short]
+        shift[frames] += shortfall[short]
     return posed, root_pos + shift
 
 

@@ -45,6 +45,17 @@ def two_bone_ik(
     default is the end-to-mid offset's perpendicular, which is arbitrary; pass a pole then).
     """
     root, mid, end, target = (np.asarray(a, dtype=np.float64) for a in (root, mid, end, target))
+    new_mid, new_end = _placed(root, mid, end, target, mid - root if pole is None else pole)
+    upper = rot.between(mid - root, new_mid - root)
+    moved_lower = rot.rotate(upper, end - mid)
+    lower = rot.multiply(rot.between(moved_lower, new_end - new_mid), upper)
+    return TwoBoneSolution(upper=upper, lower=lower, mid=new_mid, reached=new_end)
+
+
+def _placed(
+    root: np.ndarray, mid: np.ndarray, end: np.ndarray, target: np.ndarray, pole: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where :func:`two_bone_ik` puts the mid joint and the end (no rotations: cheap)."""
     upper_len = np.linalg.norm(mid - root, axis=-1)
     lower_len = np.linalg.norm(end - mid, axis=-1)
     to_target = target - root
@@ -53,8 +64,6 @@ def two_bone_ik(
     longest = upper_len + lower_len - STRAIGHT_MARGIN
     reach = np.clip(distance, shortest, longest)
     direction = to_target / np.maximum(distance, 1e-12)[..., None]
-    if pole is None:
-        pole = mid - root
     bend = pole - np.sum(pole * direction, -1, keepdims=True) * direction
     bend_norm = np.linalg.norm(bend, axis=-1, keepdims=True)
     helper = np.where(np.abs(direction[..., :1]) < 0.9, [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
@@ -65,11 +74,7 @@ def two_bone_ik(
     cos_root = (upper_len**2 + reach**2 - lower_len**2) / (2.0 * upper_len * reach)
     angle = np.arccos(np.clip(cos_root, -1.0, 1.0))[..., None]
     new_mid = root + upper_len[..., None] * (np.cos(angle) * direction + np.sin(angle) * bend)
-    new_end = root + reach[..., None] * direction
-    upper = rot.between(mid - root, new_mid - root)
-    moved_lower = rot.rotate(upper, end - mid)
-    lower = rot.multiply(rot.between(moved_lower, new_end - new_mid), upper)
-    return TwoBoneSolution(upper=upper, lower=lower, mid=new_mid, reached=new_end)
+    return new_mid, root + reach[..., None] * direction
 
 
 def bone_turns(
@@ -77,8 +82,14 @@ def bone_turns(
 ) -> np.ndarray:
     """(...) radians by which the more-turned of the two bones changes direction in
     ``solution`` (solved from the chain ``root``→``mid``→``end``)."""
-    upper = rot.direction_angle(mid - root, solution.mid - root)
-    lower = rot.direction_angle(end - mid, solution.reached - solution.mid)
+    return _turns(root, mid, end, solution.mid, solution.reached)
+
+
+def _turns(
+    root: np.ndarray, mid: np.ndarray, end: np.ndarray, new_mid: np.ndarray, new_end: np.ndarray
+) -> np.ndarray:
+    upper = rot.direction_angle(mid - root, new_mid - root)
+    lower = rot.direction_angle(end - mid, new_end - new_mid)
     return np.maximum(upper, lower)
 
 
@@ -97,23 +108,18 @@ def limited_two_bone_ik(
     short of ``target``. All arrays (N, 3). ``pole`` must lie in the plane the chain bends in
     now (the default), or be a straight chain's choice of plane, so that not moving turns
     nothing."""
+    root, mid, end, target = (np.asarray(a, dtype=np.float64) for a in (root, mid, end, target))
     pole = mid - root if pole is None else pole
-    solved = two_bone_ik(root, mid, end, target, pole)
-    over = np.flatnonzero(bone_turns(root, mid, end, solved) > max_turn)
-    if over.size == 0:
-        return solved
-    r, m, e, t, p = root[over], mid[over], end[over], target[over], pole[over]
-    # Bisection on the part of the way: the turn grows with it (the chain bends one way).
-    low, high = np.zeros(over.size), np.ones(over.size)
-    while float((high - low).max()) > LIMIT_PRECISION:
-        part = 0.5 * (low + high)
-        trial = two_bone_ik(r, m, e, e + part[:, None] * (t - e), p)
-        within = bone_turns(r, m, e, trial) <= max_turn
-        low, high = np.where(within, part, low), np.where(within, high, part)
-    limited = two_bone_ik(r, m, e, e + low[:, None] * (t - e), p)
-    fields = {}
-    for name in ("upper", "lower", "mid", "reached"):
-        values = getattr(solved, name).copy()
-        values[over] = getattr(limited, name)
-        fields[name] = values
-    return TwoBoneSolution(**fields)
+    over = np.flatnonzero(_turns(root, mid, end, *_placed(root, mid, end, target, pole))
+                          > max_turn)  # fmt: skip
+    if over.size:
+        r, m, e, t, p = root[over], mid[over], end[over], target[over], pole[over]
+        # Bisection on the part of the way: the turn grows with it (the chain bends one way).
+        low, high = np.zeros(over.size), np.ones(over.size)
+        while float((high - low).max()) > LIMIT_PRECISION:
+            part = 0.5 * (low + high)
+            within = _turns(r, m, e, *_placed(r, m, e, e + part[:, None] * (t - e), p)) <= max_turn
+            low, high = np.where(within, part, low), np.where(within, high, part)
+        target = target.copy()
+        target[over] = e + low[:, None] * (t - e)
+    return two_bone_ik(root, mid, end, target, pole)

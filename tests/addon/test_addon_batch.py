@@ -43,6 +43,10 @@ def test_batch_writes_everything_and_exits_0(
     assert "Sampling" in result.stdout and "done: 5 item(s) succeeded, 0 failed" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ok"] and summary["failures"] == [] and len(summary["items"]) == 5
+    # The daemon as its welcome described it; the welcome carries no queue depth (null).
+    assert summary["daemon"]["model"] == "test" and summary["daemon"]["queue_depth"] is None
+    assert sorted(summary["daemon"]) == ["device", "model", "model_label", "queue_depth",
+                                         "untrained", "version"]  # fmt: skip
     first = out / "001_a_person_walks"
     assert sorted(p.name for p in first.iterdir()) == [
         "001_a_person_walks.blend", "a_person_walks_s11.bvh", "a_person_walks_s11.fbx",
@@ -135,7 +139,10 @@ def test_batch_daemon_down_fails_every_item_quickly(tmp_path: Path) -> None:
                        "--address", address, "--connect-timeout", "0.5")  # fmt: skip
     assert result.returncode == 1
     assert result.stdout.count("no HY-Motion daemon answered") >= 2
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["ok"] is False
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["ok"] is False
+    assert summary["daemon"] == {"version": "", "model": "", "model_label": "", "device": "",
+                                 "untrained": False, "queue_depth": None}  # fmt: skip
 
 
 def test_a_job_timeout_fails_that_item_only(tmp_path: Path, start_daemon: StartDaemon) -> None:

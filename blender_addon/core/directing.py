@@ -4,8 +4,7 @@
      "direct": {"start_from": "takes/walk.bvh",
                 "end_pose": {"bvh": "poses/sit.bvh", "frame": 0, "at": 119},
                 "loop": false,
-                "path": [{"frame": 0, "x": 0, "y": 0}, {"frame": 119, "x": 2, "y": -3,
-                          "heading_deg": 90}],
+                "path": [{"frame": 40, "x": 1, "y": -1.5}, {"frame": 100, "x": 2, "y": -3}],
                 "timeline": [{"prompt": "a person stands up and waves", "duration_s": 5}],
                 "exact": true}}
 
@@ -15,7 +14,8 @@
 - ``end_pose``: the pose of frame ``frame`` (default 0) of a BVH, held at clip frame ``at``
   (default the last frame), where that BVH puts it.
 - ``path``: pelvis ground positions in Blender scene metres (x, y), optionally with the facing
-  ``heading_deg`` about +Z (0 faces −Y, the front view; 90 faces +X).
+  ``heading_deg`` about +Z (0 faces −Y, the front view; 90 faces +X); a point on a posed frame
+  must lie where the pose stands (the daemon refuses it otherwise).
 - ``timeline``: further prompts, each continuing the previous one (protocol "Constraints").
 Relative paths are relative to the job file.
 """

@@ -109,3 +109,22 @@ def test_bad_directions_name_the_field(tmp_path: Path, tiny_daemon: Any) -> None
     (failure,) = summary["failures"]
     assert "frame 200 is outside the clip" in failure
     assert [item["error"] == "" for item in summary["items"]] == [False, True]
+
+
+def test_the_docs_example_job_runs_as_written(tmp_path: Path, tiny_daemon: Any) -> None:
+    """docs/addon.md's JSON job, verbatim, with its BVH files in place: a take, a pose to land
+    on, a path, a timeline. Its path points must not sit on posed frames (the daemon refuses a
+    path point away from a pose on the same frame)."""
+    doc = (ROOT / "docs" / "addon.md").read_text(encoding="utf-8")
+    example = doc.split("### Directed jobs", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    for name, source in (("takes/walk.bvh", WALK), ("poses/sit.bvh", KICK)):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(source.read_bytes())
+    (tmp_path / "jobs.json").write_text(example)
+    command = [sys.executable, str(ROOT / "blender_addon" / "batch.py"), "--",
+               "--prompts", "jobs.json", "--out", "out", "--address", tiny_daemon.address,
+               "--steps", "4", "--candidates", "1", "--seed", "4", "--formats", "bvh"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["ok"] and summary["items"][0]["frames"] == 120 + 150

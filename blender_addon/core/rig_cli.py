@@ -44,10 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--target-rig", default="", metavar="FILE.blend:OBJECT|FILE.fbx",
                        help="the armature object in a .blend, or a character .fbx")  # fmt: skip
-    group.add_argument("--root-motion", default="keep",
+    # No default value: a --root-motion given without --target-rig is refused, even "keep".
+    group.add_argument("--root-motion", default=None,
                        choices=[m.lower() for m in ROOT_MOTION_MODES],
-                       help="travel: scaled (keep), none (in_place), or on the rig's root bone "
-                       "(root_bone) (%(default)s)")  # fmt: skip
+                       help="travel: scaled (keep, the default), none (in_place), or on the "
+                       "rig's root bone (root_bone)")  # fmt: skip
     group.add_argument("--no-plant-feet", action="store_true",
                        help="do not hold planted feet with IK")  # fmt: skip
     group.add_argument("--no-relax-fingers", action="store_true",
@@ -68,7 +69,7 @@ def target_from_args(args: argparse.Namespace) -> RigTarget | None:
     """The character flags as a :class:`RigTarget`; None when they ask for nothing (no rig,
     Blender FBX, every bone). Bad values raise ``BatchInputError`` naming the flag."""
     if not args.target_rig:
-        for flag, used in (("--root-motion", args.root_motion != "keep"),
+        for flag, used in (("--root-motion", args.root_motion is not None),
                            ("--mapping-preset", args.mapping_preset is not None),
                            ("--no-plant-feet", args.no_plant_feet),
                            ("--no-relax-fingers", args.no_relax_fingers),
@@ -96,7 +97,7 @@ def target_from_args(args: argparse.Namespace) -> RigTarget | None:
     if args.mapping_preset is not None and not args.mapping_preset.is_file():
         raise BatchInputError(f"--mapping-preset: {args.mapping_preset} does not exist",
                               field="--mapping-preset")  # fmt: skip
-    options = RetargetOptions(root_motion=args.root_motion.upper(),
+    options = RetargetOptions(root_motion=(args.root_motion or "keep").upper(),
                               pin_feet=not args.no_plant_feet,
                               relax_fingers=not args.no_relax_fingers,
                               key_ik=not args.no_ik_controls, ik_limbs=args.ik_limbs)  # fmt: skip

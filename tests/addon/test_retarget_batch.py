@@ -63,6 +63,7 @@ def test_batch_onto_a_character_for_unreal(scene: Any, tmp_path: Path, daemon: A
         (["--target-rig", "{hero}"], "name the armature object after ':'"),
         (["--target-rig", "{hero}:Villain"], "has no object 'Villain'"),
         (["--root-motion", "root_bone"], "--root-motion needs --target-rig"),
+        (["--root-motion", "keep"], "--root-motion needs --target-rig"),  # the default, given
     ],
 )
 def test_bad_character_flags_exit_2(

@@ -121,6 +121,10 @@ def test_names_from_prompt_and_seed() -> None:
     assert naming.slug("A person walks, then waves!") == "a_person_walks_then_waves"
     assert naming.slug("???") == "take"
     assert naming.slug("Ünïcödé  jump") == "unicode_jump"
+    # As docs/addon.md says: letters without an ASCII form are dropped, each run of other
+    # characters is one "_", none at either end.
+    assert naming.take_name("跳 -- Jump, twice!", 3) == "jump_twice_s3"
+    assert naming.take_name("走路", 3) == "take_s3"
     assert len(naming.slug("x" * 200)) == naming.SLUG_CHARS
     assert naming.export_filename("Walk", 12, "fbx") == "walk_s12.fbx"
 

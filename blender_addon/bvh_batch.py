@@ -59,7 +59,8 @@ def run(
                                                  character)  # fmt: skip
                 convention = take.convention
             except errors.HYMotionError as exc:
-                written = [{"prompt": Path(path).stem, "files": [], "error": str(explain(exc))}]
+                written = [{"prompt": Path(path).stem, "files": []}]
+                scene_io.mark_failed(written[0], exc)
                 convention = None
             for record in written:
                 record.update(bvh=str(path), convention=convention)

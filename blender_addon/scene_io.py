@@ -116,7 +116,7 @@ def write_outputs(
             for record, outcome in zip(records, finish_takes(scene, takes, finish), strict=True):
                 record["finishing"] = {"options": finish.as_dict(), "report": {}}
                 if isinstance(outcome, errors.HYMotionError):
-                    record["error"] = str(explain(outcome))
+                    mark_failed(record, outcome)
                 else:
                     record["finishing"]["report"] = outcome
         if character is not None:  # the artist's rig and engine presets (issue #9)
@@ -135,7 +135,7 @@ def write_outputs(
                 record["files"].append(str(blend))
     except errors.HYMotionError as exc:
         for record in records:
-            record["error"] = str(explain(exc))
+            mark_failed(record, exc)
         return records
     for record, take in zip(records, takes, strict=True):
         if record["error"]:
@@ -146,5 +146,10 @@ def write_outputs(
                 written = history.export_take(scene, take, folder, export, overwrite)
             record["files"] += [str(p) for p in written]
         except errors.HYMotionError as exc:
-            record["error"] = str(explain(exc))
+            mark_failed(record, exc)
     return records
+
+
+def mark_failed(record: dict[str, Any], error: errors.HYMotionError) -> None:
+    """A summary item that failed: what went wrong in plain words, and its error code."""
+    record.update(error=str(explain(error)), code=error.code)

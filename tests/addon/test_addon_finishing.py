@@ -139,6 +139,7 @@ def test_batch_bvh_mode_writes_finished_takes_without_a_daemon(tmp_path: Path) -
     (bvh,) = [Path(f) for f in good["files"] if f.endswith(".bvh")]
     assert bvh_import.read_bvh(bvh).frames == good["finishing"]["report"]["frames_out"]
     assert "no MOTION section" in broken["error"] and broken["files"] == []
+    assert broken["code"] == "bad_bvh" and "code" not in good  # docs/addon.md, Error codes
     both = run_batch("--bvh", str(WALK), "--prompts", str(bad), "--out", str(out))
     assert both.returncode == 2 and "either --prompts or --bvh" in both.stderr
 

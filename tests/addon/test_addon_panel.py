@@ -7,6 +7,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from blender_addon import finishing_ui, ui
 
 
@@ -66,3 +68,22 @@ def test_the_take_panels_show_the_active_take_only_when_there_is_one(scene: Any)
     scene.hy_motion.active_take = 1  # past the end: no take is selected
     assert "foot_lock" not in drawn_by(finishing_ui.HYMOTION_PT_finishing, context)
     assert "a person waves" not in drawn_by(ui.HYMOTION_PT_takes, context)
+
+
+def test_the_panel_defaults_and_ranges_are_the_documented_ones(scene: Any) -> None:
+    """docs/addon.md, *Artist guide*: each field's default and the range it stops at."""
+    documented = {  # name: (default, soft and hard minimum, maximum)
+        "duration_s": (4.0, 20 / 30, 12.0), "candidates": (4, 1, 8), "guidance": (5.0, 1.0, 10.0),
+        "steps": (50, 4, 200), "seed": (0, 0, 2**31 - 1), "spacing": (1.0, 0.1, None),
+    }  # fmt: skip
+    properties = type(scene.hy_motion).bl_rna.properties
+    for name, (default, low, high) in documented.items():
+        field = properties[name]
+        assert field.default == pytest.approx(default), name
+        assert field.hard_min == pytest.approx(low, abs=1e-6), name
+        if high is not None:
+            assert field.hard_max == pytest.approx(high), name
+    scene.hy_motion.prompt = "x" * 1001  # the field stops at 1000 characters
+    assert len(scene.hy_motion.prompt) == 1000
+    scene.hy_motion.prompt = "é" * 1000  # Blender counts UTF-8 bytes: two each
+    assert len(scene.hy_motion.prompt) == 500

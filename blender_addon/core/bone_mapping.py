@@ -223,13 +223,14 @@ def _str_dict(value: object) -> bool:
     )
 
 
-_PRESET_NAME = re.compile(r"^[\w][\w .-]{0,63}$")
+_PRESET_NAME = re.compile(r"\w[\w .-]{0,63}")
 
 
 def preset_path(folder: Path, name: str) -> Path:
-    if not _PRESET_NAME.match(name):
+    if not _PRESET_NAME.fullmatch(name):  # fullmatch: "$" would let a final newline in
         raise PresetError(
-            f"preset name {name!r} must be 1-64 letters, digits, spaces, '.', '-' or '_'",
+            f"preset name {name!r} must be 1-64 letters, digits, spaces, '.', '-' or '_', "
+            "starting with a letter, digit or '_'",
             field="preset_name",
         )
     return folder / f"{name}{PRESET_SUFFIX}"

@@ -145,8 +145,10 @@ def test_presets_round_trip_in_a_shared_folder(tmp_path: Path) -> None:
     assert bone_mapping.load_preset(path, rigs.rig_bones("MIXAMO", rigs.CHILD_T)) == edited
     with pytest.raises(FileExists):
         bone_mapping.save_preset(tmp_path, "Studio Mixamo", edited)
-    with pytest.raises(PresetError, match="preset name"):
-        bone_mapping.save_preset(tmp_path, "../escape", edited)
+    for bad in ("../escape", "walk\n", " lead", "x" * 65):  # as docs/addon.md says
+        with pytest.raises(PresetError, match=r"preset name .* starting with a letter"):
+            bone_mapping.save_preset(tmp_path, bad, edited)
+    assert bone_mapping.list_presets(tmp_path) == [path]
     assert bone_mapping.list_presets(tmp_path / "missing") == []
 
 

@@ -19,8 +19,8 @@ def options(*argv: str):
 @pytest.mark.parametrize(
     ("argv", "flag"),
     [
-        (["--loop-blend", "-3"], "--loop-blend"),
-        (["--loop-blend", "0"], "--loop-blend"),
+        (["--loop", "--loop-blend", "-3"], "--loop-blend"),
+        (["--loop", "--loop-blend", "0"], "--loop-blend"),
         (["--ease-in", "-2"], "--ease-in"),
         (["--ease-out", "-1"], "--ease-out"),
         (["--loop", "--ease-in", "5"], "--loop"),
@@ -28,7 +28,13 @@ def options(*argv: str):
         (["--in-place-axes", "q"], "--in-place-axes"),
         (["--trim", "3"], "--trim"),
         (["--trim=-4:"], "--trim"),
-        (["--ease-pose", "frame:x"], "--ease-pose"),
+        (["--ease-in", "3", "--ease-pose", "frame:x"], "--ease-pose"),
+        (["--ease-in", "3", "--ease-pose", "frame:0"], "--ease-pose"),  # 1-based
+        # A flag that refines another one, alone: refused, not ignored.
+        (["--in-place-axes", "x"], "--in-place-axes"),
+        (["--no-keep-facing"], "--no-keep-facing"),
+        (["--loop-blend", "5"], "--loop-blend"),
+        (["--ease-pose", "frame:3"], "--ease-pose"),
     ],
 )
 def test_bad_flag_is_a_usage_error_naming_the_flag(argv: list[str], flag: str) -> None:
@@ -42,3 +48,12 @@ def test_good_flags_make_the_options() -> None:
     finish = options("--foot-lock", "always", "--loop", "--loop-blend", "8", "--trim", "5:")
     assert (finish.foot_lock, finish.loop, finish.loop_blend) == ("ALWAYS", True, 8)
     assert (finish.trim_start, finish.trim_end) == (5, 0)
+
+
+def test_refining_flags_with_the_flag_they_refine() -> None:
+    finish = options("--in-place", "--in-place-axes", "x,y", "--no-keep-facing")
+    assert (finish.in_place_x, finish.in_place_z, finish.keep_height) == (True, False, False)
+    assert not finish.keep_facing
+    eased = options("--ease-out", "4", "--ease-pose", "frame:3")
+    assert (eased.ease_pose, eased.ease_frame) == ("FRAME", 3)
+    assert options().loop_blend == options("--loop").loop_blend == 12

@@ -44,6 +44,9 @@ class FinishOptions:
         for name in ("loop_blend", "trim_start", "trim_end", "ease_in", "ease_out"):
             if getattr(self, name) < 0:
                 raise FinishingError(f"{name} must be 0 or more", field=name)
+        if self.ease_frame < 1:
+            raise FinishingError("ease_frame must be at least 1 (frames are 1-based)",
+                                 field="ease_frame")  # fmt: skip
         if self.loop_blend < 1:
             raise FinishingError("loop_blend must be at least 1 frame", field="loop_blend")
         if self.loop and (self.ease_in or self.ease_out):

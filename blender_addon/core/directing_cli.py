@@ -106,6 +106,10 @@ def direct_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
                                   field="--direct-loop")  # fmt: skip
         direct["loop"] = True
     if args.no_exact:
+        if not direct:  # nothing constrained: it would only ask the daemon for constraints
+            raise BatchInputError("--no-exact needs a direction flag (--start-from, --end-pose, "
+                                  "--path, --direct-loop, --segment, --timeline) to relax",
+                                  field="--no-exact")  # fmt: skip
         direct["exact"] = False
     if not direct:
         return None

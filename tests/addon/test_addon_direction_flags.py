@@ -85,6 +85,7 @@ def test_conflicting_and_misplaced_flags_are_refused_before_anything_runs(tmp_pa
     directed_job = json.dumps([{"prompt": "walk", "direct": {"loop": True}}])
     cases = [
         ("walk\n", ["--end-frame", "40"], "--end-frame needs --end-pose"),
+        ("walk\n", ["--no-exact"], "--no-exact needs a direction flag"),
         ("walk\n", ["--segment", "wave:2", "--direct-loop"],
          "--direct-loop cannot go with a timeline (--segment/--timeline)"),
         ("walk\n", ["--segment", "wave:2", "--timeline", str(tmp_path / "rows.txt")],

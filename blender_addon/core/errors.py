@@ -81,7 +81,7 @@ class FileExists(ExportError):
     """The target file exists and overwriting was not confirmed."""
 
     code = "file_exists"
-    hint = "Confirm the overwrite, or choose another folder."
+    hint = "Confirm the overwrite (in the batch: --overwrite), or choose another folder."
 
 
 class SceneError(HYMotionError):

@@ -177,6 +177,12 @@ def test_bvh_mode_keeps_an_earlier_summary(tmp_path: Path) -> None:
     again = run_batch(*args)
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert (tmp_path / "o" / "summary.json").read_bytes() == summary
+    # Without the summary, an existing .blend fails that file alone, and says which flag.
+    (tmp_path / "o" / "summary.json").unlink()
+    third = run_batch(*args)
+    assert third.returncode == 1, third.stdout + third.stderr
+    (item,) = json.loads((tmp_path / "o" / "summary.json").read_text())["items"]
+    assert item["code"] == "file_exists" and "--overwrite" in item["error"], item
 
 
 def test_a_summary_that_cannot_be_written_fails_the_batch(tmp_path: Path) -> None:

@@ -140,6 +140,12 @@ def test_batch_bvh_mode_writes_finished_takes_without_a_daemon(tmp_path: Path) -
     assert bvh_import.read_bvh(bvh).frames == good["finishing"]["report"]["frames_out"]
     assert "no MOTION section" in broken["error"] and broken["files"] == []
     assert broken["code"] == "bad_bvh" and "code" not in good  # docs/addon.md, Error codes
+    # Flags that change nothing (the defaults, given) add no finishing record.
+    plain = run_batch("--bvh", str(WALK), "--out", str(tmp_path / "plain"), "--formats", "blend",
+                      "--foot-lock", "off")  # fmt: skip
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    (item,) = json.loads((tmp_path / "plain" / "summary.json").read_text())["items"]
+    assert "finishing" not in item
     both = run_batch("--bvh", str(WALK), "--prompts", str(bad), "--out", str(out))
     assert both.returncode == 2 and "either --prompts or --bvh" in both.stderr
 

@@ -127,6 +127,11 @@ def test_batch_usage_errors_exit_2(tmp_path: Path) -> None:
     remote = run_batch("--prompts", str(prompts), "--out", str(tmp_path),
                        "--address", "tcp://10.9.9.9:7878")  # fmt: skip
     assert remote.returncode == 2 and "needs CURVE keys" in remote.stderr
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text('["walk", 3]')  # as docs/addon.md lists: an entry of neither form
+    entry = run_batch("--prompts", str(jobs), "--out", str(tmp_path))
+    assert entry.returncode == 2
+    assert "jobs.json[2]: expected a string or an object with a 'prompt'" in entry.stderr
 
 
 def test_batch_daemon_down_fails_every_item_quickly(tmp_path: Path) -> None:

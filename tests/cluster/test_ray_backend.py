@@ -28,11 +28,13 @@ from ray import serve
 from ray.serve.context import _get_global_client
 
 from daemon.cluster.app import ENCODERS
-from daemon.cluster.backend import RayBackend
+from daemon.cluster.backend import RayBackend, _driver_environment
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.replica import EngineFactory
+from daemon.cluster.session import leave
+from daemon.cluster.text_replica import RemoteEncoders
 from daemon.config import DaemonConfig, with_overrides
-from daemon.engine.factory import create_engine
+from daemon.engine.factory import EncoderKey, create_engine
 from shared_protocol import (
     Accepted,
     Cancel,
@@ -44,6 +46,7 @@ from shared_protocol import (
     Welcome,
 )
 from tests.support import DaemonHandle, DaemonProcess, make_config, read_log, run_daemon
+from tests.support.dying_encoders import DyingEncoders
 from tests.support.engine import stepping_engine
 from tests.support.ray_cluster import LocalRayCluster, free_port
 from tests.support.runner import REPO_ROOT
@@ -207,6 +210,30 @@ def test_results_equal_the_local_backend_bit_for_bit(
         remote.untrained,
     )
     assert remote.skeleton.joint_names == local.skeleton.joint_names
+
+
+def test_an_encoder_replica_dying_mid_encode_costs_a_retry_not_the_encoding(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path
+) -> None:
+    """RemoteEncoders (an engine replica's client of the shared encoders) over a real Serve
+    deployment whose replica process dies inside the call: the replica Serve starts in place
+    of the dead one answers. (Serve's router sometimes re-sends the call itself; when it
+    raises ActorDiedError instead, RemoteEncoders sends it once more.)"""
+    deaths_file = tmp_path / "deaths"
+    deaths_file.write_text("1")
+    config = ray_config(tmp_path, ray_cluster, tiny_dir)
+    _driver_environment(config.cluster)
+    ray.init(address=ray_cluster.address, namespace=config.cluster.namespace)
+    handles: list[Any] = []
+    try:
+        app = serve.deployment(DyingEncoders, ray_actor_options={"num_cpus": 0})
+        handles.append(serve.run(app.bind(str(deaths_file)), name="dying", route_prefix=None))
+        encoders = RemoteEncoders(handles[0], EncoderKey("clip", "qwen", False), _WAIT_S)
+        assert encoders.encode(["a person walks"]) == ["a person walks"]
+        assert deaths_file.read_text() == "0"
+        serve.delete("dying")
+    finally:
+        leave(handles)
 
 
 def test_shared_encoders_that_cannot_load_make_their_model_unavailable_with_the_reason(

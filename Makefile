@@ -76,6 +76,7 @@ BENCH_QUICK_bench_finishing := --repeats 3
 BENCH_QUICK_bench_ray := --jobs 20 --replicas-max 1
 BENCH_QUICK_bench_rebake := --repeats 1
 BENCH_QUICK_bench_retarget := 1
+BENCH_QUICK_bench_take_steps := --repeats 1
 define bench_script
 	@echo "== $(1)"
 	HYMOTION_DAEMON_PYTHON=$(abspath $(PY)) $(PY) -m $(subst /,.,$(basename $(1))) \

@@ -13,6 +13,7 @@ from typing import Any
 
 import bpy
 import numpy as np
+import numpy.typing as npt
 
 from .core import rig
 from .core.channels import Channel, bone_path, pose_channels
@@ -376,39 +377,47 @@ def action_frames(action: bpy.types.Action) -> tuple[int, int]:
 
 
 def read_motion(
-    action: bpy.types.Action, data: bpy.types.Armature
+    action: bpy.types.Action, data: bpy.types.Armature, dtype: npt.DTypeLike = np.float64
 ) -> tuple[motion.Skeleton, np.ndarray, np.ndarray]:
-    """Model-space (skeleton, rotations (F, J, 4), pelvis positions (F, 3)) of an action.
+    """Model-space (skeleton, rotations (F, J, 4), pelvis positions (F, 3)) of an action on
+    armature ``data``, as ``dtype``: the one reader of a take's motion (finishing, retargeting,
+    export, Direction).
 
-    Samples the curves per frame, so edits the artist made after generating are exported too.
+    Per frame, the values Blender plays: a curve with one key on each frame (as the add-on
+    writes them) is read in bulk, any other (keys the artist edited) is evaluated frame by
+    frame, so edits made after generating are in it too. Root keys count only where the
+    action has them (a raw take has none: its root stays at the origin).
     """
     skeleton = armature_skeleton(data)
     names = skeleton.joint_names
     start, end = action_frames(action)
     frames = np.arange(start, end + 1, dtype=np.float64)
 
-    def sample(path: str, index: int, default: float) -> np.ndarray:
-        curve = find_curve(action, path, index)
-        if curve is None:
-            return np.full(frames.size, default)
-        return np.array([curve.evaluate(f) for f in frames])
-
     def channels(bones: Sequence[str]) -> PoseChannels:
-        quats = np.stack(
-            [
-                np.stack(
-                    [sample(bone_path(n, "rotation_quaternion"), i, float(i == 0))
-                     for i in range(4)],
-                    -1,
-                )
-                for n in bones
-            ],
-            axis=1,
-        )  # fmt: skip
-        location = np.stack([sample(bone_path(bones[0], "location"), i, 0.0) for i in range(3)],
-                            -1)  # fmt: skip
-        return PoseChannels(quats, location)
+        def values(path: str, index: int, default: float) -> np.ndarray:
+            return _frame_values(find_curve(action, path, index), frames, default)
 
-    root = channels((ROOT_BONE,)) if has_root_bone(data) else None
+        quats = np.array([[values(bone_path(n, "rotation_quaternion"), i, float(i == 0))
+                           for i in range(4)] for n in bones])  # fmt: skip
+        location = np.array([values(bone_path(bones[0], "location"), i, 0.0) for i in range(3)])
+        return PoseChannels(quats.transpose(2, 0, 1), location.T)  # (F, J, 4), (F, 3)
+
+    rooted = has_root_bone(data) and any(
+        find_curve(action, bone_path(ROOT_BONE, "location"), i) for i in range(3)
+    )
+    root = channels((ROOT_BONE,)) if rooted else None
     rotations, pelvis = to_model(data, names, channels(names), root)
-    return skeleton, rotations.astype(np.float32), pelvis.astype(np.float32)
+    return skeleton, rotations.astype(dtype), pelvis.astype(dtype)
+
+
+def _frame_values(curve: bpy.types.FCurve | None, frames: np.ndarray, default: float) -> np.ndarray:
+    """``curve``'s value at each of ``frames`` (float64); ``default`` where there is no curve."""
+    if curve is None:
+        return np.full(frames.size, default)
+    points = curve.keyframe_points
+    if len(points) == frames.size:
+        co = np.empty(2 * frames.size, dtype=np.float32)
+        points.foreach_get("co", co)
+        if np.array_equal(co[0::2], frames):  # a key on every frame: the keys are the values
+            return co[1::2].astype(np.float64)
+    return np.array([curve.evaluate(f) for f in frames])

@@ -35,6 +35,7 @@ from .core.settings import GenerateSettings
 from .props import HYMOTION_PG_take as Take
 from .props import active_take, scene_settings
 from .registration import class_registrar
+from .sidebar import SidebarPanel
 from .targets import RIG_TARGET
 
 if TYPE_CHECKING:
@@ -107,7 +108,9 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
     timeline = tuple(
         wire.TimelineRow(row.prompt, row.duration_s) for row in options.timeline if row.prompt
     )
-    clip_frames = round(duration_s * 30) + sum(round(r.duration_s * 30) for r in timeline)
+    clip_frames = round(duration_s * motion.FPS) + sum(
+        round(r.duration_s * motion.FPS) for r in timeline
+    )
     constraints = directing.panel_constraints(
         rotations=rotations,
         pelvis=pelvis,
@@ -202,10 +205,13 @@ def _take_named(scene: bpy.types.Scene, name: str) -> Take:
     if not name:
         raise directing.DirectionError("choose the take the in-between leads into (Into)",
                                        field="inbetween_take")  # fmt: skip
-    take = scene_settings(scene).takes.get(name)
-    if take is None:
+    named = [t for t in scene_settings(scene).takes if t.name == name]
+    if not named:
         raise directing.DirectionError(f"there is no take named {name!r}", field="inbetween_take")
-    return take  # type: ignore[no-any-return]
+    if len(named) > 1:  # a file saved before take names were made unique
+        raise directing.DirectionError(f"{len(named)} takes are named {name!r}: rename one",
+                                       field="inbetween_take")  # fmt: skip
+    return named[0]
 
 
 def _rig_poses(
@@ -358,12 +364,9 @@ class HYMOTION_UL_timeline(bpy.types.UIList):
         row.prop(item, "duration_s", text="")
 
 
-class HYMOTION_PT_direction(bpy.types.Panel):
+class HYMOTION_PT_direction(SidebarPanel):
     bl_idname = "HYMOTION_PT_direction"
     bl_label = "Direction"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "HY-Motion"
     bl_parent_id = "HYMOTION_PT_main"
     bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a set)
 

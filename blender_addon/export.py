@@ -60,7 +60,7 @@ def export_bvh(
     path: Path,
     overwrite: bool = False,
 ) -> Path:
-    skeleton, rotations, pelvis = build.read_motion(action, data)
+    skeleton, rotations, pelvis = build.read_motion(action, data, np.float32)
     return write_bvh_file(path, skeleton, rotations, pelvis, fps, overwrite)
 
 

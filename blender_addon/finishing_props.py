@@ -12,14 +12,28 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from .core.finishing.footlock import MODES
+from .core.finishing.footlock import MODES, mode_thresholds
 from .core.finishing.loop import BLEND_FRAMES
 from .core.finishing.options import FinishOptions
 
+_AUTO, _ALWAYS = mode_thresholds("AUTO"), mode_thresholds("ALWAYS")
 _FOOT_LOCK_ITEMS = [
     ("OFF", "Off", "The take as generated"),
-    ("AUTO", "Auto", "Lock feet during detected contacts (still or slowly sliding feet)"),
-    ("ALWAYS", "Always", "Also lock feet that land already sliding (up to 1.5 m/s)"),
+    (
+        "AUTO",
+        "Auto",
+        "Lock feet during detected contacts: a heel or toe less than "
+        f"{_AUTO.enter_height * 100:g} cm above its flat-foot height and slower than "
+        f"{_AUTO.enter_speed:g} m/s (the model's body; scaled by leg length)",
+    ),
+    (
+        "ALWAYS",
+        "Always",
+        "As Auto, and also feet that land already sliding: a foot may enter "
+        f"contact at up to {_ALWAYS.enter_speed:g} m/s, and stays planted while it glides low and "
+        f"level at up to {_ALWAYS.glide_speed:g} m/s for {_ALWAYS.glide_frames} frames or more "
+        "(the model's body; scaled by leg length)",
+    ),
     ("GROUNDING", "Grounding", "No locking: only keep every joint above the floor"),
 ]
 assert {item[0] for item in _FOOT_LOCK_ITEMS} == set(MODES)  # one list of modes: the core's

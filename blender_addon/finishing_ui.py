@@ -13,13 +13,16 @@ from .core.errors import SettingsError
 from .operators import _scene, _settings, _TakeOperator, browse_for_file, reports_errors
 from .props import active_take, scene_settings
 from .registration import class_registrar
+from .sidebar import SidebarPanel
+from .step_runner import StepsOperator
 
 if TYPE_CHECKING:
     from .operators import Status
 
 
-class HYMOTION_OT_finish_take(_TakeOperator):
-    """Re-bake the take from its raw motion with its finishing options"""
+class HYMOTION_OT_finish_take(_TakeOperator, StepsOperator):
+    """Re-bake the take from its raw motion with its finishing options (then, one per step,
+    its Action on each character playing it; Esc stops)"""
 
     bl_idname = "hy_motion.finish_take"
     bl_label = "Re-bake Finishing"
@@ -27,10 +30,8 @@ class HYMOTION_OT_finish_take(_TakeOperator):
 
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:
-        take = self.take(context)
-        report = take_finishing.refinish(_scene(context), take)
-        self.report({"INFO"}, take_finishing.summary_line(report) if report else "Raw take")
-        return {"FINISHED"}
+        job = take_finishing.refinish_job(_scene(context), self.take(context))
+        return self.run_steps(context, job)
 
 
 class HYMOTION_OT_import_bvh(bpy.types.Operator):
@@ -59,12 +60,9 @@ class HYMOTION_OT_import_bvh(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class HYMOTION_PT_finishing(bpy.types.Panel):
+class HYMOTION_PT_finishing(SidebarPanel):
     bl_idname = "HYMOTION_PT_finishing"
     bl_label = "Finishing"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "HY-Motion"
     bl_parent_id = "HYMOTION_PT_takes"
 
     def draw(self, context: bpy.types.Context) -> None:

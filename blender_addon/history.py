@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import bpy
 
 from . import build, export, rig_takes
-from .core import naming, rig
+from .core import naming, rig, steps
 from .core.conversion import resample
 from .core.errors import ExportError, SceneError
 from .core.protocol import messages, motion
@@ -57,11 +58,10 @@ def add_result(
         rotations, pelvis = resample(
             result.rotations[k], result.root_positions[k], float(result.fps), fps
         )
-        name = naming.take_name(result.prompt, seed)
         channels = build.motion_to_channels(data, result.skeleton, rotations, pelvis)
         take = settings.takes.add()
-        take.name = name
-        take.action = build.write_action(naming.action_name(name), channels)
+        take.name = naming.take_name(result.prompt, seed)  # numbered if another take has it
+        take.action = build.write_action(naming.action_name(take.name), channels)
         take.armature = data
         take.prompt, take.seed, take.candidate = result.prompt, str(seed), k
         take.frames, take.fps = rotations.shape[0], fps
@@ -226,6 +226,30 @@ def export_take(
             export.export_bvh(data, action, take.fps, path, overwrite)
         written.append(path)
     return written
+
+
+def export_job(
+    scene: bpy.types.Scene,
+    takes: Sequence[Take],
+    directory: Path,
+    formats: Sequence[str],
+    overwrite: bool = False,
+) -> steps.StepJob:
+    """Export ``takes`` as steps, one write each: on the artist's rig (Target *Selected
+    armature*) first one step per take whose Action on the character is missing or stale
+    (retarget and write, as Compare does), then one step per take writing its files (each file
+    whole or not at all). Stopped early, the takes' Actions and files written so far stay."""
+    work: list[steps.Step] = []
+    if scene_settings(scene).target == RIG_TARGET:
+        from . import rig_history
+
+        work += rig_history.retarget_steps(scene, takes, rig_history.character(scene))
+    for take in takes:
+        write = functools.partial(export_take, scene, take, directory, formats, overwrite)
+        work.append(steps.Step(f"files of {take.name!r}", write))
+    written = len(planned_files(takes, directory, formats))
+    return steps.StepJob(f"Exporting {len(takes)} takes", work,
+                         done_text=f"Wrote {written} file(s) to {directory}")  # fmt: skip
 
 
 def planned_files(takes: Sequence[Take], directory: Path, formats: Sequence[str]) -> list[Path]:

@@ -275,8 +275,9 @@ class HYMOTION_OT_delete_take(_TakeOperator):
         return {"FINISHED"}
 
 
-class HYMOTION_OT_export_takes(_TakesOperator):
-    """Export the active take or all takes as FBX and/or BVH (file names from prompt + seed)"""
+class HYMOTION_OT_export_takes(_TakesOperator, StepsOperator):
+    """Export the active take or all takes as FBX and/or BVH (file names from prompt + seed;
+    one take per step, Esc stops)"""
 
     bl_idname = "hy_motion.export_takes"
     bl_label = "Export Takes"
@@ -316,11 +317,8 @@ class HYMOTION_OT_export_takes(_TakesOperator):
     @reports_errors
     def execute(self, context: bpy.types.Context) -> Status:
         takes, folder, formats = self._plan(context)
-        written: list[Path] = []
-        for take in takes:
-            written += history.export_take(_scene(context), take, folder, formats, self.overwrite)
-        self.report({"INFO"}, f"Wrote {len(written)} file(s) to {folder}")
-        return {"FINISHED"}
+        job = history.export_job(_scene(context), takes, folder, formats, self.overwrite)
+        return self.run_steps(context, job)
 
 
 class HYMOTION_OT_generate_keys(bpy.types.Operator):

@@ -29,11 +29,22 @@ def _is_armature(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
 
 
 def _take_renamed(self: HYMOTION_PG_take, _context: bpy.types.Context) -> None:
+    """Every take's name is unique (Into Take and the takes list look takes up by name): a
+    name another take has gets Blender's ``.001`` numbering. The take's Actions follow."""
     from . import history  # imported late: history imports this module
 
     if not self.name.strip():  # cleared in the takes list: back to the name it was made with
         self.name = naming.take_name(self.prompt, int(self.seed or 0))  # calls this again
         return
+    scene = self.id_data
+    if isinstance(scene, bpy.types.Scene):
+        others = [
+            t.name for t in scene_settings(scene).takes if t.as_pointer() != self.as_pointer()
+        ]
+        unique = naming.unique_name(self.name, others)
+        if unique != self.name:
+            self.name = unique  # calls this again
+            return
     history.name_actions(self)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bpy
 
-from . import build, history, rig_copy, rig_export, rig_reader, rig_takes, take_finishing
+from . import build, history, rig_copy, rig_export, rig_reader, rig_takes
 from .core import bone_mapping, retarget, steps
 from .core.errors import RigError
 from .props import HYMOTION_PG_take as Take
@@ -68,7 +68,7 @@ def _options_key(take: Take, options: retarget.RetargetOptions, mapping_text: st
 def motion_of(take: Take) -> rig_takes.Motion:
     """The take in model space, read from its Action (the artist's edits included)."""
     action, data = history._parts(take)
-    skeleton, rotations, pelvis = take_finishing.read_motion(action, data)
+    skeleton, rotations, pelvis = build.read_motion(action, data)
     anchor = int(take.anchor_frame) if take.anchor_frame >= 0 else None
     return rig_takes.Motion(take.name, skeleton, rotations, pelvis, float(take.fps), anchor)
 
@@ -142,17 +142,27 @@ def apply_rig_take(scene: bpy.types.Scene, take: Take) -> bpy.types.Object:
     return obj
 
 
-def refresh_playing_rigs(scene: bpy.types.Scene, take: Take) -> None:
-    """Remake the take's Action on every rig now playing it (after its finishing changed), so
-    the character shows the finished take as the add-on's armature does."""
-    for record in list(take.rig_actions):
-        obj, playing = record.rig, record.action
-        anim = obj.animation_data if obj is not None else None
-        if anim is None or playing is None or anim.action != playing:
-            continue
-        action, _ = rig_action(scene, take, obj)
-        rig_takes.play(obj, action)
-        scene.frame_start, scene.frame_end = build.action_frames(action)
+def refresh_steps(scene: bpy.types.Scene, take: Take) -> list[steps.Step]:
+    """One step per character now playing ``take``: its Action remade from the take as it is
+    now (after the take's finishing changed) and played, so the character shows the finished
+    take as the add-on's armature does. A character whose Action is current just plays on."""
+    return [
+        steps.Step(f"on {record.rig.name!r}", functools.partial(_replay, scene, take, record.rig))
+        for record in take.rig_actions
+        if _plays(record.rig, record.action)
+    ]
+
+
+def _plays(obj: bpy.types.Object | None, action: bpy.types.Action | None) -> bool:
+    anim = obj.animation_data if obj is not None else None
+    return anim is not None and action is not None and anim.action == action
+
+
+def _replay(scene: bpy.types.Scene, take: Take, obj: bpy.types.Object) -> bpy.types.Action:
+    action, _ = rig_action(scene, take, obj)
+    rig_takes.play(obj, action)
+    scene.frame_start, scene.frame_end = build.action_frames(action)
+    return action
 
 
 def compare_job(scene: bpy.types.Scene, takes: Sequence[Take]) -> steps.StepJob:

@@ -35,7 +35,7 @@ ARTIST_SLOT_KEY = "hy_motion_artist_slot"
 
 @dataclass(frozen=True, eq=False)
 class Motion:
-    """One take in model space, as ``build.read_motion`` returns it."""
+    """One take in model space, as ``build.read_motion`` reads it."""
 
     name: str
     skeleton: motion.Skeleton

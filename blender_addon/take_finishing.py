@@ -4,12 +4,14 @@ The first time a take is finished its Action is copied to ``take.raw_action`` ("
 (raw)", kept with a fake user); from then on every change of options re-bakes the take's
 own Action in place (same datablock, so every object playing it follows) from the raw motion.
 Turning every option off restores the raw motion. A refusal leaves the Action as it was and
-shows the reason on the take.
+shows the reason on the take. Characters playing the take follow, one write per step
+(:func:`refinish_job`), so the UI never waits for more than one take's write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -19,17 +21,16 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import build, history
-from .core import naming
-from .core.channels import Channel, bone_path
-from .core.conversion import PoseChannels
+from . import build, history, step_runner
+from .core import naming, steps
+from .core.channels import Channel
 from .core.describe import explain
 from .core.errors import SceneError
 from .core.finishing.options import FinishOptions
 from .core.finishing.pipeline import finish
 from .core.motion import bvh_import
 from .core.motion.root import ROOT_BONE
-from .core.protocol import errors, motion
+from .core.protocol import errors
 from .core.session import ServerInfo
 from .finishing_props import HYMOTION_PG_finishing
 from .props import HYMOTION_PG_take as Take
@@ -50,43 +51,81 @@ def quiet() -> Iterator[None]:
 
 
 def on_options_changed(finishing: HYMOTION_PG_finishing) -> None:
-    """Property update hook: re-bake the take that owns ``finishing``."""
+    """Property update hook: re-bake the take that owns ``finishing``. A take no character
+    plays is one step, done now; with characters playing it the re-bake is a job of one step
+    per write, which an update callback cannot run modally, so it is queued for the
+    *Re-bake Finishing* operator (headless, every step runs now)."""
     if _quiet_depth:
         return
     scene = finishing.id_data
     match = re.fullmatch(r"hy_motion\.takes\[(\d+)\]\.finishing", finishing.path_from_id())
     if not isinstance(scene, bpy.types.Scene) or match is None:
         return
-    take = scene_settings(scene).takes[int(match.group(1))]
-    try:
-        refinish(scene, take)
-    except errors.HYMotionError as exc:
-        finishing.status = str(explain(exc))
+    index = int(match.group(1))
+    job = refinish_job(scene, scene_settings(scene).takes[index])
+    if job.total > 1 and step_runner.has_window():
+        step_runner.invoke_soon("hy_motion.finish_take", scene, index=index)
+        return
+    with contextlib.suppress(errors.HYMotionError):  # shown on the take by the step itself
+        job.run_to_end()
+
+
+def refinish_job(scene: bpy.types.Scene, take: Take) -> steps.StepJob:
+    """The re-bake as steps, one write each: the take's own Action from its raw motion (every
+    armature playing it follows), then the take's Action on each character playing it, remade
+    from the finished take. A refusal stops the job at the first step (nothing changed; the
+    reason is shown on the take); the first step returns the finishing report."""
+    work = [steps.Step(f"take {take.name!r}", functools.partial(_rebake_shown, scene, take))]
+    if len(take.rig_actions):
+        from . import rig_history  # the take on the artist's rig (issue #9) follows too
+
+        work += rig_history.refresh_steps(scene, take)
+    return steps.StepJob(f"Finishing {take.name!r}", work)
 
 
 def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
-    """Re-bake ``take`` from its raw motion with its current options; returns the report.
+    """Every step of :func:`refinish_job` now; returns the finishing report.
 
     Raises ``FinishingError`` (the take's Action unchanged) when an option cannot apply.
     """
+    job = refinish_job(scene, take)
+    job.run_to_end()
+    report: dict[str, Any] = job.results[0]
+    return report
+
+
+def _rebake_shown(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
+    try:
+        return rebake(scene, take)
+    except errors.HYMotionError as exc:
+        take.finishing.status = str(explain(exc))
+        raise
+
+
+def rebake(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
+    """Re-bake ``take``'s own Action from its raw motion with its current options (characters
+    playing it are not touched); returns the report. Raises ``FinishingError`` (the take's
+    Action unchanged) when an option cannot apply."""
     if take.action is None or take.armature is None:
         raise SceneError(f"take {take.name!r} lost its action or armature")
     options = take.finishing.options()
     if take.raw_action is None and not options.active:
         return {}
-    raw = _raw_action(take)
-    skeleton, rotations, pelvis = read_motion(raw, take.armature)
+    # Never finished: the take's own Action is the raw take (copied once finishing applies).
+    raw = take.raw_action or take.action
+    skeleton, rotations, pelvis = build.read_motion(raw, take.armature)
     report: dict[str, Any] = {}
     if options.active:
         done = finish(skeleton, rotations, pelvis, take.fps, options)
         rotations, pelvis, report = done.clip.rotations, done.clip.root_positions, done.report
+        _keep_raw(take)  # kept before the take's own Action changes
         use_root_bone(scene, take, options.root_bone)
         channels = build.motion_to_channels(take.armature, skeleton, rotations, pelvis)
         build.add_bone_curves(take.action, channels)  # the root's, when it was just added
-        rebake(take.action, channels)
+        replace_keys(take.action, channels)
     else:
         use_root_bone(scene, take, False)
-        copy_keys(raw, take.action)  # the raw take back, key for key
+        copy_keys(take.raw_action, take.action)  # the raw take back, key for key
     take.frames = int(rotations.shape[0])
     take.finishing.report = json.dumps(report)
     take.finishing.status = summary_line(report) if options.active else ""
@@ -98,10 +137,6 @@ def refinish(scene: bpy.types.Scene, take: Take) -> dict[str, Any]:
         and playing.animation_data.action == take.action
     ):
         scene.frame_start, scene.frame_end = build.action_frames(take.action)
-    if len(take.rig_actions):
-        from . import rig_history  # the take on the artist's rig (issue #9) follows too
-
-        rig_history.refresh_playing_rigs(scene, take)
     return report
 
 
@@ -121,53 +156,16 @@ def use_root_bone(scene: bpy.types.Scene, take: Take, root_bone: bool) -> None:
         build.remove_bone_curves(take.action, ROOT_BONE)
 
 
-def _raw_action(take: Take) -> bpy.types.Action:
+def _keep_raw(take: Take) -> None:
+    """Copy the take's Action to its raw Action, the first time only."""
     if take.raw_action is None:
         raw = take.action.copy()
         raw.name = naming.raw_action_name(take.name)
         raw.use_fake_user = True
         take.raw_action = raw
-    return take.raw_action
 
 
-def read_motion(
-    action: bpy.types.Action, data: bpy.types.Armature
-) -> tuple[motion.Skeleton, np.ndarray, np.ndarray]:
-    """Model-space motion of an action written one key per frame (bulk read of the keys);
-    actions with other keys (edited by hand) are sampled frame by frame instead."""
-    skeleton = build.armature_skeleton(data)
-    names = skeleton.joint_names
-    start, end = build.action_frames(action)
-    count = end - start + 1
-
-    def channels(bones: Sequence[str]) -> PoseChannels | None:
-        paths = [(bone_path(bones[0], "location"), i) for i in range(3)]
-        paths += [(bone_path(n, "rotation_quaternion"), i) for n in bones for i in range(4)]
-        values = np.empty((len(paths), count), dtype=np.float32)
-        for row, (path, index) in enumerate(paths):
-            curve = build.find_curve(action, path, index)
-            if curve is None or len(curve.keyframe_points) != count:
-                return None
-            co = np.empty(2 * count, dtype=np.float32)
-            curve.keyframe_points.foreach_get("co", co)
-            values[row] = co[1::2]
-        location = values[:3].T.astype(np.float64)
-        quats = values[3:].reshape(len(bones), 4, count).transpose(2, 0, 1).astype(np.float64)
-        return PoseChannels(quats, location)
-
-    body = channels(names)
-    # a raw take has no root keys: its root stays at the origin
-    rooted = build.has_root_bone(data) and any(
-        build.find_curve(action, bone_path(ROOT_BONE, "location"), i) for i in range(3)
-    )
-    root = channels((ROOT_BONE,)) if rooted else None
-    if body is None or (rooted and root is None):
-        return build.read_motion(action, data)
-    rotations, pelvis = build.to_model(data, names, body, root)
-    return skeleton, rotations, pelvis
-
-
-def rebake(action: bpy.types.Action, channels: Sequence[Channel]) -> None:
+def replace_keys(action: bpy.types.Action, channels: Sequence[Channel]) -> None:
     """Replace the keys of ``action``'s curves with ``channels`` (same curves, new keys)."""
     curves = [build.find_curve(action, c.data_path, c.index) for c in channels]
     missing = [c.data_path for c, curve in zip(channels, curves, strict=True) if curve is None]

@@ -78,6 +78,14 @@ def _text_entries(text: str, path: Path) -> list[tuple[str, str, dict[str, Any]]
             key, sep, value = word.partition("=")
             if not sep:
                 raise BatchInputError(f"{where}: {word!r} is not key=value", field=key)
+            if key == "direct":  # an object: a text line has no way to write one
+                raise BatchInputError(
+                    f"{where}: direct= is not read from a text prompt file: give the direction "
+                    'in a JSON job file (a .json list of {"prompt": ..., "direct": {...}} '
+                    "objects) or as direction flags for every prompt (--start-from, --end-pose, "
+                    "--path, --direct-loop, --segment, --timeline)",
+                    field="direct",
+                )
             overrides[key] = value
         entries.append((where, prompt.strip(), overrides))
     return entries

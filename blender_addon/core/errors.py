@@ -115,13 +115,6 @@ class FinishingError(HYMotionError):
     hint = "Change or turn off that finishing option; the take itself is unchanged."
 
 
-class TransferError(HYMotionError):
-    """Two skeletons cannot be calibrated for motion transfer with this joint mapping."""
-
-    code = "bad_mapping"
-    hint = "Check the bone mapping: every mapped joint must exist, and the hips must be mapped."
-
-
 class SkeletonError(HYMotionError):
     """A skeleton lacks a joint an operation needs (looked up by name)."""
 
@@ -140,7 +133,8 @@ class RigError(HYMotionError):
 
 
 class MappingError(HYMotionError):
-    """The bone mapping cannot be used (a bone missing, a bone mapped twice, no hips)."""
+    """The bone mapping cannot be used (a bone missing, a bone mapped twice, no hips), also
+    where the motion core calibrates two skeletons through it: one code for one meaning."""
 
     code = "bone_mapping"
     hint = "Fix the bone named above in the panel's Bone Mapping list, or load another preset."

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 
 _NOT_SAFE = re.compile(r"[^a-z0-9]+")
+_NUMBERED = re.compile(r"(?P<base>.+)\.\d{3,}")
 SLUG_CHARS = 40
 
 
@@ -19,6 +21,19 @@ def slug(prompt: str, max_chars: int = SLUG_CHARS) -> str:
 
 def take_name(prompt: str, seed: int) -> str:
     return f"{slug(prompt)}_s{seed}"
+
+
+def unique_name(name: str, taken: Collection[str]) -> str:
+    """``name``, or where another take has it, Blender's next free numbered name for it:
+    'walk' -> 'walk.001', 'walk.001' -> 'walk.002' (the number replaced, not added)."""
+    if name not in taken:
+        return name
+    numbered = _NUMBERED.fullmatch(name)
+    base = numbered.group("base") if numbered else name
+    number = 1
+    while f"{base}.{number:03d}" in taken:
+        number += 1
+    return f"{base}.{number:03d}"
 
 
 def action_name(take: str) -> str:

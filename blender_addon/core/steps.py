@@ -25,18 +25,24 @@ class Step:
 
 
 class StepJob:
-    def __init__(self, title: str, steps: Sequence[Step]) -> None:
+    def __init__(self, title: str, steps: Sequence[Step], done_text: str = "") -> None:
         self.title = title
         self.steps = tuple(steps)
+        self.done_text = done_text  # the outcome of a finished job, if not the generic one
         self.done = 0  # steps finished
         self.cancelled = False
         self.failed: Step | None = None
         self.error: HYMotionError | None = None  # why ``failed`` failed
-        self.result: Any = None  # what the last step returned
+        self.results: list[Any] = []  # what each finished step returned, in order
 
     @property
     def total(self) -> int:
         return len(self.steps)
+
+    @property
+    def result(self) -> Any:
+        """What the last finished step returned (None before the first)."""
+        return self.results[-1] if self.results else None
 
     @property
     def finished(self) -> bool:
@@ -54,10 +60,11 @@ class StepJob:
             return False
         current = self.steps[self.done]
         try:
-            self.result = current.run()
+            result = current.run()
         except HYMotionError as exc:
             self.failed, self.error = current, exc
             return False
+        self.results.append(result)
         self.done += 1
         return not self.finished
 
@@ -84,7 +91,7 @@ class StepJob:
     def outcome(self) -> str:
         """What the job left, in plain words (after it is over)."""
         if self.finished:
-            return f"{self.title}: done ({self.total} steps)"
+            return self.done_text or f"{self.title}: done ({self.total} steps)"
         done = ", ".join(s.label for s in self.steps[: self.done]) or "nothing"
         skipped = ", ".join(s.label for s in self.steps[self.done + (self.failed is not None) :])
         how = f"{self.failed.label} failed" if self.failed is not None else "cancelled"

@@ -350,7 +350,8 @@ class RayBackend:
         app = serve.status().applications.get(self._cluster.app)
         if app is None or DEPLOYMENT not in app.deployments:
             raise RuntimeError(f"the Serve app {self._cluster.app!r} is gone")
-        return dict(app.deployments[DEPLOYMENT].replica_states)
+        # Ray annotates the keys as ReplicaState; status() fills them with the states' str values
+        return dict(app.deployments[DEPLOYMENT].replica_states)  # type: ignore[arg-type]
 
     def _count_running(self) -> int:
         try:
@@ -416,7 +417,8 @@ def _restore_signal_handlers() -> None:
 def _reload_ray_auth() -> None:
     """Ray caches its auth settings when it loads; re-read them as Ray's own test helpers do
     (a daemon connects once, but tests and benchmarks connect several times per process)."""
-    from ray._raylet import AuthenticationTokenLoader, Config
+    # ray/_raylet.pyi declares only the id types; both exist in the compiled module
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from shared_protocol.errors import HYMotionError
+
 BACKENDS = ("local", "ray")
 AUTH_MODES = ("token", "none")
 #: Where the text encoders run: inside every engine replica, or as one deployment they share.
@@ -120,7 +122,7 @@ def parse_cluster(table: Any) -> ClusterConfig:
                 f"[cluster] has unknown key {key!r}", field=where, allowed=", ".join(known)
             )
         kind = _KINDS[key]
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        if not _has_kind(value, kind):
             raise ConfigError(f"{where} must be {_kind_name(kind)}, got {value!r}", field=where)
         if isinstance(value, float) and not math.isfinite(value):  # TOML reads inf and nan
             raise ConfigError(f"{where} must be a finite number, got {value!r}", field=where)
@@ -130,11 +132,16 @@ def parse_cluster(table: Any) -> ClusterConfig:
     return config
 
 
+def _has_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
+    """TOML booleans are ints to Python: only a ``bool`` key takes true/false."""
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     return "a number" if isinstance(kind, tuple) else kind.__name__
 
 
-def _check(config: ClusterConfig, error: type[Exception]) -> None:
+def _check(config: ClusterConfig, error: type[HYMotionError]) -> None:
     def refuse(key: str, message: str, allowed: str) -> None:
         raise error(f"cluster.{key} {message}", field=f"cluster.{key}", allowed=allowed)
 

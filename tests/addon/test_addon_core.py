@@ -328,7 +328,9 @@ def test_prompt_files(tmp_path: Path) -> None:
     data.write_text('["jump", {"prompt": "sit", "steps": 10}]')
     assert [i.settings.steps for i in batch_input.load_prompts(data, defaults)] == [50, 10]
     bad = [("walk | speed=3\n", "unknown option"), ("walk | seed=x\n", "not a number"),
-           ("# nothing\n", "no prompts"), ("walk | seed\n", "key=value")]  # fmt: skip
+           ("# nothing\n", "no prompts"), ("walk | seed\n", "key=value"),
+           ("walk\nwave | direct=loop\n", "p.txt:2: direct= is not read from a text prompt "
+            "file: give the direction in a JSON job file")]  # fmt: skip
     for content, match in bad:
         text.write_text(content)
         with pytest.raises(BatchInputError, match=match):

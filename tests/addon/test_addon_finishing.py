@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 import pytest
 
-from blender_addon import build, history, take_finishing
+from blender_addon import build, history
 from blender_addon.core.finishing.options import FinishOptions
 from blender_addon.core.finishing.pipeline import finish
 from blender_addon.core.motion import bvh_import
@@ -29,7 +29,7 @@ TOLERANCE_M = 0.001
 def _keys(action: bpy.types.Action) -> np.ndarray:
     """Every key of every curve of ``action`` (curve order fixed by the skeleton)."""
     data = bpy.data.armatures[0]
-    _, rotations, pelvis = take_finishing.read_motion(action, data)
+    _, rotations, pelvis = build.read_motion(action, data)
     return np.concatenate([rotations.reshape(len(rotations), -1), pelvis], axis=1)
 
 

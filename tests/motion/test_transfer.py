@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blender_addon.core.errors import TransferError
+from blender_addon.core.errors import MappingError
 from blender_addon.core.motion import kinematics, transfer
 from blender_addon.core.motion import rotations as rot
 from blender_addon.core.motion.skeletons import MODEL_SKELETON, model_rest_pose
@@ -109,8 +109,8 @@ def test_a_root_bone_above_the_hips_stays_and_the_hips_carry_the_travel() -> Non
 def test_a_mapping_without_the_hips_is_refused_naming_the_joint() -> None:
     rest = model_rest_pose()
     with pytest.raises(
-        TransferError, match="no target joint is mapped to the source's root 'Pelvis'"
+        MappingError, match="no target joint is mapped to the source's root 'Pelvis'"
     ):
         transfer.calibrate(rest, rest, {j: j for j in range(1, 22)})
-    with pytest.raises(TransferError, match="outside the skeletons"):
+    with pytest.raises(MappingError, match="outside the skeletons"):
         transfer.calibrate(rest, rest, {0: 0, 5: 40})

@@ -70,12 +70,19 @@ def _skate(s: contact.Skate) -> dict[str, float]:
     return {"fraction": round(s.fraction, 4), "distance_m": round(s.distance_m, 4)}
 
 
-def thresholds_for(clip: Clip, mode: str) -> contact.ContactThresholds:
-    scale = kinematics.leg_length(clip.skeleton.rest_positions, clip.legs.chains())
+def mode_thresholds(mode: str) -> contact.ContactThresholds:
+    """The contact thresholds of foot-lock ``mode`` for the model's body (the panel's
+    tooltips quote them)."""
     if mode != "ALWAYS":
-        return contact.ContactThresholds().scaled(scale)
+        return contact.ContactThresholds()
     gliding = contact.ContactThresholds(glide_speed=contact.GLIDE_SPEED)
-    return replace(gliding, enter_speed=gliding.enter_speed * ALWAYS_SPEED_FACTOR).scaled(scale)
+    return replace(gliding, enter_speed=gliding.enter_speed * ALWAYS_SPEED_FACTOR)
+
+
+def thresholds_for(clip: Clip, mode: str) -> contact.ContactThresholds:
+    """``mode_thresholds`` scaled by the clip's leg length."""
+    scale = kinematics.leg_length(clip.skeleton.rest_positions, clip.legs.chains())
+    return mode_thresholds(mode).scaled(scale)
 
 
 def foot_lock(

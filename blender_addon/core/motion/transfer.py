@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import TransferError
+from ..errors import MappingError
 from ..protocol import motion
 from . import kinematics
 from . import rotations as rot
@@ -137,11 +137,11 @@ def calibrate(
     table = np.full(len(target.names), -1, dtype=np.int64)
     for t, s in mapping.items():
         if not (0 <= t < len(target.names) and 0 <= s < len(source.names)):
-            raise TransferError(f"mapping {t} -> {s} is outside the skeletons", field="mapping")
+            raise MappingError(f"mapping {t} -> {s} is outside the skeletons", field="mapping")
         table[t] = s
     carriers = np.flatnonzero(table == 0)  # parents come first: [0] is the topmost
     if carriers.size == 0:
-        raise TransferError(
+        raise MappingError(
             f"no target joint is mapped to the source's root {source.names[0]!r} (the joint "
             "that carries the travel)",
             field=source.names[0],
@@ -152,11 +152,11 @@ def calibrate(
         chosen = [(t, c, int(table[t]), int(table[c])) for t, c in aims]
         missing = [target.names[j] for t, c, s, sc in chosen for j in (t, c) if table[j] < 0]
         if missing:
-            raise TransferError(f"aimed joint {missing[0]!r} is not mapped", field=missing[0])
+            raise MappingError(f"aimed joint {missing[0]!r} is not mapped", field=missing[0])
         aimed = [t for t, *_ in chosen]
         twice = [target.names[t] for t in aimed if aimed.count(t) > 1]
         if twice:
-            raise TransferError(f"joint {twice[0]!r} is aimed twice (one segment per joint)",
+            raise MappingError(f"joint {twice[0]!r} is aimed twice (one segment per joint)",
                                 field=twice[0])  # fmt: skip
     return Calibration(
         source=source,

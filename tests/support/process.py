@@ -66,8 +66,9 @@ class DaemonProcess:
 
     @property
     def stderr_path(self) -> Path:
-        """The daemon's stderr (a file: a pipe nobody reads can fill up and block it)."""
-        return self.data_dir / "daemon.stderr"
+        """The daemon's stderr (a file: a pipe nobody reads can fill up and block it), beside
+        its data directory (tests check what the daemon writes inside that)."""
+        return self.data_dir.with_name(self.data_dir.name + ".stderr")
 
     def stderr_text(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.is_file() else ""

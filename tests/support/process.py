@@ -66,9 +66,9 @@ class DaemonProcess:
 
     @property
     def stderr_path(self) -> Path:
-        """The daemon's stderr (a file: a pipe nobody reads can fill up and block it), beside
-        its data directory (tests check what the daemon writes inside that)."""
-        return self.data_dir.with_name(self.data_dir.name + ".stderr")
+        """The daemon's stderr, beside its log (a file: a pipe nobody reads can fill up and
+        block the daemon)."""
+        return self.log_path.with_name("daemon.stderr")
 
     def stderr_text(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.is_file() else ""
@@ -83,7 +83,7 @@ class DaemonProcess:
         cmd = [daemon_python(), *self.entry, "--bind", bind, "--data-dir", str(self.data_dir),
                "--log-stderr", "false", *self.args]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
         with self.stderr_path.open("ab") as stderr:  # a restart appends
             self.proc = subprocess.Popen(
                 cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr

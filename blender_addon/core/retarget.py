@@ -345,7 +345,7 @@ def _retarget_take(p: RigPlan, take: TakeMotion, options: RetargetOptions) -> Ri
         _stand(p, take, positions, joints, root_pos)
     if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
         target_world, root_pos = retarget_planting.plant_feet(
-            p, target_world, root_pos, joints, positions, found
+            p, target_world, root_pos, joints, positions, found.foot
         )
     return _rig_take(p, target_world, root_pos, found, options)
 

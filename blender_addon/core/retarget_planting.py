@@ -1,13 +1,10 @@
 """Planted feet on the artist's rig (numpy, no bpy): the part of a retarget that keeps a body
 of other proportions from sliding its feet.
 
-While a model foot is down (``motion.contacts``), the rig's foot should move exactly as the
-model's does (turned and scaled like the rest of the take) from where the rig's foot landed,
-blended in and out over ``PIN_BLEND_FRAMES``: while the model's heel (ankle) is down the rig's
-ankle follows the model's ankle; while only its toe is down (heel up, rolling off the toe) the
-rig's toe follows the model's toe, and the ankle goes where the foot, turned as transferred,
-puts it (a foot of another length or height would otherwise swing its toe along the ground).
-Three steps, each taking what the one before could not:
+While a model foot is down (``motion.contacts``), the rig's ankle should move exactly as the
+model's ankle does (turned and scaled like the rest of the take) from where the rig's foot
+landed, blended in and out over ``PIN_BLEND_FRAMES``. Three steps, each taking what the one
+before could not:
 
 1. the body follows its planted feet, limbs untouched: along the ground the slip of the feet
    that are down, summed over time (the rig's own stride); in height what they need;
@@ -41,9 +38,6 @@ PIN_TOLERANCE_M = 5e-4
 PLANT_MAX_TURN_DEG = 4.0
 #: Times the body takes the legs' shortfall and the legs are solved again.
 BODY_ROUNDS = 3
-#: A foot anchors at its toe only where that leaves the toe slower by more than this per frame
-#: (metres): a foot of the model's shape stays anchored at its ankle, rounding aside.
-TOE_ANCHOR_MARGIN_M = 1e-5
 
 #: A contact's blend: (first blended frame, end of the blend, contact start, weights).
 Ramp = tuple[int, int, int, np.ndarray]
@@ -55,14 +49,19 @@ def plant_feet(
     root_pos: np.ndarray,
     positions: np.ndarray,
     model_positions: np.ndarray,
-    found: contacts.Contacts,
+    contact: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plant the rig's feet (see the module docstring): ``world`` (F, J, 4) rotations,
     ``root_pos`` (F, 3) and ``positions`` (F, J, 3) of the target joints as transferred,
-    ``model_positions`` (F, 22, 3) the model's joints, ``found`` its contacts.
+    ``model_positions`` (F, 22, 3) the model's joints, ``contact`` (F, 2) its feet down.
     Returns (world rotations, root positions)."""
-    contact = found.foot
-    footprints = [_footprint(p, positions, model_positions, found, leg) for leg in range(2)]
+    cal = p.calibration
+    pelvis = int(cal.mapping[0])
+    # The transfer's own placement of model points: turned, scaled, then lifted to the floor.
+    lift = root_pos[0] - rot.rotate(cal.align, model_positions[0, pelvis]) * cal.scale
+    model_ankles = model_legs(p.model).ankle
+    footprints = [rot.rotate(cal.align, model_positions[:, model_ankles[leg]]) * cal.scale + lift
+                  for leg in range(2)]  # fmt: skip
     ramps = [_plant_ramps(contact[:, leg]) for leg in range(2)]
     shift = _follow_planted_feet(p, positions, footprints, ramps, contact)
     goals = []
@@ -93,33 +92,6 @@ def plant_feet(
 
 
 _ALONG_GROUND = np.array([1.0, 0.0, 1.0])
-
-
-def _footprint(
-    p: RigPlan,
-    positions: np.ndarray,
-    model_positions: np.ndarray,
-    found: contacts.Contacts,
-    leg: int,
-) -> np.ndarray:
-    """(F, 3) how ``leg``'s rig ankle moves, frame to frame, while its foot turns as the
-    model's does: as the model's ankle (turned and scaled), or, while the model's foot is down
-    and that leaves the rig's toe sliding less, as the model's toe less the rig's own
-    ankle-to-toe turn. A foot longer or lower than the model's swings its toe further as it
-    rolls off it or turns on its heel; anchored at the toe, it slides it as the model's does.
-    Only its motion counts (a contact follows it from where the foot landed)."""
-    cal, legs = p.calibration, model_legs(p.model)
-    model_ankle, model_toe = (rot.rotate(cal.align, model_positions[:, joints[leg]]) * cal.scale
-                              for joints in (legs.ankle, legs.toe))  # fmt: skip
-    turn = np.diff(positions[:, p.target_legs.toe[leg]] - positions[:, p.target_legs.ankle[leg]],
-                   axis=0)  # fmt: skip
-    about_ankle, toe_step = np.diff(model_ankle, axis=0), np.diff(model_toe, axis=0)
-    on_toe = found.foot[1:, leg] & (
-        np.linalg.norm(toe_step * _ALONG_GROUND, axis=-1) + TOE_ANCHOR_MARGIN_M
-        < np.linalg.norm((about_ankle + turn) * _ALONG_GROUND, axis=-1)
-    )
-    step = np.where(on_toe[:, None], toe_step - turn, about_ankle)
-    return np.concatenate([model_ankle[:1], model_ankle[:1] + np.cumsum(step, axis=0)])
 
 
 def _plant_ramps(contact: np.ndarray) -> list[Ramp]:

@@ -27,7 +27,6 @@ from blender_addon.core.motion import rotations as rot
 from tests.addon import retarget_checks, rigs, synthetic
 from tests.addon.conftest import StartDaemon
 from tests.addon.retarget_checks import CLIPS, clip_motion
-from tests.addon.test_addon_direction_rig import other_feet
 
 #: A body whose arms and legs scale alike.
 UNIFORM_A = rigs.Body("tall adult A-pose, uniform", scale=1.1, a_pose=True)
@@ -87,18 +86,6 @@ def test_every_capture_clip(scene: Any, clip: str, key: str, body: rigs.Body) ->
         judge(obj, clip_motion(clip), retarget.RetargetOptions(pin_feet=pin))
 
 
-@pytest.mark.parametrize("clip", CLIPS)
-def test_feet_unlike_the_models_keep_their_toes(scene: Any, clip: str) -> None:
-    """A Mixamo rig whose toes sit 3 cm lower and 6 cm further forward than the model's
-    (scaled), planted: its toes slide no more than the model's on every clip. A longer foot
-    anchored at its ankle swings its toe along the ground as it rolls off it (walk_forward:
-    0.279 m against the model's 0.045 m when only ankles were planted)."""
-    obj = rigs.build_armature(scene, other_feet(rigs.CHILD_A), "Hero")
-    planted = judge(obj, clip_motion(clip), retarget.RetargetOptions(), feet=False)
-    assert planted.max_deg <= retarget_planting.PLANT_MAX_TURN_DEG + 0.01, planted
-    assert planted.slide_rig_m <= planted.slide_model_m, planted
-
-
 @pytest.mark.parametrize("key", ["CC", "ARP", "VRM", "MAKEHUMAN", "BIPED"])
 def test_synthetic_takes(scene: Any, key: str) -> None:
     obj = rigs.build_armature(scene, rigs.rig_bones(key, rigs.TALL_A, roll="up"), key)
@@ -139,9 +126,9 @@ def test_blender_rigify_human_with_planted_feet(rigify_rig: Any, clip: str) -> N
     assert planted.median_deg <= 0.05 and planted.max_deg <= limit <= 5.0, planted
     assert free.max_deg <= 0.01, free  # without planting: exact directions
     assert planted.slide_rig_m <= free.slide_rig_m + 1e-3, (planted, free)
-    # A planted foot slips beyond the model's (at its ankle or toe, whichever slips less) a few
-    # millimetres over a contact; unplanted, the other body's legs swing it centimetres away.
-    assert planted.plant_drift_cm <= 0.5 < free.plant_drift_cm, (planted, free)
+    # A planted ankle follows the model's ankle (scaled) within a few millimetres; unplanted,
+    # the other body's legs swing it centimetres away.
+    assert planted.plant_drift_cm <= 0.2 < free.plant_drift_cm, (planted, free)
 
 
 def test_rigify_limbs_in_ik_hold_the_same_pose(rigify_rig: Any) -> None:

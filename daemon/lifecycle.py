@@ -242,13 +242,14 @@ class JobLifecycle:
             return
         now = time.monotonic()
         if stage != job.stage:
-            job.stage, job.step_started_mono = stage, now
+            job.stage, job.stage_seen_mono, job.stage_first_step = stage, now, step
         elif now - job.last_progress_mono < _PROGRESS_INTERVAL_S and step < total:
             return
         job.last_progress_mono = now
         eta = None
-        if 0 < step <= total:
-            eta = round((now - job.step_started_mono) / step * (total - step), 3)
+        if job.stage_first_step < step <= total:
+            pace = (now - job.stage_seen_mono) / (step - job.stage_first_step)
+            eta = round(pace * (total - step), 3)
         progress = Progress(job_id=job_id, stage=stage, step=step, total=total, eta_s=eta)
         self._send_job(job, progress)
 

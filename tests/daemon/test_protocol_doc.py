@@ -370,3 +370,23 @@ def test_a_model_on_several_devices_names_the_first_and_status_lists_them_all(
         status = alice.answer(alice.send(doc_request("status")), ("status_reply",))
     assert {m["device"] for m in welcome["body"]["models"]} == {"cpu:0"}
     assert [d["name"] for d in status["body"]["devices"]] == ["cpu:0", "cpu:1"]
+
+
+def test_the_sampling_eta_follows_the_pace_of_the_timed_steps(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "`null` on the first `sampling` message" in text
+    step_s = 0.05  # the engine sleeps at least this long per step
+    with run_daemon(make_config(tmp_path), [TestEngine(step_s=step_s)]) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        gen_id = alice.send(doc_request("generate", steps=12))
+        alice.answer(gen_id, ("result",))
+    sampling = [h["body"] for h in alice.received if situation(h) == ("progress", "sampling")]
+    assert sampling[0]["eta_s"] is None  # one step reported: no pace to go by yet
+    for body in sampling[1:]:
+        # At least the sleeps still to come (was (step - 1) / step of it: the first step's
+        # report was taken as the start of sampling, so the pace counted one step too many).
+        left = step_s * (body["total"] - body["step"])
+        assert body["eta_s"] >= left - 0.001, body

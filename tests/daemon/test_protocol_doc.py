@@ -390,3 +390,17 @@ def test_the_sampling_eta_follows_the_pace_of_the_timed_steps(
         # report was taken as the start of sampling, so the pace counted one step too many).
         left = step_s * (body["total"] - body["step"])
         assert body["eta_s"] >= left - 0.001, body
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("v", "1"), ("type", "Ping"), ("id", "a b"), ("re", 7), ("session", "x" * 65),
+     ("body", []), ("arrays", {})],
+)  # fmt: skip
+def test_a_malformed_header_field_is_bad_request_naming_it(field: str, value: Any) -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "A header field that breaks its rule is `bad_request` with `details.field`" in text
+    header = {**doc_request("ping"), field: value}
+    with pytest.raises(ProtocolError) as refused:
+        decode([SIGNATURE, json.dumps(header).encode()], REQUEST_LIMITS)
+    assert refused.value.details.get("field") == field

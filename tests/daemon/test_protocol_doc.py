@@ -404,3 +404,18 @@ def test_a_malformed_header_field_is_bad_request_naming_it(field: str, value: An
     with pytest.raises(ProtocolError) as refused:
         decode([SIGNATURE, json.dumps(header).encode()], REQUEST_LIMITS)
     assert refused.value.details.get("field") == field
+
+
+def test_unknown_body_fields_are_ignored_whatever_they_hold() -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "Unknown header and body fields are ignored whatever they hold" in text
+    header = doc_request(
+        "generate", future=list(range(257)), later={str(i): 1 for i in range(257)}
+    )
+    frame = json.dumps({**header, "extra": "a" * 9000}).replace("aaaa", "\\ud800", 1)
+    message = parse_request(decode([SIGNATURE, frame.encode()], REQUEST_LIMITS))
+    assert isinstance(message, Generate)
+    message.validate()
+    with pytest.raises(ProtocolError) as refused:  # the same list in a field the daemon reads
+        parse_request(decode(frames_of(doc_request("hello", capabilities=["x"] * 257))))
+    assert refused.value.details["field"] == "capabilities"

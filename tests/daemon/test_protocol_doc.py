@@ -409,9 +409,7 @@ def test_a_malformed_header_field_is_bad_request_naming_it(field: str, value: An
 def test_unknown_body_fields_are_ignored_whatever_they_hold() -> None:
     text = " ".join(DOC.read_text(encoding="utf-8").split())
     assert "Unknown header and body fields are ignored whatever they hold" in text
-    header = doc_request(
-        "generate", future=list(range(257)), later={str(i): 1 for i in range(257)}
-    )
+    header = doc_request("generate", future=list(range(257)), later={str(i): 1 for i in range(257)})
     frame = json.dumps({**header, "extra": "a" * 9000}).replace("aaaa", "\\ud800", 1)
     message = parse_request(decode([SIGNATURE, frame.encode()], REQUEST_LIMITS))
     assert isinstance(message, Generate)

@@ -21,6 +21,7 @@ from daemon.cluster.config import ClusterConfig, parse_cluster
 from shared_protocol import FPS, MAX_FRAMES, REPLY_LIMITS, HYMotionError, frames_for_duration
 from shared_protocol.addresses import is_loopback
 from shared_protocol.constraints import MAX_TIMELINE_ROWS, TIMELINE_OVERLAP_FRAMES
+from shared_protocol.keys import ARTIST_NAME
 
 ENV_PREFIX = "HYMOTION_"
 
@@ -304,6 +305,14 @@ def check_config(config: DaemonConfig) -> None:
     _check_timeline_limit(config)
     if not config.devices:
         raise ConfigError("devices must name at least one device", field="devices")
+    # A name no artist can have would silently never apply (an admin who is not one).
+    named = [("admins", name) for name in config.admins]
+    named += [(f"quotas.artists.{name}", name) for name in config.quota_artists]
+    for where, name in named:
+        if not ARTIST_NAME.match(name):
+            raise ConfigError(
+                f"{where}: {name!r} is not an artist name", field=where, allowed=ARTIST_NAME.pattern
+            )
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log_level {config.log_level!r} is unknown",

@@ -280,3 +280,18 @@ def test_a_failed_quota_save_never_fails_the_job(tmp_path: Path) -> None:
     assert len(unsaved) == 2 and "a-file" in unsaved[0]
     with pytest.raises(QuotaExceeded):  # still counted in memory
         book.check("alice")
+
+
+def test_admin_and_quota_names_that_no_artist_can_have_stop_the_daemon(tmp_path: Path) -> None:
+    text = " ".join(GUIDE.split())
+    assert "names in `admins` and of `[quotas.artists.NAME]` tables follow the artist-name" in text
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, {"HYMOTION_ADMINS": "boss, Jane Doe"}, {})
+    assert refused.value.details["field"] == "admins"
+    config = tmp_path / "daemon.toml"
+    config.write_text('[quotas.artists."jane doe"]\njobs_per_hour = 1\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(config, {}, {})
+    assert refused.value.details["field"] == "quotas.artists.jane doe"
+    config.write_text('admins = ["boss"]\n[quotas.artists."jane.doe"]\njobs_per_hour = 1\n')
+    assert load_config(config, {}, {}).admins == ("boss",)

@@ -417,3 +417,28 @@ def test_unknown_body_fields_are_ignored_whatever_they_hold() -> None:
     with pytest.raises(ProtocolError) as refused:  # the same list in a field the daemon reads
         parse_request(decode(frames_of(doc_request("hello", capabilities=["x"] * 257))))
     assert refused.value.details["field"] == "capabilities"
+
+
+def test_a_job_cancelled_inside_a_shared_batch_is_answered_when_the_batch_ends(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "but its own `cancelled` comes when the batch ends, with its neighbours' answers" in text
+    with run_daemon(make_config(tmp_path), [TestEngine(step_s=0.02)]) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        kept, dropped = (
+            alice.send({**doc_request("generate", steps=40), "id": request_id})
+            for request_id in ("gen-kept", "gen-dropped")
+        )
+        job_id = alice.answer(dropped, ("progress", "sampling"))["body"]["job_id"]
+        alice.answer(kept, ("progress", "sampling"))  # one batch: both are sampling
+        alice.answer(alice.send(doc_request("cancel", job_id=job_id)), ("cancelled",))
+        alice.answer(dropped, ("cancelled",))
+        alice.answer(kept, ("result",))
+    order = [(h["re"], h["type"], h["body"].get("step")) for h in alice.received]
+    last_step = order.index(("gen-kept", "progress", 40))
+    assert order.index(("gen-dropped", "cancelled", None)) > last_step, order
+    cancelled_at = order.index(("cancel-1", "cancelled", None))
+    late = [m for m in order[cancelled_at + 1 :] if m[0] == "gen-dropped" and m[1] == "progress"]
+    assert len(late) <= 1, late  # at most the step under way when the cancel arrived

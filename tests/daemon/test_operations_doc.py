@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import urllib.request
 from dataclasses import fields
 from pathlib import Path
 
@@ -295,3 +296,20 @@ def test_admin_and_quota_names_that_no_artist_can_have_stop_the_daemon(tmp_path:
     assert refused.value.details["field"] == "quotas.artists.jane doe"
     config.write_text('admins = ["boss"]\n[quotas.artists."jane.doe"]\njobs_per_hour = 1\n')
     assert load_config(config, {}, {}).admins == ("boss",)
+
+
+def test_every_unlabelled_metric_has_a_sample_from_the_first_scrape(tmp_path: Path) -> None:
+    assert "Unlabelled metrics are served from the start (0" in " ".join(GUIDE.split())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with run_daemon(make_config(tmp_path, metrics_bind=f"127.0.0.1:{port}")) as daemon:
+        assert daemon.address  # nothing asked of it yet: the first scrape of a fresh daemon
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+    samples = {line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+    unlabelled = [f for f in Metrics(("cpu",)).families if not f.labelnames]
+    assert unlabelled
+    for family in unlabelled:
+        name = f"{family.name}_count" if family.kind == "histogram" else family.name
+        assert name in samples, family.name

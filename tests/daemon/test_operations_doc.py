@@ -313,3 +313,13 @@ def test_every_unlabelled_metric_has_a_sample_from_the_first_scrape(tmp_path: Pa
     for family in unlabelled:
         name = f"{family.name}_count" if family.kind == "histogram" else family.name
         assert name in samples, family.name
+
+
+def test_a_command_line_that_cannot_be_read_exits_2() -> None:
+    text = " ".join(GUIDE.split())
+    assert "prints the usage and exits 2, for every command" in text
+    unreadable = [["keygen", "artist", "-alice", "--dir", "x"], ["bench-protocol", "--bogus"]]
+    for args in unreadable:
+        command = [sys.executable, "-m", "daemon", *args]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "usage:" in done.stderr, (args, done.stderr)

@@ -323,3 +323,13 @@ def test_a_command_line_that_cannot_be_read_exits_2() -> None:
         command = [sys.executable, "-m", "daemon", *args]
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and "usage:" in done.stderr, (args, done.stderr)
+
+
+def test_a_bad_value_from_a_flag_or_the_environment_names_its_option() -> None:
+    assert "stops the daemon before it serves anything,\nwith the option named" in GUIDE
+    cases = [({"HYMOTION_MAX_QUEUE": "abc"}, {}, "HYMOTION_MAX_QUEUE (max_queue): 'abc' is not")]
+    cases += [({}, {"heartbeat_s": "1,5"}, "--heartbeat-s (heartbeat_s): '1,5' is not a number")]
+    for environ, flags, said in cases:
+        with pytest.raises(ConfigError) as refused:
+            load_config(None, environ, flags)
+        assert said in refused.value.message, refused.value.message

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -31,10 +32,12 @@ from daemon.metrics import Metrics
 from daemon.quotas import QuotaBook
 from daemon.scheduler import Scheduler, SchedulerLimits
 from daemon.server import CANCEL_WAIT_S
-from shared_protocol import QuotaExceeded
+from shared_protocol import Generate, QuotaExceeded
 from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
-from tests.support import make_config, read_log, run_daemon
+from shared_protocol.messages import Error
+from tests.support import TestEngine, make_config, read_log, run_daemon
+from tests.support.wire import Peer
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
@@ -333,3 +336,22 @@ def test_a_bad_value_from_a_flag_or_the_environment_names_its_option() -> None:
         with pytest.raises(ConfigError) as refused:
             load_config(None, environ, flags)
         assert said in refused.value.message, refused.value.message
+
+
+def test_a_refused_generate_is_logged_as_rejected_without_a_job(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    text = " ".join(GUIDE.split())
+    assert "`rejected` (a generate refused with `busy` or `quota_exceeded`: `artist`," in text
+    assert "are answered but not logged" in text
+    with run_daemon(make_config(tmp_path, max_per_artist=1), [TestEngine(step_s=0.05)]) as daemon:
+        alice = peers(daemon.address)
+        alice.hello("alice")
+        alice.until_running(alice.send(Generate(prompt="walk", duration_s=1.0), "gen-1"))
+        refused = alice.send(Generate(prompt="run", duration_s=1.0), "gen-2")
+        alice.recv_until(Error, re=refused)
+    (rejected,) = [
+        e for e in read_log(tmp_path / "logs" / "daemon.log") if e["event"] == "rejected"
+    ]
+    assert set(rejected) == {"ts", "level", "event", "artist", "request_id", "reason"}
+    assert (rejected["request_id"], rejected["reason"]) == ("gen-2", "artist_limit")

@@ -28,6 +28,8 @@ _SCALING_KEYS = (
     "replicas",
     "min_replicas",
     "max_replicas",
+    "upscale_delay_s",
+    "downscale_delay_s",
     "gpus_per_replica",
     "cpus_per_replica",
     "text_encoders",
@@ -52,7 +54,8 @@ def engine_app(
                 "max_replicas": cluster.max_replicas,
                 # one batch per replica at a time: a waiting batch asks for another replica
                 "target_ongoing_requests": 1,
-                "downscale_delay_s": 600,
+                "upscale_delay_s": cluster.upscale_delay_s,
+                "downscale_delay_s": cluster.downscale_delay_s,
             }
         }
         if cluster.autoscaling

@@ -264,7 +264,8 @@ def _decode_arrays(
         raise ProtocolError("header field 'arrays' must be a list", field="arrays")
     if len(descriptors) != len(payloads):
         raise ProtocolError(
-            f"header describes {len(descriptors)} arrays but {len(payloads)} payload frames came"
+            f"header describes {len(descriptors)} arrays but {len(payloads)} payload frames came",
+            field="arrays",
         )
     arrays: dict[str, np.ndarray] = {}
     for descriptor, payload in zip(descriptors, payloads, strict=True):
@@ -277,10 +278,10 @@ def _decode_arrays(
 
 def _decode_array(descriptor: Any, payload: bytes, limits: DecodeLimits) -> tuple[str, np.ndarray]:
     if not isinstance(descriptor, dict):
-        raise ProtocolError("each array descriptor must be an object")
+        raise ProtocolError("each array descriptor must be an object", field="arrays")
     name, dtype, shape = descriptor.get("name"), descriptor.get("dtype"), descriptor.get("shape")
     if not isinstance(name, str) or not 0 < len(name) <= 64:
-        raise ProtocolError("array descriptor needs a 'name' of 1 to 64 characters")
+        raise ProtocolError("array descriptor needs a 'name' of 1 to 64 characters", field="arrays")
     if dtype not in ALLOWED_DTYPES:
         raise ProtocolError(
             f"array {name!r}: dtype {dtype!r} is not allowed",

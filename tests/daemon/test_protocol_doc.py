@@ -395,15 +395,21 @@ def test_the_sampling_eta_follows_the_pace_of_the_timed_steps(
 @pytest.mark.parametrize(
     ("field", "value"),
     [("v", "1"), ("type", "Ping"), ("id", "a b"), ("re", 7), ("session", "x" * 65),
-     ("body", []), ("arrays", {})],
+     ("body", []), ("arrays", {}), ("arrays", [{"name": "", "dtype": "<f4", "shape": [0]}]),
+     ("arrays", ["frame"])],
 )  # fmt: skip
 def test_a_malformed_header_field_is_bad_request_naming_it(field: str, value: Any) -> None:
     text = " ".join(DOC.read_text(encoding="utf-8").split())
     assert "A header field that breaks its rule is `bad_request` with `details.field`" in text
     header = {**doc_request("ping"), field: value}
+    payloads = [b""] * len(value) if field == "arrays" and isinstance(value, list) else []
     with pytest.raises(ProtocolError) as refused:
-        decode([SIGNATURE, json.dumps(header).encode()], REQUEST_LIMITS)
+        decode([SIGNATURE, json.dumps(header).encode(), *payloads], REQUEST_LIMITS)
     assert refused.value.details.get("field") == field
+    if field == "arrays":  # a descriptor with no frame of its own is blamed on the list too
+        with pytest.raises(ProtocolError) as refused:
+            decode([SIGNATURE, json.dumps(header).encode(), *payloads, b""], REQUEST_LIMITS)
+        assert refused.value.details.get("field") == field
 
 
 def test_unknown_body_fields_are_ignored_whatever_they_hold() -> None:

@@ -355,3 +355,11 @@ def test_a_refused_generate_is_logged_as_rejected_without_a_job(
     ]
     assert set(rejected) == {"ts", "level", "event", "artist", "request_id", "reason"}
     assert (rejected["request_id"], rejected["reason"]) == ("gen-2", "artist_limit")
+
+
+def test_the_log_level_is_read_in_any_case() -> None:
+    assert "`debug`, `info`, `warning` or `error`, in any case" in GUIDE
+    assert load_config(None, {"HYMOTION_LOG_LEVEL": "WARNING"}, {}).log_level == "WARNING"
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, {"HYMOTION_LOG_LEVEL": "trace"}, {})
+    assert refused.value.details["field"] == "log_level"

@@ -4,9 +4,11 @@ variable and default, every [cluster] default, every metric and every log event.
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import fields
@@ -36,7 +38,7 @@ from shared_protocol import Generate, QuotaExceeded
 from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
 from shared_protocol.messages import Error
-from tests.support import TestEngine, make_config, read_log, run_daemon
+from tests.support import DaemonProcess, TestEngine, make_config, read_log, run_daemon
 from tests.support.wire import Peer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -363,3 +365,24 @@ def test_the_log_level_is_read_in_any_case() -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(None, {"HYMOTION_LOG_LEVEL": "trace"}, {})
     assert refused.value.details["field"] == "log_level"
+
+
+@pytest.mark.slow
+def test_a_second_sigint_exits_at_once_with_code_130(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    assert "**A second SIGINT** exits at once (code 130), without draining." in GUIDE
+    daemon = DaemonProcess(tmp_path, ["--step-s", "0.05", "--grace-period-s", "600"]).start()
+    try:
+        alice = peers(daemon.address)
+        alice.hello("alice")
+        alice.until_running(alice.send(Generate(prompt="walk", duration_s=1.0, steps=200)))
+        daemon.signal(signal.SIGINT)  # a drain that would wait for the 10-s job
+        deadline = time.monotonic() + 30  # signals sent back to back merge into one
+        while not any(e["event"] == "shutdown_begin" for e in daemon.log_events()):
+            assert time.monotonic() < deadline, "the first SIGINT began no drain"
+            time.sleep(0.05)
+        daemon.signal(signal.SIGINT)
+        assert daemon.wait(30) == 130
+    finally:
+        daemon.kill()

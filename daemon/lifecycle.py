@@ -237,19 +237,24 @@ class JobLifecycle:
             self._metrics.batch_size.observe(len(batch))
         return batch
 
-    def on_progress(self, job_id: str, stage: str, step: int, total: int) -> None:
+    def on_progress(
+        self, job_id: str, stage: str, step: int, total: int, reported: float | None = None
+    ) -> None:
+        """A stage or step of a running job; ``reported`` is when the engine reported it
+        (``time.monotonic()``; default: now)."""
         job = self.jobs.get(job_id)
         if job is None or job.state is not JobState.RUNNING:
             return
-        now = time.monotonic()
+        now = time.monotonic() if reported is None else reported
         if stage != job.stage:
-            job.stage, job.step_started_mono = stage, now
+            job.stage, job.stage_seen_mono, job.stage_first_step = stage, now, step
         elif now - job.last_progress_mono < _PROGRESS_INTERVAL_S and step < total:
             return
         job.last_progress_mono = now
         eta = None
-        if 0 < step <= total:
-            eta = round((now - job.step_started_mono) / step * (total - step), 3)
+        if job.stage_first_step < step <= total:
+            pace = (now - job.stage_seen_mono) / (step - job.stage_first_step)
+            eta = round(pace * (total - step), 3)
         progress = Progress(job_id=job_id, stage=stage, step=step, total=total, eta_s=eta)
         self._send_job(job, progress)
 

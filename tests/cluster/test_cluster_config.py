@@ -65,3 +65,26 @@ def test_bad_values_are_refused_by_name(tmp_path: Path, table: str, field: str) 
     with pytest.raises(ConfigError) as refused:
         load(tmp_path, table)
     assert refused.value.details["field"] == field
+
+
+def test_the_kuberay_builder_refuses_an_unknown_arg_by_name() -> None:
+    from daemon.cluster.app import build
+
+    with pytest.raises(ConfigError) as refused:
+        build({"engine": {}, "replica": 4})  # misspelt: would deploy one replica unnoticed
+    assert refused.value.details["field"] == "args.replica"
+    with pytest.raises(ConfigError) as refused:
+        build({"replicas": 0})
+    assert refused.value.details["field"] == "cluster.replicas"
+
+
+def test_the_kuberay_builder_takes_the_shared_encoders_timeouts() -> None:
+    from ray.serve import Application
+
+    from daemon.cluster.app import build
+
+    args = {"text_encoders": "shared", "ready_timeout_s": 120, "step_timeout_s": 30}
+    assert isinstance(build({"engine": {}, **args}), Application)
+    with pytest.raises(ConfigError) as refused:
+        build({**args, "step_timeout_s": 0})
+    assert refused.value.details["field"] == "cluster.step_timeout_s"

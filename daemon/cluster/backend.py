@@ -192,6 +192,10 @@ class RayBackend:
                 cluster.encoder_replicas,
                 cluster.encoder_gpus_per_replica,
                 cluster.encoder_cpus_per_replica,
+                # the engine replicas wait on shared encoders this long: bound at deploy
+                [cluster.ready_timeout_s, cluster.step_timeout_s]
+                if cluster.shared_encoders
+                else None,
             ],
             "version": __version__,
         }

@@ -88,3 +88,18 @@ def test_the_kuberay_builder_takes_the_shared_encoders_timeouts() -> None:
     with pytest.raises(ConfigError) as refused:
         build({**args, "step_timeout_s": 0})
     assert refused.value.details["field"] == "cluster.step_timeout_s"
+
+
+def test_the_shared_encoders_timeouts_are_part_of_the_deployed_app(tmp_path: Path) -> None:
+    """The engine replicas get them at deploy: a change must redeploy (a new fingerprint)."""
+    from daemon.cluster.backend import RayBackend
+
+    def fingerprint(table: str) -> str:
+        path = tmp_path / "daemon.toml"
+        path.write_text('[cluster]\nbackend = "ray"\n' + table)
+        return RayBackend(load_config(path, {}, {}))._fingerprint()
+
+    shared = 'text_encoders = "shared"\n'
+    assert fingerprint(shared) != fingerprint(shared + "step_timeout_s = 30\n")
+    assert fingerprint(shared) != fingerprint(shared + "ready_timeout_s = 30\n")
+    assert fingerprint("") == fingerprint("step_timeout_s = 30\n")  # per_replica: not used there

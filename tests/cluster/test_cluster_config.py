@@ -103,3 +103,27 @@ def test_the_shared_encoders_timeouts_are_part_of_the_deployed_app(tmp_path: Pat
     assert fingerprint(shared) != fingerprint(shared + "step_timeout_s = 30\n")
     assert fingerprint(shared) != fingerprint(shared + "ready_timeout_s = 30\n")
     assert fingerprint("") == fingerprint("step_timeout_s = 30\n")  # per_replica: not used there
+
+
+def test_the_operations_guide_documents_every_cluster_option_and_metric() -> None:
+    """Outside checks are written from docs/operations.md: every key, builder arg and series."""
+    from dataclasses import fields
+
+    from daemon.cluster.app import BUILD_KEYS
+    from daemon.cluster.metrics import ClusterMetrics
+    from daemon.metrics import Metrics
+
+    guide = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    section = guide.split("## A Ray Serve cluster behind the daemon")[1].split("\n## ")[0]
+    table = section.split("### Options: the `[cluster]` table")[1].split("\n### ")[0]
+    for option in fields(ClusterConfig):
+        assert f"`{option.name}`" in table, option.name
+    kuberay = section.split("### KubeRay `RayService`")[1].split("```yaml")[0]
+    for key in BUILD_KEYS:
+        assert f"`{key}`" in kuberay, key
+    metrics = Metrics(())
+    daemon_families = len(metrics.families)
+    ClusterMetrics(metrics)
+    assert metrics.families[daemon_families:]
+    for family in metrics.families[daemon_families:]:
+        assert f"| `{family.name}` |" in section, family.name

@@ -230,7 +230,13 @@ def export_take(
     if settings.target == RIG_TARGET:
         obj = character(scene)
         action, _ = rig_action(scene, take, obj)
-        return _export(scene, obj, action, take, files, overwrite, options)
+        # Root motion on a root bone: an engine extracts it from that bone, so it stays on top.
+        root = (
+            rig_takes.rig_mapping(obj).translation_bone
+            if options.root_motion == "ROOT_BONE"
+            else ""
+        )
+        return _export(scene, obj, action, take, files, overwrite, options, root_bone=root)
     action, data = history._parts(take)
     obj = build.new_armature_object(scene, data, MAIN_OBJECT_NAME + " export")
     try:
@@ -249,6 +255,7 @@ def _export(
     overwrite: bool,
     options: HYMOTION_PG_retarget,
     name: str = "",
+    root_bone: str = "",
 ) -> list[Path]:
     written = []
     saved = obj.name
@@ -258,7 +265,7 @@ def _export(
         for fmt, path in files:
             if fmt == "FBX":
                 rig_export.export_rig_fbx(scene, obj, action, path, take.name, options.engine,
-                                          options.deform_only, overwrite)  # fmt: skip
+                                          options.deform_only, overwrite, root_bone)  # fmt: skip
             else:
                 rig_export.export_rig_bvh(scene, obj, action, path, float(take.fps),
                                           options.deform_only, overwrite)  # fmt: skip

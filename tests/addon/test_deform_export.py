@@ -10,6 +10,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import bpy
@@ -19,6 +20,7 @@ from mathutils import Vector
 
 from blender_addon import build, deform_export, export, rig_export, rig_takes
 from blender_addon.core import retarget
+from blender_addon.core.errors import ExportError
 from blender_addon.core.motion import bvh_import
 from tests.addon import rigs
 from tests.addon.test_retarget_export import ASSIMP, needs_assimp, unit_scale_cm
@@ -239,6 +241,27 @@ def test_rigify_root_motion_bone_stays_on_top(rigify: Any) -> None:
     assert names[0] == "root" and tree.parents[0] == -1
     assert names[tree.parents[names.index("DEF-spine")]] == "root"
     assert set(names) == deform_names(rig) | {"root"}
+
+
+def test_a_failed_deform_export_leaves_nothing(
+    rigify: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blender's FBX exporter failing while the temporary armature exists: no file, no
+    temporary data, and the rig, its action and the mesh's modifier as they were."""
+    rig, action, mesh = rigify
+    before = file_state()
+
+    def failing_exporter(**_: Any) -> set[str]:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(bpy.ops, "export_scene", SimpleNamespace(fbx=failing_exporter))
+    with pytest.raises(ExportError, match="disk full"):
+        rig_export.export_rig_fbx(bpy.context.scene, rig, action, tmp_path / "walk.fbx", "walk",
+                                  "UNITY", deform_only=True)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+    assert file_state() == before
+    assert rig.name == "rig" and rig.animation_data.action == action
+    assert mesh.modifiers["Armature"].object == rig
 
 
 def fbx_dump(path: Path, tmp: Path) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import bpy
 import numpy as np
+from mathutils import Vector
 
 from . import build
 from .core.channels import Channel, bone_path
@@ -138,12 +139,14 @@ def _add_bones(
         with build.object_context(temp):
             bpy.ops.object.mode_set(mode="EDIT")
             try:
-                made = []
+                made: list[bpy.types.EditBone] = []
                 for name, parent in zip(names, parents, strict=True):
                     bone = source.bones[name]
                     edit = data.edit_bones.new(name)
                     edit.head, edit.tail = bone.head_local.copy(), bone.tail_local.copy()
-                    edit.align_roll(bone.matrix_local.col[2].xyz)
+                    edit.align_roll(
+                        bone.matrix_local.to_3x3() @ Vector((0.0, 0.0, 1.0))
+                    )  # its Z axis
                     edit.use_deform = bone.use_deform
                     edit.use_connect = False
                     if parent >= 0:

@@ -122,9 +122,31 @@ def export_rig_fbx(
         start, end = build.action_frames(action)
         with _playing(scene, obj, action, (obj.name, scene.name)):
             posed = deform_export.posed_matrices(scene, obj, bones, range(start, end + 1))
-        with deform_export.temporary_armature(scene, obj, tree, posed, start) as played:
+        with (
+            deform_export.temporary_armature(scene, obj, tree, posed, start) as played,
+            _at_rest(obj),
+        ):
             _write_fbx(scene, played, temp, names, options, meshes)
     return path
+
+
+@contextlib.contextmanager
+def _at_rest(obj: bpy.types.Object) -> Iterator[None]:
+    """``obj`` without its Action meanwhile: the exporter steps through every frame, and an
+    animated rig would be evaluated again at each one for nothing (its motion is baked)."""
+    anim = obj.animation_data
+    if anim is None or anim.action is None:
+        yield
+        return
+    action = anim.action
+    slot = anim.action_slot if IS_SLOTTED else None
+    anim.action = None
+    try:
+        yield
+    finally:
+        anim.action = action
+        if IS_SLOTTED and slot is not None:
+            anim.action_slot = slot
 
 
 def _write_fbx(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +22,13 @@ from blender_addon.core import retarget
 from blender_addon.core.errors import ExportError
 from blender_addon.core.motion import bvh_import
 from tests.addon import rigs
-from tests.addon.test_retarget_export import ASSIMP, needs_assimp, unit_scale_cm
+from tests.addon.test_retarget_export import (
+    ASSIMP,
+    assimp_nodes,
+    assimp_tree,
+    needs_assimp,
+    unit_scale_cm,
+)
 
 MOCAP = Path(__file__).resolve().parents[2] / "examples" / "mocap"
 FRAMES = 60  # two steps of the walk: every frame is evaluated through Rigify's constraints
@@ -85,38 +90,6 @@ def world_matrices(obj: Any, names: list[str], frames: range) -> np.ndarray:
         world = np.array(obj.matrix_world, dtype=np.float64)
         out.append([world @ np.array(obj.pose.bones[n].matrix) for n in names])
     return np.array(out, dtype=np.float64)
-
-
-def assimp_tree(path: Path, tmp: Path) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """(node name -> parent node name, mesh name -> {skin bone: weighted vertices}), as assimp
-    reads the file."""
-    assert ASSIMP is not None
-    xml = tmp / f"{path.stem}.xml"
-    subprocess.run([ASSIMP, "dump", str(path), str(xml)], capture_output=True, timeout=120,
-                   check=True)  # fmt: skip
-    root = ET.parse(xml).getroot()
-    parents: dict[str, str] = {}
-
-    def walk_nodes(node: ET.Element, parent: str) -> None:
-        name = node.get("name", "")
-        parents[name] = parent
-        for child in node.iter("Node"):
-            if child is not node and _parent_node(node, child):
-                walk_nodes(child, name)
-
-    scene_root = root.find(".//Node")
-    assert scene_root is not None
-    walk_nodes(scene_root, "")
-    skins = {}
-    for mesh in root.iter("Mesh"):
-        skins[mesh.get("name", "")] = {b.get("name", ""): len(b.findall("WeightList/Weight"))
-                                       for b in mesh.iter("Bone")}  # fmt: skip
-    return parents, skins
-
-
-def _parent_node(node: ET.Element, child: ET.Element) -> bool:
-    """``child`` is a direct child node of ``node`` (assimp nests them under a NodeList)."""
-    return any(child in list(group) for group in node.findall("NodeList"))
 
 
 def deform_names(rig: Any) -> set[str]:
@@ -221,8 +194,6 @@ def test_rigify_deform_only_at_engine_size(rigify: Any, tmp_path: Path, engine: 
     rig, action, _ = rigify
     path = rig_export.export_rig_fbx(bpy.context.scene, rig, action, tmp_path / "w.fbx", "walk",
                                      engine, deform_only=True)  # fmt: skip
-    from tests.addon.test_retarget_export import assimp_nodes
-
     nodes = assimp_nodes(path, tmp_path)
     top = "Armature" if engine == "UNREAL" else "rig"
     scale = np.linalg.norm(nodes[top][:3, 0])

@@ -230,12 +230,7 @@ def export_take(
     if settings.target == RIG_TARGET:
         obj = character(scene)
         action, _ = rig_action(scene, take, obj)
-        # Root motion on a root bone: an engine extracts it from that bone, so it stays on top.
-        root = (
-            rig_takes.rig_mapping(obj).translation_bone
-            if options.root_motion == "ROOT_BONE"
-            else ""
-        )
+        root = _root_motion_bone(obj) if options.root_motion == "ROOT_BONE" else ""
         return _export(scene, obj, action, take, files, overwrite, options, root_bone=root)
     action, data = history._parts(take)
     obj = build.new_armature_object(scene, data, MAIN_OBJECT_NAME + " export")
@@ -244,6 +239,15 @@ def export_take(
                        name=MAIN_OBJECT_NAME)  # fmt: skip
     finally:
         bpy.data.objects.remove(obj)
+
+
+def _root_motion_bone(obj: bpy.types.Object) -> str:
+    """The bone root motion *Root bone* keys (the top bone above the Pelvis bone): an engine
+    extracts root motion from it, so a deform-only export keeps it on top."""
+    bone = build.armature_data(obj).bones.get(rig_takes.rig_mapping(obj).joints["Pelvis"])
+    while bone is not None and bone.parent is not None:
+        bone = bone.parent
+    return bone.name if bone is not None else ""
 
 
 def _export(

@@ -84,7 +84,7 @@ def temporary_armature(
         _add_bones(scene, temp, source, names, tree.parents)
         if temp.pose is None:
             scene.view_layers[0].update()
-        rest = np.array([np.array(data.bones[n].matrix_local) for n in names])
+        rest = _rest([data.bones[n] for n in names])
         action = build.write_action(temp.name, _channels(names, rest, tree, posed, first_frame))
         build.assign_action(temp, action)
         meshes = _skin_modifiers(scene, obj)

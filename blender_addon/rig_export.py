@@ -116,7 +116,7 @@ def export_rig_fbx(
         options["object_types"] = {"ARMATURE", "MESH"}
     with atomic_path(path, overwrite) as temp:
         if tree is None:
-            _write_fbx(scene, (obj, action), temp, names, options, meshes)
+            _write_fbx(scene, (obj, action), (temp, path), names, options, meshes)
             return path
         bones = [build.armature_data(obj).bones[i].name for i in tree.indices]
         start, end = build.action_frames(action)
@@ -126,7 +126,7 @@ def export_rig_fbx(
             deform_export.temporary_armature(scene, obj, tree, posed, start) as played,
             _at_rest(obj),
         ):
-            _write_fbx(scene, played, temp, names, options, meshes)
+            _write_fbx(scene, played, (temp, path), names, options, meshes)
     return path
 
 
@@ -152,21 +152,23 @@ def _at_rest(obj: bpy.types.Object) -> Iterator[None]:
 def _write_fbx(
     scene: bpy.types.Scene,
     played: tuple[bpy.types.Object, bpy.types.Action],
-    temp: Path,
+    paths: tuple[Path, Path],
     names: tuple[str, str],
     options: dict[str, Any],
     meshes: list[bpy.types.Object],
 ) -> None:
     """Blender's FBX exporter on armature ``played[0]`` playing ``played[1]`` (and ``meshes``)
-    into ``temp``, the armature and the animation named ``names``."""
+    into ``paths[0]`` (the temporary file of ``paths[1]``, named in errors), the armature and
+    the animation named ``names``."""
     obj, action = played
+    temp, path = paths
     with _playing(scene, obj, action, names), build.object_context(obj, meshes):
         try:
             result = bpy.ops.export_scene.fbx(filepath=str(temp), **options)
         except RuntimeError as exc:
-            raise ExportError(f"the FBX exporter failed: {exc}", path=str(temp)) from exc
+            raise ExportError(f"the FBX exporter failed: {exc}", path=str(path)) from exc
         if "FINISHED" not in (result or ()):
-            raise ExportError(f"the FBX exporter did not finish ({result})", path=str(temp))
+            raise ExportError(f"the FBX exporter did not finish ({result})", path=str(path))
 
 
 def export_rig_bvh(

@@ -35,6 +35,7 @@ from .core.settings import GenerateSettings
 from .props import HYMOTION_PG_take as Take
 from .props import active_take, scene_settings
 from .registration import class_registrar
+from .sidebar import SidebarPanel
 from .targets import RIG_TARGET
 
 if TYPE_CHECKING:
@@ -107,7 +108,9 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
     timeline = tuple(
         wire.TimelineRow(row.prompt, row.duration_s) for row in options.timeline if row.prompt
     )
-    clip_frames = round(duration_s * 30) + sum(round(r.duration_s * 30) for r in timeline)
+    clip_frames = round(duration_s * motion.FPS) + sum(
+        round(r.duration_s * motion.FPS) for r in timeline
+    )
     constraints = directing.panel_constraints(
         rotations=rotations,
         pelvis=pelvis,
@@ -361,12 +364,9 @@ class HYMOTION_UL_timeline(bpy.types.UIList):
         row.prop(item, "duration_s", text="")
 
 
-class HYMOTION_PT_direction(bpy.types.Panel):
+class HYMOTION_PT_direction(SidebarPanel):
     bl_idname = "HYMOTION_PT_direction"
     bl_label = "Direction"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "HY-Motion"
     bl_parent_id = "HYMOTION_PT_main"
     bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a set)
 

@@ -13,6 +13,7 @@ from .core.errors import SettingsError
 from .operators import _scene, _settings, _TakeOperator, browse_for_file, reports_errors
 from .props import active_take, scene_settings
 from .registration import class_registrar
+from .sidebar import SidebarPanel
 from .step_runner import StepsOperator
 
 if TYPE_CHECKING:
@@ -59,12 +60,9 @@ class HYMOTION_OT_import_bvh(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class HYMOTION_PT_finishing(bpy.types.Panel):
+class HYMOTION_PT_finishing(SidebarPanel):
     bl_idname = "HYMOTION_PT_finishing"
     bl_label = "Finishing"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "HY-Motion"
     bl_parent_id = "HYMOTION_PT_takes"
 
     def draw(self, context: bpy.types.Context) -> None:

@@ -6,15 +6,13 @@ import bpy
 
 from .props import scene_settings
 from .registration import class_registrar
+from .sidebar import SidebarPanel
 from .targets import RIG_TARGET
 
 
-class HYMOTION_PT_character(bpy.types.Panel):
+class HYMOTION_PT_character(SidebarPanel):
     bl_idname = "HYMOTION_PT_character"
     bl_label = "Character"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "HY-Motion"
     bl_parent_id = "HYMOTION_PT_main"
 
     @classmethod

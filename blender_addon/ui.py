@@ -9,6 +9,7 @@ import bpy
 from . import runtime
 from .props import HYMOTION_PG_settings, active_take, scene_settings
 from .registration import class_registrar
+from .sidebar import SidebarPanel
 
 
 class HYMOTION_UL_takes(bpy.types.UIList):
@@ -22,12 +23,9 @@ class HYMOTION_UL_takes(bpy.types.UIList):
         row.label(text=f"{item.frames} f")
 
 
-class HYMOTION_PT_main(bpy.types.Panel):
+class HYMOTION_PT_main(SidebarPanel):
     bl_idname = "HYMOTION_PT_main"
     bl_label = "HY-Motion"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "HY-Motion"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -74,12 +72,9 @@ class HYMOTION_PT_main(bpy.types.Panel):
         row.operator("hy_motion.check_connection", text="", icon="FILE_REFRESH")
 
 
-class HYMOTION_PT_takes(bpy.types.Panel):
+class HYMOTION_PT_takes(SidebarPanel):
     bl_idname = "HYMOTION_PT_takes"
     bl_label = "Takes"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "HY-Motion"
     bl_parent_id = "HYMOTION_PT_main"
 
     def draw(self, context: bpy.types.Context) -> None:

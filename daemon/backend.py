@@ -24,8 +24,10 @@ from daemon.workers import DeviceWorker
 
 
 class EngineBackend(Protocol):
-    #: Describes the models every runner serves: names, skeleton, batch keys, admission.
-    engine: EngineDescription
+    @property
+    def engine(self) -> EngineDescription:
+        """Describes the models every runner serves: names, skeleton, batch keys, admission."""
+        ...
 
     def capacity(self) -> int:
         """Batches that can run at once now (the queue's ETA divides by it)."""
@@ -68,18 +70,21 @@ class LocalBackend:
         # every device runs the same models: any one engine describes them
         self.engine = self._engines[0]
         self.workers: list[DeviceWorker] = []
-        #: Takes a failed device out of service (``daemon/device_health.py``).
-        self.health: DeviceHealth
+        #: Takes a failed device out of service (``daemon/device_health.py``); set by ``start``.
+        self.health: DeviceHealth | None = None
 
     def capacity(self) -> int:
-        return len(self._engines)
+        """Devices still serving: all of them until one fails at run time."""
+        if self.health is None:
+            return len(self._devices)
+        return len(self.health.working())
 
     def start(
         self, lifecycle: JobLifecycle, log: EventLog, metrics: Metrics
     ) -> list[Coroutine[Any, Any, None]]:
-        self.health = DeviceHealth(self._devices, self._engines, lifecycle, log, metrics)
+        health = self.health = DeviceHealth(self._devices, self._engines, lifecycle, log, metrics)
         self.workers = [
-            DeviceWorker(device, engine, lifecycle, self._batch_window_s, self.health.device_failed)
+            DeviceWorker(device, engine, lifecycle, self._batch_window_s, health.device_failed)
             for device, engine in zip(self._devices, self._engines, strict=True)
         ]
         return [worker.run() for worker in self.workers]

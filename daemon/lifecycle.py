@@ -31,6 +31,7 @@ from shared_protocol import (
     JobCancelled,
     Message,
     ModelInfo,
+    ModelUnavailable,
     Progress,
     ProtocolError,
     Result,
@@ -343,7 +344,13 @@ class JobLifecycle:
     def _result(
         self, engine: EngineDescription, job: Job, out: JobOutput
     ) -> tuple[JobState, Message]:
-        info = self.models[job.spec.model]  # admission checked that it exists
+        info = self.models.get(job.spec.model)
+        if info is None:  # the cluster came back offering other models while this job ran
+            error = ModelUnavailable(
+                f"model {job.spec.model!r} is no longer offered (the cluster changed while this "
+                "job ran); resubmit with one of the models welcome lists"
+            )
+            return JobState.FAILED, Error.from_exception(error)
         timings = {k: round(v, 4) for k, v in out.timings.items()}
         timings["queue"] = job.queue_s or 0.0  # a job with an output has left the queue
         timings["total"] = elapsed(job.queued_mono)

@@ -366,12 +366,11 @@ class MotionClient:
             self._open_socket()
             return [Event(None, Disconnected("the daemon restarted; resubmitting"))]
         request_id = envelope.re
-        pending = self._pending.get(request_id) if request_id else None
-        if pending is not None:
+        if request_id and (pending := self._pending.get(request_id)) is not None:
             if isinstance(message, Accepted):
                 pending.job_id = message.job_id
             elif isinstance(message, _TERMINAL):
-                del self._pending[request_id]  # type: ignore[arg-type]
+                del self._pending[request_id]
         return [Event(request_id, message)]
 
     def _check_replaced(self) -> list[Event]:

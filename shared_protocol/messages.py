@@ -53,7 +53,6 @@ class Message:
     """Base of every message dataclass; ``TYPE`` is its wire name."""
 
     TYPE: ClassVar[str]
-    IS_REQUEST: ClassVar[bool] = False
 
     def envelope(
         self, *, msg_id: str | None = None, re: str | None = None, session: str = ""
@@ -75,7 +74,6 @@ class Message:
 @dataclass(frozen=True)
 class Hello(Message):
     TYPE = "hello"
-    IS_REQUEST = True
     #: On loopback, the artist name the client claims; under CURVE the key decides.
     artist: str = ""
     client: str = ""
@@ -86,7 +84,6 @@ class Hello(Message):
 @dataclass(frozen=True)
 class Generate(Message):
     TYPE = "generate"
-    IS_REQUEST = True
     prompt: str
     duration_s: float
     candidates: int = 4
@@ -157,14 +154,12 @@ class Generate(Message):
 @dataclass(frozen=True)
 class Cancel(Message):
     TYPE = "cancel"
-    IS_REQUEST = True
     job_id: str
 
 
 @dataclass(frozen=True)
 class StatusRequest(Message):
     TYPE = "status"
-    IS_REQUEST = True
 
 
 @dataclass(frozen=True)
@@ -172,14 +167,12 @@ class Fetch(Message):
     """Ask again for a finished job's result (after a reconnect)."""
 
     TYPE = "fetch"
-    IS_REQUEST = True
     job_id: str
 
 
 @dataclass(frozen=True)
 class Ping(Message):
     TYPE = "ping"
-    IS_REQUEST = True
 
 
 # --- replies ----------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from functools import cache
 from typing import Any, TypeVar
 
 import numpy as np
@@ -42,7 +41,7 @@ def to_parts(obj: Any, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.n
         value = getattr(obj, f.name)
         if isinstance(value, np.ndarray):
             arrays[prefix + f.name] = value
-        elif value is None and _hints(type(obj))[f.name] == np.ndarray | None:  # type: ignore[arg-type]
+        elif value is None and _hints(type(obj))[f.name] == np.ndarray | None:
             continue  # an absent optional array
         elif dataclasses.is_dataclass(value):
             sub_body, sub_arrays = to_parts(value, f"{prefix}{f.name}.")
@@ -76,8 +75,10 @@ def from_parts(
         name = prefix.rstrip(".") or "body"
         raise ProtocolError(f"field {name!r} must be an object", field=name)
     kwargs: dict[str, Any] = {}
-    hints = _hints(cls)  # type: ignore[arg-type]
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")  # a bug in the caller, not bad input
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
         annotation = hints[f.name]
         name = prefix + f.name
         if annotation is np.ndarray or annotation == np.ndarray | None:
@@ -94,9 +95,14 @@ def from_parts(
     return cls(**kwargs)
 
 
-@cache
-def _hints(cls: Any) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+#: Each dataclass's resolved annotations (``get_type_hints`` evaluates them: done once per class).
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _convert(annotation: Any, value: Any, name: str, arrays: Mapping[str, np.ndarray]) -> Any:

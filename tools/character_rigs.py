@@ -19,6 +19,7 @@ import numpy as np
 from blender_addon.core.motion.skeletons import MODEL_JOINTS, MODEL_PARENTS, MODEL_REST
 from blender_addon.core.rig import C
 from blender_addon.core.rig_bones import RigBones, sorted_bones
+from blender_addon.core.rig_conventions import SMPL_NAMES
 
 # (bone, parent, head keypoint, tail keypoint); "{..}" expand per side, see _expand.
 Spec = list[tuple[str, str | None, str, str]]
@@ -411,10 +412,7 @@ def _vrm(vroid: bool) -> Spec:
 
 def _smpl() -> Spec:
     center: Spec = []
-    low = ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-           "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
-           "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
-           "left_elbow", "right_elbow", "left_wrist", "right_wrist")  # fmt: skip
+    low = SMPL_NAMES
     tails = {"pelvis": "spine1", "spine1": "spine2", "spine2": "spine3", "spine3": "neck",
              "neck": "head", "head": "head_top"}  # fmt: skip
     chain = {

@@ -11,12 +11,10 @@ a rig needs beyond it, and converts the result to pose-bone channels:
 - root motion: ``KEEP`` (travel scaled by leg length, on the root-motion bone), ``IN_PLACE``
   (no horizontal travel), ``ROOT_BONE`` (ground travel and heading on the rig's top bone, the
   game-engine layout; the pelvis keeps the rest);
-- feet planted: while a model foot is down (``motion.contacts``), the rig's ankle moves exactly
-  as the model's ankle does (turned and scaled like the rest of the take) from where the rig's
-  foot landed, blended in and out over ``PIN_BLEND_FRAMES``: the body follows its planted feet
-  first (limbs untouched), two-bone IK (``motion.ik``) takes the rest; a body with other hips
-  or legs keeps its feet where they land instead of sliding (a take foot-locked first stays
-  locked on the rig);
+- feet planted (``retarget_planting``): while a model foot is down, the rig's ankle moves as
+  the model's ankle does from where the rig's foot landed; the body follows its planted feet
+  first, two-bone IK takes the rest within a limit on how far a leg bone may turn away from
+  the model's direction;
 - IK poles: the rig's pole targets are keyed in the plane the model's knee or elbow bends in;
 - fingers (bones below a mapped wrist) get a relaxed curl instead of the stiff rest pose.
 
@@ -33,9 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import retarget_planting
 from .bone_mapping import BoneMapping
 from .errors import RigError
-from .motion import contacts, ik, kinematics, root, transfer
+from .motion import contacts, kinematics, root, transfer
 from .motion import rotations as rot
 from .motion.skeletons import Legs, model_legs
 from .protocol import motion
@@ -43,10 +42,6 @@ from .rig import C
 from .rig_bones import RigBones
 
 ROOT_MOTION_MODES = ("KEEP", "IN_PLACE", "ROOT_BONE")
-#: Frames over which a planted foot blends in before its contact and out after it.
-PIN_BLEND_FRAMES = 4
-#: A planted ankle closer than this to where the transfer put it is left alone (metres).
-PIN_TOLERANCE_M = 5e-4
 #: Relaxed finger curl (degrees) per finger segment from the knuckle out; thumbs get half.
 FINGER_CURL_DEG = (12.0, 22.0, 16.0)
 _ARM_SIDES = (("L_Wrist", "L_Elbow"), ("R_Wrist", "R_Elbow"))
@@ -349,8 +344,9 @@ def _retarget_take(p: RigPlan, take: TakeMotion, options: RetargetOptions) -> Ri
         root_pos, joints = root_pos.copy(), joints.copy()
         _stand(p, take, positions, joints, root_pos)
     if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
-        target_world, root_pos = _pin_feet(p, target_world, root_pos, joints, positions,
-                                           found.foot)  # fmt: skip
+        target_world, root_pos = retarget_planting.plant_feet(
+            p, target_world, root_pos, joints, positions, found.foot
+        )
     return _rig_take(p, target_world, root_pos, found, options)
 
 
@@ -413,147 +409,6 @@ def _rig_take(
         target=p.target,
         contacts=found,
     )
-
-
-def _pin_feet(
-    p: RigPlan,
-    world: np.ndarray,
-    root_pos: np.ndarray,
-    positions: np.ndarray,
-    model_positions: np.ndarray,
-    contact: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """While a foot is down, keep the rig's ankle moving exactly as the model's ankle moves
-    (scaled), from where the rig's foot landed: hips of another width or legs of other
-    proportions swing the feet differently, and they would slide. First the body follows its
-    planted feet, limbs untouched (``_follow_planted_feet``); what is left (two planted feet
-    that disagree, a foot blending in) goes to two-bone IK on hip and knee.
-    Returns (world rotations, root positions)."""
-    cal = p.calibration
-    pelvis = int(cal.mapping[0])
-    # The transfer's own placement of model points: turned, scaled, then lifted to the floor.
-    lift = root_pos[0] - rot.rotate(cal.align, model_positions[0, pelvis]) * cal.scale
-    model_ankles = model_legs(p.model).ankle
-    footprints = [rot.rotate(cal.align, model_positions[:, model_ankles[leg]]) * cal.scale + lift
-                  for leg in range(2)]  # fmt: skip
-    ramps = [_plant_ramps(contact[:, leg]) for leg in range(2)]
-    shift = _follow_planted_feet(p, positions, footprints, ramps, contact)
-    positions = positions + shift[:, None]
-    world = world.copy()
-    for leg in range(2):
-        ankle = p.target_legs.ankle[leg]
-        goal = _plant_goal(positions[:, ankle], footprints[leg], ramps[leg])
-        _reach(p, world, positions, leg, goal)
-    return world, root_pos + shift
-
-
-def _plant_ramps(contact: np.ndarray) -> list[tuple[int, int, int, np.ndarray]]:
-    """Per contact run: (first blended frame, end of the blend, contact start, weights)."""
-    frames = contact.shape[0]
-    out = []
-    for start, end in contacts.runs(contact):
-        lo, hi = max(start - PIN_BLEND_FRAMES, 0), min(end + PIN_BLEND_FRAMES, frames)
-        ramp = np.ones(hi - lo)
-        ramp[: start - lo] = np.arange(1, start - lo + 1) / (start - lo + 1)
-        ramp[end - lo :] = np.arange(hi - end, 0, -1) / (hi - end + 1)
-        out.append((lo, hi, start, ramp))
-    return out
-
-
-def _follow_planted_feet(
-    p: RigPlan,
-    positions: np.ndarray,
-    footprints: list[np.ndarray],
-    ramps: list[list[tuple[int, int, int, np.ndarray]]],
-    contact: np.ndarray,
-) -> np.ndarray:
-    """(F, 3) offset of the whole body that keeps its planted feet on their spots with the limbs
-    as they are. Along the ground: the slip of the feet that are down (averaged when both are),
-    summed over time, so the offset a contact builds stays after it (the rig's own stride). In
-    height: what the planted feet need, weighted by their blend, only while they are down."""
-    frames = positions.shape[0]
-    step = np.zeros((frames, 3))
-    down = np.zeros(frames)
-    height = np.zeros(frames)
-    weight_sum = np.zeros(frames)
-    for leg in range(2):
-        ankle = positions[:, p.target_legs.ankle[leg]]
-        # Only a foot that is down leads the body: one still swinging in (its blend) would
-        # pass its swing on to the body.
-        planted = contact[:, leg]
-        slip = np.zeros((frames, 3))
-        slip[1:] = np.diff(footprints[leg] - ankle, axis=0)
-        step += planted[:, None] * slip
-        down += planted
-        height += (_plant_goal(ankle, footprints[leg], ramps[leg]) - ankle)[:, transfer.UP]
-        weight_sum += _plant_weight(ramps[leg], frames)
-    shift = np.cumsum(step / np.maximum(down, 1.0)[:, None], axis=0)
-    shift[:, transfer.UP] = height / np.maximum(weight_sum, 1.0)
-    return shift
-
-
-def _plant_weight(ramps: list[tuple[int, int, int, np.ndarray]], frames: int) -> np.ndarray:
-    """(F,) how much a foot is planted: 1 in contact, fading over the blend frames."""
-    weight = np.zeros(frames)
-    for lo, hi, _, ramp in ramps:
-        weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
-    return weight
-
-
-def _plant_goal(
-    ankle: np.ndarray, footprint: np.ndarray, ramps: list[tuple[int, int, int, np.ndarray]]
-) -> np.ndarray:
-    """(F, 3) where the ankle must be: following the model's ankle (``footprint``) from where
-    the rig's foot landed, blended in and out."""
-    goal = ankle.copy()
-    weight = np.zeros(ankle.shape[0])
-    for lo, hi, start, ramp in ramps:
-        spot = footprint[lo:hi] + (ankle[start] - footprint[start])
-        take = ramp > weight[lo:hi]
-        blend = ramp[:, None] * (spot - ankle[lo:hi])
-        goal[lo:hi][take] = ankle[lo:hi][take] + blend[take]
-        weight[lo:hi] = np.maximum(weight[lo:hi], ramp)
-    return goal
-
-
-def _reach(
-    p: RigPlan, world: np.ndarray, positions: np.ndarray, leg: int, goal: np.ndarray
-) -> None:
-    """Two-bone IK on ``leg``'s hip and knee (``world`` in place) where its ankle must move to
-    ``goal``; the foot keeps its world orientation."""
-    cal, target = p.calibration, p.target
-    hip, knee, ankle = p.target_legs.hip[leg], p.target_legs.knee[leg], p.target_legs.ankle[leg]
-    # Only where the foot must move: IK on an almost straight leg at its own end point would
-    # still pick a bend plane.
-    pinned = np.linalg.norm(goal - positions[:, ankle], axis=-1) > PIN_TOLERANCE_M
-    if not pinned.any():
-        return
-    # Knees keep the plane they bend in; a straight leg bends towards the thigh's front.
-    root_, mid_, end_ = positions[pinned, hip], positions[pinned, knee], positions[pinned, ankle]
-    reach = (end_ - root_) / np.linalg.norm(end_ - root_, axis=-1, keepdims=True)
-    bend = (mid_ - root_) - np.sum((mid_ - root_) * reach, -1, keepdims=True) * reach
-    change = rot.multiply(world[pinned, hip], rot.inverse(target.rotations[hip]))
-    front = rot.rotate(change, rot.rotate(cal.align, np.array([0.0, 0.0, 1.0])))
-    straight = np.linalg.norm(bend, axis=-1, keepdims=True) < 1e-3 * p.target.leg_length
-    pole = np.where(straight, front, bend)
-    solved = ik.two_bone_ik(root_, mid_, end_, goal[pinned], pole)
-    foot = world[pinned, ankle].copy()
-    world[pinned, hip] = rot.multiply(solved.upper, world[pinned, hip])
-    world[pinned, knee] = rot.multiply(solved.lower, world[pinned, knee])
-    _follow_parents(p, world, pinned, (hip, knee))
-    world[pinned, ankle] = foot
-    _follow_parents(p, world, pinned, (ankle,))
-
-
-def _follow_parents(p: RigPlan, world: np.ndarray, frames: np.ndarray, tops: tuple) -> None:
-    """Unmapped bones below ``tops`` ride their parents again (twist bones, toes' helpers)."""
-    target = p.target
-    for t in range(len(target.names)):
-        if p.mapped[t] or not any(kinematics.descends(target.parents, t, top) for top in tops):
-            continue
-        parent = int(target.parents[t])
-        rest_local = rot.multiply(rot.inverse(target.rotations[parent]), target.rotations[t])
-        world[frames, t] = rot.multiply(world[frames, parent], rest_local)
 
 
 def _root_frame(

@@ -24,8 +24,20 @@ REQUIRED_JOINTS = (
     "Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "Head",
     "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist",
 )  # fmt: skip
+#: SMPL tools' joint names (``m_avg_``/``f_avg_`` prefix removed), in ``BODY_JOINTS`` order.
+SMPL_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist",
+)  # fmt: skip
 _SIDED = ("Hip", "Knee", "Ankle", "Foot", "Collar", "Shoulder", "Elbow", "Wrist")
 _NAMESPACE = re.compile(r"^.*[:|]")
+
+
+def without_namespace(name: str) -> str:
+    """``name`` without the namespace a tool puts before it (``Armature|``, ``Character1:``)."""
+    return _NAMESPACE.sub("", name)
 
 
 #: Switch properties that choose between a limb's FK (1.0) and IK (0.0) chain.
@@ -83,7 +95,7 @@ class Convention:
 
     def bare(self, name: str) -> str:
         """``name`` as this convention's tables spell it, lower case."""
-        name = _NAMESPACE.sub("", name)
+        name = without_namespace(name)
         if self.prefix:
             name = re.sub("^(?:" + self.prefix + ")", "", name, flags=re.IGNORECASE)
         return name.lower()
@@ -302,15 +314,7 @@ SMPL = Convention(
     label="SMPL / SMPL-H / SMPL-X (and HY-Motion's own armature)",
     prefix=r"[mf]_avg_",
     joints={
-        joint: (joint.lower(), _smpl_lower)
-        for joint, _smpl_lower in zip(
-            BODY_JOINTS,
-            ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-             "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
-             "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
-             "left_elbow", "right_elbow", "left_wrist", "right_wrist"),
-            strict=True,
-        )
+        joint: (joint.lower(), smpl) for joint, smpl in zip(BODY_JOINTS, SMPL_NAMES, strict=True)
     },
     signature=("l_hip", "left_hip", "spine3", "l_collar", "left_collar"),
 )  # fmt: skip

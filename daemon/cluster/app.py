@@ -28,6 +28,8 @@ _SCALING_KEYS = (
     "replicas",
     "min_replicas",
     "max_replicas",
+    "upscale_delay_s",
+    "downscale_delay_s",
     "gpus_per_replica",
     "cpus_per_replica",
     "text_encoders",
@@ -52,14 +54,15 @@ def engine_app(
                 "max_replicas": cluster.max_replicas,
                 # one batch per replica at a time: a waiting batch asks for another replica
                 "target_ongoing_requests": 1,
-                "downscale_delay_s": 600,
+                "upscale_delay_s": cluster.upscale_delay_s,
+                "downscale_delay_s": cluster.downscale_delay_s,
             }
         }
         if cluster.autoscaling
         else {"num_replicas": cluster.replicas}
     )
+    # serve.deployment(options)(cls): Ray types only this form as returning a Deployment
     deployment = serve.deployment(
-        EngineReplica,
         name=DEPLOYMENT,
         max_ongoing_requests=1,
         ray_actor_options={
@@ -67,11 +70,10 @@ def engine_app(
             "num_cpus": cluster.cpus_per_replica,
         },
         **scaling,
-    )
+    )(EngineReplica)
     if not cluster.shared_encoders:
         return deployment.bind(dict(engine_options), factory, fingerprint)
     encoders = serve.deployment(
-        TextEncoderReplica,
         name=ENCODERS,
         num_replicas=cluster.encoder_replicas,
         # engine replicas queue their prompts here; each replica encodes one request at a time
@@ -80,7 +82,7 @@ def engine_app(
             "num_gpus": cluster.encoder_gpus_per_replica,
             "num_cpus": cluster.encoder_cpus_per_replica,
         },
-    ).bind(dict(engine_options))
+    )(TextEncoderReplica).bind(dict(engine_options))
     timeouts = (cluster.ready_timeout_s, cluster.step_timeout_s)
     return deployment.bind(dict(engine_options), factory, fingerprint, encoders, timeouts)
 

@@ -49,9 +49,15 @@ def start_board(timeout_s: float) -> ray.actor.ActorHandle:
     """A board on this node (no CPU reserved), owned by this driver, answering once returned
     (a board still starting would delay the first cancels by its process start)."""
     node = ray.get_runtime_context().get_node_id()
-    actor = ray.remote(num_cpus=0, max_concurrency=1000)(CancelBoard)
-    board = actor.options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-    ).remote()
+    board = (
+        ray.remote(CancelBoard)
+        .options(
+            num_cpus=0,
+            max_concurrency=1000,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+        )
+        .remote()
+    )
+    assert isinstance(board, ray.actor.ActorHandle)  # Ray types it as handle | class
     ray.get(board.forget.remote([]), timeout=timeout_s)
     return board

@@ -6,10 +6,13 @@ the ``cluster`` extra still reads and checks its configuration.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from shared_protocol.errors import HYMotionError
 
 BACKENDS = ("local", "ray")
 AUTH_MODES = ("token", "none")
@@ -31,6 +34,10 @@ class ClusterConfig:
     #: Autoscaling bounds; setting ``max_replicas`` turns autoscaling on.
     min_replicas: int = 1
     max_replicas: int | None = None
+    #: Serve's autoscaler (with ``max_replicas``): how long more (fewer) replicas must be
+    #: wanted before it adds (removes) one.
+    upscale_delay_s: float = 30.0
+    downscale_delay_s: float = 600.0
     gpus_per_replica: float = 1.0
     cpus_per_replica: float = 1.0
     text_encoders: str = "per_replica"
@@ -73,6 +80,8 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "replicas": int,
     "min_replicas": int,
     "max_replicas": int,
+    "upscale_delay_s": (int, float),
+    "downscale_delay_s": (int, float),
     "gpus_per_replica": (int, float),
     "cpus_per_replica": (int, float),
     "text_encoders": str,
@@ -86,6 +95,9 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "health_interval_s": (int, float),
 }
 
+
+#: The autoscaler's delays: up to a day.
+_MAX_DELAY_S = 86400
 
 _RESOURCE_KEYS = (
     "gpus_per_replica",
@@ -110,19 +122,26 @@ def parse_cluster(table: Any) -> ClusterConfig:
                 f"[cluster] has unknown key {key!r}", field=where, allowed=", ".join(known)
             )
         kind = _KINDS[key]
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        if not _has_kind(value, kind):
             raise ConfigError(f"{where} must be {_kind_name(kind)}, got {value!r}", field=where)
+        if isinstance(value, float) and not math.isfinite(value):  # TOML reads inf and nan
+            raise ConfigError(f"{where} must be a finite number, got {value!r}", field=where)
         values[key] = Path(value).expanduser() if key == "token_file" else value
     config = ClusterConfig(**values)
     _check(config, ConfigError)
     return config
 
 
+def _has_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
+    """TOML booleans are ints to Python: only a ``bool`` key takes true/false."""
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     return "a number" if isinstance(kind, tuple) else kind.__name__
 
 
-def _check(config: ClusterConfig, error: type[Exception]) -> None:
+def _check(config: ClusterConfig, error: type[HYMotionError]) -> None:
     def refuse(key: str, message: str, allowed: str) -> None:
         raise error(f"cluster.{key} {message}", field=f"cluster.{key}", allowed=allowed)
 
@@ -142,6 +161,9 @@ def _check(config: ClusterConfig, error: type[Exception]) -> None:
     for key in _RESOURCE_KEYS:
         if getattr(config, key) < 0:
             refuse(key, "must be 0 or more (fractions share a device)", ">= 0")
+    for key in ("upscale_delay_s", "downscale_delay_s"):
+        if not 0 <= getattr(config, key) <= _MAX_DELAY_S:
+            refuse(key, f"must be 0 to {_MAX_DELAY_S} seconds", f"0-{_MAX_DELAY_S}")
     for key in ("step_timeout_s", "ready_timeout_s", "health_interval_s"):
         if getattr(config, key) <= 0:
             refuse(key, "must be greater than 0", "> 0")

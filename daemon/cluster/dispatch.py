@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from daemon.engine_api import JobOutput
 from daemon.jobs import Job
@@ -139,6 +139,7 @@ class DispatchSlot(BatchLoop):
     async def _attempt(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:
         request = BatchRequest(tuple(job.spec for job in batch), self._ctx.board)
         stream = self._ctx.handle.options(stream=True).run.remote(request)
+        assert isinstance(stream, DeploymentResponseGenerator)  # what stream=True returns
         reports: AsyncIterator[Report] = stream.__aiter__()
         replica: ReplicaInfo | None = None
         timeout_s = self._ctx.ready_timeout_s

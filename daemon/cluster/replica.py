@@ -16,7 +16,7 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,7 +24,7 @@ import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from daemon.engine_api import Engine, JobOutput, JobSpec
+from daemon.engine_api import Engine, JobOutput, JobSpec, ProgressFn, ShouldStop
 from shared_protocol import HYMotionError
 
 from .messages import (
@@ -135,7 +135,8 @@ class EngineReplica:
         try:
             while not work.done():
                 waiter = asyncio.ensure_future(arrived.wait())
-                await asyncio.wait({waiter, work}, return_when=asyncio.FIRST_COMPLETED)
+                either: set[asyncio.Future[Any]] = {waiter, work}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 if pending and not work.done():
                     yield Report(self._info, _drain(pending, arrived))
@@ -193,8 +194,8 @@ async def _watch_cancels(request: BatchRequest, cancelled: set[str]) -> None:
 def _run_groups(
     engine: Engine,
     jobs: Sequence[JobSpec],
-    progress: Callable[[str, str, int, int], None],
-    should_stop: Callable[[str], bool],
+    progress: ProgressFn,
+    should_stop: ShouldStop,
 ) -> list[JobOutput | HYMotionError]:
     """Run the daemon's batch as the engine's own batch keys allow; one outcome per job.
 
@@ -211,7 +212,11 @@ def _run_groups(
             continue
         groups.setdefault(engine.batch_key(job), []).append(job)
     for group in groups.values():
-        results = engine.run_batch(group, progress, should_stop)
+        try:
+            results = engine.run_batch(group, progress, should_stop)
+        except HYMotionError as exc:  # typed and meant for the artist (a lost encoder replica)
+            outcomes.update((job.job_id, exc) for job in group)
+            continue
         if len(results) != len(group):
             raise RuntimeError(f"engine returned {len(results)} outcomes for {len(group)}")
         outcomes.update((job.job_id, result) for job, result in zip(group, results, strict=True))

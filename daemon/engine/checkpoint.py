@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml  # type: ignore[import-untyped]  # no PyYAML stubs in the pinned environment
+import yaml
 from torch import Tensor
 
 from .errors import CheckpointError

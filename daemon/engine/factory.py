@@ -210,7 +210,7 @@ class ModelLoader:
         parameters = sum(t.numel() for t in weights.state_dict().values())
         local = isinstance(text, TextEncoders)
         text_bytes = None
-        if tiny and local:
+        if tiny and isinstance(text, TextEncoders):
             text_bytes = float(
                 sum(
                     p.numel() * p.element_size()

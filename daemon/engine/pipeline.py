@@ -114,7 +114,7 @@ class MotionPipeline:
             # dynamic shapes: frame and text lengths change between batches; on CUDA,
             # "reduce-overhead" also captures CUDA graphs (unverified on a GPU here)
             mode = "reduce-overhead" if device.type == "cuda" else "default"
-            self._motion = torch.compile(self._motion, dynamic=True, mode=mode)  # type: ignore[assignment]
+            self._motion = torch.compile(self._motion, dynamic=True, mode=mode)
         self.generator_device = device if config.generator_on_device else torch.device("cpu")
 
     def with_solver(self, solver: str) -> MotionPipeline:

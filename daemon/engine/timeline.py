@@ -68,11 +68,12 @@ def generate_timeline(
         )
         targets = _window(wanted, start - overlap, spec.frames, overlap, motion)
 
-        def report(_: str, stage: str, step: int, steps: int, segment: int = i) -> None:
+        def report(job_id: str, stage: str, step: int, total: int, segment: int = i) -> None:
+            # job_id is the segment's; the client knows only the whole job
             if stage == "sampling":
                 progress(job.job_id, stage, segment * job.steps + step, len(parts) * job.steps)
             elif stage == "encoding" and segment == 0:
-                progress(job.job_id, stage, step, steps)
+                progress(job.job_id, stage, step, total)
 
         (out,) = pipeline.generate(
             [spec],

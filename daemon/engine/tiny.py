@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-import yaml  # type: ignore[import-untyped]  # no PyYAML stubs in the pinned environment
+import yaml
 
 from .checkpoint import CONFIG_FILE, NETWORK, save_checkpoint
-from .mmdit import HYMotionWeights, MMDiTConfig
+from .mmdit import CONFIGS, HYMotionWeights
 from .skeleton import BODY_JOINTS
 
 TINY_VERSION = "1"
@@ -25,17 +26,14 @@ MODEL_DIR, CLIP_DIR, QWEN_DIR = "HY-Motion-tiny", "clip", "qwen3"
 STAMP = "TINY_VERSION"
 LABEL = "tiny (UNTRAINED random weights, for tests and demos)"
 CLIP_WIDTH, QWEN_WIDTH = 32, 64
-TINY_NETWORK = MMDiTConfig(
-    input_dim=201,
+#: The official network at toy width and depth, reading the tiny text encoders' features.
+TINY_NETWORK = replace(
+    CONFIGS["lite"],
     feat_dim=64,
     num_layers=3,
     num_heads=4,
-    mlp_ratio=4.0,
     ctxt_input_dim=QWEN_WIDTH,
     vtxt_input_dim=CLIP_WIDTH,
-    time_factor=1000.0,
-    mask_mode="narrowband",
-    train_frames=360,
 )
 CHAT_TEMPLATE = (  # the Qwen3 layout of a system + user conversation, without thinking blocks
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"

@@ -24,16 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import bpy  # noqa: E402
-import numpy as np  # noqa: E402
 
-import blender_addon  # noqa: E402
 from blender_addon import build, history, rig_reader, rig_takes  # noqa: E402
 from blender_addon.core import retarget, rig_pose  # noqa: E402
-from blender_addon.core.motion import rotations as rot  # noqa: E402
 from blender_addon.core.motion.skeletons import MODEL_SKELETON  # noqa: E402
 from blender_addon.core.session import ServerInfo  # noqa: E402
-from tests.addon import rigs  # noqa: E402
+from tests.addon import retarget_checks, rigs  # noqa: E402
+from tests.addon.retarget_checks import CLIPS, clip_motion  # noqa: E402
 from tests.addon.test_addon_direction_rig import (  # noqa: E402
     READ_FRAMES,
     _key_artist_action,
@@ -41,18 +38,6 @@ from tests.addon.test_addon_direction_rig import (  # noqa: E402
     round_trip,
 )
 from tests.addon.test_addon_scene import make_result  # noqa: E402
-from tests.addon.test_retarget_motion import MOCAP, clip_motion  # noqa: E402
-
-CLIPS = sorted(p.name for p in MOCAP.glob("*.bvh"))
-
-
-def fresh_scene() -> bpy.types.Scene:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    if not hasattr(bpy.types.Scene, "hy_motion"):
-        blender_addon.register()
-    scene = bpy.context.scene
-    scene.render.fps = 30
-    return scene
 
 
 def show(label: str, figures: tuple[float, ...]) -> None:
@@ -69,36 +54,26 @@ def round_trips() -> None:
         else:
             rig = rigs.rig_bones(key, rigs.TALL_A, "twisted") if key == "MIXAMO" else other_feet()
         for clip in CLIPS:
-            scene = fresh_scene()
+            scene = retarget_checks.fresh_scene()
             obj = rigs.build_armature(scene, rig, "rig")
             obj.location = (1.5, -2.0, 0.0)
             _key_artist_action(obj, clip_motion(clip))
             show(f"{key} {clip}", round_trip(scene, obj, READ_FRAMES))
-    scene = fresh_scene()
+    scene = retarget_checks.fresh_scene()
     _, rigify = rigs.rigify_rigs(scene)
     for clip in CLIPS:
         _key_artist_action(rigify, clip_motion(clip))
         show(f"Rigify (Blender's) {clip}", round_trip(scene, rigify, READ_FRAMES))
-    scene = fresh_scene()
+    scene = retarget_checks.fresh_scene()
     obj = rigs.build_armature(scene, rigs.rig_bones("MIXAMO", rigs.CHILD_T), "Mixamo")
     _key_artist_action(obj, clip_motion("kick_cmu_10_02_daz.bvh"))
-    rng = np.random.default_rng(11)
-    for frame in READ_FRAMES:
-        scene.frame_set(frame)
-        for bone in rig_takes.rig_mapping(obj).joints.values():
-            pose_bone = obj.pose.bones[bone]
-            axis = rng.normal(size=3)
-            turn = rot.from_axis_angle(axis / np.linalg.norm(axis), np.radians(rng.uniform(0, 25)))
-            pose_bone.rotation_quaternion = rot.multiply(
-                np.array(pose_bone.rotation_quaternion), turn
-            ).tolist()
-            pose_bone.keyframe_insert("rotation_quaternion", frame=frame)
+    retarget_checks.turn_mapped_bones(scene, obj, READ_FRAMES, max_deg=25.0)
     show("Mixamo kick, bones turned up to 25 deg", round_trip(scene, obj, READ_FRAMES))
 
 
 def reading_cost(repeats: int) -> None:
     print("2. reading the poses Direction needs (current frame + end frame)")
-    scene = fresh_scene()
+    scene = retarget_checks.fresh_scene()
     (take,) = history.add_result(scene, make_result(1, 90), ServerInfo())
     history.apply_take(scene, take)
     obj = rigs.build_armature(scene, rigs.rig_bones("UE5", rigs.TALL_A), "Manny")

@@ -7,7 +7,9 @@ model, so the feet have something to do), the bpy-free part of a retarget
 (``retarget.retarget_takes``: one transfer, then per take contacts, planting and pose
 channels). Baseline in the same run: the same call with plant feet off. Also: limbs in IK on a
 rig with four IK poles (the same rig with pole bones declared), against limbs in FK. Wall and
-CPU time per case (medians).
+CPU time per case (medians). Then the same takes onto the human rig Blender's own Rigify
+generates, plant feet off and on (its legs differ from the model's: there planting runs its
+rounds of limited IK).
 """
 
 from __future__ import annotations
@@ -74,6 +76,17 @@ def main() -> None:
     ]
     print(f"{TAKES} takes x {FRAMES} frames onto the UE5 test rig ({rig.count} bones), "
           f"{repeats} repeats, retarget.retarget_takes only (no Blender writes)")  # fmt: skip
+    run_cases(cases, motions, repeats)
+    rigify = rigify_plan(skeleton)
+    if rigify is not None:
+        print("the same takes onto Blender's Rigify human (other leg proportions: planting works "
+              "at its limit there)")  # fmt: skip
+        off, on = retarget.RetargetOptions(pin_feet=False), retarget.RetargetOptions()
+        run_cases([("plant feet off (baseline)", rigify, off), ("plant feet on", rigify, on)],
+                  motions, repeats)  # fmt: skip
+
+
+def run_cases(cases: list, motions: list[retarget.TakeMotion], repeats: int) -> None:
     baseline = None
     for label, p, options in cases:
         wall, cpu = timed(lambda p=p, o=options: retarget.retarget_takes(p, motions, o),
@@ -81,6 +94,20 @@ def main() -> None:
         baseline = baseline or cpu
         print(f"  {label:32s} {wall:7.1f} ms wall, {cpu:7.1f} ms CPU (medians), "
               f"{cpu / baseline:4.2f}x baseline CPU")  # fmt: skip
+
+
+def rigify_plan(skeleton: object) -> retarget.RigPlan | None:
+    """The plan of the human rig Blender's own Rigify generates (None where bpy has no Rigify)."""
+    import bpy
+
+    from blender_addon import rig_reader, rig_takes
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    generated = character_rigs.rigify_rigs(bpy.context.scene)
+    if generated is None:
+        return None
+    rig = generated[1]
+    return retarget.plan(skeleton, rig_reader.rig_bones(rig), rig_takes.rig_mapping(rig))
 
 
 if __name__ == "__main__":

@@ -34,18 +34,9 @@ from blender_addon.core import retarget  # noqa: E402
 from blender_addon.core.session import ServerInfo  # noqa: E402
 from blender_addon.props import scene_settings  # noqa: E402
 from shared_protocol import Result  # noqa: E402
-from tests.addon import rigs, synthetic  # noqa: E402
+from tests.addon import retarget_checks, rigs, synthetic  # noqa: E402
 
 TAKES, FRAMES = 8, 360
-
-
-def fresh_scene() -> bpy.types.Scene:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    if not hasattr(bpy.types.Scene, "hy_motion"):
-        blender_addon.register()
-    scene = bpy.context.scene
-    scene.render.fps = 30
-    return scene
 
 
 def motions() -> list[rig_takes.Motion]:
@@ -88,7 +79,7 @@ class Phases:
 def bench_baseline(repeats: int, timer: Phases) -> None:
     result = bench_result()
     for _ in range(repeats):
-        scene = fresh_scene()
+        scene = retarget_checks.fresh_scene()
         with timer.measure("baseline"):
             takes = history.add_result(scene, result, ServerInfo())
             history.apply_take(scene, takes[0])
@@ -99,7 +90,7 @@ def bench_retarget(repeats: int, count: int, timer: Phases, name: str) -> int:
     takes = motions()[:count]
     bones = 0
     for _ in range(repeats):
-        scene = fresh_scene()
+        scene = retarget_checks.fresh_scene()
         rig = rigs.build_armature(scene, rigs.rig_bones("UE5", rigs.TALL_A), "Manny")
         bones = len(rig.data.bones)
         with timer.measure(name):
@@ -113,7 +104,7 @@ def bench_phases(repeats: int) -> Phases:
     takes = motions()
     phases = Phases()
     for _ in range(repeats):
-        scene = fresh_scene()
+        scene = retarget_checks.fresh_scene()
         rig = rigs.build_armature(scene, rigs.rig_bones("UE5", rigs.TALL_A), "Manny")
         with phases.measure("rig and mapping"):
             writer = rig_takes.RigWriter(rig, retarget.RetargetOptions())
@@ -134,7 +125,7 @@ def bench_ui_blocks(repeats: int) -> Phases:
     result = bench_result()
     blocks = Phases()
     for _ in range(repeats):
-        scene = fresh_scene()
+        scene = retarget_checks.fresh_scene()
         takes = history.add_result(scene, result, ServerInfo())
         rig = rigs.build_armature(scene, rigs.rig_bones("UE5", rigs.TALL_A), "Manny")
         settings = scene_settings(scene)

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import bpy
 import numpy as np
 import pytest
 
-from blender_addon import build, directing_ui, history, prefs
+from blender_addon import build, history, prefs
 from blender_addon.core import directing
+from blender_addon.core.motion import rotations as rot
 from blender_addon.core.session import ServerInfo
 from shared_protocol import TimelineRow
-from tests.addon.test_addon_daemon import set_panel
+from tests.addon import retarget_checks
 from tests.addon.test_addon_scene import make_result
 
 ANGLE_TOL_DEG = 0.5
@@ -87,16 +87,10 @@ def test_start_from_the_current_pose_and_land_on_a_keyed_pose(scene: Any, tiny_d
     (source,) = history.add_result(scene, make_result(1, 60), ServerInfo())
     history.apply_take(scene, source)
     _, rotations, pelvis = build.read_motion(source.action, source.armature)
-    scene.frame_set(11)
-    options = directing_ui.direction(scene)
-    options.start, options.end_on_pose, options.end_frame = "CURRENT", True, 41
-    set_panel(scene, duration_s=2.0, steps=4, candidates=1)
-    assert bpy.ops.hy_motion.generate() == {"FINISHED"}, scene.hy_motion.status_message
-    take = scene.hy_motion.takes[-1]
+    take = retarget_checks.generate_from_pose_to_key(scene, 11, 41)
     assert take.frames == 60
     _, new_rotations, new_pelvis = build.read_motion(take.action, take.armature)
     for clip_frame, scene_frame in ((0, 11), (30, 41)):
         got, want = new_rotations[clip_frame], rotations[scene_frame - 1]
-        dot = np.clip(np.abs((got * want).sum(-1)), 0.0, 1.0)
-        assert np.degrees(2 * np.arccos(dot)).max() < ANGLE_TOL_DEG
+        assert np.degrees(rot.angle_between(got, want)).max() < ANGLE_TOL_DEG
         assert np.abs(new_pelvis[clip_frame] - pelvis[scene_frame - 1]).max() < POSITION_TOL_M

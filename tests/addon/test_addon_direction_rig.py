@@ -30,10 +30,10 @@ from blender_addon.core.rig_bones import RigBones, sorted_bones
 from blender_addon.core.session import ServerInfo
 from blender_addon.core.settings import GenerateSettings
 from tests.addon import retarget_checks, rigs
+from tests.addon.retarget_checks import CLIPS, clip_motion
 from tests.addon.test_addon_batch import run_batch
 from tests.addon.test_addon_daemon import set_panel
 from tests.addon.test_addon_scene import make_result
-from tests.addon.test_retarget_motion import MOCAP, clip_motion
 
 DIRECTION_MEDIAN_DEG, DIRECTION_MAX_DEG = 2.0, 5.0
 POSITION_TOL_M = 0.02
@@ -51,7 +51,7 @@ def _figures(plan: retarget.RigPlan, want: np.ndarray, got: np.ndarray) -> tuple
     segments = [(int(plan.bones[t]), int(plan.bones[c])) for t, c, _, _ in plan.calibration.aims]
     a = np.stack([got[:, c] - got[:, t] for t, c in segments], axis=1)
     b = np.stack([want[:, c] - want[:, t] for t, c in segments], axis=1)
-    angles = np.degrees(rot.angle_between(rot.between(a, b), rot.IDENTITY))
+    angles = np.degrees(rot.direction_angle(a, b))
     limbs = [plan.rig.index(plan.mapping.joints[j]) for j in LIMBS]
     mapped = [plan.rig.index(b) for b in plan.mapping.joints.values()]
     limb_cm = float(np.linalg.norm(got[:, limbs] - want[:, limbs], axis=-1).max()) * 100
@@ -128,7 +128,7 @@ def test_the_reader_sees_what_blender_poses(scene: Any) -> None:
     assert float(rot.angle_between(world, want_world).max()) < 1e-5
 
 
-@pytest.mark.parametrize("clip", sorted(p.name for p in MOCAP.glob("*.bvh")))
+@pytest.mark.parametrize("clip", CLIPS)
 @pytest.mark.parametrize("key", ["MIXAMO", "UE5", "MIXAMO_OTHER_FEET"])
 def test_a_keyed_rig_pose_comes_back_from_the_model(scene: Any, clip: str, key: str) -> None:
     if key == "MIXAMO_OTHER_FEET":
@@ -146,18 +146,7 @@ def test_artist_poses_the_retarget_never_makes_come_back(scene: Any) -> None:
     bends the model's segments cannot make on their own), read back and retargeted again."""
     obj = rigs.build_armature(scene, rigs.rig_bones("MIXAMO", rigs.CHILD_T), "Mixamo")
     _key_artist_action(obj, clip_motion("kick_cmu_10_02_daz.bvh"))
-    rng = np.random.default_rng(11)
-    mapping = rig_takes.rig_mapping(obj)
-    for frame in READ_FRAMES:
-        scene.frame_set(frame)
-        for bone in mapping.joints.values():
-            pose_bone = obj.pose.bones[bone]
-            axis = rng.normal(size=3)
-            turn = rot.from_axis_angle(axis / np.linalg.norm(axis), np.radians(rng.uniform(0, 25)))
-            pose_bone.rotation_quaternion = rot.multiply(
-                np.array(pose_bone.rotation_quaternion), turn
-            ).tolist()
-            pose_bone.keyframe_insert("rotation_quaternion", frame=frame)
+    retarget_checks.turn_mapped_bones(scene, obj, READ_FRAMES, max_deg=25.0)
     _assert_matches(round_trip(scene, obj, READ_FRAMES))
 
 
@@ -167,7 +156,7 @@ def test_the_model_pose_read_is_the_retargets_inverse_without_blender() -> None:
     rig = rigs.rig_bones("UE5", rigs.TALL_A, roll="twisted")
     plan = retarget.plan(MODEL_SKELETON, rig, bone_mapping.auto_mapping(rig))
     segments = [(s, c) for _, _, s, c in plan.calibration.aims]
-    for path in sorted(MOCAP.glob("*.bvh")):
+    for path in (retarget_checks.MOCAP / clip for clip in CLIPS):
         take = bvh_import.load_bvh_take(path)
         rotations, pelvis = take.rotations[:90], take.root_positions[:90]
         placed = retarget.retarget(plan, rotations, pelvis, take.fps,
@@ -184,7 +173,7 @@ def test_the_model_pose_read_is_the_retargets_inverse_without_blender() -> None:
         got = kinematics.joint_positions(MODEL_SKELETON, read.rotations, read.root_positions)
         a = np.stack([got[:, c] - got[:, s] for s, c in segments], axis=1)
         b = np.stack([want[:, c] - want[:, s] for s, c in segments], axis=1)
-        angles = np.degrees(rot.angle_between(rot.between(a, b), rot.IDENTITY))
+        angles = np.degrees(rot.direction_angle(a, b))
         assert angles.max() < 0.01, path.name
 
 
@@ -217,13 +206,7 @@ def test_a_path_in_the_rigs_scene_is_where_its_pelvis_goes() -> None:
 # file, which removes the generated rig.
 @pytest.fixture(scope="module")
 def rigify_rig(addon: None) -> Iterator[Any]:
-    import addon_utils
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.context.scene.render.fps = 30
-    _, rig = rigs.rigify_rigs(bpy.context.scene)
-    yield rig
-    addon_utils.disable("rigify", default_set=True)
+    yield from retarget_checks.generated_rigify()
 
 
 @pytest.mark.parametrize("clip", ["walk_turn_left_cmu_16_11.bvh", "kick_cmu_10_02_daz.bvh"])
@@ -264,12 +247,7 @@ def test_the_artists_character_starts_from_its_pose_and_lands_on_its_key(
     obj = _character(scene)
     artist = _key_artist_action(obj, clip_motion("walk_turn_left_cmu_16_11.bvh"))
     want, _ = _posed(scene, obj, [11, 41])
-    scene.frame_set(11)
-    options = directing_ui.direction(scene)
-    options.start, options.end_on_pose, options.end_frame = "CURRENT", True, 41
-    set_panel(scene, duration_s=2.0, steps=4, candidates=1)
-    assert bpy.ops.hy_motion.generate() == {"FINISHED"}, scene.hy_motion.status_message
-    take = scene.hy_motion.takes[-1]
+    take = retarget_checks.generate_from_pose_to_key(scene, 11, 41)
     assert take.anchor_frame == 0
     playing = obj.animation_data.action
     assert playing is not artist and playing.get(rig_takes.TAKE_KEY) == take.name
@@ -282,6 +260,7 @@ def test_the_artists_character_starts_from_its_pose_and_lands_on_its_key(
 
     # End of Take: the new take's first 15 frames are the last 15 of this one, on the rig too.
     before, _ = _posed(scene, obj, list(range(46, 61)))
+    options = directing_ui.direction(scene)
     options.start, options.end_on_pose = "TAKE_END", False
     assert bpy.ops.hy_motion.generate() == {"FINISHED"}, scene.hy_motion.status_message
     after, _ = _posed(scene, obj, list(range(1, 16)))

@@ -35,6 +35,7 @@ def test_shared_text_encoders_are_a_layout_of_their_own(tmp_path: Path) -> None:
 def test_autoscaling_bounds_set_the_dispatch_slots(tmp_path: Path) -> None:
     cluster = load(tmp_path, 'backend = "ray"\nmin_replicas = 1\nmax_replicas = 3\n')
     assert cluster.autoscaling and cluster.slots == 3
+    assert (cluster.upscale_delay_s, cluster.downscale_delay_s) == (30.0, 600.0)
     assert load(tmp_path, "replicas = 2\ngpus_per_replica = 0.5\n").slots == 2
 
 
@@ -54,6 +55,10 @@ def test_autoscaling_bounds_set_the_dispatch_slots(tmp_path: Path) -> None:
         ("encoder_replicas = 0\n", "cluster.encoder_replicas"),
         ("encoder_gpus_per_replica = -0.5\n", "cluster.encoder_gpus_per_replica"),
         ("encoder_cpus_per_replica = -1\n", "cluster.encoder_cpus_per_replica"),
+        ("upscale_delay_s = -1\n", "cluster.upscale_delay_s"),
+        ("downscale_delay_s = 1e9\n", "cluster.downscale_delay_s"),
+        ("upscale_delay_s = inf\n", "cluster.upscale_delay_s"),
+        ("step_timeout_s = nan\n", "cluster.step_timeout_s"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, table: str, field: str) -> None:

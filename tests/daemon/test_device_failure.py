@@ -125,20 +125,23 @@ def test_with_no_device_left_queued_jobs_fail_and_the_models_turn_unavailable(
         assert "its device failed (cpu: injected device fault)" in error.message
         assert _status(peer).devices == (DeviceInfo("cpu", "failed", "injected device fault"),)
         assert daemon.call(lambda: daemon.server.lifecycle.scheduler.depth) == 0
+        assert daemon.call(daemon.server.backend.capacity) == 0
 
 
-def test_after_a_device_fails_the_queue_eta_counts_only_the_devices_left(
+def test_after_a_device_fails_capacity_and_the_queue_eta_count_only_the_devices_left(
     tmp_path: Path, peers: Callable[..., Peer]
 ) -> None:
     broken = TestEngine(device="cpu:0", step_s=0.01, max_batch_candidates=1, device_fault_at_step=1)
     healthy = TestEngine(device="cpu:1", step_s=0.01, max_batch_candidates=1)
     config = make_config(tmp_path, devices=("cpu:0", "cpu:1"))
     with run_daemon(config, [broken, healthy]) as daemon:
-        scheduler = daemon.server.lifecycle.scheduler
+        scheduler, backend = daemon.server.lifecycle.scheduler, daemon.server.backend
+        assert daemon.call(backend.capacity) == 2
         peer = peers(daemon.address)
         peer.hello()
         _finals(peer, [peer.send(_walk(seed)) for seed in range(4)])  # one lands on cpu:0
-        assert _status(peer).devices[0].state == "failed"
+        assert [d.state for d in _status(peer).devices] == ["failed", "ok"]
+        assert daemon.call(backend.capacity) == 1
         busy = peer.send(_walk(10, steps=200))  # keeps cpu:1 busy while two more jobs wait
         _, accepted = peer.recv_until(Accepted, re=busy)
         assert isinstance(accepted, Accepted)

@@ -72,3 +72,46 @@ def test_two_bone_ik_unreachable_target_stretches_towards_it() -> None:
     direction = target / np.linalg.norm(target)
     np.testing.assert_allclose(s.reached / np.linalg.norm(s.reached), direction, atol=1e-9)
     assert np.linalg.norm(s.reached) > 0.79
+
+
+def _legs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` hip-knee-ankle chains, knees bent 5-60 degrees, thigh 0.45 m, shin 0.42 m."""
+    rng = np.random.default_rng(seed)
+    bend = np.radians(rng.uniform(5.0, 60.0, n))
+    root = rng.normal(size=(n, 3))
+    mid = root + np.array([0.0, -0.45, 0.0])
+    end = mid + 0.42 * np.stack([np.zeros(n), -np.cos(bend), np.sin(bend)], axis=-1)
+    return root, mid, end
+
+
+def test_limited_ik_turns_no_bone_beyond_the_limit_and_goes_as_far_as_it_may() -> None:
+    root, mid, end = _legs(400, 2)
+    rng = np.random.default_rng(3)
+    target = end + rng.normal(scale=0.02, size=end.shape)
+    # Within reach (0.87 m stretched), so that every part of the way is reachable too.
+    reach = np.linalg.norm(target - root, axis=-1, keepdims=True)
+    target = root + (target - root) * np.minimum(1.0, 0.86 / reach)
+    limit = np.radians(4.0)
+    free = ik.two_bone_ik(root, mid, end, target)
+    limited = ik.limited_two_bone_ik(root, mid, end, target, limit)
+    turns = ik.bone_turns(root, mid, end, limited)
+    assert turns.max() <= limit + 1e-9
+    over = ik.bone_turns(root, mid, end, free) > limit
+    assert 0.2 < over.mean() < 0.9  # both cases are exercised
+    # Within the limit: the plain solution.
+    for name in ("upper", "lower", "mid", "reached"):
+        np.testing.assert_array_equal(getattr(limited, name)[~over], getattr(free, name)[~over])
+    # Beyond it: the end stops on its way to the target, at the largest part of the way the
+    # limit allows (a little further turns a bone past it).
+    way = target[over] - end[over]
+    part = np.sum((limited.reached[over] - end[over]) * way, -1) / np.sum(way * way, -1)
+    np.testing.assert_allclose(limited.reached[over], end[over] + part[:, None] * way, atol=1e-6)
+    assert (part < 1.0).all() and (part > 0.0).all()
+    further = np.minimum(part + 2 * ik.LIMIT_PRECISION, 1.0)[:, None]
+    beyond = ik.two_bone_ik(root[over], mid[over], end[over], end[over] + further * way)
+    assert (ik.bone_turns(root[over], mid[over], end[over], beyond) > limit).all()
+    # The corrections still place the bones where the solution says.
+    new_mid = root + rot.rotate(limited.upper, mid - root)
+    np.testing.assert_allclose(new_mid, limited.mid, atol=1e-9)
+    np.testing.assert_allclose(new_mid + rot.rotate(limited.lower, end - mid), limited.reached,
+                               atol=1e-9)  # fmt: skip

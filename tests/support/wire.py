@@ -87,7 +87,7 @@ class Peer:
 
     def hello(self, artist: str = "alice") -> Message:
         msg_id = self.send(Hello(artist=artist, client="tests"))
-        return self.recv_until(Message, re=msg_id)[1]  # type: ignore[type-abstract]
+        return self.recv_until(Message, re=msg_id)[1]
 
     def close(self) -> None:
         self.socket.close(linger=0)

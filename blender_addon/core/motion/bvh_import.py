@@ -26,6 +26,7 @@ import numpy as np
 from ..conversion import resample
 from ..errors import BvhError
 from ..protocol import messages, motion
+from ..rig_conventions import MIXAMO, without_namespace
 from . import kinematics
 from . import rotations as rot
 from .skeletons import MODEL_JOINTS, MODEL_SKELETON, ground_offset, model_rest_pose
@@ -229,17 +230,12 @@ def _motion(body: str, channel_count: int, source: str) -> tuple[int, float, np.
 # ---------------------------------------------------------------------------------------------
 # A humanoid BVH as a take on the model skeleton
 
+#: Mixamo's names (rig_conventions.MIXAMO), lower case, in the model's joint order.
+_MIXAMO = {joint: MIXAMO.joints[joint][0].lower() for joint in MODEL_JOINTS}
 #: Model joint -> BVH joint name (lower case, prefix stripped), per naming convention.
 NAME_TABLES: dict[str, dict[str, str]] = {
-    "cmu": {
-        "Pelvis": "hips", "L_Hip": "leftupleg", "R_Hip": "rightupleg", "Spine1": "lowerback",
-        "L_Knee": "leftleg", "R_Knee": "rightleg", "Spine2": "spine", "L_Ankle": "leftfoot",
-        "R_Ankle": "rightfoot", "Spine3": "spine1", "L_Foot": "lefttoebase",
-        "R_Foot": "righttoebase", "Neck": "neck", "L_Collar": "leftshoulder",
-        "R_Collar": "rightshoulder", "Head": "head", "L_Shoulder": "leftarm",
-        "R_Shoulder": "rightarm", "L_Elbow": "leftforearm", "R_Elbow": "rightforearm",
-        "L_Wrist": "lefthand", "R_Wrist": "righthand",
-    },
+    # CMU (and cgspeed's conversions) name the body as Mixamo does, but for the spine
+    "cmu": {**_MIXAMO, "Spine1": "lowerback", "Spine2": "spine", "Spine3": "spine1"},
     "daz": {
         "Pelvis": "hip", "L_Hip": "lthigh", "R_Hip": "rthigh", "Spine1": "abdomen",
         "L_Knee": "lshin", "R_Knee": "rshin", "L_Ankle": "lfoot", "R_Ankle": "rfoot",
@@ -248,15 +244,7 @@ NAME_TABLES: dict[str, dict[str, str]] = {
         "R_Shoulder": "rshldr", "L_Elbow": "lforearm", "R_Elbow": "rforearm",
         "L_Wrist": "lhand", "R_Wrist": "rhand",
     },
-    "mixamo": {
-        "Pelvis": "hips", "L_Hip": "leftupleg", "R_Hip": "rightupleg", "Spine1": "spine",
-        "L_Knee": "leftleg", "R_Knee": "rightleg", "Spine2": "spine1", "L_Ankle": "leftfoot",
-        "R_Ankle": "rightfoot", "Spine3": "spine2", "L_Foot": "lefttoebase",
-        "R_Foot": "righttoebase", "Neck": "neck", "L_Collar": "leftshoulder",
-        "R_Collar": "rightshoulder", "Head": "head", "L_Shoulder": "leftarm",
-        "R_Shoulder": "rightarm", "L_Elbow": "leftforearm", "R_Elbow": "rightforearm",
-        "L_Wrist": "lefthand", "R_Wrist": "righthand",
-    },
+    "mixamo": _MIXAMO,
     # The model's own SMPL-H names: the BVH files this add-on exports, and SMPL tools' files.
     "model": {name: name.lower() for name in MODEL_JOINTS},
 }  # fmt: skip
@@ -266,7 +254,7 @@ REQUIRED_JOINTS = ("Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R
 
 def normalize_name(name: str) -> str:
     """Lower case, without a namespace/prefix such as ``mixamorig:`` or ``Armature|``."""
-    return re.split(r"[:|]", name)[-1].lower()
+    return without_namespace(name).lower()
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,12 @@ def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2.0 * np.arccos(np.clip(dot, 0.0, 1.0))
 
 
+def direction_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle in radians (...) between directions ``a`` and ``b`` (..., 3), any lengths."""
+    norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return np.arccos(np.clip(np.sum(a * b, axis=-1) / np.maximum(norms, 1e-12), -1.0, 1.0))
+
+
 def from_euler(angles: np.ndarray, order: str) -> np.ndarray:
     """Euler angles (..., 3) in radians, one per letter of ``order`` (e.g. "ZYX"), composed
     as the matrix product in that order (R = R_Z·R_Y·R_X for "ZYX"): the BVH convention."""

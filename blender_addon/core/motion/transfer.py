@@ -264,10 +264,7 @@ def bone_direction_errors(
     segment (s, s_child) turned by ``align``: the figure retargeting is judged by."""
     errors = []
     for t, tc, s, sc in segments:
-        a = target_positions[:, tc] - target_positions[:, t]
-        b = rot.rotate(align, source_positions[:, sc] - source_positions[:, s])
-        cos = np.sum(a * b, -1) / np.maximum(
-            np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12
-        )
-        errors.append(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+        ours = target_positions[:, tc] - target_positions[:, t]
+        theirs = rot.rotate(align, source_positions[:, sc] - source_positions[:, s])
+        errors.append(np.degrees(rot.direction_angle(ours, theirs)))
     return np.stack(errors, axis=-1)

@@ -139,7 +139,9 @@ def _at_rest(obj: bpy.types.Object) -> Iterator[None]:
         yield
         return
     action = anim.action
-    slot = anim.action_slot if IS_SLOTTED else None
+    slot = None
+    if IS_SLOTTED:
+        slot = anim.action_slot
     anim.action = None
     try:
         yield

@@ -72,6 +72,7 @@ format: setup
 # figures; docs/benchmarks.md has the full commands and the recorded figures.
 BENCH_SCRIPTS := $(sort $(wildcard tests/*/bench_*.py))
 BENCH_QUICK_bench_directed := --repeats 1 --steps 5 --candidates 1
+BENCH_QUICK_bench_deform_export := --repeats 1
 BENCH_QUICK_bench_finishing := --repeats 3
 BENCH_QUICK_bench_ray := --jobs 20 --replicas-max 1
 BENCH_QUICK_bench_rebake := --repeats 1

@@ -37,14 +37,18 @@ _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINE
 
 
 @contextlib.contextmanager
-def object_context(obj: bpy.types.Object) -> Iterator[None]:
-    """Context for object operators: works from timers (no window) and headless."""
+def object_context(
+    obj: bpy.types.Object, others: Sequence[bpy.types.Object] = ()
+) -> Iterator[None]:
+    """Context for object operators on ``obj`` (``others`` selected too): works from timers (no
+    window) and headless."""
     context = bpy.context
+    selected = [obj, *others]
     override: dict[str, Any] = {
         "active_object": obj,
         "object": obj,
-        "selected_objects": [obj],
-        "selected_editable_objects": [obj],
+        "selected_objects": selected,
+        "selected_editable_objects": selected,
     }
     if context.window is None and context.window_manager and context.window_manager.windows:
         override["window"] = context.window_manager.windows[0]

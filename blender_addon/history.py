@@ -191,16 +191,22 @@ def delete_take(scene: bpy.types.Scene, index: int) -> None:
 
 
 def take_files(take: Take, directory: Path, formats: Sequence[str]) -> list[tuple[str, Path]]:
-    """(format, path) of each file an export of ``take`` writes; names from prompt + seed."""
+    """(format, path) of each file an export of ``take`` writes, named after the take
+    (``naming.export_stems``: unique among the scene's takes)."""
     unknown = [fmt for fmt in formats if fmt not in export.FORMATS]
     if unknown:
         raise ExportError(
             f"unknown export format {unknown[0]!r}", allowed=", ".join(export.FORMATS)
         )
-    return [
-        (fmt, directory / naming.export_filename(take.prompt, int(take.seed), fmt.lower()))
-        for fmt in formats
-    ]
+    return [(fmt, directory / f"{file_stem(take)}.{fmt.lower()}") for fmt in formats]
+
+
+def file_stem(take: Take) -> str:
+    """The stem of ``take``'s export files: its name made file-safe, numbered where an earlier
+    take of its scene gives the same stem."""
+    takes = list(scene_settings(take.id_data).takes)  # type: ignore[arg-type]
+    position = next(i for i, t in enumerate(takes) if t.as_pointer() == take.as_pointer())
+    return naming.export_stems([t.name for t in takes])[position]
 
 
 def export_take(

@@ -25,7 +25,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import build, export, rig_reader, rig_takes
+from . import build, deform_export, export, rig_reader, rig_takes
 from .build import IS_SLOTTED
 from .core.errors import ExportError
 from .core.files import atomic_path
@@ -101,22 +101,76 @@ def export_rig_fbx(
     engine: str = "BLENDER",
     deform_only: bool = False,
     overwrite: bool = False,
+    root_bone: str = "",
 ) -> Path:
-    """The take (``action`` on rig ``obj``) as an FBX for ``engine``; nothing half-written."""
+    """The take (``action`` on rig ``obj``) as an FBX for ``engine``; nothing half-written.
+
+    ``deform_only``: the deforming bones in a clean tree (``core.deform_tree``; ``root_bone``, the
+    root-motion bone, kept on top), written from a temporary armature when the rig's own
+    hierarchy is not clean, with the meshes skinned to the rig."""
     options = fbx_options(engine, deform_only)
-    object_name = UNREAL_ARMATURE_NAME if engine == "UNREAL" else obj.name
-    with (
-        atomic_path(path, overwrite) as temp,
-        _playing(scene, obj, action, (object_name, take_name)),
-        build.object_context(obj),
-    ):
+    names = (UNREAL_ARMATURE_NAME if engine == "UNREAL" else obj.name, take_name)
+    tree = deform_export.clean_tree(obj, root_bone) if deform_only else None
+    meshes = deform_export.skinned_meshes(scene, obj) if deform_only else []
+    if meshes:
+        options["object_types"] = {"ARMATURE", "MESH"}
+    with atomic_path(path, overwrite) as temp:
+        if tree is None:
+            _write_fbx(scene, (obj, action), (temp, path), names, options, meshes)
+            return path
+        bones = [build.armature_data(obj).bones[i].name for i in tree.indices]
+        start, end = build.action_frames(action)
+        with _playing(scene, obj, action, (obj.name, scene.name)):
+            posed = deform_export.posed_matrices(scene, obj, bones, range(start, end + 1))
+        with (
+            deform_export.temporary_armature(scene, obj, tree, posed, start) as played,
+            _at_rest(obj),
+        ):
+            _write_fbx(scene, played, (temp, path), names, options, meshes)
+    return path
+
+
+@contextlib.contextmanager
+def _at_rest(obj: bpy.types.Object) -> Iterator[None]:
+    """``obj`` without its Action meanwhile: the exporter steps through every frame, and an
+    animated rig would be evaluated again at each one for nothing (its motion is baked)."""
+    anim = obj.animation_data
+    if anim is None or anim.action is None:
+        yield
+        return
+    action = anim.action
+    slot = None
+    if IS_SLOTTED:
+        slot = anim.action_slot
+    anim.action = None
+    try:
+        yield
+    finally:
+        anim.action = action
+        if IS_SLOTTED and slot is not None:
+            anim.action_slot = slot
+
+
+def _write_fbx(
+    scene: bpy.types.Scene,
+    played: tuple[bpy.types.Object, bpy.types.Action],
+    paths: tuple[Path, Path],
+    names: tuple[str, str],
+    options: dict[str, Any],
+    meshes: list[bpy.types.Object],
+) -> None:
+    """Blender's FBX exporter on armature ``played[0]`` playing ``played[1]`` (and ``meshes``)
+    into ``paths[0]`` (the temporary file of ``paths[1]``, named in errors), the armature and
+    the animation named ``names``."""
+    obj, action = played
+    temp, path = paths
+    with _playing(scene, obj, action, names), build.object_context(obj, meshes):
         try:
             result = bpy.ops.export_scene.fbx(filepath=str(temp), **options)
         except RuntimeError as exc:
             raise ExportError(f"the FBX exporter failed: {exc}", path=str(path)) from exc
         if "FINISHED" not in (result or ()):
             raise ExportError(f"the FBX exporter did not finish ({result})", path=str(path))
-    return path
 
 
 def export_rig_bvh(

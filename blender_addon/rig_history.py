@@ -230,7 +230,8 @@ def export_take(
     if settings.target == RIG_TARGET:
         obj = character(scene)
         action, _ = rig_action(scene, take, obj)
-        return _export(scene, obj, action, take, files, overwrite, options)
+        root = _root_motion_bone(obj) if options.root_motion == "ROOT_BONE" else ""
+        return _export(scene, obj, action, take, files, overwrite, options, root_bone=root)
     action, data = history._parts(take)
     obj = build.new_armature_object(scene, data, MAIN_OBJECT_NAME + " export")
     try:
@@ -238,6 +239,15 @@ def export_take(
                        name=MAIN_OBJECT_NAME)  # fmt: skip
     finally:
         bpy.data.objects.remove(obj)
+
+
+def _root_motion_bone(obj: bpy.types.Object) -> str:
+    """The bone root motion *Root bone* keys (the top bone above the Pelvis bone): an engine
+    extracts root motion from it, so a deform-only export keeps it on top."""
+    bone = build.armature_data(obj).bones.get(rig_takes.rig_mapping(obj).joints["Pelvis"])
+    while bone is not None and bone.parent is not None:
+        bone = bone.parent
+    return bone.name if bone is not None else ""
 
 
 def _export(
@@ -249,6 +259,7 @@ def _export(
     overwrite: bool,
     options: HYMOTION_PG_retarget,
     name: str = "",
+    root_bone: str = "",
 ) -> list[Path]:
     written = []
     saved = obj.name
@@ -258,7 +269,7 @@ def _export(
         for fmt, path in files:
             if fmt == "FBX":
                 rig_export.export_rig_fbx(scene, obj, action, path, take.name, options.engine,
-                                          options.deform_only, overwrite)  # fmt: skip
+                                          options.deform_only, overwrite, root_bone)  # fmt: skip
             else:
                 rig_export.export_rig_bvh(scene, obj, action, path, float(take.fps),
                                           options.deform_only, overwrite)  # fmt: skip

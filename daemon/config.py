@@ -21,6 +21,7 @@ from daemon.cluster.config import ClusterConfig, parse_cluster
 from shared_protocol import FPS, MAX_FRAMES, REPLY_LIMITS, HYMotionError, frames_for_duration
 from shared_protocol.addresses import is_loopback
 from shared_protocol.constraints import MAX_TIMELINE_ROWS, TIMELINE_OVERLAP_FRAMES
+from shared_protocol.keys import ARTIST_NAME
 
 ENV_PREFIX = "HYMOTION_"
 
@@ -106,6 +107,20 @@ def _bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (true/false)")
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -129,17 +144,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", str, "debug, info, warning or error"),
     Option("log_stderr", _bool, "write JSON log lines to stderr"),
     Option("log_file", _bool, "write JSON log lines to LOG_DIR/daemon.log"),
-    Option("max_queue", int, "queued jobs, all artists together, before 'busy'"),
-    Option("max_per_artist", int, "queued plus running jobs per artist before 'busy'"),
-    Option("max_candidates", int, "most candidates one generate request may ask for"),
-    Option("max_timeline_s", float, "longest joined clip a timeline request may ask for, seconds"),
-    Option("batch_window_s", float, "how long a free worker waits for more jobs to batch"),
-    Option("result_retention_s", float, "how long finished results stay available to fetch"),
+    Option("max_queue", _int, "queued jobs, all artists together, before 'busy'"),
+    Option("max_per_artist", _int, "queued plus running jobs per artist before 'busy'"),
+    Option("max_candidates", _int, "most candidates one generate request may ask for"),
+    Option("max_timeline_s", _float, "longest joined clip a timeline request may ask for, seconds"),
+    Option("batch_window_s", _float, "how long a free worker waits for more jobs to batch"),
+    Option("result_retention_s", _float, "how long finished results stay available to fetch"),
     Option(
-        "reconnect_grace_s", float, "how long a vanished client's jobs wait for it to re-attach"
+        "reconnect_grace_s", _float, "how long a vanished client's jobs wait for it to re-attach"
     ),
-    Option("heartbeat_s", float, "ZMTP heartbeat interval; a peer is dead after 3 missed"),
-    Option("grace_period_s", float, "on SIGTERM, how long the running batch may finish"),
+    Option("heartbeat_s", _float, "ZMTP heartbeat interval; a peer is dead after 3 missed"),
+    Option("grace_period_s", _float, "on SIGTERM, how long the running batch may finish"),
     Option("server_secret_key", Path, "CURVE server .key_secret file (enables CURVE)"),
     Option("allowed_keys_dir", Path, "directory of allowed artist public keys (NAME.key)"),
     Option("admins", _names, "artist names that see and may cancel every job"),
@@ -212,9 +227,9 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             value = tuple(_typed(v, str, where) for v in _typed(value, list, where))
         elif option.parse is _bool:
             value = _typed(value, bool, where)
-        elif option.parse is float:
+        elif option.parse is _float:
             value = float(_typed(value, (int, float), where))
-        elif option.parse is int:
+        elif option.parse is _int:
             value = _typed(value, int, where)
         else:
             value = _typed(value, str, where) or None
@@ -233,7 +248,7 @@ def _parse(option: Option, raw: str, where: str) -> Any:
     try:
         return option.parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}", field=option.name) from exc
+        raise ConfigError(f"{where} ({option.name}): {exc}", field=option.name) from exc
 
 
 def _tables(tables: Mapping[str, Any]) -> dict[str, Any]:
@@ -304,6 +319,14 @@ def check_config(config: DaemonConfig) -> None:
     _check_timeline_limit(config)
     if not config.devices:
         raise ConfigError("devices must name at least one device", field="devices")
+    # A name no artist can have would silently never apply (an admin who is not one).
+    named = [("admins", name) for name in config.admins]
+    named += [(f"quotas.artists.{name}", name) for name in config.quota_artists]
+    for where, name in named:
+        if not ARTIST_NAME.match(name):
+            raise ConfigError(
+                f"{where}: {name!r} is not an artist name", field=where, allowed=ARTIST_NAME.pattern
+            )
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(
             f"log_level {config.log_level!r} is unknown",

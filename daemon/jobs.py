@@ -55,7 +55,10 @@ class Job:
     #: The terminal message (result, error or cancelled), resent on fetch or resubmission.
     final: Message | None = None
     last_progress_mono: float = 0.0
-    step_started_mono: float = 0.0
+    #: When the job's current stage was first reported, and at which step: the pace of a
+    #: stage counts only the steps reported after that first report.
+    stage_seen_mono: float = 0.0
+    stage_first_step: int = 0
     #: The queue position last sent in a "queued" progress (None: no position sent yet).
     told_position: int | None = None
     #: The request id the job's own messages answer: the generate id, or the fetch id of the

@@ -31,6 +31,7 @@ from shared_protocol import (
     JobCancelled,
     Message,
     ModelInfo,
+    ModelUnavailable,
     Progress,
     ProtocolError,
     Result,
@@ -236,19 +237,24 @@ class JobLifecycle:
             self._metrics.batch_size.observe(len(batch))
         return batch
 
-    def on_progress(self, job_id: str, stage: str, step: int, total: int) -> None:
+    def on_progress(
+        self, job_id: str, stage: str, step: int, total: int, reported: float | None = None
+    ) -> None:
+        """A stage or step of a running job; ``reported`` is when the engine reported it
+        (``time.monotonic()``; default: now)."""
         job = self.jobs.get(job_id)
         if job is None or job.state is not JobState.RUNNING:
             return
-        now = time.monotonic()
+        now = time.monotonic() if reported is None else reported
         if stage != job.stage:
-            job.stage, job.step_started_mono = stage, now
+            job.stage, job.stage_seen_mono, job.stage_first_step = stage, now, step
         elif now - job.last_progress_mono < _PROGRESS_INTERVAL_S and step < total:
             return
         job.last_progress_mono = now
         eta = None
-        if 0 < step <= total:
-            eta = round((now - job.step_started_mono) / step * (total - step), 3)
+        if job.stage_first_step < step <= total:
+            pace = (now - job.stage_seen_mono) / (step - job.stage_first_step)
+            eta = round(pace * (total - step), 3)
         progress = Progress(job_id=job_id, stage=stage, step=step, total=total, eta_s=eta)
         self._send_job(job, progress)
 
@@ -343,7 +349,13 @@ class JobLifecycle:
     def _result(
         self, engine: EngineDescription, job: Job, out: JobOutput
     ) -> tuple[JobState, Message]:
-        info = self.models[job.spec.model]  # admission checked that it exists
+        info = self.models.get(job.spec.model)
+        if info is None:  # the cluster came back offering other models while this job ran
+            error = ModelUnavailable(
+                f"model {job.spec.model!r} is no longer offered (the cluster changed while this "
+                "job ran); resubmit with one of the models welcome lists"
+            )
+            return JobState.FAILED, Error.from_exception(error)
         timings = {k: round(v, 4) for k, v in out.timings.items()}
         timings["queue"] = job.queue_s or 0.0  # a job with an output has left the queue
         timings["total"] = elapsed(job.queued_mono)

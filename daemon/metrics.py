@@ -163,6 +163,8 @@ class Metrics:
         buckets: tuple[float, ...] = (),
     ) -> Family:
         family = Family(kind, name, documentation, labelnames, buckets)
+        if not labelnames:
+            family.labels()  # exported as 0 from the first scrape, so rate() has a start
         self.families.append(family)
         return family
 

@@ -9,6 +9,7 @@ through ``JobLifecycle.run_isolated``, so one job's failure never fails the rest
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -103,7 +104,11 @@ class DeviceWorker(BatchLoop):
         stops = {job.job_id: job.cancel_event for job in jobs}
 
         def progress(job_id: str, stage: str, step: int, total: int) -> None:
-            loop.call_soon_threadsafe(self._lifecycle.on_progress, job_id, stage, step, total)
+            # Timed here, not when the busy loop gets to it: the ETA goes by the engine's pace.
+            reported = time.monotonic()
+            loop.call_soon_threadsafe(
+                self._lifecycle.on_progress, job_id, stage, step, total, reported
+            )
 
         def should_stop(job_id: str) -> bool:
             event = stops.get(job_id)

@@ -131,7 +131,7 @@ def decode(frames: Sequence[bytes], limits: DecodeLimits = REPLY_LIMITS) -> Enve
     header = _parse_header(frames[1], limits)
     version = header.get("v")
     if not isinstance(version, str) or not (match := _VERSION_PATTERN.match(version)):
-        raise ProtocolError("header field 'v' must be a 'major.minor' string")
+        raise ProtocolError("header field 'v' must be a 'major.minor' string", field="v")
     if int(match.group(1)) != PROTOCOL_MAJOR:
         raise UnsupportedVersion(
             f"peer speaks protocol {version}, this side speaks {PROTOCOL_VERSION}",
@@ -142,13 +142,15 @@ def decode(frames: Sequence[bytes], limits: DecodeLimits = REPLY_LIMITS) -> Enve
     msg_id = _header_str(header, "id", _ID_PATTERN)
     reply_to = header.get("re")
     if reply_to is not None and (not isinstance(reply_to, str) or not _ID_PATTERN.match(reply_to)):
-        raise ProtocolError("header field 're' must be null or a message id")
+        raise ProtocolError("header field 're' must be null or a message id", field="re")
     session = header.get("session", "")
     if not isinstance(session, str) or len(session) > 64:
-        raise ProtocolError("header field 'session' must be a string of at most 64 characters")
+        raise ProtocolError(
+            "header field 'session' must be a string of at most 64 characters", field="session"
+        )
     body = header.get("body", {})
     if not isinstance(body, dict):
-        raise ProtocolError("header field 'body' must be a JSON object")
+        raise ProtocolError("header field 'body' must be a JSON object", field="body")
     arrays = _decode_arrays(header.get("arrays", []), frames[2:], limits)
     return Envelope(
         type=msg_type,
@@ -251,7 +253,7 @@ def _check_depth(text: str, max_depth: int) -> None:
 def _header_str(header: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str:
     value = header.get(name)
     if not isinstance(value, str) or not pattern.match(value):
-        raise ProtocolError(f"header field {name!r} is missing or malformed")
+        raise ProtocolError(f"header field {name!r} is missing or malformed", field=name)
     return value
 
 
@@ -259,10 +261,11 @@ def _decode_arrays(
     descriptors: Any, payloads: Sequence[bytes], limits: DecodeLimits
 ) -> dict[str, np.ndarray]:
     if not isinstance(descriptors, list):
-        raise ProtocolError("header field 'arrays' must be a list")
+        raise ProtocolError("header field 'arrays' must be a list", field="arrays")
     if len(descriptors) != len(payloads):
         raise ProtocolError(
-            f"header describes {len(descriptors)} arrays but {len(payloads)} payload frames came"
+            f"header describes {len(descriptors)} arrays but {len(payloads)} payload frames came",
+            field="arrays",
         )
     arrays: dict[str, np.ndarray] = {}
     for descriptor, payload in zip(descriptors, payloads, strict=True):
@@ -275,10 +278,10 @@ def _decode_arrays(
 
 def _decode_array(descriptor: Any, payload: bytes, limits: DecodeLimits) -> tuple[str, np.ndarray]:
     if not isinstance(descriptor, dict):
-        raise ProtocolError("each array descriptor must be an object")
+        raise ProtocolError("each array descriptor must be an object", field="arrays")
     name, dtype, shape = descriptor.get("name"), descriptor.get("dtype"), descriptor.get("shape")
     if not isinstance(name, str) or not 0 < len(name) <= 64:
-        raise ProtocolError("array descriptor needs a 'name' of 1 to 64 characters")
+        raise ProtocolError("array descriptor needs a 'name' of 1 to 64 characters", field="arrays")
     if dtype not in ALLOWED_DTYPES:
         raise ProtocolError(
             f"array {name!r}: dtype {dtype!r} is not allowed",

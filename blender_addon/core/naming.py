@@ -1,14 +1,17 @@
-"""Names for takes, actions and files, from the prompt and the seed (no bpy)."""
+"""Names for takes and actions (from the prompt and the seed) and export files (from the take's
+name) (no bpy)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 _NOT_SAFE = re.compile(r"[^a-z0-9]+")
+_NOT_FILE_SAFE = re.compile(r"[^a-z0-9._-]+")
 _NUMBERED = re.compile(r"(?P<base>.+)\.\d{3,}")
 SLUG_CHARS = 40
+FILE_STEM_CHARS = 80
 
 
 def slug(prompt: str, max_chars: int = SLUG_CHARS) -> str:
@@ -48,3 +51,23 @@ def raw_action_name(take: str) -> str:
 
 def export_filename(prompt: str, seed: int, extension: str) -> str:
     return f"{take_name(prompt, seed)}.{extension.lstrip('.')}"
+
+
+def file_stem(take: str) -> str:
+    """A take's name as a file name stem: lower-case ASCII letters, digits, ``.``, ``-`` and
+    ``_`` ('a_person_walks_s7' and 'walk.001' stay as they are, 'Hero Run/2' -> 'hero_run_2'),
+    no leading or trailing dot, at most ``FILE_STEM_CHARS`` characters; 'take' if nothing is
+    left. Lower case: file systems that ignore case would see 'Walk' and 'walk' as one file."""
+    ascii_text = unicodedata.normalize("NFKD", take).encode("ascii", "ignore").decode()
+    text = _NOT_FILE_SAFE.sub("_", ascii_text.lower()).strip("._")
+    return text[:FILE_STEM_CHARS].rstrip("._") or "take"
+
+
+def export_stems(takes: Sequence[str]) -> list[str]:
+    """The export file stems of takes named ``takes`` (in the history's order): each take's
+    :func:`file_stem`, numbered as Blender numbers names ('walk.001') where an earlier take
+    already has that stem, so every take of a file writes its own files."""
+    stems: list[str] = []
+    for name in takes:
+        stems.append(unique_name(file_stem(name), stems))
+    return stems

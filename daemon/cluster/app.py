@@ -3,8 +3,9 @@
 The daemon calls :func:`engine_app` when it deploys (``[cluster] deploy = true``). For a cluster
 whose applications an operator manages (a KubeRay ``RayService``, ``serve deploy``), ``build``
 is the Serve application builder: ``import_path: daemon.cluster.app:build`` with ``args`` holding
-``engine`` (the ``[engine]`` table) and the ``[cluster]`` keys of ``_SCALING_KEYS`` (replicas,
-their resources, the text-encoder layout); the daemon then joins with ``deploy = false``.
+``engine`` (the ``[engine]`` table) and the ``[cluster]`` keys of ``BUILD_KEYS`` (replicas,
+their resources, the text-encoder layout and its timeouts); the daemon then joins with
+``deploy = false``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
+from daemon.config import ConfigError
+
 from .config import ClusterConfig, parse_cluster
 from .replica import EngineFactory, EngineReplica
 from .text_replica import TextEncoderReplica
@@ -23,17 +26,22 @@ DEPLOYMENT = "engine"
 #: The shared text-encoder deployment (``text_encoders = "shared"``).
 ENCODERS = "text_encoders"
 _ENCODER_QUEUE = 64
-#: Keys of ``build``'s args that are ``[cluster]`` settings (the rest is "engine").
-_SCALING_KEYS = (
+#: Keys of ``build``'s args that are ``[cluster]`` settings (besides them only "engine").
+BUILD_KEYS = (
     "replicas",
     "min_replicas",
     "max_replicas",
+    "upscale_delay_s",
+    "downscale_delay_s",
     "gpus_per_replica",
     "cpus_per_replica",
     "text_encoders",
     "encoder_replicas",
     "encoder_gpus_per_replica",
     "encoder_cpus_per_replica",
+    # the engine replicas' waits on the shared text encoders
+    "ready_timeout_s",
+    "step_timeout_s",
 )
 
 
@@ -52,7 +60,8 @@ def engine_app(
                 "max_replicas": cluster.max_replicas,
                 # one batch per replica at a time: a waiting batch asks for another replica
                 "target_ongoing_requests": 1,
-                "downscale_delay_s": 600,
+                "upscale_delay_s": cluster.upscale_delay_s,
+                "downscale_delay_s": cluster.downscale_delay_s,
             }
         }
         if cluster.autoscaling
@@ -85,6 +94,14 @@ def engine_app(
 
 
 def build(args: dict[str, Any]) -> Application:
-    """Serve application builder for operators (see the module docstring)."""
-    cluster = parse_cluster({k: args[k] for k in _SCALING_KEYS if k in args})
+    """Serve application builder for operators (see the module docstring). A key it does not
+    know is refused by name: a misspelt one would otherwise deploy the defaults unnoticed."""
+    for key in args:
+        if key != "engine" and key not in BUILD_KEYS:
+            raise ConfigError(
+                f"daemon.cluster.app:build args has unknown key {key!r}",
+                field=f"args.{key}",
+                allowed=", ".join(("engine", *BUILD_KEYS)),
+            )
+    cluster = parse_cluster({k: args[k] for k in BUILD_KEYS if k in args})
     return engine_app(cluster, args.get("engine", {}), None, "operator")

@@ -44,6 +44,7 @@ from .engine_view import ClusterEngine
 from .messages import EngineProfile
 from .metrics import ClusterMetrics
 from .replica import EngineFactory
+from .session import leave
 
 #: How long describing an already deployed app may take before it counts as absent.
 _DESCRIBE_TIMEOUT_S = 15.0
@@ -69,6 +70,8 @@ class RayBackend:
         self.slots: list[DispatchSlot] = []
         self._board: Any = None
         self._handle: Any = None
+        #: Every DeploymentHandle this Ray session made: stopped when the daemon leaves it.
+        self._handles: list[Any] = []
         self._down: str | None = None
         self._live = self._cluster.replicas
         self._log: EventLog | None = None
@@ -129,22 +132,27 @@ class RayBackend:
             profile, deployed = self._ensure_app()
             self._board = start_board(cluster.ready_timeout_s)
         except BaseException:
-            ray.shutdown()
+            self._leave()
             raise
         return profile, deployed
 
-    def _rejoin(self) -> tuple[dict[str, int], bool]:
-        """After an outage: the replica states, and whether a new session was needed. A head
-        that answers our session again (a network cut) needs nothing more; a new head (a
-        restart) does: leave the old session and join as at start (deploying the app again
-        when it is missing)."""
+    def _leave(self) -> None:
+        """Leave the Ray session: its handles' routers first (see ``session``)."""
+        self._handle, self._board = None, None
+        leave(self._handles)
+
+    def _rejoin(self) -> tuple[dict[str, int], EngineProfile | None]:
+        """After an outage: the replica states, and the engine's profile when a new session
+        was needed. A head that answers our session again (a network cut) needs nothing more;
+        a new head (a restart) does: leave the old session and join as at start (deploying the
+        app again when it is missing; an operator's app may now serve other models)."""
         _check_reachable(self._cluster.address)  # fast: ray calls hang on a dead head
         try:
-            return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), False
+            return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), None
         except Exception:  # stuck or failing on the old session
-            ray.shutdown()
-            self._join()
-            return self._replica_states(), True
+            self._leave()
+            profile, _ = self._join()
+            return self._replica_states(), profile
 
     def _ensure_app(self) -> tuple[EngineProfile, bool]:
         """The running app's profile; (re)deploys it first when allowed and needed."""
@@ -160,6 +168,7 @@ class RayBackend:
                 field="cluster.app",
             )
         self._deploy(want)
+        self._handle = None  # a handle made before the deploy may still route to old replicas
         profile = self._describe(cluster.ready_timeout_s, quiet=False)
         assert profile is not None  # quiet=False raises instead
         return profile, True
@@ -170,7 +179,12 @@ class RayBackend:
             "engine": self._engine_options(),
             "factory": _qualname(self._factory),
             "replicas": None if cluster.autoscaling else cluster.replicas,
-            "autoscaling": [cluster.min_replicas, cluster.max_replicas],
+            "autoscaling": [
+                cluster.min_replicas,
+                cluster.max_replicas,
+                cluster.upscale_delay_s,
+                cluster.downscale_delay_s,
+            ],
             "gpus": cluster.gpus_per_replica,
             "cpus": cluster.cpus_per_replica,
             "encoders": [
@@ -178,6 +192,10 @@ class RayBackend:
                 cluster.encoder_replicas,
                 cluster.encoder_gpus_per_replica,
                 cluster.encoder_cpus_per_replica,
+                # the engine replicas wait on shared encoders this long: bound at deploy
+                [cluster.ready_timeout_s, cluster.step_timeout_s]
+                if cluster.shared_encoders
+                else None,
             ],
             "version": __version__,
         }
@@ -211,7 +229,9 @@ class RayBackend:
 
     def _describe(self, timeout_s: float, quiet: bool) -> EngineProfile | None:
         try:
-            self._handle = serve.get_app_handle(self._cluster.app)
+            if self._handle is None:
+                self._handle = serve.get_app_handle(self._cluster.app)
+                self._handles.append(self._handle)
             return self._handle.describe.remote().result(timeout_s=timeout_s)
         except Exception as exc:  # absent app, unhealthy replicas, timeout: all mean "not usable"
             if quiet:
@@ -272,11 +292,15 @@ class RayBackend:
 
     def close(self) -> None:
         """Leave the cluster; the Serve app stays deployed and warm for the next daemon."""
+        started = time.monotonic()
         try:
-            _bounded(ray.shutdown, _SHUTDOWN_TIMEOUT_S)
+            _bounded(self._leave, _SHUTDOWN_TIMEOUT_S)
         except FutureTimeout:
             if self._log is not None:  # a lost cluster: the process exits without it
                 self._log.warning("ray_shutdown_timeout", seconds=_SHUTDOWN_TIMEOUT_S)
+            return
+        if self._log is not None:
+            self._log.info("cluster_left", seconds=round(time.monotonic() - started, 3))
 
     # --- health --------------------------------------------------------------------------------
 
@@ -285,7 +309,7 @@ class RayBackend:
         rejoin it instead (a rejoin may deploy the app again: up to ``ready_timeout_s``)."""
         # The call in flight: a check stuck on a lost cluster may never return (Ray waits for
         # its old actors); a rejoin does not wait for it.
-        probe: Future[tuple[dict[str, int], bool]] | None = None
+        probe: Future[tuple[dict[str, int], EngineProfile | None]] | None = None
         rejoining = False
         while True:
             await asyncio.sleep(self._cluster.health_interval_s)
@@ -295,7 +319,7 @@ class RayBackend:
             probe = _in_thread(self._rejoin if rejoining else self._check)
             limit_s = self._cluster.ready_timeout_s if rejoining else _HEALTH_TIMEOUT_S
             try:
-                states, joined = await asyncio.wait_for(
+                states, rejoined = await asyncio.wait_for(
                     asyncio.shield(asyncio.wrap_future(probe)), limit_s
                 )
             except TimeoutError:
@@ -303,13 +327,28 @@ class RayBackend:
             except Exception as exc:
                 self._mark_down(first_line(exc))
             else:
-                if joined:  # a new session: new deployment handle and board
-                    _restore_signal_handlers()
-                    self._context.handle, self._context.board = self._handle, self._board
+                if rejoined is not None:
+                    self._use_new_session(rejoined)
                 self._mark_up(states)
 
-    def _check(self) -> tuple[dict[str, int], bool]:
-        return self._replica_states(), False
+    def _check(self) -> tuple[dict[str, int], EngineProfile | None]:
+        return self._replica_states(), None
+
+    def _use_new_session(self, profile: EngineProfile) -> None:
+        """After a rejoin: the slots use the new session's handle and board, and welcome,
+        status and admission the models its engine app describes."""
+        _restore_signal_handlers()
+        self._context.handle, self._context.board = self._handle, self._board
+        self.engine.use(profile)
+        if self._lifecycle is not None:
+            self._lifecycle.models = {m.name: m for m in profile.models}
+        if self._log is not None:
+            self._log.info(
+                "cluster_rejoined",
+                address=self._cluster.address,
+                models={m.name: m.available for m in profile.models},
+                replica=asdict(profile.replica),
+            )
 
     def _replica_states(self) -> dict[str, int]:
         app = serve.status().applications.get(self._cluster.app)

@@ -6,6 +6,7 @@ the ``cluster`` extra still reads and checks its configuration.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -33,6 +34,10 @@ class ClusterConfig:
     #: Autoscaling bounds; setting ``max_replicas`` turns autoscaling on.
     min_replicas: int = 1
     max_replicas: int | None = None
+    #: Serve's autoscaler (with ``max_replicas``): how long more (fewer) replicas must be
+    #: wanted before it adds (removes) one.
+    upscale_delay_s: float = 30.0
+    downscale_delay_s: float = 600.0
     gpus_per_replica: float = 1.0
     cpus_per_replica: float = 1.0
     text_encoders: str = "per_replica"
@@ -75,6 +80,8 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "replicas": int,
     "min_replicas": int,
     "max_replicas": int,
+    "upscale_delay_s": (int, float),
+    "downscale_delay_s": (int, float),
     "gpus_per_replica": (int, float),
     "cpus_per_replica": (int, float),
     "text_encoders": str,
@@ -88,6 +95,9 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "health_interval_s": (int, float),
 }
 
+
+#: The autoscaler's delays: up to a day.
+_MAX_DELAY_S = 86400
 
 _RESOURCE_KEYS = (
     "gpus_per_replica",
@@ -114,6 +124,8 @@ def parse_cluster(table: Any) -> ClusterConfig:
         kind = _KINDS[key]
         if not _has_kind(value, kind):
             raise ConfigError(f"{where} must be {_kind_name(kind)}, got {value!r}", field=where)
+        if isinstance(value, float) and not math.isfinite(value):  # TOML reads inf and nan
+            raise ConfigError(f"{where} must be a finite number, got {value!r}", field=where)
         values[key] = Path(value).expanduser() if key == "token_file" else value
     config = ClusterConfig(**values)
     _check(config, ConfigError)
@@ -149,6 +161,9 @@ def _check(config: ClusterConfig, error: type[HYMotionError]) -> None:
     for key in _RESOURCE_KEYS:
         if getattr(config, key) < 0:
             refuse(key, "must be 0 or more (fractions share a device)", ">= 0")
+    for key in ("upscale_delay_s", "downscale_delay_s"):
+        if not 0 <= getattr(config, key) <= _MAX_DELAY_S:
+            refuse(key, f"must be 0 to {_MAX_DELAY_S} seconds", f"0-{_MAX_DELAY_S}")
     for key in ("step_timeout_s", "ready_timeout_s", "health_interval_s"):
         if getattr(config, key) <= 0:
             refuse(key, "must be greater than 0", "> 0")

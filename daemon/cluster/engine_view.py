@@ -18,14 +18,18 @@ from .messages import EngineProfile
 class ClusterEngine:
     def __init__(self, profile: EngineProfile, cluster_down: Callable[[], str | None]) -> None:
         """``cluster_down()``: why the cluster cannot take work now, or None when it can."""
-        self.profile = profile
-        self._models = {m.name: m for m in profile.models}
+        self.use(profile)
         self._cluster_down = cluster_down
         #: Seconds a refused client should wait at least: about one health check.
         self.retry_after_s = 5.0
         #: Turns that estimate into a retry hint (the scheduler's spread, set by the backend),
         #: so clients refused together do not come back together.
         self.spread: Callable[[float], float] = lambda estimate_s: estimate_s
+
+    def use(self, profile: EngineProfile) -> None:
+        """Describe the engines of ``profile`` from now on (a rejoined cluster's app)."""
+        self.profile = profile
+        self._models = {m.name: m for m in profile.models}
 
     def models(self) -> list[ModelInfo]:
         return list(self.profile.models)

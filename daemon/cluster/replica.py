@@ -212,7 +212,11 @@ def _run_groups(
             continue
         groups.setdefault(engine.batch_key(job), []).append(job)
     for group in groups.values():
-        results = engine.run_batch(group, progress, should_stop)
+        try:
+            results = engine.run_batch(group, progress, should_stop)
+        except HYMotionError as exc:  # typed and meant for the artist (a lost encoder replica)
+            outcomes.update((job.job_id, exc) for job in group)
+            continue
         if len(results) != len(group):
             raise RuntimeError(f"engine returned {len(results)} outcomes for {len(group)}")
         outcomes.update((job.job_id, result) for job, result in zip(group, results, strict=True))

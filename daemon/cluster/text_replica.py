@@ -30,6 +30,9 @@ from shared_protocol import ModelUnavailable
 
 log = logging.getLogger("hymotion.text_replica")
 
+#: An encoding whose encoder replica dies is sent this many times in all.
+ENCODE_ATTEMPTS = 2
+
 
 class TextEncoderReplica:
     def __init__(self, engine_options: Mapping[str, Any]) -> None:
@@ -112,13 +115,30 @@ class SharedEncoders:
 
 
 class RemoteEncoders:
-    """``PromptEncoder`` over the encoder deployment (one Serve call per encoding)."""
+    """``PromptEncoder`` over the encoder deployment (one Serve call per encoding).
+
+    An encoder replica that dies during a call (process killed, node lost) costs that call
+    only: it is sent once more, and Serve gives it to a live encoder replica (or to the one it
+    starts in place of the dead one). A second loss fails the encoding with a typed error;
+    the engine replica's batch then answers each of its jobs with it.
+    """
 
     def __init__(self, handle: DeploymentHandle, key: EncoderKey, timeout_s: float) -> None:
         self._handle, self._key, self._timeout_s = handle, key, timeout_s
 
     def encode(self, prompts: Sequence[str]) -> TextFeatures:
-        features: TextFeatures = self._handle.encode.remote(self._key, list(prompts)).result(
-            timeout_s=self._timeout_s
+        for attempt in range(1, ENCODE_ATTEMPTS + 1):
+            try:
+                features: TextFeatures = self._handle.encode.remote(
+                    self._key, list(prompts)
+                ).result(timeout_s=self._timeout_s)
+                return features
+            except ray.exceptions.RayActorError as exc:  # the replica, not the encoding
+                log.warning("text-encoder replica lost (attempt %d): %s", attempt, exc)
+                lost = exc
+        raise ModelUnavailable(
+            f"the text-encoder replica encoding this batch's prompts was lost "
+            f"{ENCODE_ATTEMPTS} times (last: {type(lost).__name__}); resubmit the job, or ask "
+            "the operator to check the Ray cluster's text_encoders deployment",
+            reason="encoder_lost",
         )
-        return features

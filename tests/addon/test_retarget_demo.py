@@ -69,11 +69,13 @@ def test_engine_fbx_holds_the_walk(demo_out: Path, character: str, engine: str) 
     xml = xml_path.read_text(errors="replace")
     top = "Armature" if engine == "unreal" else character  # Unreal: the stable armature name
     assert f'<Node name="{top}">' in xml
-    # Deforming bones only: no Rigify controls, no UE IK bones. (Rigify's DEF bones hang from
-    # its ORG/MCH bones, which Blender's exporter keeps as their parents.)
+    # Deforming bones only, as one clean tree: no Rigify controls or ORG/MCH parents, no UE IK
+    # bones.
     nodes = set(re.findall(r'<Node name="([^"]+)">', xml))
     assert thigh in nodes and "thigh_fk.L" not in nodes and "foot_ik.L" not in nodes
-    assert not any(n.startswith("ik_") for n in nodes)
+    assert not any(n.startswith(("ik_", "ORG-", "MCH-")) for n in nodes)
+    if character == "Rigify_Human":
+        assert len([n for n in nodes if n.startswith("DEF-")]) == 160
     # The whole finished loop, at 30 fps, and the thigh swings like a walking leg's.
     animation = re.search(r'<Animation name="([^"]+)" duration="([^"]+)" tick_cnt="([^"]+)"', xml)
     assert animation and animation.group(1) == TAKE

@@ -7,6 +7,7 @@ import re
 import shutil
 import struct
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,38 @@ def assimp_nodes(path: Path, tmp: Path) -> dict[str, np.ndarray]:
     for name, body in re.findall(r'<Node name="([^"]+)">\s*<Matrix4>(.*?)</Matrix4>', text, re.S):
         nodes[name] = np.array(body.split(), dtype=np.float64).reshape(4, 4)
     return nodes
+
+
+def assimp_tree(path: Path, tmp: Path) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """(node name -> parent node name, mesh name -> {skin bone: weighted vertices}), as assimp
+    reads the file."""
+    assert ASSIMP is not None
+    xml = tmp / f"{path.stem}.xml"
+    subprocess.run([ASSIMP, "dump", str(path), str(xml)], capture_output=True, timeout=120,
+                   check=True)  # fmt: skip
+    root = ET.parse(xml).getroot()
+    parents: dict[str, str] = {}
+
+    def walk_nodes(node: ET.Element, parent: str) -> None:
+        name = node.get("name", "")
+        parents[name] = parent
+        for child in node.iter("Node"):
+            if child is not node and _parent_node(node, child):
+                walk_nodes(child, name)
+
+    scene_root = root.find(".//Node")
+    assert scene_root is not None
+    walk_nodes(scene_root, "")
+    skins = {}
+    for mesh in root.iter("Mesh"):
+        skins[mesh.get("name", "")] = {b.get("name", ""): len(b.findall("WeightList/Weight"))
+                                       for b in mesh.iter("Bone")}  # fmt: skip
+    return parents, skins
+
+
+def _parent_node(node: ET.Element, child: ET.Element) -> bool:
+    """``child`` is a direct child node of ``node`` (assimp nests them under a NodeList)."""
+    return any(child in list(group) for group in node.findall("NodeList"))
 
 
 def unit_scale_cm(path: Path) -> float:
@@ -100,13 +133,18 @@ def test_fbx_per_engine(scene: Any, tmp_path: Path, engine: str) -> None:
 
 @needs_assimp
 def test_fbx_deform_bones_only(scene: Any, tmp_path: Path) -> None:
-    _, takes = character(scene)
+    rig, takes = character(scene)
     settings = scene_settings(scene).retarget
     settings.engine, settings.deform_only = "UNREAL", True
     (path,) = history.export_take(scene, takes[0], tmp_path, ["FBX"])
     nodes = assimp_nodes(path, tmp_path)
     assert "pelvis" in nodes and "hand_l" in nodes
     assert not any(name.startswith("ik_") for name in nodes)
+    # Root motion on the root bone, which does not deform: it stays on top of the deform tree.
+    parents, _ = assimp_tree(path, tmp_path)
+    deform = {b.name for b in rig.data.bones if b.use_deform}
+    assert parents["root"] == "Armature" and parents["pelvis"] == "root"
+    assert set(parents) == deform | {"root", "Armature", parents["Armature"]}
 
 
 def test_fbx_reimports_into_blender(scene: Any, tmp_path: Path) -> None:

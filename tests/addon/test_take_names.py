@@ -5,6 +5,7 @@ plain words instead of taking the first."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -63,3 +64,30 @@ def test_into_take_finds_the_take_chosen(scene: Any) -> None:
     takes[1]["name"] = "a_person_walks_s100"
     with pytest.raises(directing.DirectionError, match="2 takes are named 'a_person_walks_s100'"):
         directing_ui._take_named(scene, "a_person_walks_s100")
+
+
+def test_file_stems_from_take_names() -> None:
+    assert naming.file_stem("a_person_walks_s7") == "a_person_walks_s7"  # the batch's names
+    assert naming.file_stem("walk.001") == "walk.001"
+    assert naming.file_stem("Hero Run/2") == "hero_run_2"
+    assert naming.file_stem("..Ünïcödé..") == "unicode"
+    assert naming.file_stem("///") == "take"
+    assert len(naming.file_stem("x" * 200)) == naming.FILE_STEM_CHARS
+    # Names that only the file system would confuse are numbered, in the history's order.
+    assert naming.export_stems(["Walk", "walk", "walk.001"]) == ["walk", "walk.001", "walk.002"]
+
+
+def test_takes_of_one_prompt_and_seed_export_to_their_own_files(scene: Any, tmp_path: Path) -> None:
+    """The same prompt and seed twice: the second take's files no longer collide with the
+    first's ("already exists"); each file is named after its take."""
+    history.add_result(scene, make_result(1), ServerInfo())
+    history.add_result(scene, make_result(1), ServerInfo())  # same prompt and seed
+    takes = list(scene_settings(scene).takes)
+    history.export_job(scene, takes, tmp_path, ("FBX", "BVH")).run_to_end()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a_person_walks_s100.001.bvh", "a_person_walks_s100.001.fbx",
+        "a_person_walks_s100.bvh", "a_person_walks_s100.fbx",
+    ]  # fmt: skip
+    takes[1].name = "Hero Run"
+    (path,) = history.export_take(scene, takes[1], tmp_path, ("BVH",))
+    assert path.name == "hero_run.bvh"

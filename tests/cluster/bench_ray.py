@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import ray
 import zmq
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from daemon.cluster.backend import RayBackend
 from daemon.cluster.config import ClusterConfig
+from daemon.cluster.session import leave
 from daemon.config import DaemonConfig, with_overrides
 from daemon.engine.tiny import ensure_tiny
 from shared_protocol import Generate, Result
@@ -126,6 +128,7 @@ def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: 
         local = _latencies(daemon.address, context, args.jobs)
         local_daemon = daemon
     config = _ray_config(root, cluster, "bench-overhead", 1, args.gpus, 0.0)
+    handles: list[Any] = []  # this driver's own handle, for Ray's floor
     try:
         backend = RayBackend.connect(config, stepping_engine)
         with run_daemon(config, backend=backend) as daemon:
@@ -134,13 +137,14 @@ def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: 
             remote_daemon = daemon
             # Ray's own floor: one plain Serve call to the same replica from this driver
             handle = serve.get_app_handle(config.cluster.app)
+            handles.append(handle)
             floor = []
             for _ in range(args.jobs):
                 started = time.perf_counter()
                 handle.describe.remote().result(timeout_s=60)
                 floor.append(time.perf_counter() - started)
     finally:
-        ray.shutdown()
+        leave(handles)
     print(f"latency per job, zero-cost engine, {args.jobs} sequential jobs (median/p90 ms):")
     for label, values in (("local backend", local), ("ray, 1 replica", remote)):
         print(f"  {label:15} {_ms(values)}")

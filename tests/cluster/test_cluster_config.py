@@ -35,6 +35,7 @@ def test_shared_text_encoders_are_a_layout_of_their_own(tmp_path: Path) -> None:
 def test_autoscaling_bounds_set_the_dispatch_slots(tmp_path: Path) -> None:
     cluster = load(tmp_path, 'backend = "ray"\nmin_replicas = 1\nmax_replicas = 3\n')
     assert cluster.autoscaling and cluster.slots == 3
+    assert (cluster.upscale_delay_s, cluster.downscale_delay_s) == (30.0, 600.0)
     assert load(tmp_path, "replicas = 2\ngpus_per_replica = 0.5\n").slots == 2
 
 
@@ -54,9 +55,75 @@ def test_autoscaling_bounds_set_the_dispatch_slots(tmp_path: Path) -> None:
         ("encoder_replicas = 0\n", "cluster.encoder_replicas"),
         ("encoder_gpus_per_replica = -0.5\n", "cluster.encoder_gpus_per_replica"),
         ("encoder_cpus_per_replica = -1\n", "cluster.encoder_cpus_per_replica"),
+        ("upscale_delay_s = -1\n", "cluster.upscale_delay_s"),
+        ("downscale_delay_s = 1e9\n", "cluster.downscale_delay_s"),
+        ("upscale_delay_s = inf\n", "cluster.upscale_delay_s"),
+        ("step_timeout_s = nan\n", "cluster.step_timeout_s"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, table: str, field: str) -> None:
     with pytest.raises(ConfigError) as refused:
         load(tmp_path, table)
     assert refused.value.details["field"] == field
+
+
+def test_the_kuberay_builder_refuses_an_unknown_arg_by_name() -> None:
+    from daemon.cluster.app import build
+
+    with pytest.raises(ConfigError) as refused:
+        build({"engine": {}, "replica": 4})  # misspelt: would deploy one replica unnoticed
+    assert refused.value.details["field"] == "args.replica"
+    with pytest.raises(ConfigError) as refused:
+        build({"replicas": 0})
+    assert refused.value.details["field"] == "cluster.replicas"
+
+
+def test_the_kuberay_builder_takes_the_shared_encoders_timeouts() -> None:
+    from ray.serve import Application
+
+    from daemon.cluster.app import build
+
+    args = {"text_encoders": "shared", "ready_timeout_s": 120, "step_timeout_s": 30}
+    assert isinstance(build({"engine": {}, **args}), Application)
+    with pytest.raises(ConfigError) as refused:
+        build({**args, "step_timeout_s": 0})
+    assert refused.value.details["field"] == "cluster.step_timeout_s"
+
+
+def test_the_shared_encoders_timeouts_are_part_of_the_deployed_app(tmp_path: Path) -> None:
+    """The engine replicas get them at deploy: a change must redeploy (a new fingerprint)."""
+    from daemon.cluster.backend import RayBackend
+
+    def fingerprint(table: str) -> str:
+        path = tmp_path / "daemon.toml"
+        path.write_text('[cluster]\nbackend = "ray"\n' + table)
+        return RayBackend(load_config(path, {}, {}))._fingerprint()
+
+    shared = 'text_encoders = "shared"\n'
+    assert fingerprint(shared) != fingerprint(shared + "step_timeout_s = 30\n")
+    assert fingerprint(shared) != fingerprint(shared + "ready_timeout_s = 30\n")
+    assert fingerprint("") == fingerprint("step_timeout_s = 30\n")  # per_replica: not used there
+
+
+def test_the_operations_guide_documents_every_cluster_option_and_metric() -> None:
+    """Outside checks are written from docs/operations.md: every key, builder arg and series."""
+    from dataclasses import fields
+
+    from daemon.cluster.app import BUILD_KEYS
+    from daemon.cluster.metrics import ClusterMetrics
+    from daemon.metrics import Metrics
+
+    guide = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    section = guide.split("## A Ray Serve cluster behind the daemon")[1].split("\n## ")[0]
+    table = section.split("### Options: the `[cluster]` table")[1].split("\n### ")[0]
+    for option in fields(ClusterConfig):
+        assert f"`{option.name}`" in table, option.name
+    kuberay = section.split("### KubeRay `RayService`")[1].split("```yaml")[0]
+    for key in BUILD_KEYS:
+        assert f"`{key}`" in kuberay, key
+    metrics = Metrics(())
+    daemon_families = len(metrics.families)
+    ClusterMetrics(metrics)
+    assert metrics.families[daemon_families:]
+    for family in metrics.families[daemon_families:]:
+        assert f"| `{family.name}` |" in section, family.name

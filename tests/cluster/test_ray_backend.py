@@ -28,11 +28,13 @@ from ray import serve
 from ray.serve.context import _get_global_client
 
 from daemon.cluster.app import ENCODERS
-from daemon.cluster.backend import RayBackend
+from daemon.cluster.backend import RayBackend, _driver_environment
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.replica import EngineFactory
+from daemon.cluster.session import leave
+from daemon.cluster.text_replica import RemoteEncoders
 from daemon.config import DaemonConfig, with_overrides
-from daemon.engine.factory import create_engine
+from daemon.engine.factory import EncoderKey, create_engine
 from shared_protocol import (
     Accepted,
     Cancel,
@@ -44,6 +46,7 @@ from shared_protocol import (
     Welcome,
 )
 from tests.support import DaemonHandle, DaemonProcess, make_config, read_log, run_daemon
+from tests.support.dying_encoders import DyingEncoders
 from tests.support.engine import stepping_engine
 from tests.support.ray_cluster import LocalRayCluster, free_port
 from tests.support.runner import REPO_ROOT
@@ -209,6 +212,30 @@ def test_results_equal_the_local_backend_bit_for_bit(
     assert remote.skeleton.joint_names == local.skeleton.joint_names
 
 
+def test_an_encoder_replica_dying_mid_encode_costs_a_retry_not_the_encoding(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path
+) -> None:
+    """RemoteEncoders (an engine replica's client of the shared encoders) over a real Serve
+    deployment whose replica process dies inside the call: the replica Serve starts in place
+    of the dead one answers. (Serve's router sometimes re-sends the call itself; when it
+    raises ActorDiedError instead, RemoteEncoders sends it once more.)"""
+    deaths_file = tmp_path / "deaths"
+    deaths_file.write_text("1")
+    config = ray_config(tmp_path, ray_cluster, tiny_dir)
+    _driver_environment(config.cluster)
+    ray.init(address=ray_cluster.address, namespace=config.cluster.namespace)
+    handles: list[Any] = []
+    try:
+        app = serve.deployment(DyingEncoders, ray_actor_options={"num_cpus": 0})
+        handles.append(serve.run(app.bind(str(deaths_file)), name="dying", route_prefix=None))
+        encoders = RemoteEncoders(handles[0], EncoderKey("clip", "qwen", False), _WAIT_S)
+        assert encoders.encode(["a person walks"]) == ["a person walks"]
+        assert deaths_file.read_text() == "0"
+        serve.delete("dying")
+    finally:
+        leave(handles)
+
+
 def test_shared_encoders_that_cannot_load_make_their_model_unavailable_with_the_reason(
     tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
 ) -> None:
@@ -345,28 +372,54 @@ def test_a_replica_killed_mid_job_loses_and_repeats_nothing(
         )
 
 
-def test_autoscaling_bounds_reach_serve_and_the_eta_follows_live_replicas(
-    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path
+def test_autoscaling_adds_a_replica_for_a_waiting_batch_and_the_eta_follows(
+    tmp_path: Path, ray_cluster: LocalRayCluster, tiny_dir: Path, context: zmq.Context
 ) -> None:
-    """min 2 / max 3 replicas: Serve gets the bounds and starts two replicas; the daemon keeps
-    three dispatch slots, but the queue's ETA divides by the two that are live."""
+    """min 1 / max 2 replicas: Serve gets the settings and starts one replica; the daemon keeps
+    two dispatch slots, but its ETA divides by the one that is live. A batch waiting at the
+    router while another runs is queue that only the daemon's handle knows of: the handle
+    reports it to Serve's controller (every 10 s), which adds a replica."""
     config = ray_config(
-        tmp_path, ray_cluster, tiny_dir, app="hymotion-autoscale", min_replicas=2, max_replicas=3
-    )
+        tmp_path, ray_cluster, tiny_dir, app="hymotion-autoscale", min_replicas=1,
+        max_replicas=2, upscale_delay_s=0.5,
+    )  # fmt: skip
     with ray_daemon(config, stepping_engine) as daemon:
         details = _get_global_client().get_serve_details()["applications"]["hymotion-autoscale"]
         engine = details["deployments"]["engine"]
         autoscaling = engine["deployment_config"]["autoscaling_config"]
-        assert (autoscaling["min_replicas"], autoscaling["max_replicas"]) == (2, 3)
+        assert (autoscaling["min_replicas"], autoscaling["max_replicas"]) == (1, 2)
         assert autoscaling["target_ongoing_requests"] == 1
-        assert [r["state"] for r in engine["replicas"]] == ["RUNNING", "RUNNING"]
+        assert (autoscaling["upscale_delay_s"], autoscaling["downscale_delay_s"]) == (0.5, 600)
+        assert [r["state"] for r in engine["replicas"]] == ["RUNNING"]
         backend = daemon.server.backend
-        assert len(backend.slots) == 3 and daemon.call(backend.capacity) == 2
+        assert len(backend.slots) == 2 and daemon.call(backend.capacity) == 1
         scheduler = daemon.server.lifecycle.scheduler
-        # 3 jobs queued ahead of position 2 plus the running batch: 2 rounds on 2 replicas
-        # (1 round on 3); position 0: 1 round either way
-        rounds = daemon.call(lambda: scheduler.wait_s(2) / scheduler.wait_s(0))
-        assert rounds == pytest.approx(2.0)
+        # one job queued ahead plus the running batch: 2 rounds on 1 replica, 1 round on 2
+        assert daemon.call(lambda: scheduler.wait_s(1) / scheduler.wait_s(0)) == 2.0
+
+        # Three 10 s batches (step counts differ: no two share a batch): one runs, one waits
+        # at the router, the third in the daemon's queue, then at the router: 20 s of waiting.
+        peers = [Peer(context, daemon.address) for _ in range(3)]
+        asked = []
+        for i, peer in enumerate(peers):
+            peer.hello(f"artist{i}")
+            asked.append(generate(peer, seed=i, steps=200 - i))
+        deadline = time.monotonic() + _WAIT_S
+        while daemon.call(backend.capacity) < 2:
+            assert time.monotonic() < deadline, "Serve added no replica for the waiting batch"
+            time.sleep(0.1)
+        scaled = events(daemon, "cluster_replicas")[-1]
+        assert scaled["running"] == 2, scaled
+        assert daemon.call(lambda: scheduler.wait_s(1) / scheduler.wait_s(0)) == 1.0
+        for peer, request_id in zip(peers, asked, strict=True):
+            assert isinstance(final_of(peer, request_id), Result)
+            peer.close()
+        router = backend._context.handle._router._asyncio_router
+    # Leaving the session stopped what Serve would keep running in this process: the queue
+    # reports (which failed with "owner is unknown" once the next session began) and polls.
+    assert router._metrics_manager._shutdown
+    assert not router._metrics_manager.metrics_pusher._async_tasks
+    assert not router.long_poll_client.is_running
 
 
 def test_sigterm_drains_the_running_job(
@@ -444,9 +497,11 @@ def test_ray_lost_then_back_fails_admitted_jobs_and_refuses_new_ones_until_it_re
                 time.sleep(answer.details["retry_after_s"])
             peer.close()
             daemon.signal(signal.SIGTERM)
-            assert daemon.wait(_WAIT_S) == 0
+            assert daemon.wait(_WAIT_S) == 0, daemon.stderr_text()[-4000:]
         logged = [e["event"] for e in read_log(daemon.log_path)]
-        assert "cluster_back" in logged[logged.index("cluster_unreachable") :]
+        after = logged[logged.index("cluster_unreachable") :]
+        assert after.index("cluster_rejoined") < after.index("cluster_back")
+        assert after.index("cluster_left") < after.index("shutdown_done")
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)

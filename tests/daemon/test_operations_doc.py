@@ -4,9 +4,13 @@ variable and default, every [cluster] default, every metric and every log event.
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -30,10 +34,12 @@ from daemon.metrics import Metrics
 from daemon.quotas import QuotaBook
 from daemon.scheduler import Scheduler, SchedulerLimits
 from daemon.server import CANCEL_WAIT_S
-from shared_protocol import QuotaExceeded
+from shared_protocol import Generate, QuotaExceeded
 from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
-from tests.support import make_config, read_log, run_daemon
+from shared_protocol.messages import Error
+from tests.support import DaemonProcess, TestEngine, make_config, read_log, run_daemon
+from tests.support.wire import Peer
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
@@ -280,3 +286,103 @@ def test_a_failed_quota_save_never_fails_the_job(tmp_path: Path) -> None:
     assert len(unsaved) == 2 and "a-file" in unsaved[0]
     with pytest.raises(QuotaExceeded):  # still counted in memory
         book.check("alice")
+
+
+def test_admin_and_quota_names_that_no_artist_can_have_stop_the_daemon(tmp_path: Path) -> None:
+    text = " ".join(GUIDE.split())
+    assert "names in `admins` and of `[quotas.artists.NAME]` tables follow the artist-name" in text
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, {"HYMOTION_ADMINS": "boss, Jane Doe"}, {})
+    assert refused.value.details["field"] == "admins"
+    config = tmp_path / "daemon.toml"
+    config.write_text('[quotas.artists."jane doe"]\njobs_per_hour = 1\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(config, {}, {})
+    assert refused.value.details["field"] == "quotas.artists.jane doe"
+    config.write_text('admins = ["boss"]\n[quotas.artists."jane.doe"]\njobs_per_hour = 1\n')
+    assert load_config(config, {}, {}).admins == ("boss",)
+
+
+def test_every_unlabelled_metric_has_a_sample_from_the_first_scrape(tmp_path: Path) -> None:
+    assert "Unlabelled metrics are served from the start (0" in " ".join(GUIDE.split())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with run_daemon(make_config(tmp_path, metrics_bind=f"127.0.0.1:{port}")) as daemon:
+        assert daemon.address  # nothing asked of it yet: the first scrape of a fresh daemon
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+    samples = {line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+    unlabelled = [f for f in Metrics(("cpu",)).families if not f.labelnames]
+    assert unlabelled
+    for family in unlabelled:
+        name = f"{family.name}_count" if family.kind == "histogram" else family.name
+        assert name in samples, family.name
+
+
+def test_a_command_line_that_cannot_be_read_exits_2() -> None:
+    text = " ".join(GUIDE.split())
+    assert "prints the usage and exits 2, for every command" in text
+    unreadable = [["keygen", "artist", "-alice", "--dir", "x"], ["bench-protocol", "--bogus"]]
+    for args in unreadable:
+        command = [sys.executable, "-m", "daemon", *args]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "usage:" in done.stderr, (args, done.stderr)
+
+
+def test_a_bad_value_from_a_flag_or_the_environment_names_its_option() -> None:
+    assert "stops the daemon before it serves anything,\nwith the option named" in GUIDE
+    cases = [({"HYMOTION_MAX_QUEUE": "abc"}, {}, "HYMOTION_MAX_QUEUE (max_queue): 'abc' is not")]
+    cases += [({}, {"heartbeat_s": "1,5"}, "--heartbeat-s (heartbeat_s): '1,5' is not a number")]
+    for environ, flags, said in cases:
+        with pytest.raises(ConfigError) as refused:
+            load_config(None, environ, flags)
+        assert said in refused.value.message, refused.value.message
+
+
+def test_a_refused_generate_is_logged_as_rejected_without_a_job(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    text = " ".join(GUIDE.split())
+    assert "`rejected` (a generate refused with `busy` or `quota_exceeded`: `artist`," in text
+    assert "are answered but not logged" in text
+    with run_daemon(make_config(tmp_path, max_per_artist=1), [TestEngine(step_s=0.05)]) as daemon:
+        alice = peers(daemon.address)
+        alice.hello("alice")
+        alice.until_running(alice.send(Generate(prompt="walk", duration_s=1.0), "gen-1"))
+        refused = alice.send(Generate(prompt="run", duration_s=1.0), "gen-2")
+        alice.recv_until(Error, re=refused)
+    (rejected,) = [
+        e for e in read_log(tmp_path / "logs" / "daemon.log") if e["event"] == "rejected"
+    ]
+    assert set(rejected) == {"ts", "level", "event", "artist", "request_id", "reason"}
+    assert (rejected["request_id"], rejected["reason"]) == ("gen-2", "artist_limit")
+
+
+def test_the_log_level_is_read_in_any_case() -> None:
+    assert "`debug`, `info`, `warning` or `error`, in any case" in GUIDE
+    assert load_config(None, {"HYMOTION_LOG_LEVEL": "WARNING"}, {}).log_level == "WARNING"
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, {"HYMOTION_LOG_LEVEL": "trace"}, {})
+    assert refused.value.details["field"] == "log_level"
+
+
+@pytest.mark.slow
+def test_a_second_sigint_exits_at_once_with_code_130(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    assert "**A second SIGINT** exits at once (code 130), without draining." in GUIDE
+    daemon = DaemonProcess(tmp_path, ["--step-s", "0.05", "--grace-period-s", "600"]).start()
+    try:
+        alice = peers(daemon.address)
+        alice.hello("alice")
+        alice.until_running(alice.send(Generate(prompt="walk", duration_s=1.0, steps=200)))
+        daemon.signal(signal.SIGINT)  # a drain that would wait for the 10-s job
+        deadline = time.monotonic() + 30  # signals sent back to back merge into one
+        while not any(e["event"] == "shutdown_begin" for e in daemon.log_events()):
+            assert time.monotonic() < deadline, "the first SIGINT began no drain"
+            time.sleep(0.05)
+        daemon.signal(signal.SIGINT)
+        assert daemon.wait(30) == 130
+    finally:
+        daemon.kill()

@@ -370,3 +370,81 @@ def test_a_model_on_several_devices_names_the_first_and_status_lists_them_all(
         status = alice.answer(alice.send(doc_request("status")), ("status_reply",))
     assert {m["device"] for m in welcome["body"]["models"]} == {"cpu:0"}
     assert [d["name"] for d in status["body"]["devices"]] == ["cpu:0", "cpu:1"]
+
+
+def test_the_sampling_eta_follows_the_pace_of_the_timed_steps(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "`null` on the first `sampling` message" in text
+    step_s = 0.05  # the engine sleeps at least this long per step
+    with run_daemon(make_config(tmp_path), [TestEngine(step_s=step_s)]) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        gen_id = alice.send(doc_request("generate", steps=12))
+        alice.answer(gen_id, ("result",))
+    sampling = [h["body"] for h in alice.received if situation(h) == ("progress", "sampling")]
+    assert sampling[0]["eta_s"] is None  # one step reported: no pace to go by yet
+    for body in sampling[1:]:
+        # At least the sleeps still to come (was (step - 1) / step of it: the first step's
+        # report was taken as the start of sampling, so the pace counted one step too many).
+        left = step_s * (body["total"] - body["step"])
+        assert body["eta_s"] >= left - 0.001, body
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("v", "1"), ("type", "Ping"), ("id", "a b"), ("re", 7), ("session", "x" * 65),
+     ("body", []), ("arrays", {}), ("arrays", [{"name": "", "dtype": "<f4", "shape": [0]}]),
+     ("arrays", ["frame"])],
+)  # fmt: skip
+def test_a_malformed_header_field_is_bad_request_naming_it(field: str, value: Any) -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "A header field that breaks its rule is `bad_request` with `details.field`" in text
+    header = {**doc_request("ping"), field: value}
+    payloads = [b""] * len(value) if field == "arrays" and isinstance(value, list) else []
+    with pytest.raises(ProtocolError) as refused:
+        decode([SIGNATURE, json.dumps(header).encode(), *payloads], REQUEST_LIMITS)
+    assert refused.value.details.get("field") == field
+    if field == "arrays":  # a descriptor with no frame of its own is blamed on the list too
+        with pytest.raises(ProtocolError) as refused:
+            decode([SIGNATURE, json.dumps(header).encode(), *payloads, b""], REQUEST_LIMITS)
+        assert refused.value.details.get("field") == field
+
+
+def test_unknown_body_fields_are_ignored_whatever_they_hold() -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "Unknown header and body fields are ignored whatever they hold" in text
+    header = doc_request("generate", future=list(range(257)), later={str(i): 1 for i in range(257)})
+    frame = json.dumps({**header, "extra": "a" * 9000}).replace("aaaa", "\\ud800", 1)
+    message = parse_request(decode([SIGNATURE, frame.encode()], REQUEST_LIMITS))
+    assert isinstance(message, Generate)
+    message.validate()
+    with pytest.raises(ProtocolError) as refused:  # the same list in a field the daemon reads
+        parse_request(decode(frames_of(doc_request("hello", capabilities=["x"] * 257))))
+    assert refused.value.details["field"] == "capabilities"
+
+
+def test_a_job_cancelled_inside_a_shared_batch_is_answered_when_the_batch_ends(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "but its own `cancelled` comes when the batch ends, with its neighbours' answers" in text
+    with run_daemon(make_config(tmp_path), [TestEngine(step_s=0.02)]) as daemon:
+        alice = Recorder(peers(daemon.address), [])
+        alice.answer(alice.send(doc_request("hello")), ("welcome",))
+        kept, dropped = (
+            alice.send({**doc_request("generate", steps=40), "id": request_id})
+            for request_id in ("gen-kept", "gen-dropped")
+        )
+        job_id = alice.answer(dropped, ("progress", "sampling"))["body"]["job_id"]
+        alice.answer(kept, ("progress", "sampling"))  # one batch: both are sampling
+        alice.answer(alice.send(doc_request("cancel", job_id=job_id)), ("cancelled",))
+        alice.answer(dropped, ("cancelled",))
+        alice.answer(kept, ("result",))
+    order = [(h["re"], h["type"], h["body"].get("step")) for h in alice.received]
+    last_step = order.index(("gen-kept", "progress", 40))
+    assert order.index(("gen-dropped", "cancelled", None)) > last_step, order
+    cancelled_at = order.index(("cancel-1", "cancelled", None))
+    late = [m for m in order[cancelled_at + 1 :] if m[0] == "gen-dropped" and m[1] == "progress"]
+    assert len(late) <= 1, late  # at most the step under way when the cancel arrived

@@ -64,6 +64,15 @@ class DaemonProcess:
     def log_path(self) -> Path:
         return self.data_dir / "logs" / "daemon.log"
 
+    @property
+    def stderr_path(self) -> Path:
+        """The daemon's stderr, beside its log (a file: a pipe nobody reads can fill up and
+        block the daemon)."""
+        return self.log_path.with_name("daemon.stderr")
+
+    def stderr_text(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.is_file() else ""
+
     def log_events(self) -> list[dict[str, Any]]:
         return read_log(self.log_path)
 
@@ -74,9 +83,11 @@ class DaemonProcess:
         cmd = [daemon_python(), *self.entry, "--bind", bind, "--data-dir", str(self.data_dir),
                "--log-stderr", "false", *self.args]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.stderr_path.open("ab") as stderr:  # a restart appends
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr
+            )
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             event = self._started_event(offset)
@@ -85,8 +96,9 @@ class DaemonProcess:
                 self.port = int(self.address.rsplit(":", 1)[1])
                 return self
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"test daemon exited with {self.proc.returncode}: {err}")
+                raise RuntimeError(
+                    f"test daemon exited with {self.proc.returncode}: {self.stderr_text()}"
+                )
             time.sleep(0.05)
         self.kill()
         raise RuntimeError("test daemon did not start in time")
@@ -112,10 +124,7 @@ class DaemonProcess:
 
     def wait(self, timeout_s: float = 30.0) -> int:
         assert self.proc is not None
-        code = self.proc.wait(timeout_s)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return code
+        return self.proc.wait(timeout_s)
 
     def __enter__(self) -> DaemonProcess:
         return self.start()

@@ -35,15 +35,19 @@ log = logging.getLogger("hymotion.cluster")
 def leave(handles: list[Any]) -> None:
     """Stop the routers of ``handles`` (DeploymentHandles of this session) and the session's
     shared Serve clients, then ``ray.shutdown()``. Blocking; the caller bounds it."""
+    # The routers of one session share one long-poll client per event loop; once a session is
+    # left (ray.shutdown() done) it was stopped with it, and asking Serve for it again would
+    # start a new one, whose first poll starts a local Ray instance of its own.
+    session_open = ray.is_initialized()
     for handle in handles:
-        _stop_router(handle)
+        _stop_router(handle, session_open)
     _forget_serve_client()
     handles.clear()
     gc.collect()  # the routers' ObjectRefs are released while their core worker still exists
     ray.shutdown()
 
 
-def _stop_router(handle: Any) -> None:
+def _stop_router(handle: Any, session_open: bool) -> None:
     router = getattr(handle, "_router", None)
     if router is None:  # never called: no router was made
         return
@@ -52,7 +56,8 @@ def _stop_router(handle: Any) -> None:
     except Exception as exc:  # a router on a lost cluster: its long polls still stop
         log.warning("stopping a Serve handle's metrics failed: %s", exc)
     inner = getattr(router, "_asyncio_router", None)
-    for long_poll in (getattr(inner, "long_poll_client", None), _shared_long_poll(inner)):
+    shared = _shared_long_poll(inner) if session_open else None
+    for long_poll in (getattr(inner, "long_poll_client", None), shared):
         if long_poll is not None:
             long_poll.stop()  # no new call after the one in flight
 

@@ -317,8 +317,7 @@ def check_config(config: DaemonConfig) -> None:
         # the shutting-down hint infinite, which no reply can carry).
         _check_range(config, name, (0, MAX_DURATION_OPTION_S))
     _check_timeline_limit(config)
-    if not config.devices:
-        raise ConfigError("devices must name at least one device", field="devices")
+    _check_devices(config.devices)
     # A name no artist can have would silently never apply (an admin who is not one).
     named = [("admins", name) for name in config.admins]
     named += [(f"quotas.artists.{name}", name) for name in config.quota_artists]
@@ -376,6 +375,22 @@ def _check_range(config: DaemonConfig, name: str, bounds: tuple[float, float]) -
             field=name,
             allowed=f"{low:g}-{high:g} s",
         )
+
+
+def _check_devices(devices: tuple[str, ...]) -> None:
+    """One worker per device, named by it in status, metrics, logs and failures: each once."""
+    if not devices:
+        raise ConfigError("devices must name at least one device", field="devices")
+    seen: dict[str, str] = {}
+    for name in devices:
+        key = "cuda:0" if name == "cuda" else name
+        if key in seen:
+            same = "twice" if seen[key] == name else f"twice ({name} is {seen[key]})"
+            raise ConfigError(
+                f"devices lists {name} {same}; each device runs one worker: list it once",
+                field="devices",
+            )
+        seen[key] = name
 
 
 def _check_timeline_limit(config: DaemonConfig) -> None:

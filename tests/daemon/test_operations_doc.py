@@ -386,3 +386,15 @@ def test_a_second_sigint_exits_at_once_with_code_130(
         assert daemon.wait(30) == 130
     finally:
         daemon.kill()
+
+
+@pytest.mark.parametrize(
+    ("listed", "repeated"), [("cpu,cpu", "cpu"), ("cuda:0,cuda:1,cuda", "cuda")]
+)
+def test_a_device_listed_twice_is_refused_naming_it(listed: str, repeated: str) -> None:
+    assert "A device may be listed only once" in " ".join(GUIDE.split())
+    # Two workers of one name: status, metrics, logs and device failures mixed them up.
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, {"HYMOTION_DEVICES": listed}, {})
+    assert refused.value.details["field"] == "devices"
+    assert f"devices lists {repeated} " in refused.value.message

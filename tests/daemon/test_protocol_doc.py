@@ -448,3 +448,17 @@ def test_a_job_cancelled_inside_a_shared_batch_is_answered_when_the_batch_ends(
     cancelled_at = order.index(("cancel-1", "cancelled", None))
     late = [m for m in order[cancelled_at + 1 :] if m[0] == "gen-dropped" and m[1] == "progress"]
     assert len(late) <= 1, late  # at most the step under way when the cancel arrived
+
+
+def test_a_bool_array_holds_only_bytes_0_and_1() -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "a `|b1` array holds only the bytes 0 and 1" in text
+    header = doc_request("ping")
+    header["arrays"] = [{"name": "flags", "dtype": "|b1", "shape": [3]}]
+    frames = [SIGNATURE, json.dumps(header).encode()]
+    assert decode([*frames, bytes([0, 1, 1])], REQUEST_LIMITS).arrays["flags"].tolist() == [
+        False, True, True
+    ]  # fmt: skip
+    with pytest.raises(ProtocolError) as refused:  # numpy would read 2 as a "True" that is 2
+        decode([*frames, bytes([0, 2, 1])], REQUEST_LIMITS)
+    assert (refused.value.code, refused.value.details["field"]) == ("bad_request", "flags")

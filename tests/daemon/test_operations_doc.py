@@ -114,10 +114,13 @@ def test_every_log_event_is_documented() -> None:
 
 
 def _refused_option(config: DaemonConfig) -> str:
-    """The option named when the daemon refuses to start with ``config``."""
+    """The option named when the daemon refuses to start with ``config``, in the reply's field
+    and in the words the operator reads (``error: OPTION: ...``)."""
     with pytest.raises(ConfigError) as refused, run_daemon(config):
         pass
-    return str(refused.value.details["field"])
+    option = str(refused.value.details["field"])
+    assert refused.value.message.startswith((f"{option}:", f"{option} ")), refused.value.message
+    return option
 
 
 def test_a_key_file_that_cannot_be_used_stops_the_daemon_naming_its_option(
@@ -146,6 +149,12 @@ def test_a_metrics_port_in_use_stops_the_daemon_naming_metrics_bind(tmp_path: Pa
         port = taken.getsockname()[1]
         config = make_config(tmp_path, metrics_bind=f"127.0.0.1:{port}")
         assert _refused_option(config) == "metrics_bind"
+
+
+def test_a_bind_in_use_stops_the_daemon_naming_bind(tmp_path: Path) -> None:
+    assert "a\n`bind` or `metrics_bind` address that is already in use" in GUIDE
+    with run_daemon(make_config(tmp_path / "first")) as first:
+        assert _refused_option(make_config(tmp_path / "second", bind=first.address)) == "bind"
 
 
 def _keygen(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -462,3 +463,20 @@ def test_a_bool_array_holds_only_bytes_0_and_1() -> None:
     with pytest.raises(ProtocolError) as refused:  # numpy would read 2 as a "True" that is 2
         decode([*frames, bytes([0, 2, 1])], REQUEST_LIMITS)
     assert (refused.value.code, refused.value.details["field"]) == ("bad_request", "flags")
+
+
+def test_a_non_blocking_send_to_no_daemon_fails_at_once(context: zmq.Context) -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "`IMMEDIATE=1` with non-blocking sends (`ZMQ_DONTWAIT`)" in text
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dealer = context.socket(zmq.DEALER)
+    try:
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.IMMEDIATE, 1)
+        dealer.connect(f"tcp://127.0.0.1:{port}")
+        with pytest.raises(zmq.Again):  # a blocking send here would never return
+            dealer.send_multipart(frames_of(doc_request("ping")), zmq.DONTWAIT)
+    finally:
+        dealer.close()

@@ -229,6 +229,7 @@ class Server:
                 self.metrics.malformed.labels(reason="no_signature").inc()
                 return
             self.metrics.malformed.labels(reason=exc.code).inc()
+            self.log.debug("malformed", reason=exc.message, artist=user_id)
             self.send(peer, Error.from_exception(exc), None)
             return
         try:

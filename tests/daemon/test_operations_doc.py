@@ -34,7 +34,7 @@ from daemon.metrics import Metrics
 from daemon.quotas import QuotaBook
 from daemon.scheduler import Scheduler, SchedulerLimits
 from daemon.server import CANCEL_WAIT_S
-from shared_protocol import Generate, QuotaExceeded
+from shared_protocol import SIGNATURE, Generate, QuotaExceeded
 from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
 from shared_protocol.messages import Error
@@ -407,3 +407,20 @@ def test_a_device_listed_twice_is_refused_naming_it(listed: str, repeated: str) 
         load_config(None, {"HYMOTION_DEVICES": listed}, {})
     assert refused.value.details["field"] == "devices"
     assert f"devices lists {repeated} " in refused.value.message
+
+
+def test_every_refused_message_of_the_protocol_is_logged_as_malformed(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    text = " ".join(GUIDE.split())
+    assert "`malformed` (a message with `HYMP/` in frame 0 refused before it could be read" in text
+    with run_daemon(make_config(tmp_path)) as daemon:  # make_config logs at debug level
+        peer = peers(daemon.address)
+        peer.send_raw([b"GARBAGE", b"{}"])  # not this protocol: counted, not logged
+        peer.send_raw([b"HYMP/2", b"{}"])  # was answered but never logged
+        peer.recv()
+        peer.send_raw([SIGNATURE, b'{"id": "bad-1", "v": "1.1"}'])
+        peer.recv()
+    logged = [e for e in read_log(tmp_path / "logs" / "daemon.log") if e["event"] == "malformed"]
+    assert [e.get("request_id") for e in logged] == [None, "bad-1"], logged
+    assert "HYMP/2" in logged[0]["reason"]

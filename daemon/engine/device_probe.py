@@ -130,6 +130,9 @@ def parse_device(text: str) -> torch.device | DeviceProblem:
         return DeviceProblem(
             text, "this daemon runs on the CPU or on CUDA GPUs only", "Use cpu, cuda or cuda:N"
         )
+    if device.type == "cpu" and device.index is not None:
+        # torch takes cpu:N as the CPU: listing two would run two engines on one device.
+        return DeviceProblem(text, "the CPU is one device, without an index", "Use cpu (once)")
     return device
 
 

@@ -157,6 +157,10 @@ def test_names_that_are_not_devices() -> None:
     assert _message("mps", None, need=None) == (
         "device mps: this daemon runs on the CPU or on CUDA GPUs only. Use cpu, cuda or cuda:N."
     )
+    # A second name for the CPU would be a second engine on the same device.
+    assert _message("cpu:1", None, need=None) == (
+        "device cpu:1: the CPU is one device, without an index. Use cpu (once)."
+    )
 
 
 def test_probe_reads_the_configured_models(tiny_root: Path, tmp_path: Path) -> None:

@@ -347,6 +347,9 @@ def test_a_bad_value_from_a_flag_or_the_environment_names_its_option() -> None:
         with pytest.raises(ConfigError) as refused:
             load_config(None, environ, flags)
         assert said in refused.value.message, refused.value.message
+    text = " ".join(GUIDE.split())
+    assert "another `HYMOTION_*` name, a misspelt one too, is not an option and is ignored" in text
+    assert load_config(None, {"HYMOTION_MAX_QEUE": "abc"}, {}) == load_config(None, {}, {})
 
 
 def test_a_refused_generate_is_logged_as_rejected_without_a_job(

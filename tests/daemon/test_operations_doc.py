@@ -427,3 +427,16 @@ def test_every_refused_message_of_the_protocol_is_logged_as_malformed(
     logged = [e for e in read_log(tmp_path / "logs" / "daemon.log") if e["event"] == "malformed"]
     assert [e.get("request_id") for e in logged] == [None, "bad-1"], logged
     assert "HYMP/2" in logged[0]["reason"]
+
+
+def test_an_empty_path_option_means_its_default(tmp_path: Path) -> None:
+    text = " ".join(GUIDE.split())
+    assert 'An empty path (`HYMOTION_LOG_DIR=`, `--log-dir ""`, `log_dir = ""`)' in text
+    config = tmp_path / "daemon.toml"
+    config.write_text('log_dir = "/var/log/hy-motion"\nstate_dir = ""\n')
+    empty = {env_name(name): "" for name in ("log_dir", "server_secret_key", "allowed_keys_dir")}
+    loaded = load_config(config, empty, {"data_dir": ""})
+    # Before: Path("") is the working directory: logs went there, and CURVE was switched on
+    # with "." as its key file.
+    assert (loaded.log_dir, loaded.state_dir, loaded.curve) == (None, None, False)
+    assert loaded.data_dir == DaemonConfig().data_dir

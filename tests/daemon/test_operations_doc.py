@@ -440,3 +440,23 @@ def test_an_empty_path_option_means_its_default(tmp_path: Path) -> None:
     # with "." as its key file.
     assert (loaded.log_dir, loaded.state_dir, loaded.curve) == (None, None, False)
     assert loaded.data_dir == DaemonConfig().data_dir
+
+
+@pytest.mark.slow
+def test_sighup_reloads_only_the_allow_list(tmp_path: Path, peers: Callable[..., Peer]) -> None:
+    text = " ".join(GUIDE.split())
+    assert "and nothing else: the configuration file and the other options are read only" in text
+    config = tmp_path / "daemon.toml"
+    config.write_text("max_per_artist = 1\n")
+    daemon = DaemonProcess(tmp_path, ["--config", str(config), "--step-s", "0.05"]).start()
+    try:
+        config.write_text("max_per_artist = 5\n")
+        daemon.signal(signal.SIGHUP)  # without CURVE: nothing to reload, and the daemon lives on
+        alice = peers(daemon.address)
+        alice.hello("alice")
+        alice.until_running(alice.send(Generate(prompt="walk", duration_s=1.0), "gen-1"))
+        _, refused = alice.recv_until(Error, re=alice.send(Generate(prompt="run", duration_s=1.0)))
+        assert isinstance(refused, Error)
+        assert refused.details["reason"] == "artist_limit"  # the file's new value was not read
+    finally:
+        daemon.kill()

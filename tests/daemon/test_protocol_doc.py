@@ -421,6 +421,10 @@ def test_unknown_body_fields_are_ignored_whatever_they_hold() -> None:
     message = parse_request(decode([SIGNATURE, frame.encode()], REQUEST_LIMITS))
     assert isinstance(message, Generate)
     message.validate()
+    assert "So is an array whose name this page does not list" in text
+    later = {"later.weights": np.zeros(3, np.float32)}
+    message = parse_request(Envelope("generate", "gen-1", doc_request("generate")["body"], later))
+    assert isinstance(message, Generate) and message.constraints is None
     with pytest.raises(ProtocolError) as refused:  # the same list in a field the daemon reads
         parse_request(decode(frames_of(doc_request("hello", capabilities=["x"] * 257))))
     assert refused.value.details["field"] == "capabilities"

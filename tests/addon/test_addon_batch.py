@@ -101,20 +101,24 @@ def test_an_existing_output_stops_the_batch_before_anything_is_generated(
 def test_batch_failures_are_listed_and_exit_1(tmp_path: Path, daemon: DaemonProcess) -> None:
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(["a person sits", f"broken {FAIL_MARKER}",
-                                   {"prompt": "too long", "duration_s": 99}]))  # fmt: skip
+                                   {"prompt": "too long", "duration_s": 99},
+                                   {"prompt": "no takes", "candidates": 0}]))  # fmt: skip
     out = tmp_path / "out"
     result = run_batch("--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
                        "--duration", "1", "--steps", "5", "--candidates", "1", "--seed", "21",
                        "--formats", "bvh")  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert not summary["ok"] and len(summary["failures"]) == 2
+    assert not summary["ok"] and len(summary["failures"]) == 3
     # Failures name the seeds they were for (--seed 21: one candidate per prompt, one seed each).
     assert summary["failures"][0].startswith("prompts.json[2] seed 21: ")
     assert summary["failures"][1].startswith("prompts.json[3] seed 21: ")
     assert "FAILED prompts.json[2] seed 21: " in result.stdout
     assert "duration_s" in summary["failures"][1]  # caught before sending
-    assert [i["error"] == "" for i in summary["items"]] == [True, False, False]
+    # A candidate count outside the limits fails that prompt alone, naming the field.
+    assert summary["failures"][2].startswith("prompts.json[4] seed 21: candidates: ")
+    assert summary["items"][3]["seeds"] == [] and summary["items"][3]["code"] == "invalid_argument"
+    assert [i["error"] == "" for i in summary["items"]] == [True, False, False, False]
 
 
 def test_batch_usage_errors_exit_2(tmp_path: Path) -> None:

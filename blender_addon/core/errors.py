@@ -74,7 +74,10 @@ class ExportError(HYMotionError):
     """An export could not be written; nothing was left behind."""
 
     code = "export_failed"
-    hint = "Pick a folder you can write to (Preferences > Default export folder)."
+    hint = (
+        "Pick a folder you can write to (Edit > Preferences > Add-ons > HY-Motion > Export "
+        "folder; in the batch, --out)."
+    )
 
 
 class FileExists(ExportError):

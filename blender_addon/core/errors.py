@@ -12,10 +12,10 @@ HYMotionError = errors.HYMotionError
 
 
 class SettingsError(HYMotionError):
-    """A preference or panel value cannot be used (address, key, folder)."""
+    """A preference, panel or operator value cannot be used (address, key, a take's name)."""
 
     code = "bad_settings"
-    hint = "Fix it in Edit > Preferences > Add-ons > HY-Motion."
+    hint = "Change the value named above and try again."
 
 
 class OnlineAccessRefused(SettingsError):

@@ -30,6 +30,15 @@ DEFAULT_JOB_TIMEOUT_S = 900.0
 MAX_SEED = messages.MAX_SEED
 
 
+class AddressError(SettingsError):
+    """The daemon address (preference *Daemon address*, batch ``--address``) is malformed."""
+
+    hint = (
+        "Fix the Daemon address in Edit > Preferences > Add-ons > HY-Motion (batch: --address), "
+        "e.g. tcp://127.0.0.1:7878."
+    )
+
+
 @dataclass(frozen=True)
 class GenerateSettings:
     """The panel's generation fields, as the artist set them."""
@@ -87,10 +96,8 @@ class ConnectionSettings:
 def check_address(address: str, online_access: bool) -> None:
     """Refuse malformed addresses, and remote ones when Blender's online access is off."""
     if not (_TCP.match(address) or address.startswith(("ipc://", "inproc://"))):
-        raise SettingsError(
-            f"{address!r} is not a daemon address",
-            field="address",
-            allowed="tcp://HOST:PORT, e.g. tcp://127.0.0.1:5557",
+        raise AddressError(
+            f"{address!r} is not a daemon address (tcp://HOST:PORT, ipc://PATH)", field="address"
         )
     if not addresses.is_loopback(address) and not online_access:
         raise OnlineAccessRefused(

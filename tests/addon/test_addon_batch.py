@@ -131,6 +131,9 @@ def test_batch_usage_errors_exit_2(tmp_path: Path) -> None:
     remote = run_batch("--prompts", str(prompts), "--out", str(tmp_path),
                        "--address", "tcp://10.9.9.9:7878")  # fmt: skip
     assert remote.returncode == 2 and "needs CURVE keys" in remote.stderr
+    malformed = run_batch("--prompts", str(prompts), "--out", str(tmp_path), "--address", "foo")
+    assert malformed.returncode == 2 and "'foo' is not a daemon address" in malformed.stderr
+    assert "--address" in malformed.stderr  # the batch's own fix, not only the preferences'
     jobs = tmp_path / "jobs.json"
     jobs.write_text('["walk", 3]')  # as docs/addon.md lists: an entry of neither form
     entry = run_batch("--prompts", str(jobs), "--out", str(tmp_path))

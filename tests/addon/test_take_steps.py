@@ -226,6 +226,16 @@ def test_export_operator_headless_runs_every_step(scene: Any, tmp_path: Path) ->
     assert all(rig_history.record_for(t, scene_settings(scene).retarget.rig) for t in takes)
 
 
+def test_step_jobs_are_one_undo_step() -> None:
+    """Export on the character writes its Actions there as Compare and re-bake do: all three
+    push one undo step (docs/addon.md; the undo stack itself needs a GUI Blender)."""
+    from blender_addon import finishing_ui, operators
+
+    for operator in (operators.HYMOTION_OT_compare_takes, operators.HYMOTION_OT_export_takes,
+                     finishing_ui.HYMOTION_OT_finish_take):  # fmt: skip
+        assert "UNDO" in operator.bl_options, operator.bl_idname
+
+
 @pytest.fixture
 def queue() -> Iterator[list[Any]]:
     """The queue of jobs for a window, left empty and its timer unregistered (bpy 4.2 and 4.5

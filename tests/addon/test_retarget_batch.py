@@ -38,8 +38,14 @@ def test_batch_onto_a_character_for_unreal(scene: Any, tmp_path: Path, daemon: A
                        "--root-motion", "in_place")  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["character"]["engine"] == "UNREAL"
+    # The character flags as docs/addon.md lists them, values included.
+    assert summary["character"] == {
+        "file": str(hero), "object": "Hero", "root_motion": "IN_PLACE", "plant_feet": True,
+        "relax_fingers": True, "ik_controls": True, "ik_limbs": False, "engine": "UNREAL",
+        "deform_only": False, "preset": None,
+    }  # fmt: skip
     item = summary["items"][0]
+    assert sorted(item["character"]) == ["convention", "joints", "object", "unmapped_bones"]
     assert item["character"]["convention"] == "Mixamo"
     assert "mixamorig:LeftHandIndex3" in item["character"]["unmapped_bones"]
     fbx = out / "001_a_person_walks" / "a_person_walks_s3.fbx"

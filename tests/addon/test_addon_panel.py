@@ -87,3 +87,32 @@ def test_the_panel_defaults_and_ranges_are_the_documented_ones(scene: Any) -> No
     assert len(scene.hy_motion.prompt) == 1000
     scene.hy_motion.prompt = "é" * 1000  # Blender counts UTF-8 bytes: two each
     assert len(scene.hy_motion.prompt) == 500
+
+
+def test_the_preferences_are_the_documented_ones(scene: Any) -> None:
+    """docs/addon.md, *Install* step 3: what the preferences show, their defaults and ranges,
+    and the model's license terms."""
+    from blender_addon import prefs
+
+    properties = prefs.HYMOTION_AP_preferences.bl_rna.properties
+    documented = {"connect_timeout_s": (1.0, 0.2, 30.0), "job_timeout_s": (900.0, 10.0, 86400.0)}
+    for name, (default, low, high) in documented.items():
+        field = properties[name]
+        assert (field.default, field.hard_min, field.hard_max) == pytest.approx(
+            (default, low, high)
+        ), name
+    assert properties["address"].default == "tcp://127.0.0.1:7878"
+    assert properties["export_dir"].default == "//hy_motion_exports/"
+    names = ("address", "artist", "server_key", "client_secret_file", "connect_timeout_s",
+             "job_timeout_s", "export_dir")  # fmt: skip
+    labels = [properties[n].name for n in names]
+    assert labels == ["Daemon address", "Artist name", "Server public key", "Your key pair",
+                      "Connect timeout", "Job timeout", "Export folder"]  # fmt: skip
+    layout = RecordingLayout()
+    shown = SimpleNamespace(layout=layout, **{n: "" for n in names})  # no key pair chosen
+    prefs.HYMOTION_AP_preferences.draw(shown, SimpleNamespace())  # type: ignore[arg-type]
+    assert [n for n in layout.drawn if n in names] == list(names)
+    assert {"hy_motion.generate_keys", "hy_motion.import_keys"} <= set(layout.drawn)
+    terms = " ".join(layout.drawn)
+    assert "Tencent HY-Motion 1.0 Community License" in terms
+    assert "not for use in the EU, the UK or South Korea; over 1M monthly users" in terms

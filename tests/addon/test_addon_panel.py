@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from blender_addon import finishing_ui, ui
+from blender_addon import finishing_ui, rig_ui, ui
 
 
 class RecordingLayout:
@@ -116,3 +116,15 @@ def test_the_preferences_are_the_documented_ones(scene: Any) -> None:
     terms = " ".join(layout.drawn)
     assert "Tencent HY-Motion 1.0 Community License" in terms
     assert "not for use in the EU, the UK or South Korea; over 1M monthly users" in terms
+
+
+def test_the_character_section_shows_with_target_selected_armature(scene: Any) -> None:
+    context = SimpleNamespace(scene=scene)
+    assert not rig_ui.HYMOTION_PT_character.poll(context)  # type: ignore[arg-type]
+    scene.hy_motion.target = "SELECTED_ARMATURE"
+    assert rig_ui.HYMOTION_PT_character.poll(context)  # type: ignore[arg-type]
+    drawn = drawn_by(rig_ui.HYMOTION_PT_character, context)
+    for name in ("rig", "hy_motion.use_character", "root_motion", "pin_feet", "relax_fingers",
+                 "key_ik", "ik_limbs", "hy_motion.map_character", "preset_folder", "preset",
+                 "hy_motion.load_mapping", "hy_motion.save_mapping"):  # fmt: skip
+        assert name in drawn, (name, drawn)

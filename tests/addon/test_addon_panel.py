@@ -128,3 +128,30 @@ def test_the_character_section_shows_with_target_selected_armature(scene: Any) -
                  "key_ik", "ik_limbs", "hy_motion.map_character", "preset_folder", "preset",
                  "hy_motion.load_mapping", "hy_motion.save_mapping"):  # fmt: skip
         assert name in drawn, (name, drawn)
+
+
+def test_every_operator_and_its_properties_are_documented(scene: Any) -> None:
+    """docs/addon.md, *Operators (for scripts)*: exactly the registered operators, each with
+    every property a script can set."""
+    import re
+    from pathlib import Path
+
+    import bpy
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "addon.md").read_text(encoding="utf-8")
+    section = doc.split("## Operators (for scripts)", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = line.split("|")
+        if len(cells) > 3 and cells[1].strip().startswith("`"):
+            for name in re.findall(r"`([a-z_]+)`", cells[1]):
+                rows[name] = cells[3]
+    registered = {
+        name: getattr(bpy.ops.hy_motion, name).get_rna_type() for name in dir(bpy.ops.hy_motion)
+    }
+    assert sorted(rows) == sorted(registered)
+    for name, rna in registered.items():
+        settable = [p.identifier for p in rna.properties
+                    if p.identifier != "rna_type" and not p.is_hidden]  # fmt: skip
+        documented = re.findall(r"`([a-z_]+)`(?!\))", rows[name])
+        assert [p for p in settable if p not in documented] == [], name

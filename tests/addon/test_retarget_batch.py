@@ -70,6 +70,7 @@ def test_batch_onto_a_character_for_unreal(scene: Any, tmp_path: Path, daemon: A
         (["--target-rig", "{hero}:Villain"], "has no object 'Villain'"),
         (["--root-motion", "root_bone"], "--root-motion needs --target-rig"),
         (["--root-motion", "keep"], "--root-motion needs --target-rig"),  # the default, given
+        (["--target-rig", "{no_rig}"], "no_rig.fbx holds 0 armatures (none)"),
     ],
 )
 def test_bad_character_flags_exit_2(
@@ -80,9 +81,11 @@ def test_bad_character_flags_exit_2(
     daemon: Any,  # noqa: F811
 ) -> None:
     hero = character_file(scene, tmp_path)
+    no_rig = tmp_path / "no_rig.fbx"  # an FBX without an armature
+    bpy.ops.export_scene.fbx(filepath=str(no_rig), object_types={"EMPTY"})
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a person walks\n")
-    args = [f.format(hero=hero) for f in flags]
+    args = [f.format(hero=hero, no_rig=no_rig) for f in flags]
     result = run_batch("--prompts", str(prompts), "--out", str(tmp_path / "out"),
                        "--address", daemon.address, *args)  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr

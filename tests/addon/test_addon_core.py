@@ -331,7 +331,7 @@ def test_prompt_files(tmp_path: Path) -> None:
     data = tmp_path / "p.json"
     data.write_text('["jump", {"prompt": "sit", "steps": 10}]')
     assert [i.settings.steps for i in batch_input.load_prompts(data, defaults)] == [50, 10]
-    bad = [("walk | speed=3\n", "unknown option"), ("walk | seed=x\n", "not a number"),
+    bad = [("walk | speed=3\n", "unknown option"), ("walk | seed=x\n", "not a whole number"),
            ("# nothing\n", "no prompts"), ("walk | seed\n", "key=value"),
            ("walk\nwave | direct=loop\n", "p.txt:2: direct= is not read from a text prompt "
             "file: give the direction in a JSON job file")]  # fmt: skip
@@ -341,6 +341,16 @@ def test_prompt_files(tmp_path: Path) -> None:
             batch_input.load_prompts(text, defaults)
     with pytest.raises(BatchInputError, match="cannot read"):
         batch_input.load_prompts(tmp_path / "absent.txt", defaults)
+    # A JSON count or seed that is not a whole number is refused, not cut to one.
+    for entry, match in (('{"prompt": "sit", "seed": 7.5}', r"p\.json\[1\]: seed=7\.5 is not a "
+                          "whole number"), ('{"prompt": "sit", "candidates": true}', "candidates"),
+                         ('{"prompt": "sit", "duration_s": "long"}', "not a number")):  # fmt: skip
+        data.write_text(f"[{entry}]")
+        with pytest.raises(BatchInputError, match=match):
+            batch_input.load_prompts(data, defaults)
+    data.write_text('[{"prompt": "sit", "seed": 7.0, "steps": "12"}]')  # whole: taken
+    (item,) = batch_input.load_prompts(data, defaults)
+    assert (item.settings.seed, item.settings.steps) == (7, 12)
 
 
 def test_synthetic_fixture_is_self_consistent() -> None:

@@ -155,3 +155,14 @@ def test_every_operator_and_its_properties_are_documented(scene: Any) -> None:
                     if p.identifier != "rna_type" and not p.is_hidden]  # fmt: skip
         documented = re.findall(r"`([a-z_]+)`(?!\))", rows[name])
         assert [p for p in settable if p not in documented] == [], name
+
+
+def test_take_operators_wait_for_a_take(scene: Any) -> None:
+    import bpy
+
+    takes = ("apply_take", "compare_takes", "rename_take", "delete_take", "export_takes",
+             "finish_take")  # fmt: skip
+    assert not any(getattr(bpy.ops.hy_motion, name).poll() for name in takes)
+    assert not bpy.ops.hy_motion.cancel.poll()
+    scene.hy_motion.takes.add()
+    assert all(getattr(bpy.ops.hy_motion, name).poll() for name in takes)

@@ -41,6 +41,13 @@ def test_batch_writes_everything_and_exits_0(
     result = run_batch(*common, entry="script")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Sampling" in result.stdout and "done: 5 item(s) succeeded, 0 failed" in result.stdout
+    # The lines docs/addon.md describes, in their order.
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("connected: daemon ")
+    assert "[2/2] 'a person waves' seed 6: ok" in lines
+    assert (
+        lines[-1] == f"done: 5 item(s) succeeded, 0 failed; summary: {out.resolve()}/summary.json"
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ok"] and summary["failures"] == [] and len(summary["items"]) == 5
     # The daemon as its welcome described it; the welcome carries no queue depth (null).

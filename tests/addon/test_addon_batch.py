@@ -237,3 +237,17 @@ def test_root_bone_with_a_target_rig_is_refused_not_ignored(tmp_path: Path) -> N
     assert result.returncode == 2, result.stdout + result.stderr
     assert "with --target-rig use --root-motion root_bone" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_every_batch_flag_is_documented() -> None:
+    """docs/addon.md, *Headless batch*, names every flag the batch takes, and no other."""
+    import re
+
+    from blender_addon.batch import parser
+
+    flags = {o for a in parser()._actions for o in a.option_strings if o.startswith("--")}
+    doc = (ROOT / "docs" / "addon.md").read_text(encoding="utf-8")
+    section = doc.split("## Headless batch", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"(--[a-z][a-z-]+)", section)) - {"--python", "--python-exit-code"}
+    assert sorted(flags - {"--help"} - named) == []
+    assert sorted(named - flags) == []

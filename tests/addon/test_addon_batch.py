@@ -50,6 +50,13 @@ def test_batch_writes_everything_and_exits_0(
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ok"] and summary["failures"] == [] and len(summary["items"]) == 5
+    # The fields docs/addon.md lists (no finishing or character flags given: none of theirs).
+    assert sorted(summary) == ["character", "daemon", "failures", "finishing", "items", "ok",
+                               "seconds"]  # fmt: skip
+    assert summary["character"] is None
+    assert sorted(summary["items"][0]) == ["candidate", "error", "files", "frames", "job_id",
+                                           "model", "prompt", "prompt_index", "seed",
+                                           "untrained", "where"]  # fmt: skip
     # The daemon as its welcome described it; the welcome carries no queue depth (null).
     assert summary["daemon"]["model"] == "test" and summary["daemon"]["queue_depth"] is None
     assert sorted(summary["daemon"]) == ["device", "model", "model_label", "queue_depth",

@@ -122,6 +122,7 @@ def test_batch_flags_finish_every_take_and_say_so(tmp_path: Path, daemon: Any) -
     assert summary["finishing"]["in_place"] and summary["finishing"]["trim_end"] == 80
     for item in summary["items"]:
         assert item["finishing"]["report"]["frames_out"] == 76
+        assert item["frames"] == item["finishing"]["report"]["frames_in"] == 90  # as generated
         clip = bvh_import.read_bvh(Path(item["files"][0]))
         assert clip.frames == 76
     bad = run_batch(*args[:4], "--trim", "five")

@@ -122,6 +122,14 @@ def client_config(settings: ConnectionSettings, online_access: bool) -> client.C
             "(the operator's server.key) and generate or import your key pair",
             field="server_key",
         )
+    if settings.artist and not keys.ARTIST_NAME.fullmatch(settings.artist):
+        # The daemon refuses the hello and never welcomes it: refused here, named, instead of
+        # "no daemon answered" once the connect timeout has passed.
+        raise SettingsError(
+            f"the artist name {settings.artist!r} is not usable: 1-64 ASCII letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit",
+            field="artist",
+        )
     config = client.ClientConfig(
         address=address,
         server_key=server_key,

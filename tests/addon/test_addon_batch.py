@@ -149,6 +149,10 @@ def test_batch_usage_errors_exit_2(tmp_path: Path) -> None:
     malformed = run_batch("--prompts", str(prompts), "--out", str(tmp_path), "--address", "foo")
     assert malformed.returncode == 2 and "'foo' is not a daemon address" in malformed.stderr
     assert "--address" in malformed.stderr  # the batch's own fix, not only the preferences'
+    # An artist name the daemon would refuse: named at once, not "no daemon answered" later.
+    artist = run_batch("--prompts", str(prompts), "--out", str(tmp_path), "--artist", "bad name!")
+    assert artist.returncode == 2, artist.stdout + artist.stderr
+    assert "the artist name 'bad name!' is not usable" in artist.stderr
     jobs = tmp_path / "jobs.json"
     jobs.write_text('["walk", 3]')  # as docs/addon.md lists: an entry of neither form
     entry = run_batch("--prompts", str(jobs), "--out", str(tmp_path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +241,10 @@ def test_client_config_keys(tmp_path: Path) -> None:
     loopback = settings.ConnectionSettings(address="tcp://127.0.0.1:7878", artist="ann")
     config = settings.client_config(loopback, online_access=False)
     assert config.server_key is None and config.artist == "ann"
+    for bad in ("bad name!", "ann\n", "-ann", "a" * 65):  # the daemon would refuse its hello
+        with pytest.raises(SettingsError, match="artist name") as info:
+            settings.client_config(replace(loopback, artist=bad), online_access=False)
+        assert info.value.field == "artist"
     remote = settings.ConnectionSettings(address="tcp://10.1.2.3:7878")
     with pytest.raises(ServerKeyError, match="needs CURVE keys") as info:
         settings.client_config(remote, online_access=True)

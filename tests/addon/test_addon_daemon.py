@@ -86,6 +86,11 @@ def test_generate_blocking_in_background(scene: Any, daemon: Any) -> None:
     assert all(t.untrained for t in settings.takes)
     assert "UNTRAINED" in settings.server_line and "daemon" in settings.server_line
     assert check_takes_match_result(scene).frames == 45
+    # Random seed: the first seed drawn is shown in the Seed field (docs/addon.md), so Fixed
+    # makes the same takes again.
+    set_panel(scene, seed_mode="RANDOM", seed=0)
+    assert bpy.ops.hy_motion.generate() == {"FINISHED"}
+    assert settings.seed_mode == "RANDOM" and settings.seed == int(settings.takes[2].seed)
 
 
 def test_generate_polled_by_the_timer(scene: Any, daemon: Any) -> None:

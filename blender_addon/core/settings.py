@@ -122,14 +122,6 @@ def client_config(settings: ConnectionSettings, online_access: bool) -> client.C
             "(the operator's server.key) and generate or import your key pair",
             field="server_key",
         )
-    if settings.artist and not keys.ARTIST_NAME.fullmatch(settings.artist):
-        # The daemon refuses the hello and never welcomes it: refused here, named, instead of
-        # "no daemon answered" once the connect timeout has passed.
-        raise SettingsError(
-            f"the artist name {settings.artist!r} is not usable: 1-64 ASCII letters, digits, "
-            "'.', '_' or '-', starting with a letter or digit",
-            field="artist",
-        )
     config = client.ClientConfig(
         address=address,
         server_key=server_key,
@@ -138,7 +130,22 @@ def client_config(settings: ConnectionSettings, online_access: bool) -> client.C
         heartbeat_s=settings.heartbeat_s,
         client_name="hy-motion-blender",
     )
-    return replace(config, artist=settings.artist) if settings.artist else config
+    if settings.artist:
+        config = replace(config, artist=settings.artist)
+    if server_key is None and not keys.ARTIST_NAME.fullmatch(config.artist):
+        # Without CURVE the daemon takes the name the client claims and refuses the hello of
+        # one it cannot use, never welcoming it: refused here, named, instead of "no daemon
+        # answered" once the connect timeout has passed. (Under CURVE the key names the artist.)
+        whose = (
+            "the artist name" if settings.artist else "your login name, the default artist name,"
+        )
+        raise SettingsError(
+            f"{whose} {config.artist!r} is not usable: 1-64 ASCII letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit (set Artist name in the preferences; batch: "
+            "--artist)",
+            field="artist",
+        )
+    return config
 
 
 def _server_key(text: str) -> bytes:

@@ -237,7 +237,7 @@ def test_loopback_and_online_access() -> None:
         settings.check_address("http://gpu-box", online_access=True)
 
 
-def test_client_config_keys(tmp_path: Path) -> None:
+def test_client_config_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loopback = settings.ConnectionSettings(address="tcp://127.0.0.1:7878", artist="ann")
     config = settings.client_config(loopback, online_access=False)
     assert config.server_key is None and config.artist == "ann"
@@ -245,6 +245,10 @@ def test_client_config_keys(tmp_path: Path) -> None:
         with pytest.raises(SettingsError, match="artist name") as info:
             settings.client_config(replace(loopback, artist=bad), online_access=False)
         assert info.value.field == "artist"
+    # No artist name: the login name is claimed, so it is held to the same rule.
+    monkeypatch.setenv("LOGNAME", "Jane Doe")  # what getpass.getuser() reads first
+    with pytest.raises(SettingsError, match="your login name, the default artist name, 'Jane"):
+        settings.client_config(replace(loopback, artist=""), online_access=False)
     remote = settings.ConnectionSettings(address="tcp://10.1.2.3:7878")
     with pytest.raises(ServerKeyError, match="needs CURVE keys") as info:
         settings.client_config(remote, online_access=True)

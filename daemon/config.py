@@ -21,7 +21,7 @@ from daemon.cluster.config import ClusterConfig, parse_cluster
 from shared_protocol import FPS, MAX_FRAMES, REPLY_LIMITS, HYMotionError, frames_for_duration
 from shared_protocol.addresses import is_loopback
 from shared_protocol.constraints import MAX_TIMELINE_ROWS, TIMELINE_OVERLAP_FRAMES
-from shared_protocol.keys import ARTIST_NAME
+from shared_protocol.keys import ARTIST_NAME, is_artist_name
 
 ENV_PREFIX = "HYMOTION_"
 
@@ -326,7 +326,7 @@ def check_config(config: DaemonConfig) -> None:
     named = [("admins", name) for name in config.admins]
     named += [(f"quotas.artists.{name}", name) for name in config.quota_artists]
     for where, name in named:
-        if not ARTIST_NAME.match(name):
+        if not is_artist_name(name):
             raise ConfigError(
                 f"{where}: {name!r} is not an artist name", field=where, allowed=ARTIST_NAME.pattern
             )

@@ -132,7 +132,7 @@ def client_config(settings: ConnectionSettings, online_access: bool) -> client.C
     )
     if settings.artist:
         config = replace(config, artist=settings.artist)
-    if server_key is None and not keys.ARTIST_NAME.fullmatch(config.artist):
+    if server_key is None and not keys.is_artist_name(config.artist):
         # Without CURVE the daemon takes the name the client claims and refuses the hello of
         # one it cannot use, never welcoming it: refused here, named, instead of "no daemon
         # answered" once the connect timeout has passed. (Under CURVE the key names the artist.)

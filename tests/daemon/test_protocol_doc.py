@@ -256,6 +256,7 @@ def test_a_string_over_the_string_limit_is_bad_request_naming_its_field() -> Non
     assert "A longer string or list is `bad_request` naming the field" in text
     over = _refusal("generate", prompt="a" * 8193)
     assert (over.code, over.details["field"]) == ("bad_request", "prompt")
+    assert "Fix the named field" in over.hint
     within = _refusal("generate", prompt="a" * 8192)  # over max_prompt_chars only
     assert (within.code, within.details["field"]) == ("invalid_argument", "prompt")
     many = _refusal("hello", capabilities=["x"] * 257)
@@ -348,6 +349,8 @@ def test_any_duration_out_of_range_is_invalid_argument(seconds: float) -> None:
 def test_a_wrong_json_type_is_bad_request_naming_the_field(constraints: Any, field: str) -> None:
     refused = _refusal("generate", constraints=constraints)
     assert (refused.code, refused.details.get("field")) == ("bad_request", field)
+    # The request is at fault, not the wire format: the hint says so.
+    assert "Fix the named field" in refused.hint and "wire format" not in refused.hint
 
 
 def test_a_refused_array_is_named_in_the_field() -> None:

@@ -32,7 +32,7 @@ from daemon.cluster.backend import RayBackend, _driver_environment
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.replica import EngineFactory
 from daemon.cluster.session import leave
-from daemon.cluster.text_replica import RemoteEncoders
+from daemon.cluster.text_replica import RemoteEncoders, TextEncoderReplica
 from daemon.config import DaemonConfig, with_overrides
 from daemon.engine.factory import EncoderKey, create_engine
 from shared_protocol import (
@@ -92,10 +92,12 @@ def stepping_config(tmp_path: Path, cluster: LocalRayCluster, tiny_dir: Path) ->
 
 @contextmanager
 def ray_daemon(
-    config: DaemonConfig, factory: EngineFactory | None = None
+    config: DaemonConfig,
+    factory: EngineFactory | None = None,
+    encoder_class: type[TextEncoderReplica] = TextEncoderReplica,
 ) -> Iterator[DaemonHandle]:
     try:
-        backend = RayBackend.connect(config, factory)
+        backend = RayBackend.connect(config, factory, encoder_class)
         with run_daemon(config, backend=backend) as daemon:
             yield daemon
     finally:

@@ -158,12 +158,15 @@ class RayBackend:
         a new head (a restart) does: leave the old session and join as at start (deploying the
         app again when it is missing; an operator's app may now serve other models)."""
         _check_reachable(self._cluster.address)  # fast: ray calls hang on a dead head
-        try:
-            return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), None
-        except Exception:  # stuck or failing on the old session
-            self._leave()
-            profile, _ = self._join()
-            return self._replica_states(), profile
+        # A rejoin that failed before (no app yet, with deploy = false) left its session: Serve's
+        # calls would then start a Ray instance of their own in this process.
+        if ray.is_initialized():
+            try:
+                return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), None
+            except Exception:  # stuck or failing on the old session
+                self._leave()
+        profile, _ = self._join()
+        return self._replica_states(), profile
 
     def _ensure_app(self) -> tuple[EngineProfile, bool]:
         """The running app's profile; (re)deploys it first when allowed and needed."""

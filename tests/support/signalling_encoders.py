@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ class SignallingEncoders(TextEncoderReplica):
 
     async def encode(self, key: EncoderKey, prompts: Sequence[str]) -> TextFeatures:
         with (self._signals / "calls").open("a") as calls:  # one short append: atomic
-            calls.write(f"{os.getpid()}\n")
+            calls.write(f"{os.getpid()} {time.time():.3f}\n")
         while not (self._signals / "release").exists():
             await asyncio.sleep(_HOLD_POLL_S)
         return await super().encode(key, prompts)
@@ -55,7 +56,16 @@ class EncoderSignals:
 
     def callers(self) -> list[int]:
         """The pid of each call that arrived, in arrival order."""
-        return [int(line) for line in (self.folder / "calls").read_text().split()]
+        return [int(line.split()[0]) for line in self.arrivals().splitlines()]
+
+    def arrivals(self) -> str:
+        """``pid unix-time`` of each call, one a line."""
+        return (self.folder / "calls").read_text()
 
     def release(self) -> None:
-        (self.folder / "release").touch()
+        (self.folder / "release").write_text(f"{time.time():.3f}")
+
+    def released(self) -> str:
+        """When the calls were released (unix time), or "" if they were not."""
+        release = self.folder / "release"
+        return release.read_text() if release.exists() else ""

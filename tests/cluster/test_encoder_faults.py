@@ -4,7 +4,8 @@ One app of its own: one engine replica of the real tiny model and two encoder re
 say when a call has reached them (tests/support/signalling_encoders.py: the real encoders,
 holding each call until the test releases it). The faults are real: the replica process
 holding the call is killed (SIGKILL) or stopped (SIGSTOP, resumed before the test ends). No
-CPU is reserved (the session's other apps hold the cluster's four).
+CPU is reserved (the session's other apps hold the cluster's four). The kills come last: the
+replicas Serve starts in place of killed ones would take a model load to wait for.
 """
 
 from __future__ import annotations
@@ -155,33 +156,6 @@ def stopped_processes() -> Iterator[list[int]]:
                 os.kill(pid, signal.SIGCONT)
 
 
-def test_an_encoding_lost_on_both_attempts_gets_encoder_lost(
-    faults_config: DaemonConfig, context: zmq.Context
-) -> None:
-    """Every encoder replica that takes the call is killed while it holds it. The engine
-    replica counts the losses it sees (two), whatever Serve's router re-sent on its own."""
-    with faults_daemon(faults_config) as (daemon, signals):
-        peer = Peer(context, daemon.address)
-        peer.hello("alice")
-        logged = len(daemon.log_events())  # the module's daemons share one log
-        request_id = generate(peer, seed=1)
-        killed: list[int] = []
-
-        def kill(pid: int) -> None:
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
-        answer = answer_faulting_callers(peer, request_id, signals, kill)
-        assert isinstance(answer, Error) and answer.code == "model_unavailable", answer
-        assert answer.details["reason"] == "encoder_lost"
-        assert "'text_encoders' failed to encode this batch's prompts 2 times" in answer.message
-        assert "the last attempt lost its replica (ActorDiedError)" in answer.message
-        assert len(killed) >= 2 and len(set(killed)) == len(killed), killed
-        assert_answered_once(peer)
-        peer.close()
-        assert_ran_once_on_the_engine_replica(daemon.log_events()[logged:])
-
-
 def test_a_hung_encoder_replica_costs_one_retry_on_the_other(
     faults_config: DaemonConfig, ray_cluster: LocalRayCluster, context: zmq.Context
 ) -> None:
@@ -239,6 +213,33 @@ def test_encoders_that_hang_on_both_attempts_get_encoder_timeout_before_the_step
             f"{ENCODE_TIMEOUT_S:g} s" in answer.message
         )
         assert stopped
+        assert_answered_once(peer)
+        peer.close()
+        assert_ran_once_on_the_engine_replica(daemon.log_events()[logged:])
+
+
+def test_an_encoding_lost_on_both_attempts_gets_encoder_lost(
+    faults_config: DaemonConfig, context: zmq.Context
+) -> None:
+    """Every encoder replica that takes the call is killed while it holds it. The engine
+    replica counts the losses it sees (two), whatever Serve's router re-sent on its own."""
+    with faults_daemon(faults_config) as (daemon, signals):
+        peer = Peer(context, daemon.address)
+        peer.hello("alice")
+        logged = len(daemon.log_events())  # the module's daemons share one log
+        request_id = generate(peer, seed=1)
+        killed: list[int] = []
+
+        def kill(pid: int) -> None:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+        answer = answer_faulting_callers(peer, request_id, signals, kill)
+        assert isinstance(answer, Error) and answer.code == "model_unavailable", answer
+        assert answer.details["reason"] == "encoder_lost"
+        assert "'text_encoders' failed to encode this batch's prompts 2 times" in answer.message
+        assert "the last attempt lost its replica (ActorDiedError)" in answer.message
+        assert len(killed) >= 2 and len(set(killed)) == len(killed), killed
         assert_answered_once(peer)
         peer.close()
         assert_ran_once_on_the_engine_replica(daemon.log_events()[logged:])

@@ -39,7 +39,7 @@ BUILD_KEYS = (
     "encoder_replicas",
     "encoder_gpus_per_replica",
     "encoder_cpus_per_replica",
-    # the engine replicas' waits on the shared text encoders, and the bound of the last
+    # the engine replicas' waits on the shared text encoders, and the step timeout bounding them
     "ready_timeout_s",
     "encode_timeout_s",
     "step_timeout_s",

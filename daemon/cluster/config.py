@@ -100,6 +100,11 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+#: With shared encoders, an encoding whose call fails (its encoder replica died, or gave no
+#: answer within ``encode_timeout_s``) is sent this many times in all (text_replica.py).
+ENCODE_ATTEMPTS = 2
+
+
 #: The autoscaler's delays: up to a day.
 _MAX_DELAY_S = 86400
 
@@ -172,11 +177,6 @@ def _check(config: ClusterConfig, error: type[HYMotionError]) -> None:
         if getattr(config, key) <= 0:
             refuse(key, "must be greater than 0", "> 0")
     _check_encode_timeout(config, refuse)
-
-
-#: With shared encoders, an encoding whose call fails (its encoder replica died, or gave no
-#: answer within ``encode_timeout_s``) is sent this many times in all (text_replica.py).
-ENCODE_ATTEMPTS = 2
 
 
 def _check_encode_timeout(config: ClusterConfig, refuse: Callable[[str, str, str], None]) -> None:

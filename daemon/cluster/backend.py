@@ -45,6 +45,7 @@ from .messages import EngineProfile
 from .metrics import ClusterMetrics
 from .replica import EngineFactory
 from .session import leave
+from .text_replica import TextEncoderReplica
 
 #: How long describing an already deployed app may take before it counts as absent.
 _DESCRIBE_TIMEOUT_S = 15.0
@@ -60,12 +61,19 @@ T = TypeVar("T")
 
 
 class RayBackend:
-    def __init__(self, config: DaemonConfig, engine_factory: EngineFactory | None = None) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        engine_factory: EngineFactory | None = None,
+        encoder_class: type[TextEncoderReplica] = TextEncoderReplica,
+    ) -> None:
         """Use :meth:`connect`. ``engine_factory`` (tests, benchmarks) replaces
-        ``daemon.engine.factory.create_engine`` on the replicas; it must be importable there."""
+        ``daemon.engine.factory.create_engine`` on the replicas, ``encoder_class`` (tests) the
+        shared text-encoder replica's class; they must be importable there."""
         self._config = config
         self._cluster: ClusterConfig = config.cluster
         self._factory = engine_factory
+        self._encoders = encoder_class
         self.engine: ClusterEngine
         self.slots: list[DispatchSlot] = []
         self._board: Any = None
@@ -85,9 +93,12 @@ class RayBackend:
 
     @classmethod
     def connect(
-        cls, config: DaemonConfig, engine_factory: EngineFactory | None = None
+        cls,
+        config: DaemonConfig,
+        engine_factory: EngineFactory | None = None,
+        encoder_class: type[TextEncoderReplica] = TextEncoderReplica,
     ) -> RayBackend:
-        backend = cls(config, engine_factory)
+        backend = cls(config, engine_factory, encoder_class)
         backend._connect()
         return backend
 
@@ -147,12 +158,15 @@ class RayBackend:
         a new head (a restart) does: leave the old session and join as at start (deploying the
         app again when it is missing; an operator's app may now serve other models)."""
         _check_reachable(self._cluster.address)  # fast: ray calls hang on a dead head
-        try:
-            return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), None
-        except Exception:  # stuck or failing on the old session
-            self._leave()
-            profile, _ = self._join()
-            return self._replica_states(), profile
+        # A rejoin that failed before (no app yet, with deploy = false) left its session: Serve's
+        # calls would then start a Ray instance of their own in this process.
+        if ray.is_initialized():
+            try:
+                return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), None
+            except Exception:  # stuck or failing on the old session
+                self._leave()
+        profile, _ = self._join()
+        return self._replica_states(), profile
 
     def _ensure_app(self) -> tuple[EngineProfile, bool]:
         """The running app's profile; (re)deploys it first when allowed and needed."""
@@ -193,7 +207,7 @@ class RayBackend:
                 cluster.encoder_gpus_per_replica,
                 cluster.encoder_cpus_per_replica,
                 # the engine replicas wait on shared encoders this long: bound at deploy
-                [cluster.ready_timeout_s, cluster.step_timeout_s]
+                [cluster.ready_timeout_s, cluster.encode_timeout_s, _qualname(self._encoders)]
                 if cluster.shared_encoders
                 else None,
             ],
@@ -209,7 +223,9 @@ class RayBackend:
 
     def _deploy(self, fingerprint: str) -> None:
         cluster = self._cluster
-        app = engine_app(cluster, self._engine_options(), self._factory, fingerprint)
+        app = engine_app(
+            cluster, self._engine_options(), self._factory, fingerprint, self._encoders
+        )
         try:
             _bounded(
                 lambda: serve.run(app, name=cluster.app, route_prefix=None),
@@ -464,7 +480,7 @@ def _bounded(fn: Callable[[], T], timeout_s: float) -> T:
     return _in_thread(fn).result(timeout=timeout_s)
 
 
-def _qualname(factory: EngineFactory | None) -> str:
+def _qualname(factory: EngineFactory | type | None) -> str:
     if factory is None:
         return "daemon.engine.factory.create_engine"
     return f"{factory.__module__}.{getattr(factory, '__qualname__', repr(factory))}"

@@ -10,7 +10,9 @@ before could not:
    that are down, summed over time (the rig's own stride); in height what they need;
 2. two-bone IK on hip and knee moves each ankle the rest of the way, but no thigh or shin turns
    more than ``PLANT_MAX_TURN_DEG`` away from where the transfer pointed it (the model's
-   direction): there the foot stops short;
+   direction), and no ankle moves more than ``PLANT_MAX_OFFSET_M`` from where the transfer put
+   it relative to the body (the model's trajectory scaled per limb chain): there the foot
+   stops short;
 3. the body takes what the legs could not (the planted feet's shortfall, weighted by how much
    each is planted) and the legs are solved again, ``BODY_ROUNDS`` times; what the two feet
    still disagree on is left as a slow slide of the feet (the bone directions win).
@@ -38,6 +40,12 @@ PIN_TOLERANCE_M = 5e-4
 PLANT_MAX_TURN_DEG = 4.0
 #: Times the body takes the legs' shortfall and the legs are solved again.
 BODY_ROUNDS = 3
+#: The most planting may move an ankle away from where the transfer put it relative to the
+#: body (metres, for the model's leg length or longer; shorter legs in proportion): the feet
+#: stay within 2 cm of the model's trajectory scaled per limb chain. Up to
+#: ``PLANT_FREE_OFFSET_M`` a foot moves all the way; beyond, ever less, towards the cap.
+PLANT_MAX_OFFSET_M = 0.015
+PLANT_FREE_OFFSET_M = 0.010
 
 #: A contact's blend: (first blended frame, end of the blend, contact start, weights).
 Ramp = tuple[int, int, int, np.ndarray]
@@ -177,6 +185,7 @@ def _reach(
     cal, target = p.calibration, p.target
     hip, knee, ankle = p.target_legs.hip[leg], p.target_legs.knee[leg], p.target_legs.ankle[leg]
     reached = positions[:, ankle].copy()
+    goal = reached + _capped(goal - reached, min(cal.scale, 1.0))
     # Only where the foot must move: IK on an almost straight leg at its own end point would
     # still pick a bend plane.
     pinned = np.linalg.norm(goal - reached, axis=-1) > PIN_TOLERANCE_M
@@ -200,6 +209,16 @@ def _reach(
     _follow_parents(p, world, pinned, (ankle,))
     reached[pinned] = solved.reached
     return reached
+
+
+def _capped(offset: np.ndarray, scale: float) -> np.ndarray:
+    """``offset`` (F, 3) kept under ``PLANT_MAX_OFFSET_M`` (times ``scale``): unchanged up to
+    ``PLANT_FREE_OFFSET_M``, then approaching the cap smoothly (no kink where a foot reaches it)."""
+    free, room = PLANT_FREE_OFFSET_M * scale, (PLANT_MAX_OFFSET_M - PLANT_FREE_OFFSET_M) * scale
+    length = np.linalg.norm(offset, axis=-1, keepdims=True)
+    over = length > free
+    kept = free + room * np.tanh((length - free) / room)
+    return np.where(over, offset * (kept / np.maximum(length, 1e-12)), offset)
 
 
 def _follow_parents(p: RigPlan, world: np.ndarray, frames: np.ndarray, tops: tuple) -> None:

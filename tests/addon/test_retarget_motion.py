@@ -20,13 +20,14 @@ import numpy as np
 import pytest
 
 from blender_addon import rig_reader, rig_takes
-from blender_addon.core import retarget, retarget_planting
+from blender_addon.core import bone_mapping, retarget, retarget_planting
 from blender_addon.core.errors import RigError
 from blender_addon.core.motion import kinematics, transfer
 from blender_addon.core.motion import rotations as rot
 from tests.addon import retarget_checks, rigs, synthetic
 from tests.addon.conftest import StartDaemon
 from tests.addon.retarget_checks import CLIPS, clip_motion
+from tests.addon.test_addon_direction_rig import other_feet
 
 #: A body whose arms and legs scale alike.
 UNIFORM_A = rigs.Body("tall adult A-pose, uniform", scale=1.1, a_pose=True)
@@ -53,6 +54,13 @@ def judge(obj: Any, motion: rig_takes.Motion, options: retarget.RetargetOptions,
     assert np.abs(played.heads[:, mapped] - planned.joint_positions[:, mapped]).max() < 1e-3
     figures = played.figures()
     print(f"{obj.name} {motion.name}: {figures}")
+    hold(played, figures, skate)
+    return figures
+
+
+def hold(played: retarget_checks.Played, figures: retarget_checks.Figures,
+         skate: bool = True) -> None:  # fmt: skip
+    """The judged bounds on a take's ``figures`` (``skate``: toe skate too)."""
     assert figures.median_deg <= 2.0, figures
     assert figures.max_deg <= 5.0, figures
     assert figures.hands_cm <= 2.0, figures
@@ -64,7 +72,6 @@ def judge(obj: Any, motion: rig_takes.Motion, options: retarget.RetargetOptions,
     model_step = float(np.degrees(rot.angle_between(played.model_world[1:],
                                                     played.model_world[:-1]).max()))  # fmt: skip
     assert figures.max_step_deg <= model_step + 1.0, (figures, model_step)
-    return figures
 
 
 @pytest.mark.parametrize("key", sorted(rigs.SPECS))
@@ -82,6 +89,49 @@ def test_every_capture_clip(scene: Any, clip: str, key: str, body: rigs.Body) ->
     obj = rigs.build_armature(scene, rigs.rig_bones(key, body), key)
     for pin in (True, False):
         judge(obj, clip_motion(clip), retarget.RetargetOptions(pin_feet=pin))
+
+
+#: Every test rig (no Blender needed to build it): each convention's rig in the body its
+#: convention test gives it, the two every-clip rigs, and the Mixamo rig whose feet are unlike
+#: the model's (toes 3 cm lower, 6 cm further forward, child A-pose).
+PLANNED_RIGS = {
+    **{key: (key, BODIES[index % len(BODIES)]) for index, key in enumerate(sorted(rigs.SPECS))},
+    "UE5 child A": ("UE5", rigs.CHILD_A),
+    "MIXAMO uniform A": ("MIXAMO", UNIFORM_A),
+    "feet unlike the model's": ("other feet", rigs.CHILD_A),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANNED_RIGS))
+def test_every_rig_and_clip_as_planned(name: str) -> None:
+    """Every test rig on every bundled CMU clip, plant feet on and off, as the retarget plans
+    the poses (the other tests hold Blender's posing of them within 1 mm): every judged bound,
+    feet within 2 cm of the per-chain trajectory with planting on too, and toes sliding no more
+    than the model's on a rig whose feet are not the model's shape. Before session 5 that rig
+    failed on four clips (walk_forward 0.279 m against the model's 0.045 m)."""
+    key, body = PLANNED_RIGS[name]
+    rig = other_feet(body) if key == "other feet" else rigs.rig_bones(key, body, roll="twisted")
+    mapping = bone_mapping.auto_mapping(rig)
+    for clip in CLIPS:
+        motion = clip_motion(clip)
+        plan = retarget.plan(motion.skeleton, rig, mapping)
+        for pin in (True, False):
+            played = retarget_checks.planned(plan, motion, retarget.RetargetOptions(pin_feet=pin))
+            figures = played.figures()
+            # Planting turns no bone further than its own 4° limit (IK found to 1e-3 of the way).
+            assert figures.max_deg <= retarget_planting.PLANT_MAX_TURN_DEG + 0.01, (clip, figures)
+            hold(played, figures, skate=pin or key != "other feet")
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_feet_unlike_the_models_keep_their_toes(scene: Any, clip: str) -> None:
+    """The rig whose toes sit 3 cm lower and 6 cm further forward than the model's (scaled),
+    posed by Blender, plant feet on: every judged bound, toe skate included (its flat feet
+    stand at the model's height, its longer toes roll off the ground and clear it in the swing
+    as the model's do)."""
+    obj = rigs.build_armature(scene, other_feet(rigs.CHILD_A), "Hero")
+    planted = judge(obj, clip_motion(clip), retarget.RetargetOptions())
+    assert planted.max_deg <= retarget_planting.PLANT_MAX_TURN_DEG + 0.01, planted
 
 
 @pytest.mark.parametrize("key", ["CC", "ARP", "VRM", "MAKEHUMAN", "BIPED"])
@@ -126,10 +176,9 @@ def test_blender_rigify_human_with_planted_feet(rigify_rig: Any, clip: str) -> N
     assert free.max_deg <= 0.01, free  # without planting: exact directions
     assert planted.slide_rig_m <= free.slide_rig_m + 1e-3, (planted, free)
     assert planted.feet_cm <= retarget_planting.PLANT_MAX_OFFSET_M * 100 + 0.01, planted
-    # A planted ankle follows the model's ankle (scaled) within millimetres (a foot planting
-    # would move further than the cap slides that little); unplanted, the other body's legs
-    # swing it centimetres away.
-    assert planted.plant_drift_cm <= 1.0 < 2.0 < free.plant_drift_cm, (planted, free)
+    # A planted foot slips beyond the model's under 1 cm over a whole contact (where planting
+    # would move it further than the cap); unplanted, the other body's legs swing it 5-21 cm.
+    assert planted.plant_drift_cm <= 1.0 < 5.0 < free.plant_drift_cm, (planted, free)
 
 
 def test_rigify_limbs_in_ik_hold_the_same_pose(rigify_rig: Any) -> None:

@@ -37,7 +37,7 @@ from daemon.metrics import Metrics
 from shared_protocol import ModelUnavailable
 
 from .app import DEPLOYMENT, engine_app
-from .cancel_board import start_board
+from .cancel_board import Board, start_board
 from .config import ClusterConfig
 from .dispatch import DispatchSlot, SlotContext, first_line
 from .engine_view import ClusterEngine
@@ -68,7 +68,7 @@ class RayBackend:
         self._factory = engine_factory
         self.engine: ClusterEngine
         self.slots: list[DispatchSlot] = []
-        self._board: Any = None
+        self._board: Board | None = None
         self._handle: Any = None
         #: Every DeploymentHandle this Ray session made: stopped when the daemon leaves it.
         self._handles: list[Any] = []
@@ -263,6 +263,7 @@ class RayBackend:
         self.engine.spread = lifecycle.scheduler.spread
         self._metrics = ClusterMetrics(metrics)
         self._metrics.up.set(1)
+        assert self._board is not None  # connect() started it
         self._context = context = SlotContext(
             handle=self._handle,
             board=self._board,
@@ -338,6 +339,7 @@ class RayBackend:
         """After a rejoin: the slots use the new session's handle and board, and welcome,
         status and admission the models its engine app describes."""
         _restore_signal_handlers()
+        assert self._board is not None  # the rejoin started a new one
         self._context.handle, self._context.board = self._handle, self._board
         self.engine.use(profile)
         if self._lifecycle is not None:

@@ -29,6 +29,7 @@ from daemon.logs import EventLog
 from daemon.workers import BatchLoop
 from shared_protocol import HYMotionError, JobCancelled, ModelUnavailable
 
+from .cancel_board import Board
 from .engine_view import ClusterEngine
 from .messages import (
     BatchRequest,
@@ -53,7 +54,7 @@ class SlotContext:
     are replaced when the daemon rejoins a cluster that came back after an outage."""
 
     handle: DeploymentHandle
-    board: Any  # CancelBoard actor handle
+    board: Board
     engine: ClusterEngine
     #: Why the cluster cannot take work now (None while it can).
     down: Callable[[], str | None]
@@ -100,7 +101,7 @@ class DispatchSlot(BatchLoop):
             await self._lifecycle.run_isolated(self._ctx.engine, batch, self._outcomes)
         finally:
             if self._told:  # the board keeps only cancelled ids
-                self._ctx.board.forget.remote(sorted(self._told))
+                self._ctx.board.actor.forget.remote(sorted(self._told))
                 self._told.clear()
 
     async def _outcomes(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:
@@ -137,7 +138,7 @@ class DispatchSlot(BatchLoop):
         raise AssertionError("unreachable: the last attempt returns")
 
     async def _attempt(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:
-        request = BatchRequest(tuple(job.spec for job in batch), self._ctx.board)
+        request = BatchRequest(tuple(job.spec for job in batch), self._ctx.board.name)
         stream = self._ctx.handle.options(stream=True).run.remote(request)
         assert isinstance(stream, DeploymentResponseGenerator)  # what stream=True returns
         reports: AsyncIterator[Report] = stream.__aiter__()
@@ -215,7 +216,7 @@ class DispatchSlot(BatchLoop):
         fresh = [j.job_id for j in batch if j.cancel_event.is_set() and j.job_id not in self._told]
         if fresh:
             self._told.update(fresh)
-            self._ctx.board.cancel.remote(fresh)
+            self._ctx.board.actor.cancel.remote(fresh)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

@@ -60,8 +60,8 @@ class EngineProfile:
 @dataclass(frozen=True)
 class BatchRequest:
     jobs: tuple[JobSpec, ...]
-    #: The daemon's CancelBoard actor handle: the replica long-polls it for these jobs.
-    board: Any
+    #: The name of the daemon's CancelBoard: the replica keeps a long poll open on it.
+    board: str
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,16 @@
 """Ray backend figures against the local backend, in one run (prints, asserts nothing).
 
-    .venv/bin/python tests/cluster/bench_ray.py [--jobs 200] [--replicas-max 2] [--gpus 0]
+    .venv/bin/python tests/cluster/bench_ray.py [--jobs 200] [--rounds 10] [--replicas-max 2]
+        [--gpus 0] [--only overhead|memory|throughput]
 
 Starts a local Ray cluster (tests/support/ray_cluster.py), then measures with the test engine
 (``stepping_engine``: sleeps per sampler step, so the figures are the path, not the model):
 
 - overhead per job: end-to-end latency of sequential 1-candidate, 4-step jobs from one client
-  over loopback, zero-cost engine, Ray backend (1 replica) minus local backend;
+  over loopback, zero-cost engine, Ray backend (1 replica) minus local backend. Both daemons run
+  at once and are measured in alternating rounds (local, Ray, a bare Serve call; the next round
+  in reverse order), so both see the same machine; the figure is the median of the rounds'
+  differences (before session 5: one block of local jobs, then one block of Ray jobs);
 - where a job's time goes (phases from the daemon's own log events);
 - host memory of each replica process per ``text_encoders`` layout (tiny model, real engine);
 - throughput: 20 clients x (jobs / 20) jobs with 20 ms per step x 10 steps, local backend
@@ -19,12 +23,15 @@ half a CPU; the cluster then starts with ``--num-gpus`` = ``--replicas-max``.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +42,17 @@ from ray import serve
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from daemon.cluster.backend import RayBackend
+from daemon.cluster.cancel_board import start_board
 from daemon.cluster.config import ClusterConfig
+from daemon.cluster.messages import BatchRequest
 from daemon.cluster.session import leave
 from daemon.config import DaemonConfig, with_overrides
 from daemon.engine.tiny import ensure_tiny
+from daemon.engine_api import JobSpec
 from shared_protocol import Generate, Result
 from tests.support import DaemonHandle, TestEngine, make_config, run_daemon
 from tests.support.engine import stepping_engine
+from tests.support.markers import MODEL
 from tests.support.ray_cluster import LocalRayCluster
 from tests.support.wire import Peer
 
@@ -55,6 +66,10 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=200, help="jobs per measurement")
     parser.add_argument("--replicas-max", type=int, default=2)
     parser.add_argument("--gpus", type=float, default=0.0, help="GPUs per replica")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating overhead rounds")
+    parser.add_argument(
+        "--only", choices=("overhead", "memory", "throughput"), help="one measurement alone"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hm-bench-ray-"))
     gpus = int(args.gpus * args.replicas_max) if args.gpus else 0
@@ -67,10 +82,12 @@ def main() -> int:
         started = time.monotonic()
         cluster.start()
         print(f"cluster start: {time.monotonic() - started:.1f} s")
-        _overhead(root, cluster, context, args)
-        if not args.gpus:
+        if args.only in (None, "overhead"):
+            _overhead(root, cluster, context, args)
+        if args.only in (None, "memory") and not args.gpus:
             _memory(root, cluster, context)
-        _throughput(root, cluster, context, args)
+        if args.only in (None, "throughput"):
+            _throughput(root, cluster, context, args)
     finally:
         context.destroy(linger=0)
         cluster.stop()
@@ -123,38 +140,84 @@ def _latencies(address: str, context: zmq.Context, jobs: int) -> list[float]:
 
 def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: argparse.Namespace
               ) -> None:  # fmt: skip
+    """Local and Ray daemons side by side, measured in alternating rounds (A/B, then B/A) in
+    this one process, so both see the same machine state; the bare Serve calls in the same
+    rounds give Ray's own floor."""
+    per_round = max(1, args.jobs // args.rounds)
     local_config = with_overrides(make_config(root / "local"), log_level="info")
-    with run_daemon(local_config, [TestEngine()]) as daemon:
-        local = _latencies(daemon.address, context, args.jobs)
-        local_daemon = daemon
     config = _ray_config(root, cluster, "bench-overhead", 1, args.gpus, 0.0)
     handles: list[Any] = []  # this driver's own handle, for Ray's floor
+    load_before = os.getloadavg()
+    rounds: list[dict[str, list[float]]] = []
     try:
         backend = RayBackend.connect(config, stepping_engine)
-        with run_daemon(config, backend=backend) as daemon:
-            _latencies(daemon.address, context, 10)  # warm the handle and the replica
-            remote = _latencies(daemon.address, context, args.jobs)
-            remote_daemon = daemon
-            # Ray's own floor: one plain Serve call to the same replica from this driver
+        with (
+            run_daemon(local_config, [TestEngine()]) as local_daemon,
+            run_daemon(config, backend=backend) as remote_daemon,
+        ):
             handle = serve.get_app_handle(config.cluster.app)
             handles.append(handle)
-            floor = []
-            for _ in range(args.jobs):
-                started = time.perf_counter()
-                handle.describe.remote().result(timeout_s=60)
-                floor.append(time.perf_counter() - started)
+            board = start_board(60.0)
+            measures: dict[str, Callable[[], list[float]]] = {
+                "local": lambda: _latencies(local_daemon.address, context, per_round),
+                "ray": lambda: _latencies(remote_daemon.address, context, per_round),
+                "bare": lambda: _bare_calls(handle, per_round),
+                "stream": lambda: _streamed_calls(handle, board, per_round),
+            }
+            for measure in measures.values():
+                measure()  # warm the sockets, the handles and the replica
+            for index in range(args.rounds):
+                order = list(measures) if index % 2 == 0 else list(reversed(measures))
+                rounds.append({name: measures[name]() for name in order})
     finally:
         leave(handles)
-    print(f"latency per job, zero-cost engine, {args.jobs} sequential jobs (median/p90 ms):")
-    for label, values in (("local backend", local), ("ray, 1 replica", remote)):
-        print(f"  {label:15} {_ms(values)}")
-    print(f"  one bare Serve call (describe), for scale: {_ms(floor)}")
-    extra = statistics.median(remote) - statistics.median(local)
-    print(f"  ray overhead per job (median difference): {extra * 1000:.2f} ms")
+    load_after = os.getloadavg()
+    pooled = {name: [s for r in rounds for s in r[name]] for name in rounds[0]}
+    differences = [statistics.median(r["ray"]) - statistics.median(r["local"]) for r in rounds]
+    above_bare = [statistics.median(r["ray"]) - statistics.median(r["bare"]) for r in rounds]
+    print(f"latency per job, zero-cost engine, {args.rounds} alternating rounds x {per_round} "
+          f"sequential jobs (load average {_load(load_before)} at start, {_load(load_after)} "
+          "at end; median/p90 ms):")  # fmt: skip
+    print(f"  local backend  {_ms(pooled['local'])}")
+    print(f"  ray, 1 replica {_ms(pooled['ray'])}")
+    print(f"  one bare Serve call (describe), same rounds: {_ms(pooled['bare'])}")
+    print(f"  one batch's streamed Serve call as dispatch makes it, no daemon: "
+          f"{_ms(pooled['stream'])}")  # fmt: skip
+    print(f"  ray minus local per round (ms): {' '.join(f'{d * 1000:.1f}' for d in differences)}")
+    print(f"  ray overhead per job (median of the rounds' differences): "
+          f"{statistics.median(differences) * 1000:.2f} ms")  # fmt: skip
+    print(f"  ray job minus a bare Serve call (median of the rounds): "
+          f"{statistics.median(above_bare) * 1000:.2f} ms")  # fmt: skip
     print("  phases (median/p90 ms), local backend:")
-    _phases(local_daemon, local, remote=False)
+    _phases(local_daemon, pooled["local"], remote=False)
     print("  phases (median/p90 ms), ray, 1 replica:")
-    _phases(remote_daemon, remote, remote=True)
+    _phases(remote_daemon, pooled["ray"], remote=True)
+
+
+def _bare_calls(handle: Any, calls: int) -> list[float]:
+    seconds = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        handle.describe.remote().result(timeout_s=60)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def _streamed_calls(handle: Any, board: Any, calls: int) -> list[float]:
+    """The Serve call a dispatch slot makes for a 1-job batch, without the daemon around it."""
+    seconds = []
+    for _ in range(calls):
+        job = JobSpec(f"bench-{uuid.uuid4().hex}", SMALL.prompt, 20, (1,), 5.0, 4, MODEL)
+        started = time.perf_counter()
+        for report in handle.options(stream=True).run.remote(BatchRequest((job,), board.name)):
+            if report.outcome is not None:
+                break
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{value:.2f}" for value in load)
 
 
 def _memory(root: Path, cluster: LocalRayCluster, context: zmq.Context) -> None:

@@ -50,6 +50,10 @@ class EngineFactory(Protocol):
     ) -> Engine: ...
 
 
+#: How long progress waits on the replica for more to send with it (half the 0.1 s at which
+#: the daemon forwards a job's steps): a batch faster than this is one streamed report.
+_REPORT_HOLD_S = 0.05
+
 if TYPE_CHECKING:
     from daemon.engine.factory import TextSource
 
@@ -139,7 +143,12 @@ class EngineReplica:
                 await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 if pending and not work.done():
-                    yield Report(self._info, _drain(pending, arrived))
+                    # Let the next steps, or the batch's end, join this report: each streamed
+                    # item is a Ray round trip, and the daemon forwards a job's steps to its
+                    # client at most every 0.1 s anyway.
+                    await asyncio.wait({work}, timeout=_REPORT_HOLD_S)
+                    if not work.done():
+                        yield Report(self._info, _drain(pending, arrived))
             yield Report(self._info, _drain(pending, arrived), self._outcome(work, started))
         finally:
             # Also reached when the daemon cancels the call: stop computing at the next step.

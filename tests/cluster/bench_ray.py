@@ -149,6 +149,7 @@ def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: 
     handles: list[Any] = []  # this driver's own handle, for Ray's floor
     load_before = os.getloadavg()
     rounds: list[dict[str, list[float]]] = []
+    cpu: dict[str, dict[str, float]] = {}  # measure -> process group -> CPU seconds
     try:
         backend = RayBackend.connect(config, stepping_engine)
         with (
@@ -166,15 +167,22 @@ def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: 
             }
             for measure in measures.values():
                 measure()  # warm the sockets, the handles and the replica
+            groups = _process_groups(cluster, config.cluster.app)
             for index in range(args.rounds):
                 order = list(measures) if index % 2 == 0 else list(reversed(measures))
-                rounds.append({name: measures[name]() for name in order})
+                rounds.append({})
+                for name in order:
+                    before = _cpu_seconds(groups)
+                    rounds[-1][name] = measures[name]()
+                    spent = _cpu_seconds(groups)
+                    for group, seconds in spent.items():
+                        cpu.setdefault(name, {}).setdefault(group, 0.0)
+                        cpu[name][group] += seconds - before[group]
     finally:
         leave(handles)
     load_after = os.getloadavg()
     pooled = {name: [s for r in rounds for s in r[name]] for name in rounds[0]}
-    differences = [statistics.median(r["ray"]) - statistics.median(r["local"]) for r in rounds]
-    above_bare = [statistics.median(r["ray"]) - statistics.median(r["bare"]) for r in rounds]
+    differences = [_median_gap(r["ray"], r["local"]) for r in rounds]
     print(f"latency per job, zero-cost engine, {args.rounds} alternating rounds x {per_round} "
           f"sequential jobs (load average {_load(load_before)} at start, {_load(load_after)} "
           "at end; median/p90 ms):")  # fmt: skip
@@ -186,12 +194,50 @@ def _overhead(root: Path, cluster: LocalRayCluster, context: zmq.Context, args: 
     print(f"  ray minus local per round (ms): {' '.join(f'{d * 1000:.1f}' for d in differences)}")
     print(f"  ray overhead per job (median of the rounds' differences): "
           f"{statistics.median(differences) * 1000:.2f} ms")  # fmt: skip
-    print(f"  ray job minus a bare Serve call (median of the rounds): "
-          f"{statistics.median(above_bare) * 1000:.2f} ms")  # fmt: skip
+    streamed = statistics.median(_median_gap(r["stream"], r["bare"]) for r in rounds)
+    print(f"  streamed batch call minus a bare Serve call (median of the rounds): "
+          f"{streamed * 1000:.2f} ms")  # fmt: skip
+    jobs = per_round * args.rounds
+    print("  CPU per job or call, by process (ms; user + system, all cores):")
+    print(f"    {'':8}" + "".join(f"{group:>16}" for group in groups))
+    for name, spent in cpu.items():
+        print(f"    {name:8}" + "".join(f"{spent[g] / jobs * 1000:16.2f}" for g in groups))
     print("  phases (median/p90 ms), local backend:")
     _phases(local_daemon, pooled["local"], remote=False)
     print("  phases (median/p90 ms), ray, 1 replica:")
     _phases(remote_daemon, pooled["ray"], remote=True)
+
+
+def _median_gap(values: list[float], baseline: list[float]) -> float:
+    return statistics.median(values) - statistics.median(baseline)
+
+
+def _process_groups(cluster: LocalRayCluster, app: str) -> dict[str, list[int]]:
+    """The processes whose CPU a job costs: this one (client, both daemons, Ray driver), the
+    measured app's replica, and the rest of the cluster (raylet, GCS, Serve controller, the
+    daemon's cancel board, other apps' idle replicas)."""
+    replica = f"ServeReplica:{app}:".encode()
+    groups: dict[str, list[int]] = {"bench+daemons": [os.getpid()], "replica": [], "ray other": []}
+    for pid in cluster.pids():
+        title = Path(f"/proc/{pid}/cmdline").read_bytes()
+        groups["replica" if replica in title else "ray other"].append(pid)
+    return groups
+
+
+def _cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU time used so far per group, from /proc/PID/schedstat (nanoseconds: clock ticks are
+    too coarse for a few milliseconds per job)."""
+    spent = {}
+    for group, pids in groups.items():
+        total = 0
+        for pid in pids:
+            try:
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    total += int((task / "schedstat").read_text().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a process or thread that ended: its time is gone with it
+        spent[group] = total / 1e9
+    return spent
 
 
 def _bare_calls(handle: Any, calls: int) -> list[float]:

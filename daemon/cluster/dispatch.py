@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+from ray.serve.handle import DeploymentResponseGenerator
 
 from daemon.engine_api import JobOutput
 from daemon.jobs import Job
@@ -30,6 +30,7 @@ from daemon.workers import BatchLoop
 from shared_protocol import HYMotionError, JobCancelled, ModelUnavailable
 
 from .cancel_board import Board
+from .engine_calls import EngineCalls
 from .engine_view import ClusterEngine
 from .messages import (
     BatchRequest,
@@ -50,10 +51,10 @@ ATTEMPTS = 2
 
 @dataclass
 class SlotContext:
-    """What every slot shares: the deployment, the board, the policy. ``handle`` and ``board``
-    are replaced when the daemon rejoins a cluster that came back after an outage."""
+    """What every slot shares: the deployment, the board, the policy. ``board`` is replaced
+    when the daemon rejoins a cluster that came back after an outage."""
 
-    handle: DeploymentHandle
+    calls: EngineCalls
     board: Board
     engine: ClusterEngine
     #: Why the cluster cannot take work now (None while it can).
@@ -139,7 +140,7 @@ class DispatchSlot(BatchLoop):
 
     async def _attempt(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:
         request = BatchRequest(tuple(job.spec for job in batch), self._ctx.board.name)
-        stream = self._ctx.handle.options(stream=True).run.remote(request)
+        stream = self._ctx.calls.streaming().run.remote(request)
         assert isinstance(stream, DeploymentResponseGenerator)  # what stream=True returns
         reports: AsyncIterator[Report] = stream.__aiter__()
         replica: ReplicaInfo | None = None

@@ -113,9 +113,11 @@ class BoardWatcher:
             while True:
                 seen, ids = await board.watch.remote(seen, _POLL_S)
                 self.cancelled = frozenset(ids)
-        except (ValueError, ray.exceptions.RayError) as exc:
-            # Mostly the daemon (the board's owner) is gone, and Serve cancels its calls when
-            # it notices; a daemon still there gets a new watcher with its next batch.
+        except (ValueError, ray.exceptions.ActorDiedError):
+            # the daemon owning the board has left; Serve cancels its calls when it notices
+            log.info("cancel board %s ended with its daemon", self.name)
+        except ray.exceptions.RayError as exc:
+            # a daemon still there gets a new watcher with its next batch
             log.warning(
                 "cancel board %s unreachable (%s); cancels are not heard until its daemon's "
                 "next batch",

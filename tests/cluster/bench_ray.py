@@ -288,7 +288,9 @@ def _memory(root: Path, cluster: LocalRayCluster, context: zmq.Context) -> None:
                 for pid in cluster.pids():
                     title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
                     if f"ServeReplica:bench-{layout}:" in title:
-                        print(f"  {layout:11} {title.rsplit(':', 1)[1]:14} {_rss_gb(pid):.2f} GB")
+                        # the title ends DEPLOYMENT, or DEPLOYMENT.METHOD while it runs one
+                        deployment = title.rsplit(":", 1)[1].split(".")[0]
+                        print(f"  {layout:11} {deployment:14} {_rss_gb(pid):.2f} GB")
                 serve.delete(config.cluster.app)
         finally:
             ray.shutdown()

@@ -8,9 +8,12 @@ Starts a local Ray cluster (tests/support/ray_cluster.py), then measures with th
 
 - overhead per job: end-to-end latency of sequential 1-candidate, 4-step jobs from one client
   over loopback, zero-cost engine, Ray backend (1 replica) minus local backend. Both daemons run
-  at once and are measured in alternating rounds (local, Ray, a bare Serve call; the next round
-  in reverse order), so both see the same machine; the figure is the median of the rounds'
-  differences (before session 5: one block of local jobs, then one block of Ray jobs);
+  at once and are measured in alternating rounds (local, Ray, a bare Serve call, the Serve call
+  of a 1-job batch from this driver without a daemon; the next round in reverse order), so all
+  see the same machine; the figure is the median of the rounds' differences (before session 5:
+  one block of local jobs, then one block of Ray jobs). The load average at start and end, and
+  the CPU time per job of this process, the replica and Ray's other processes (less moved by
+  the machine's load than latency) come with it;
 - where a job's time goes (phases from the daemon's own log events);
 - host memory of each replica process per ``text_encoders`` layout (tiny model, real engine);
 - throughput: 20 clients x (jobs / 20) jobs with 20 ms per step x 10 steps, local backend

@@ -24,14 +24,7 @@ def load_rig(scene: bpy.types.Scene, target: RigTarget) -> bpy.types.Object:
     its actions can be written), with its child objects (meshes)."""
     assert target.path is not None
     if target.path.suffix.lower() == ".fbx":
-        before = set(bpy.data.objects)
-        bpy.ops.import_scene.fbx(filepath=str(target.path), automatic_bone_orientation=False)
-        armatures = [o for o in bpy.data.objects if o not in before and o.type == "ARMATURE"]
-        if len(armatures) != 1:
-            names = ", ".join(o.name for o in armatures) or "none"
-            raise RigError(f"{target.path.name} holds {len(armatures)} armatures ({names}); "
-                           "use FILE.blend:OBJECT to pick one", field="--target-rig")  # fmt: skip
-        return rig_reader.check_rig(armatures[0])
+        return rig_reader.check_rig(_fbx_armature(target))
     # The stubs type libraries.load as returning None; it returns a context manager.
     loader: Any = bpy.data.libraries.load(str(target.path), link=False)  # type: ignore[func-returns-value]
     with loader as (source, into):
@@ -50,6 +43,40 @@ def load_rig(scene: bpy.types.Scene, target: RigTarget) -> bpy.types.Object:
             bpy.data.objects.remove(obj)
     scene.view_layers[0].update()
     return rig_reader.check_rig(rig)
+
+
+def _fbx_armature(target: RigTarget) -> bpy.types.Object:
+    """The armature of a character FBX, imported into the (empty) batch scene: its only one, or
+    the one ``:ARMATURE`` names; the file's other armatures and their children are removed."""
+    assert target.path is not None
+    before = set(bpy.data.objects)
+    bpy.ops.import_scene.fbx(filepath=str(target.path), automatic_bone_orientation=False)
+    imported = [o for o in bpy.data.objects if o not in before]
+    armatures = [o for o in imported if o.type == "ARMATURE"]
+    name, file = target.object_name, target.path.name
+    if not armatures:
+        objects = ", ".join(sorted(o.name for o in imported)) or "none"
+        raise RigError(f"{file} holds no armature (objects: {objects}); export the character "
+                       "with its armature (Blender's FBX export: Object Types Armature and Mesh)",
+                       field="--target-rig")  # fmt: skip
+    names = ", ".join(sorted(o.name for o in armatures))
+    if not name and len(armatures) > 1:
+        raise RigError(f"{file} holds {len(armatures)} armatures ({names}); name the one to "
+                       f"use: --target-rig {file}:{min(o.name for o in armatures)}",
+                       field="--target-rig")  # fmt: skip
+    if not name:
+        return armatures[0]
+    picked = next((o for o in imported if o.name == name), None)
+    if picked is None:
+        raise RigError(f"{file} has no object {name!r} (armatures: {names})",
+                       field="--target-rig")  # fmt: skip
+    if picked.type != "ARMATURE":
+        return picked  # check_rig refuses it, naming what it is
+    for other in armatures:
+        if other is not picked:
+            for obj in [*other.children_recursive, other]:
+                bpy.data.objects.remove(obj)
+    return picked
 
 
 def prepare(

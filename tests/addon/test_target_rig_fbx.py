@@ -45,6 +45,7 @@ def two_characters_fbx(scene: Any, folder: Path) -> Path:
         ("{crowd}:Body", "error: 'Body' is a mesh, not an armature"),
         ("{crowd}:", "error: --target-rig '{crowd}:': name the armature after ':' "
                      "(hero.fbx:Armature), or leave ':' out for an FBX with one armature"),
+        ("{ascii}", "error: ascii.fbx could not be imported ("),
         ("{mesh_only}", "error: mesh_only.fbx holds no armature (objects: Body); export the "
                         "character with its armature (Blender's FBX export: Object Types "
                         "Armature and Mesh)"),
@@ -65,11 +66,22 @@ def test_an_fbx_the_batch_cannot_use_says_what_to_do(
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a person walks\n")
     out = tmp_path / "out"
-    names = {"crowd": crowd, "mesh_only": mesh_only}
+    ascii_fbx = tmp_path / "ascii.fbx"  # not a file Blender's importer reads
+    ascii_fbx.write_text("; FBX 7.4.0 project file\n")
+    names = {"crowd": crowd, "mesh_only": mesh_only, "ascii": ascii_fbx}
     result = run_batch("--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
                        "--target-rig", rig.format(**names))  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr.splitlines()[0].startswith(message.format(**names)), result.stderr
+    line = result.stderr.splitlines()[-1]  # Blender's importer may print its own lines first
+    assert line.startswith(message.format(**names)), result.stderr
+    if "could not be imported" in message:
+        assert "export the character again as a binary FBX" in line
+    # What the file holds (not the flag's form, not the rig check the panel shares) says how
+    # to name the character.
+    if "--target-rig '" not in message and "'Body'" not in message:
+        assert line.endswith(
+            "— Fix --target-rig: FILE.blend:OBJECT, FILE.fbx or FILE.fbx:ARMATURE (docs/addon.md)."
+        )
     assert not out.exists()
     assert not [e for e in daemon.log_events() if e["event"] == "job_queued"]
 

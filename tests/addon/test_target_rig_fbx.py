@@ -106,3 +106,22 @@ def test_fbx_armature_picks_one_of_several(scene: Any, tmp_path: Path, daemon: A
     armatures = [o.name for o in bpy.data.objects if o.type == "ARMATURE"]
     assert armatures == ["Hero"]
     assert bpy.data.objects["Hero"].animation_data.action.name == "HYM a_person_walks_s3 @ Hero"
+
+
+def test_the_name_splits_off_only_after_the_suffix(tmp_path: Path) -> None:
+    """A drive letter stays in the path; the suffix may be in any case (docs/addon.md)."""
+    from blender_addon.batch import parser
+    from blender_addon.core.errors import BatchInputError
+    from blender_addon.core.rig_cli import target_from_args
+
+    def target(text: str) -> Any:
+        return target_from_args(parser().parse_args(["--out", "o", "--target-rig", text]))
+
+    upper = tmp_path / "HERO.BLEND"
+    upper.write_bytes(b"")
+    assert (target(f"{upper}:Rig").path, target(f"{upper}:Rig").object_name) == (upper, "Rig")
+    crowd = tmp_path / "crowd.FBX"
+    crowd.write_bytes(b"")
+    assert (target(str(crowd)).object_name, target(f"{crowd}:A:B").object_name) == ("", "A:B")
+    with pytest.raises(BatchInputError, match=r"C:\\rigs\\hero.fbx does not exist"):
+        target("C:\\rigs\\hero.fbx:Hero")

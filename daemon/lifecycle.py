@@ -88,6 +88,7 @@ class JobLifecycle:
         self.quotas = QuotaBook(
             config.quota_for,
             config.state_path / "usage.json",
+            call_later=lambda delay, save: asyncio.get_running_loop().call_later(delay, save),
             on_unsaved=lambda error: log.error("quota_usage_unsaved", error=error),
         )
         self.shutting_down = False

@@ -101,7 +101,8 @@ class JobLifecycle:
         self.jobs.add(job)
         self.scheduler.push(job)
         self.quotas.charge_job(job.artist)
-        position = self.scheduler.positions()[job.job_id]
+        position = self.scheduler.position(job)
+        assert position is not None  # pushed just now
         self._queue_changed()
         self._log.info(
             "job_queued",
@@ -144,7 +145,7 @@ class JobLifecycle:
             self._outbox.send(peer, self._accepted_again(job), re)
 
     def _accepted_again(self, job: Job) -> Accepted:
-        position = self.scheduler.positions().get(job.job_id, 0)
+        position = self.scheduler.position(job) or 0  # 0 for a running job too
         return Accepted(job_id=job.job_id, queue_position=position, duplicate=True)
 
     def _send_job(self, job: Job, message: Message) -> None:

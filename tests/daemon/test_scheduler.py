@@ -39,6 +39,25 @@ def test_round_robin_across_artists() -> None:
     assert scheduler.pop_batch(_key, lambda m: 1) == []
 
 
+def test_a_jobs_place_counted_per_artist_is_its_place_in_the_run_order() -> None:
+    rng = random.Random(3)
+    scheduler = Scheduler(SchedulerLimits(max_queue=1000, max_per_artist=1000))
+    outside = job("nobody")
+    assert scheduler.position(outside) is None
+    for _ in range(300):  # pushes, cancels and batches in a random mix, checked after each
+        roll = rng.random()
+        if roll < 0.6:
+            scheduler.push(job(f"artist{rng.randrange(6)}", candidates=rng.randint(1, 4)))
+        elif roll < 0.8 and scheduler.depth:
+            scheduler.remove(rng.choice(scheduler.order()))
+        else:
+            scheduler.pop_batch(_key, lambda m: rng.randint(1, 8))
+        order = scheduler.order()
+        assert [scheduler.position(j) for j in order] == list(range(len(order)))
+        assert scheduler.positions() == {j.job_id: i for i, j in enumerate(order)}
+    assert scheduler.position(outside) is None
+
+
 def test_served_artists_go_to_the_back_of_the_rotation() -> None:
     scheduler = Scheduler(SchedulerLimits(max_queue=100, max_per_artist=100))
     a1, a2, b1, c1 = job("a"), job("a"), job("b"), job("c")

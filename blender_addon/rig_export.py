@@ -10,7 +10,8 @@ FBX per engine (``FBX_ENGINES``):
 - ``BLENDER``: the options that re-import into Blender exactly (``export.FBX_OPTIONS``).
 
 In every preset the animation stack is named after the take, keys are baked per frame, no
-leaf bones are added, and ``deform_only`` keeps only deforming bones (Rigify's DEF bones).
+leaf bones are added, ``deform_only`` keeps only deforming bones (Rigify's DEF bones), and
+``include_meshes`` adds the meshes skinned to the rig (else the skeleton and animation only).
 BVH: the posed rig as Blender evaluates it (constraints included), Y up, through
 ``core.bvh.write_bvh``.
 """
@@ -102,16 +103,18 @@ def export_rig_fbx(
     deform_only: bool = False,
     overwrite: bool = False,
     root_bone: str = "",
+    include_meshes: bool = True,
 ) -> Path:
     """The take (``action`` on rig ``obj``) as an FBX for ``engine``; nothing half-written.
 
     ``deform_only``: the deforming bones in a clean tree (``core.deform_tree``; ``root_bone``, the
     root-motion bone, kept on top), written from a temporary armature when the rig's own
-    hierarchy is not clean, with the meshes skinned to the rig."""
+    hierarchy is not clean. ``include_meshes``: the meshes skinned to the rig go in too, skinned
+    to the bones written (a character file); else the skeleton and the animation only."""
     options = fbx_options(engine, deform_only)
     names = (UNREAL_ARMATURE_NAME if engine == "UNREAL" else obj.name, take_name)
     tree = deform_export.clean_tree(obj, root_bone) if deform_only else None
-    meshes = deform_export.skinned_meshes(scene, obj) if deform_only else []
+    meshes = deform_export.skinned_meshes(scene, obj) if include_meshes else []
     if meshes:
         options["object_types"] = {"ARMATURE", "MESH"}
     with atomic_path(path, overwrite) as temp:

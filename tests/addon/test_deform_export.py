@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -42,11 +42,11 @@ def walk() -> rig_takes.Motion:
                             take.root_positions[:FRAMES], take.fps)  # fmt: skip
 
 
-def skinned_mesh(scene: Any, rig: Any) -> Any:
-    """A small mesh on ``rig``: a triangle at each bone of ``SKINNED``, in its own vertex group
-    (weight 1)."""
+def skinned_mesh(scene: Any, rig: Any, bones: Sequence[str] = SKINNED) -> Any:
+    """A small mesh on ``rig``, its child: a triangle at each of ``bones``, in its own vertex
+    group (weight 1)."""
     verts, faces = [], []
-    for k, name in enumerate(SKINNED):
+    for k, name in enumerate(bones):
         head = rig.matrix_world @ rig.data.bones[name].head_local
         verts += [
             tuple(head),
@@ -60,7 +60,7 @@ def skinned_mesh(scene: Any, rig: Any) -> Any:
     scene.collection.objects.link(mesh)
     mesh.parent = rig
     mesh.matrix_parent_inverse = rig.matrix_world.inverted()
-    for k, name in enumerate(SKINNED):
+    for k, name in enumerate(bones):
         mesh.vertex_groups.new(name=name).add([3 * k, 3 * k + 1, 3 * k + 2], 1.0, "REPLACE")
     mesh.modifiers.new("Armature", "ARMATURE").object = rig
     return mesh

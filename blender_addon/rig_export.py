@@ -124,7 +124,7 @@ def export_rig_fbx(
         bones = [build.armature_data(obj).bones[i].name for i in tree.indices]
         start, end = build.action_frames(action)
         with _playing(scene, obj, action, (obj.name, scene.name)):
-            posed = deform_export.posed_matrices(scene, obj, bones, range(start, end + 1))
+            posed = rig_reader.posed_matrices(scene, obj, bones, range(start, end + 1))
         with (
             deform_export.temporary_armature(scene, obj, tree, posed, start) as played,
             _at_rest(obj),
@@ -231,18 +231,12 @@ def _evaluate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """World rotations (F, J, 4) and the first bone's head (F, 3), model axes, per frame."""
     start, end = build.action_frames(action)
-    pose = build.pose_bones(obj)
-    bones = [pose[n] for n in names]
-    world_rotations, roots = [], []
     with _playing(scene, obj, action, (obj.name, scene.name)):
-        matrix = np.array(obj.matrix_world)
-        turn = matrix[:3, :3] / np.linalg.norm(matrix[:3, 0])
-        scale = float(np.linalg.norm(matrix[:3, 0]))
-        for frame in range(start, end + 1):
-            scene.frame_set(frame)
-            mats = np.array([np.array(b.matrix) for b in bones])
-            frames = np.einsum("ab,jbc->jac", C.T @ turn, mats[:, :3, :3])
-            frames /= np.linalg.norm(frames, axis=-2, keepdims=True)
-            world_rotations.append(rot.from_matrix(frames))
-            roots.append((turn @ mats[0, :3, 3]) * scale @ C)
-    return rot.make_continuous(np.array(world_rotations)), np.array(roots)
+        posed = rig_reader.posed_matrices(scene, obj, names, range(start, end + 1))
+    matrix = np.array(obj.matrix_world)
+    turn = matrix[:3, :3] / np.linalg.norm(matrix[:3, 0])
+    scale = float(np.linalg.norm(matrix[:3, 0]))
+    frames = np.einsum("ab,fjbc->fjac", C.T @ turn, posed[..., :3, :3])
+    frames /= np.linalg.norm(frames, axis=-2, keepdims=True)
+    roots = (posed[:, 0, :3, 3] @ turn.T) * scale @ C
+    return rot.make_continuous(rot.from_matrix(frames)), roots

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from mathutils import Vector
 
-from blender_addon import build, deform_export, export, rig_export, rig_takes
+from blender_addon import build, deform_export, export, rig_export, rig_reader, rig_takes
 from blender_addon.core import retarget
 from blender_addon.core.errors import ExportError
 from blender_addon.core.motion import bvh_import
@@ -150,7 +150,7 @@ def test_rigify_bake_matches_every_deform_bone(rigify: Any) -> None:
     names = [rig.data.bones[i].name for i in tree.indices]
     frames = range(1, FRAMES + 1)
     expected = world_matrices(rig, names, frames)
-    posed = deform_export.posed_matrices(scene, rig, names, frames)
+    posed = rig_reader.posed_matrices(scene, rig, names, frames)
     with deform_export.temporary_armature(scene, rig, tree, posed, 1) as (temp, _):
         got = world_matrices(temp, names, frames)
         made = temp.name

@@ -61,16 +61,19 @@ def posed_matrices(
         missing = names[index.index(-1)]
         raise RigError(f"armature {obj.name!r} has no bone {missing!r}", field="target")
     flat = np.empty(len(pose.bones) * 16)
-    frames = list(frames)
-    out = np.empty((len(frames), len(index), 4, 4))
+    wanted = list(frames)
+    out = np.empty((len(wanted), len(index), 4, 4))
     alone = bpy.data.scenes.new(f"{obj.name} (pose read)")
     try:
         alone.render.fps, alone.render.fps_base = scene.render.fps, scene.render.fps_base
         alone.collection.objects.link(obj)
-        for k, frame in enumerate(frames):
+        for k, frame in enumerate(wanted):
             alone.frame_set(frame)
-            evaluated = obj.evaluated_get(alone.view_layers[0].depsgraph)
-            evaluated.pose.bones.foreach_get("matrix", flat)
+            depsgraph = alone.view_layers[0].depsgraph
+            evaluated = obj.evaluated_get(depsgraph).pose if depsgraph is not None else None
+            if evaluated is None:  # typed optional: frame_set has just evaluated both
+                raise RigError(f"armature {obj.name!r} could not be evaluated", field="target")
+            evaluated.bones.foreach_get("matrix", flat)
             # foreach_get flattens matrices column by column (Blender's matrix memory order).
             out[k] = flat.reshape(-1, 4, 4).transpose(0, 2, 1)[index]
     finally:

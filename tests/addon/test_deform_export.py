@@ -99,7 +99,7 @@ def deform_names(rig: Any) -> set[str]:
 def file_state() -> dict[str, list[str]]:
     """Every datablock of the kinds an export could leave behind, by name."""
     return {kind: sorted(d.name for d in getattr(bpy.data, kind))
-            for kind in ("objects", "armatures", "actions", "meshes")}  # fmt: skip
+            for kind in ("objects", "armatures", "actions", "meshes", "scenes")}  # fmt: skip
 
 
 @needs_assimp

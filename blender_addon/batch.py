@@ -321,7 +321,7 @@ class Batch:
         """The whole prompt failed: one record, naming its seeds."""
         info, item = explain(exc), planned.item
         record = {"prompt_index": item.index, "where": item.where, "prompt": item.settings.prompt,
-                  "seed": planned.seeds[0], "seeds": planned.seeds, "files": [],
+                  "seed": planned.first_seed, "seeds": planned.seeds, "files": [],
                   "error": str(info), "code": exc.code}  # fmt: skip
         self.records.append(record)
         self.failures.append(record)

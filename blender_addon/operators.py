@@ -281,6 +281,8 @@ class HYMOTION_OT_export_takes(_TakesOperator, StepsOperator):
 
     bl_idname = "hy_motion.export_takes"
     bl_label = "Export Takes"
+    # One undo step for the Actions it makes on the character; no redo panel (it writes files).
+    bl_options = {"UNDO"}  # noqa: RUF012 (Blender reads a set)
 
     scope: EnumProperty(  # type: ignore[valid-type]
         name="Takes",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import atexit
 import time
+from collections.abc import Sequence
 
 import bpy
 
-from . import history
+from . import history, step_runner
 from .core.protocol import client, errors, messages
 from .core.session import (
     Failed,
@@ -23,7 +24,8 @@ from .core.session import (
     failed_view,
 )
 from .core.settings import no_answer
-from .props import scene_settings
+from .props import HYMOTION_PG_take, scene_settings
+from .targets import RIG_TARGET
 
 TICK_S = 0.1
 SHUTDOWN_WAIT_S = 0.3
@@ -114,11 +116,21 @@ def handle_outcome(
             takes = history.add_result(scene, outcome.result, session.server, session.request)
             history.apply_take(scene, takes[0])
             settings = scene_settings(scene)
-            if settings.side_by_side and len(takes) > 1:
-                history.compare_takes(scene, takes)
             settings.active_take = len(settings.takes) - len(takes)
+            if settings.side_by_side and len(takes) > 1:
+                compare_new_takes(scene, takes)
         except errors.HYMotionError as exc:
             session.view, session.changed = failed_view(exc), True
+
+
+def compare_new_takes(scene: bpy.types.Scene, takes: Sequence[HYMOTION_PG_take]) -> None:
+    """*Side by side* for new candidates (the active take's Generate). On the character, with
+    a window, Compare's job is queued so that Blender waits for one take's retarget at a time
+    (Esc stops it); else (the built-in armature, or headless) the comparison is made at once."""
+    if scene_settings(scene).target == RIG_TARGET and step_runner.has_window():
+        step_runner.invoke_soon("hy_motion.compare_takes", scene, scope="JOB")
+    else:
+        history.compare_takes(scene, takes)
 
 
 def _check_timeout(session: GenerationSession) -> None:

@@ -21,7 +21,7 @@ from daemon.cluster.config import ClusterConfig, parse_cluster
 from shared_protocol import FPS, MAX_FRAMES, REPLY_LIMITS, HYMotionError, frames_for_duration
 from shared_protocol.addresses import is_loopback
 from shared_protocol.constraints import MAX_TIMELINE_ROWS, TIMELINE_OVERLAP_FRAMES
-from shared_protocol.keys import ARTIST_NAME
+from shared_protocol.keys import ARTIST_NAME, is_artist_name
 
 ENV_PREFIX = "HYMOTION_"
 
@@ -187,13 +187,15 @@ def load_config(
     if file is not None:
         values, tables = _read_file(file)
     by_name = {o.name: o for o in OPTIONS}
-    for option in OPTIONS:
-        raw = environ.get(env_name(option.name))
-        if raw is not None:
-            values[option.name] = _parse(option, raw, env_name(option.name))
-    for name, raw in flags.items():
-        if raw is not None:
-            values[name] = _parse(by_name[name], raw, flag_name(name))
+    given = [(o, environ.get(env_name(o.name)), env_name(o.name)) for o in OPTIONS]
+    given += [(by_name[name], raw, flag_name(name)) for name, raw in flags.items()]
+    for option, raw, where in given:  # in precedence order: the last one given wins
+        if raw is None:
+            continue
+        if option.name in _PATH_OPTIONS and not raw:
+            values.pop(option.name, None)  # Path("") would be the working directory
+        else:
+            values[option.name] = _parse(option, raw, where)
     config = DaemonConfig(**values, **_tables(tables))
     check_config(config)
     return config
@@ -221,8 +223,10 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         value = data[option.name]
         where = f"{path}: {option.name}"
         if option.name in _PATH_OPTIONS:
+            if not _typed(value, str, where):
+                continue  # empty: the default, as from a flag or the environment
             # Relative paths in a file are relative to the file, not to wherever it is run from.
-            value = path.parent / _typed(value, str, where)
+            value = path.parent / value
         elif option.parse is _names:
             value = tuple(_typed(v, str, where) for v in _typed(value, list, where))
         elif option.parse is _bool:
@@ -317,13 +321,12 @@ def check_config(config: DaemonConfig) -> None:
         # the shutting-down hint infinite, which no reply can carry).
         _check_range(config, name, (0, MAX_DURATION_OPTION_S))
     _check_timeline_limit(config)
-    if not config.devices:
-        raise ConfigError("devices must name at least one device", field="devices")
+    _check_devices(config.devices)
     # A name no artist can have would silently never apply (an admin who is not one).
     named = [("admins", name) for name in config.admins]
     named += [(f"quotas.artists.{name}", name) for name in config.quota_artists]
     for where, name in named:
-        if not ARTIST_NAME.match(name):
+        if not is_artist_name(name):
             raise ConfigError(
                 f"{where}: {name!r} is not an artist name", field=where, allowed=ARTIST_NAME.pattern
             )
@@ -376,6 +379,22 @@ def _check_range(config: DaemonConfig, name: str, bounds: tuple[float, float]) -
             field=name,
             allowed=f"{low:g}-{high:g} s",
         )
+
+
+def _check_devices(devices: tuple[str, ...]) -> None:
+    """One worker per device, named by it in status, metrics, logs and failures: each once."""
+    if not devices:
+        raise ConfigError("devices must name at least one device", field="devices")
+    seen: dict[str, str] = {}
+    for name in devices:
+        key = "cuda:0" if name == "cuda" else name
+        if key in seen:
+            same = "twice" if seen[key] == name else f"twice ({name} is {seen[key]})"
+            raise ConfigError(
+                f"devices lists {name} {same}; each device runs one worker: list it once",
+                field="devices",
+            )
+        seen[key] = name
 
 
 def _check_timeline_limit(config: DaemonConfig) -> None:

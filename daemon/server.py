@@ -131,7 +131,7 @@ class Server:
             if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(
-                f"cannot bind {config.bind}: {exc.strerror} (is another daemon running?)",
+                f"bind: cannot bind {config.bind}: {exc.strerror} (is another daemon running?)",
                 field="bind",
             ) from exc
         self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -169,7 +169,8 @@ class Server:
             self.log.error("metrics_unavailable", error=str(exc))
         except OSError as exc:
             raise ConfigError(
-                f"cannot serve metrics on {self.config.metrics_bind}: {exc.strerror or exc}",
+                f"metrics_bind: cannot serve metrics on {self.config.metrics_bind}: "
+                f"{exc.strerror or exc}",
                 field="metrics_bind",
             ) from exc
 
@@ -228,6 +229,7 @@ class Server:
                 self.metrics.malformed.labels(reason="no_signature").inc()
                 return
             self.metrics.malformed.labels(reason=exc.code).inc()
+            self.log.debug("malformed", reason=exc.message, artist=user_id)
             self.send(peer, Error.from_exception(exc), None)
             return
         try:

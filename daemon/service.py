@@ -45,7 +45,7 @@ from shared_protocol import (
     new_id,
     parse_request,
 )
-from shared_protocol.keys import ARTIST_NAME
+from shared_protocol.keys import ARTIST_NAME, is_artist_name
 from shared_protocol.messages import MAX_SEED
 
 CAPABILITIES = (
@@ -153,7 +153,7 @@ class Service:
 
     def _hello(self, peer: bytes, user_id: str | None, env: Envelope, msg: Hello) -> None:
         artist = user_id if user_id is not None else (msg.artist or "anonymous")
-        if not ARTIST_NAME.match(artist):
+        if not is_artist_name(artist):
             raise InvalidArgument(
                 "artist", f"{artist!r} is not a valid artist name", allowed=ARTIST_NAME.pattern
             )

@@ -118,6 +118,10 @@ class MotionClient:
         self._server_session: str | None = None
         self._opened_at = self._last_rx = self._last_ping = 0.0
         self._reported_unreachable = False
+        #: The id of the hello in flight, and the daemon's refusal of it (a name it will not
+        #: take): every request then fails with that refusal, not with "no daemon answered".
+        self._hello_id = ""
+        self._hello_refused: HYMotionError | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -272,6 +276,8 @@ class MotionClient:
         deadline = time.monotonic() + timeout_s
         while self.welcome is None and time.monotonic() < deadline:
             self.poll(20)
+            if self._hello_refused is not None:
+                raise self._hello_refused
         if self.welcome is None:
             raise self._unreachable()
         return self.welcome
@@ -305,12 +311,14 @@ class MotionClient:
         self._socket = socket
         self.welcome = None
         self._opened_at = self._last_rx = time.monotonic()
-        self._outbox = [(new_id(), self._hello())]
+        self._outbox = [self._hello()]
         for pending in self._pending.values():
             pending.sent = False
 
-    def _hello(self) -> Hello:
-        return Hello(
+    def _hello(self) -> tuple[str, Hello]:
+        """A new hello for the outbox; its id is kept to recognise the daemon's refusal."""
+        self._hello_id, self._hello_refused = new_id(), None
+        return self._hello_id, Hello(
             artist=self.config.artist,
             client=self.config.client_name,
             client_version=self.config.client_version,
@@ -366,6 +374,9 @@ class MotionClient:
             self._open_socket()
             return [Event(None, Disconnected("the daemon restarted; resubmitting"))]
         request_id = envelope.re
+        if isinstance(message, Error) and request_id and request_id == self._hello_id:
+            self._hello_refused = message.to_exception()
+            return self._fail_all(self._hello_refused)
         if request_id and (pending := self._pending.get(request_id)) is not None:
             if isinstance(message, Accepted):
                 pending.job_id = message.job_id
@@ -388,7 +399,7 @@ class MotionClient:
             return []
         self.welcome = None
         self._opened_at = time.monotonic()
-        self._outbox.insert(0, (new_id(), self._hello()))
+        self._outbox.insert(0, self._hello())
         for pending in self._pending.values():
             pending.sent = False
         self._flush_outbox()
@@ -418,6 +429,8 @@ class MotionClient:
     def _check_liveness(self) -> list[Event]:
         now = time.monotonic()
         if self.welcome is None:
+            if self._hello_refused is not None:
+                return self._fail_all(self._hello_refused)
             if (
                 self._pending
                 and not self._reported_unreachable

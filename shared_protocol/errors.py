@@ -38,6 +38,16 @@ class ProtocolError(HYMotionError):
     hint = "The client and daemon disagree on the wire format; update the older one."
 
 
+class MalformedField(ProtocolError):
+    """A message's field is missing, of the wrong JSON type or over its size: the request is at
+    fault, not the framing (a hand-written client, not a version mismatch)."""
+
+    hint = "Fix the named field: its type, size and whether it is required are in docs/protocol.md."
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message, field=field)
+
+
 class HelloRequired(ProtocolError):
     """The connection has not said who it is (or libzmq replaced it after a reconnect)."""
 

@@ -22,6 +22,11 @@ from .errors import HYMotionError
 ARTIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def is_artist_name(name: str) -> bool:
+    """Whether ``name`` is ARTIST_NAME over the whole string (``match`` lets a final newline in)."""
+    return ARTIST_NAME.fullmatch(name) is not None
+
+
 class KeyFileError(HYMotionError):
     """A key file is missing, unreadable or not a CURVE key."""
 
@@ -41,7 +46,7 @@ def curve_available() -> bool:
 
 def generate_keypair(directory: Path, name: str) -> tuple[Path, Path]:
     """Write NAME.key and NAME.key_secret (mode 0600) in ``directory``; refuse to overwrite."""
-    if not ARTIST_NAME.match(name):
+    if not is_artist_name(name):
         raise KeyFileError(
             f"{name!r} is not a valid key name", field="name", allowed=ARTIST_NAME.pattern
         )
@@ -94,7 +99,7 @@ def load_allow_list(directory: Path) -> dict[bytes, str]:
     allowed: dict[bytes, str] = {}
     for path in sorted(directory.glob("*.key")):
         artist = path.stem
-        if not ARTIST_NAME.match(artist):
+        if not is_artist_name(artist):
             raise KeyFileError(f"{path.name}: {artist!r} is not a valid artist name")
         key = load_public_key(path)
         if key in allowed:

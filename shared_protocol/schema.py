@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .errors import InvalidArgument, ProtocolError
+from .errors import InvalidArgument, MalformedField, ProtocolError
 
 T = TypeVar("T")
 
@@ -73,7 +73,7 @@ def from_parts(
     """Build ``cls`` from a body and arrays, raising ProtocolError that names the bad field."""
     if not isinstance(body, Mapping):
         name = prefix.rstrip(".") or "body"
-        raise ProtocolError(f"field {name!r} must be an object", field=name)
+        raise MalformedField(f"field {name!r} must be an object", field=name)
     kwargs: dict[str, Any] = {}
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")  # a bug in the caller, not bad input
@@ -85,11 +85,11 @@ def from_parts(
             if name in arrays:
                 kwargs[f.name] = arrays[name]
             elif annotation is np.ndarray:
-                raise ProtocolError(f"array {name!r} is missing", field=name)
+                raise MalformedField(f"array {name!r} is missing", field=name)
             continue
         if f.name not in body:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ProtocolError(f"field {name!r} is missing", field=name)
+                raise MalformedField(f"field {name!r} is missing", field=name)
             continue
         kwargs[f.name] = _convert(annotation, body[f.name], name, arrays)
     return cls(**kwargs)
@@ -131,7 +131,7 @@ def _convert(annotation: Any, value: Any, name: str, arrays: Mapping[str, np.nda
         if not isinstance(value, str):
             raise _type_error(name, "a string", value)
         if len(value) > _MAX_STRING:
-            raise ProtocolError(
+            raise MalformedField(
                 f"field {name!r} is longer than {_MAX_STRING} characters", field=name
             )
         check_text(name, value)
@@ -172,7 +172,7 @@ def _check_plain_json(value: Any, name: str) -> Any:
     return value
 
 
-def _type_error(name: str, expected: str, value: Any) -> ProtocolError:
-    return ProtocolError(
+def _type_error(name: str, expected: str, value: Any) -> MalformedField:
+    return MalformedField(
         f"field {name!r} must be {expected}, got {type(value).__name__}", field=name
     )

@@ -312,5 +312,8 @@ def _decode_array(descriptor: Any, payload: bytes, limits: DecodeLimits) -> tupl
             f"but the frame has {len(payload)} bytes",
             field=name,
         )
+    if dtype == "|b1" and bytes(payload).translate(None, b"\x00\x01"):
+        # numpy would read any other byte as a bool that is neither False nor True.
+        raise ProtocolError(f"array {name!r}: a |b1 array holds only the bytes 0 and 1", field=name)
     array = np.frombuffer(payload, dtype=np.dtype(dtype)).reshape(shape)
     return name, array

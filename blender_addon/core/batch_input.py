@@ -121,8 +121,23 @@ def _apply(
             raise BatchInputError(
                 f"{where}: unknown option {key!r}", field=key, allowed=", ".join(sorted(_KEYS))
             )
+        whole = _TYPES[field] is int
         try:
-            changes[field] = _TYPES[field](value)
+            changes[field] = _number(value, whole)
         except (TypeError, ValueError) as exc:
-            raise BatchInputError(f"{where}: {key}={value!r} is not a number", field=key) from exc
+            what = "a whole number" if whole else "a number"
+            raise BatchInputError(f"{where}: {key}={value!r} is not {what}", field=key) from exc
     return replace(defaults, **changes)
+
+
+def _number(value: Any, whole: bool) -> float | int:
+    """A text or JSON value as a number; a JSON true/false or, for a count or seed, a fraction
+    raises ValueError instead of being taken as 1/0 or cut to a whole number."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    number = float(value)
+    if not whole:
+        return number
+    if not number.is_integer():
+        raise ValueError(value)
+    return int(number)

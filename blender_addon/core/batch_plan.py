@@ -29,17 +29,22 @@ class PlannedItem:
     exports: tuple[tuple[int, str, Path], ...]  # (seed, "fbx"/"bvh", path) per candidate
 
     @property
-    def seeds(self) -> list[int]:
+    def first_seed(self) -> int:
         first = self.item.settings.seed
         assert first is not None  # fixed by plan()
-        return [first + k for k in range(self.item.settings.candidates)]
+        return first
+
+    @property
+    def seeds(self) -> list[int]:
+        """Every candidate's seed; none for a candidate count below 1 (refused when sent)."""
+        return [self.first_seed + k for k in range(self.item.settings.candidates)]
 
     @property
     def paths(self) -> list[Path]:
         return ([self.blend] if self.blend else []) + [path for _, _, path in self.exports]
 
     def describe_seeds(self) -> str:
-        return describe_seeds(self.seeds)
+        return describe_seeds(self.seeds or [self.first_seed])
 
 
 def describe_seeds(seeds: Sequence[int]) -> str:

@@ -12,10 +12,10 @@ HYMotionError = errors.HYMotionError
 
 
 class SettingsError(HYMotionError):
-    """A preference or panel value cannot be used (address, key, folder)."""
+    """A preference, panel or operator value cannot be used (address, key, a take's name)."""
 
     code = "bad_settings"
-    hint = "Fix it in Edit > Preferences > Add-ons > HY-Motion."
+    hint = "Change the value named above and try again."
 
 
 class OnlineAccessRefused(SettingsError):
@@ -74,7 +74,10 @@ class ExportError(HYMotionError):
     """An export could not be written; nothing was left behind."""
 
     code = "export_failed"
-    hint = "Pick a folder you can write to (Preferences > Default export folder)."
+    hint = (
+        "Pick a folder you can write to (Edit > Preferences > Add-ons > HY-Motion > Export "
+        "folder; in the batch, --out)."
+    )
 
 
 class FileExists(ExportError):

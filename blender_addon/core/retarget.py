@@ -47,6 +47,9 @@ FINGER_CURL_DEG = (12.0, 22.0, 16.0)
 _ARM_SIDES = (("L_Wrist", "L_Elbow"), ("R_Wrist", "R_Elbow"))
 #: Limbs a pole target can aim: (upper, middle, end) joint, without the side.
 _POLE_LIMBS = (("Hip", "Knee", "Ankle"), ("Shoulder", "Elbow", "Wrist"))
+#: Standing a take on its flat feet (``_stand_on_flat_feet``): the rig's toes at or above the
+#: model's (scaled) on this share of the model's flat-foot frames.
+FLAT_FOOT_QUANTILE = 0.8
 #: A limb bent less than this (a fraction of its length, knee off the hip-ankle line) takes
 #: its bend direction from the upper bone's front instead, fading in between.
 POLE_STRAIGHT = 0.05
@@ -301,7 +304,8 @@ class TakeMotion:
     root_positions: np.ndarray
     fps: float
     #: A take held to given poses (Direction) is placed as its first given pose alone would be,
-    #: the rule those poses were read from a rig by (``rig_pose``); None: the clip's lowest joint.
+    #: the rule those poses were read from a rig by (``rig_pose``); None: on its flat feet
+    #: (``_stand_on_flat_feet``), or by the clip's lowest joint where no foot is flat.
     anchor_frame: int | None = None
 
 
@@ -340,12 +344,16 @@ def _retarget_take(p: RigPlan, take: TakeMotion, options: RetargetOptions) -> Ri
         moved.root_positions,
         moved.joint_positions,
     )
+    flat = found.ankle & found.toe
     if take.anchor_frame is not None:  # stands as its anchor pose alone would
         root_pos, joints = root_pos.copy(), joints.copy()
         _stand(p, take, positions, joints, root_pos)
+    elif flat.any():  # stands on its flat feet (else as the transfer stood it: lowest joint)
+        root_pos, joints = root_pos.copy(), joints.copy()
+        _stand_on_flat_feet(p, positions, flat, joints, root_pos)
     if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
         target_world, root_pos = retarget_planting.plant_feet(
-            p, target_world, root_pos, joints, positions, found.foot
+            p, target_world, root_pos, joints, positions, found
         )
     return _rig_take(p, target_world, root_pos, found, options)
 
@@ -365,6 +373,33 @@ def _stand(
         frames = take.anchor_frame
     floor = float(positions[frames, ..., transfer.UP].min()) * p.calibration.scale
     lift = floor - float(joints[frames, ..., transfer.UP].min())
+    root_pos[:, transfer.UP] += lift
+    joints[..., transfer.UP] += lift
+
+
+def _stand_on_flat_feet(
+    p: RigPlan,
+    positions: np.ndarray,
+    flat: np.ndarray,
+    joints: np.ndarray,
+    root_pos: np.ndarray,
+) -> None:
+    """Stand a take on the floor by its flat feet (``joints`` and ``root_pos`` lifted in place):
+    on the frames where a model foot is down at heel and toe (``flat`` (F, 2)), the rig's toe
+    joint stands at the model's toe (scaled; its ankle at the model's where it has no toe), at the
+    ``FLAT_FOOT_QUANTILE`` of the differences: a foot longer or lower than the model's dips its
+    toe as the heel starts to rise within those frames, and standing by the lowest joint over
+    the clip (its toe rolling off at toe-off) floated its flat feet."""
+    legs = model_legs(p.model)
+    gaps = []
+    for leg in range(2):
+        rig_toe = p.target_legs.toe[leg]
+        has_toe = rig_toe != p.target_legs.ankle[leg]
+        model_toe = legs.toe[leg] if has_toe else legs.ankle[leg]
+        frames = flat[:, leg]
+        gaps.append(positions[frames, model_toe, transfer.UP] * p.calibration.scale
+                    - joints[frames, rig_toe, transfer.UP])  # fmt: skip
+    lift = float(np.quantile(np.concatenate(gaps), FLAT_FOOT_QUANTILE))
     root_pos[:, transfer.UP] += lift
     joints[..., transfer.UP] += lift
 

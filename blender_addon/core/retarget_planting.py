@@ -1,19 +1,29 @@
 """Planted feet on the artist's rig (numpy, no bpy): the part of a retarget that keeps a body
 of other proportions from sliding its feet.
 
-While a model foot is down (``motion.contacts``), the rig's ankle should move exactly as the
-model's ankle does (turned and scaled like the rest of the take) from where the rig's foot
-landed, blended in and out over ``PIN_BLEND_FRAMES``. Three steps, each taking what the one
-before could not:
+While a model foot is down (``motion.contacts``), the rig's foot should move exactly as the
+model's does (turned and scaled like the rest of the take) from where the rig's foot landed,
+blended in and out over ``PIN_BLEND_FRAMES``: frame by frame its ankle moves as the model's
+ankle, or, for a foot longer than the model's (scaled) where that leaves the rig's toe sliding
+less along the ground (the model's heel rising, a foot turning), its toe moves as the model's
+toe and the ankle goes where the foot, turned as transferred, puts it (a longer foot anchored at
+its ankle swings its toe forward and down as it rolls off it; a shorter one lifts it back).
+Three steps, each taking what the one before could not:
 
 1. the body follows its planted feet, limbs untouched: along the ground the slip of the feet
    that are down, summed over time (the rig's own stride); in height what they need;
 2. two-bone IK on hip and knee moves each ankle the rest of the way, but no thigh or shin turns
    more than ``PLANT_MAX_TURN_DEG`` away from where the transfer pointed it (the model's
-   direction): there the foot stops short;
+   direction), and no ankle moves more than ``PLANT_MAX_OFFSET_M`` from where the transfer put
+   it relative to the body (the model's trajectory scaled per limb chain): there the foot
+   stops short;
 3. the body takes what the legs could not (the planted feet's shortfall, weighted by how much
    each is planted) and the legs are solved again, ``BODY_ROUNDS`` times; what the two feet
    still disagree on is left as a slow slide of the feet (the bone directions win).
+
+A foot that is not planted keeps its toe as high over the floor as the model's (scaled): where
+the rig's toe passes lower, the same limited IK lifts its ankle, and the foot itself then turns
+toe-up by what is still missing, at most ``PLANT_MAX_TURN_DEG``.
 """
 
 from __future__ import annotations
@@ -38,6 +48,19 @@ PIN_TOLERANCE_M = 5e-4
 PLANT_MAX_TURN_DEG = 4.0
 #: Times the body takes the legs' shortfall and the legs are solved again.
 BODY_ROUNDS = 3
+#: The most planting may move an ankle away from where the transfer put it relative to the
+#: body (metres, any body): the feet stay within 2 cm of the model's trajectory scaled per limb
+#: chain. Up to ``PLANT_FREE_OFFSET_M`` a foot moves all the way; beyond, ever less, towards
+#: the cap.
+PLANT_MAX_OFFSET_M = 0.015
+PLANT_FREE_OFFSET_M = 0.010
+#: How fast (degrees a frame) a foot in the air may turn toe-up or back (``_turn_toes_up``).
+TOE_TURN_RATE_DEG = 1.0
+#: A foot anchors at its toe only when it is this much longer from ankle to toe than the
+#: model's (scaled), and where that leaves the toe slower by more than ``TOE_ANCHOR_MARGIN_M``
+#: a frame: a foot of the model's shape or shorter stays anchored at its ankle.
+TOE_ANCHOR_MIN_RATIO = 1.05
+TOE_ANCHOR_MARGIN_M = 1e-5
 
 #: A contact's blend: (first blended frame, end of the blend, contact start, weights).
 Ramp = tuple[int, int, int, np.ndarray]
@@ -49,19 +72,14 @@ def plant_feet(
     root_pos: np.ndarray,
     positions: np.ndarray,
     model_positions: np.ndarray,
-    contact: np.ndarray,
+    found: contacts.Contacts,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plant the rig's feet (see the module docstring): ``world`` (F, J, 4) rotations,
     ``root_pos`` (F, 3) and ``positions`` (F, J, 3) of the target joints as transferred,
-    ``model_positions`` (F, 22, 3) the model's joints, ``contact`` (F, 2) its feet down.
+    ``model_positions`` (F, 22, 3) the model's joints, ``found`` its contacts.
     Returns (world rotations, root positions)."""
-    cal = p.calibration
-    pelvis = int(cal.mapping[0])
-    # The transfer's own placement of model points: turned, scaled, then lifted to the floor.
-    lift = root_pos[0] - rot.rotate(cal.align, model_positions[0, pelvis]) * cal.scale
-    model_ankles = model_legs(p.model).ankle
-    footprints = [rot.rotate(cal.align, model_positions[:, model_ankles[leg]]) * cal.scale + lift
-                  for leg in range(2)]  # fmt: skip
+    contact = found.foot
+    footprints = [_footprint(p, positions, model_positions, found, leg) for leg in range(2)]
     ramps = [_plant_ramps(contact[:, leg]) for leg in range(2)]
     shift = _follow_planted_feet(p, positions, footprints, ramps, contact)
     goals = []
@@ -72,6 +90,10 @@ def plant_feet(
         landed = ankle + shift * _ALONG_GROUND
         goals.append(_plant_goal(ankle + shift, footprints[leg], ramps[leg], landed))
     weights = [_plant_weight(ramps[leg], len(shift)) for leg in range(2)]
+    for leg in range(2):  # a foot in the air lifts its toe to the model's, as far as IK may
+        toe = positions[:, p.target_legs.toe[leg]] + shift
+        lacking = _toe_lacking(p, toe, model_positions, leg)
+        goals[leg][:, transfer.UP] += (1.0 - weights[leg]) * lacking
     share = np.maximum(weights[0] + weights[1], 1.0)[:, None]
     posed = world.copy()
     # Each round solves again only the frames whose body the round before moved.
@@ -88,10 +110,92 @@ def plant_feet(
             break
         frames = frames[short]
         shift[frames] += shortfall[short]
-    return posed, root_pos + shift
+    root_pos = root_pos + shift
+    _turn_toes_up(p, posed, root_pos, model_positions, weights)
+    return posed, root_pos
 
 
 _ALONG_GROUND = np.array([1.0, 0.0, 1.0])
+
+
+def _footprint(
+    p: RigPlan,
+    positions: np.ndarray,
+    model_positions: np.ndarray,
+    found: contacts.Contacts,
+    leg: int,
+) -> np.ndarray:
+    """(F, 3) how ``leg``'s rig ankle moves, frame to frame, while its foot turns as the
+    model's does: as the model's ankle (turned and scaled), or, for a longer foot while the
+    model's foot is down and that leaves the rig's toe sliding less, as the model's toe less the
+    rig's own ankle-to-toe turn. Only its motion counts (a contact follows it from where the
+    foot landed)."""
+    cal, legs = p.calibration, model_legs(p.model)
+    model_ankle, model_toe = (rot.rotate(cal.align, model_positions[:, joints[leg]]) * cal.scale
+                              for joints in (legs.ankle, legs.toe))  # fmt: skip
+    ankle, toe = p.target_legs.ankle[leg], p.target_legs.toe[leg]
+    rest, model_rest = p.target.positions, p.model.rest_positions
+    model_foot = np.linalg.norm(model_rest[legs.toe[leg]] - model_rest[legs.ankle[leg]])
+    if np.linalg.norm(rest[toe] - rest[ankle]) < TOE_ANCHOR_MIN_RATIO * cal.scale * model_foot:
+        return model_ankle
+    turn = np.diff(positions[:, toe] - positions[:, ankle], axis=0)
+    about_ankle, toe_step = np.diff(model_ankle, axis=0), np.diff(model_toe, axis=0)
+    on_toe = found.foot[1:, leg] & (
+        np.linalg.norm(toe_step * _ALONG_GROUND, axis=-1) + TOE_ANCHOR_MARGIN_M
+        < np.linalg.norm((about_ankle + turn) * _ALONG_GROUND, axis=-1)
+    )
+    step = np.where(on_toe[:, None], toe_step - turn, about_ankle)
+    return np.concatenate([model_ankle[:1], model_ankle[:1] + np.cumsum(step, axis=0)])
+
+
+def _toe_lacking(p: RigPlan, toe: np.ndarray, model_positions: np.ndarray, leg: int) -> np.ndarray:
+    """(F,) how much lower ``leg``'s rig toe (``toe`` (F, 3)) passes than the model's toe
+    (scaled; both stand on the same floor), 0 where it is as high or higher."""
+    model_toe = model_positions[:, model_legs(p.model).toe[leg], transfer.UP] * p.calibration.scale
+    return np.maximum(model_toe - toe[:, transfer.UP], 0.0)
+
+
+def _turn_toes_up(
+    p: RigPlan,
+    world: np.ndarray,
+    root_pos: np.ndarray,
+    model_positions: np.ndarray,
+    weights: list[np.ndarray],
+) -> None:
+    """Turn each foot that is not planted toe-up (``world`` in place, the bones below it with
+    it) by what its toe still lacks under the model's, at most ``PLANT_MAX_TURN_DEG``."""
+    positions = transfer.pose_positions(p.target, world, root_pos)
+    up = np.zeros(3)
+    up[transfer.UP] = 1.0
+    for leg in range(2):
+        ankle, toe = p.target_legs.ankle[leg], p.target_legs.toe[leg]
+        lacking = (1.0 - weights[leg]) * _toe_lacking(p, positions[:, toe], model_positions, leg)
+        if ankle == toe or not (lacking > PIN_TOLERANCE_M).any():
+            continue
+        foot = positions[:, toe] - positions[:, ankle]
+        length = np.linalg.norm(foot, axis=-1)
+        rise = np.arcsin(np.clip(foot[:, transfer.UP] / length, -1.0, 1.0))
+        wanted = np.arcsin(np.clip((foot[:, transfer.UP] + lacking) / length, -1.0, 1.0))
+        angle = _rate_limited(np.minimum(wanted - rise, np.radians(PLANT_MAX_TURN_DEG)),
+                              np.radians(TOE_TURN_RATE_DEG))  # fmt: skip
+        frames = np.flatnonzero(angle > 0.0)
+        axis = np.cross(foot[frames], up)  # turning the foot about it raises the toe
+        axis /= np.maximum(np.linalg.norm(axis, axis=-1, keepdims=True), 1e-12)
+        turn = rot.from_axis_angle(axis, angle[frames])[:, None]
+        below = [t for t in range(len(p.target.names))
+                 if t == ankle or kinematics.descends(p.target.parents, t, ankle)]  # fmt: skip
+        world[frames[:, None], below] = rot.multiply(turn, world[frames[:, None], below])
+
+
+def _rate_limited(angle: np.ndarray, rate: float) -> np.ndarray:
+    """(F,) ``angle`` lowered where it would change faster than ``rate`` a frame: the largest
+    such curve under it, so a foot's turn adds no jump to its own motion."""
+    out = angle.copy()
+    for frame in range(1, len(out)):
+        out[frame] = min(out[frame], out[frame - 1] + rate)
+    for frame in range(len(out) - 2, -1, -1):
+        out[frame] = min(out[frame], out[frame + 1] + rate)
+    return out
 
 
 def _plant_ramps(contact: np.ndarray) -> list[Ramp]:
@@ -177,6 +281,7 @@ def _reach(
     cal, target = p.calibration, p.target
     hip, knee, ankle = p.target_legs.hip[leg], p.target_legs.knee[leg], p.target_legs.ankle[leg]
     reached = positions[:, ankle].copy()
+    goal = reached + _capped(goal - reached)
     # Only where the foot must move: IK on an almost straight leg at its own end point would
     # still pick a bend plane.
     pinned = np.linalg.norm(goal - reached, axis=-1) > PIN_TOLERANCE_M
@@ -200,6 +305,15 @@ def _reach(
     _follow_parents(p, world, pinned, (ankle,))
     reached[pinned] = solved.reached
     return reached
+
+
+def _capped(offset: np.ndarray) -> np.ndarray:
+    """``offset`` (F, 3) kept under ``PLANT_MAX_OFFSET_M``: unchanged up to
+    ``PLANT_FREE_OFFSET_M``, then approaching the cap smoothly (no kink where a foot reaches it)."""
+    free, room = PLANT_FREE_OFFSET_M, PLANT_MAX_OFFSET_M - PLANT_FREE_OFFSET_M
+    length = np.linalg.norm(offset, axis=-1, keepdims=True)
+    kept = free + room * np.tanh((length - free) / room)
+    return np.where(length > free, offset * (kept / np.maximum(length, 1e-12)), offset)
 
 
 def _follow_parents(p: RigPlan, world: np.ndarray, frames: np.ndarray, tops: tuple) -> None:

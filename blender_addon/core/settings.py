@@ -30,6 +30,15 @@ DEFAULT_JOB_TIMEOUT_S = 900.0
 MAX_SEED = messages.MAX_SEED
 
 
+class AddressError(SettingsError):
+    """The daemon address (preference *Daemon address*, batch ``--address``) is malformed."""
+
+    hint = (
+        "Fix the Daemon address in Edit > Preferences > Add-ons > HY-Motion (batch: --address), "
+        "e.g. tcp://127.0.0.1:7878."
+    )
+
+
 @dataclass(frozen=True)
 class GenerateSettings:
     """The panel's generation fields, as the artist set them."""
@@ -87,10 +96,8 @@ class ConnectionSettings:
 def check_address(address: str, online_access: bool) -> None:
     """Refuse malformed addresses, and remote ones when Blender's online access is off."""
     if not (_TCP.match(address) or address.startswith(("ipc://", "inproc://"))):
-        raise SettingsError(
-            f"{address!r} is not a daemon address",
-            field="address",
-            allowed="tcp://HOST:PORT, e.g. tcp://127.0.0.1:5557",
+        raise AddressError(
+            f"{address!r} is not a daemon address (tcp://HOST:PORT, ipc://PATH)", field="address"
         )
     if not addresses.is_loopback(address) and not online_access:
         raise OnlineAccessRefused(
@@ -123,7 +130,22 @@ def client_config(settings: ConnectionSettings, online_access: bool) -> client.C
         heartbeat_s=settings.heartbeat_s,
         client_name="hy-motion-blender",
     )
-    return replace(config, artist=settings.artist) if settings.artist else config
+    if settings.artist:
+        config = replace(config, artist=settings.artist)
+    if server_key is None and not keys.is_artist_name(config.artist):
+        # Without CURVE the daemon takes the name the client claims and refuses the hello of
+        # one it cannot use, never welcoming it: refused here, named, instead of "no daemon
+        # answered" once the connect timeout has passed. (Under CURVE the key names the artist.)
+        whose = (
+            "the artist name" if settings.artist else "your login name, the default artist name,"
+        )
+        raise SettingsError(
+            f"{whose} {config.artist!r} is not usable: 1-64 ASCII letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit (set Artist name in the preferences; batch: "
+            "--artist)",
+            field="artist",
+        )
+    return config
 
 
 def _server_key(text: str) -> bytes:

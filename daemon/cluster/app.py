@@ -39,8 +39,9 @@ BUILD_KEYS = (
     "encoder_replicas",
     "encoder_gpus_per_replica",
     "encoder_cpus_per_replica",
-    # the engine replicas' waits on the shared text encoders
+    # the engine replicas' waits on the shared text encoders, and the step timeout bounding them
     "ready_timeout_s",
+    "encode_timeout_s",
     "step_timeout_s",
 )
 
@@ -50,9 +51,12 @@ def engine_app(
     engine_options: Mapping[str, Any],
     factory: EngineFactory | None,
     fingerprint: str,
+    encoder_class: type[TextEncoderReplica] = TextEncoderReplica,
 ) -> Application:
     """Replicas of one engine each, one batch at a time per replica; with shared text encoders,
-    a second deployment of encoders the engine replicas call (the engine stays the ingress)."""
+    a second deployment of encoders the engine replicas call (the engine stays the ingress).
+    ``encoder_class`` (tests) replaces the encoder replica's class; it must be importable on
+    the cluster."""
     scaling: dict[str, Any] = (
         {
             "autoscaling_config": {
@@ -88,8 +92,8 @@ def engine_app(
             "num_gpus": cluster.encoder_gpus_per_replica,
             "num_cpus": cluster.encoder_cpus_per_replica,
         },
-    )(TextEncoderReplica).bind(dict(engine_options))
-    timeouts = (cluster.ready_timeout_s, cluster.step_timeout_s)
+    )(encoder_class).bind(dict(engine_options))
+    timeouts = (cluster.ready_timeout_s, cluster.encode_timeout_s)
     return deployment.bind(dict(engine_options), factory, fingerprint, encoders, timeouts)
 
 

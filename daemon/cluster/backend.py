@@ -37,14 +37,16 @@ from daemon.metrics import Metrics
 from shared_protocol import ModelUnavailable
 
 from .app import DEPLOYMENT, engine_app
-from .cancel_board import start_board
+from .cancel_board import Board, start_board
 from .config import ClusterConfig
 from .dispatch import DispatchSlot, SlotContext, first_line
+from .engine_calls import EngineCalls
 from .engine_view import ClusterEngine
 from .messages import EngineProfile
 from .metrics import ClusterMetrics
 from .replica import EngineFactory
 from .session import leave
+from .text_replica import TextEncoderReplica
 
 #: How long describing an already deployed app may take before it counts as absent.
 _DESCRIBE_TIMEOUT_S = 15.0
@@ -60,18 +62,27 @@ T = TypeVar("T")
 
 
 class RayBackend:
-    def __init__(self, config: DaemonConfig, engine_factory: EngineFactory | None = None) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        engine_factory: EngineFactory | None = None,
+        encoder_class: type[TextEncoderReplica] = TextEncoderReplica,
+    ) -> None:
         """Use :meth:`connect`. ``engine_factory`` (tests, benchmarks) replaces
-        ``daemon.engine.factory.create_engine`` on the replicas; it must be importable there."""
+        ``daemon.engine.factory.create_engine`` on the replicas, ``encoder_class`` (tests) the
+        shared text-encoder replica's class; they must be importable there."""
         self._config = config
         self._cluster: ClusterConfig = config.cluster
         self._factory = engine_factory
+        self._encoders = encoder_class
         self.engine: ClusterEngine
         self.slots: list[DispatchSlot] = []
-        self._board: Any = None
+        self._board: Board | None = None
         self._handle: Any = None
         #: Every DeploymentHandle this Ray session made: stopped when the daemon leaves it.
         self._handles: list[Any] = []
+        #: The slots' handle, its router on the daemon's loop.
+        self._calls = EngineCalls(self._cluster.app, self._handles)
         self._down: str | None = None
         self._live = self._cluster.replicas
         self._log: EventLog | None = None
@@ -85,9 +96,12 @@ class RayBackend:
 
     @classmethod
     def connect(
-        cls, config: DaemonConfig, engine_factory: EngineFactory | None = None
+        cls,
+        config: DaemonConfig,
+        engine_factory: EngineFactory | None = None,
+        encoder_class: type[TextEncoderReplica] = TextEncoderReplica,
     ) -> RayBackend:
-        backend = cls(config, engine_factory)
+        backend = cls(config, engine_factory, encoder_class)
         backend._connect()
         return backend
 
@@ -147,12 +161,15 @@ class RayBackend:
         a new head (a restart) does: leave the old session and join as at start (deploying the
         app again when it is missing; an operator's app may now serve other models)."""
         _check_reachable(self._cluster.address)  # fast: ray calls hang on a dead head
-        try:
-            return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), None
-        except Exception:  # stuck or failing on the old session
-            self._leave()
-            profile, _ = self._join()
-            return self._replica_states(), profile
+        # A rejoin that failed before (no app yet, with deploy = false) left its session: Serve's
+        # calls would then start a Ray instance of their own in this process.
+        if ray.is_initialized():
+            try:
+                return _bounded(self._replica_states, _HEALTH_TIMEOUT_S), None
+            except Exception:  # stuck or failing on the old session
+                self._leave()
+        profile, _ = self._join()
+        return self._replica_states(), profile
 
     def _ensure_app(self) -> tuple[EngineProfile, bool]:
         """The running app's profile; (re)deploys it first when allowed and needed."""
@@ -193,7 +210,7 @@ class RayBackend:
                 cluster.encoder_gpus_per_replica,
                 cluster.encoder_cpus_per_replica,
                 # the engine replicas wait on shared encoders this long: bound at deploy
-                [cluster.ready_timeout_s, cluster.step_timeout_s]
+                [cluster.ready_timeout_s, cluster.encode_timeout_s, _qualname(self._encoders)]
                 if cluster.shared_encoders
                 else None,
             ],
@@ -209,7 +226,9 @@ class RayBackend:
 
     def _deploy(self, fingerprint: str) -> None:
         cluster = self._cluster
-        app = engine_app(cluster, self._engine_options(), self._factory, fingerprint)
+        app = engine_app(
+            cluster, self._engine_options(), self._factory, fingerprint, self._encoders
+        )
         try:
             _bounded(
                 lambda: serve.run(app, name=cluster.app, route_prefix=None),
@@ -263,8 +282,9 @@ class RayBackend:
         self.engine.spread = lifecycle.scheduler.spread
         self._metrics = ClusterMetrics(metrics)
         self._metrics.up.set(1)
+        assert self._board is not None  # connect() started it
         self._context = context = SlotContext(
-            handle=self._handle,
+            calls=self._calls,
             board=self._board,
             engine=self.engine,
             down=self.down_reason,
@@ -311,34 +331,40 @@ class RayBackend:
         # its old actors); a rejoin does not wait for it.
         probe: Future[tuple[dict[str, int], EngineProfile | None]] | None = None
         rejoining = False
-        while True:
-            await asyncio.sleep(self._cluster.health_interval_s)
-            if probe is not None and not probe.done() and rejoining == (self._down is not None):
-                continue  # no pile-up of checks (or of rejoins) on a lost cluster
-            rejoining = self._down is not None
-            probe = _in_thread(self._rejoin if rejoining else self._check)
-            limit_s = self._cluster.ready_timeout_s if rejoining else _HEALTH_TIMEOUT_S
-            try:
-                states, rejoined = await asyncio.wait_for(
-                    asyncio.shield(asyncio.wrap_future(probe)), limit_s
-                )
-            except TimeoutError:
-                self._mark_down(f"no answer to a health check within {limit_s:g} s")
-            except Exception as exc:
-                self._mark_down(first_line(exc))
-            else:
-                if rejoined is not None:
-                    self._use_new_session(rejoined)
-                self._mark_up(states)
+        try:
+            while True:
+                await asyncio.sleep(self._cluster.health_interval_s)
+                if probe is not None and not probe.done() and rejoining == (self._down is not None):
+                    continue  # no pile-up of checks (or of rejoins) on a lost cluster
+                rejoining = self._down is not None
+                probe = _in_thread(self._rejoin if rejoining else self._check)
+                limit_s = self._cluster.ready_timeout_s if rejoining else _HEALTH_TIMEOUT_S
+                try:
+                    states, rejoined = await asyncio.wait_for(
+                        asyncio.shield(asyncio.wrap_future(probe)), limit_s
+                    )
+                except TimeoutError:
+                    await self._lost(f"no answer to a health check within {limit_s:g} s")
+                except Exception as exc:
+                    await self._lost(first_line(exc))
+                else:
+                    if rejoined is not None:
+                        self._use_new_session(rejoined)
+                    self._mark_up(states)
+        finally:
+            # Shutdown cancels this task: the batch handle's router is this loop's to stop.
+            await self._calls.close()
 
     def _check(self) -> tuple[dict[str, int], EngineProfile | None]:
         return self._replica_states(), None
 
     def _use_new_session(self, profile: EngineProfile) -> None:
-        """After a rejoin: the slots use the new session's handle and board, and welcome,
-        status and admission the models its engine app describes."""
+        """After a rejoin: the slots use the new session's board (and make their handle in it
+        at their next batch), and welcome, status and admission the models its engine app
+        describes."""
         _restore_signal_handlers()
-        self._context.handle, self._context.board = self._handle, self._board
+        assert self._board is not None  # the rejoin started a new one
+        self._context.board = self._board
         self.engine.use(profile)
         if self._lifecycle is not None:
             self._lifecycle.models = {m.name: m for m in profile.models}
@@ -362,6 +388,10 @@ class RayBackend:
             return self._replica_states().get("RUNNING", 0)
         except Exception:
             return 0
+
+    async def _lost(self, reason: str) -> None:
+        self._mark_down(reason)
+        await self._calls.close()  # its session may not come back; the next batch makes one
 
     def _mark_down(self, reason: str) -> None:
         assert self._log is not None and self._metrics is not None
@@ -464,7 +494,7 @@ def _bounded(fn: Callable[[], T], timeout_s: float) -> T:
     return _in_thread(fn).result(timeout=timeout_s)
 
 
-def _qualname(factory: EngineFactory | None) -> str:
+def _qualname(factory: EngineFactory | type | None) -> str:
     if factory is None:
         return "daemon.engine.factory.create_engine"
     return f"{factory.__module__}.{getattr(factory, '__qualname__', repr(factory))}"

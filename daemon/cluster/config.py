@@ -7,7 +7,7 @@ the ``cluster`` extra still reads and checks its configuration.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,9 @@ class ClusterConfig:
     encoder_replicas: int = 1
     encoder_gpus_per_replica: float = 1.0
     encoder_cpus_per_replica: float = 1.0
+    #: How long an engine replica waits for one call to the shared encoders (queue included)
+    #: before it sends the encoding once more; at most a third of ``step_timeout_s``.
+    encode_timeout_s: float = 20.0
     auth: str = "token"
     token_file: Path | None = None
     #: A replica silent for this long (no progress event) is treated as lost.
@@ -88,12 +91,18 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "encoder_replicas": int,
     "encoder_gpus_per_replica": (int, float),
     "encoder_cpus_per_replica": (int, float),
+    "encode_timeout_s": (int, float),
     "auth": str,
     "token_file": str,
     "step_timeout_s": (int, float),
     "ready_timeout_s": (int, float),
     "health_interval_s": (int, float),
 }
+
+
+#: With shared encoders, an encoding whose call fails (its encoder replica died, or gave no
+#: answer within ``encode_timeout_s``) is sent this many times in all (text_replica.py).
+ENCODE_ATTEMPTS = 2
 
 
 #: The autoscaler's delays: up to a day.
@@ -164,6 +173,23 @@ def _check(config: ClusterConfig, error: type[HYMotionError]) -> None:
     for key in ("upscale_delay_s", "downscale_delay_s"):
         if not 0 <= getattr(config, key) <= _MAX_DELAY_S:
             refuse(key, f"must be 0 to {_MAX_DELAY_S} seconds", f"0-{_MAX_DELAY_S}")
-    for key in ("step_timeout_s", "ready_timeout_s", "health_interval_s"):
+    for key in ("step_timeout_s", "ready_timeout_s", "health_interval_s", "encode_timeout_s"):
         if getattr(config, key) <= 0:
             refuse(key, "must be greater than 0", "> 0")
+    _check_encode_timeout(config, refuse)
+
+
+def _check_encode_timeout(config: ClusterConfig, refuse: Callable[[str, str, str], None]) -> None:
+    """With shared encoders, an encoder that hangs must be answered by the engine replica's
+    typed error, never by the daemon's step timeout (which would re-run the batch elsewhere)."""
+    # every attempt may take encode_timeout_s; one more leaves room for routing and reporting
+    limit = config.step_timeout_s / (ENCODE_ATTEMPTS + 1)
+    if config.shared_encoders and config.encode_timeout_s > limit:
+        refuse(
+            "encode_timeout_s",
+            f'is {config.encode_timeout_s:g} s: with text_encoders = "shared" it must be at '
+            f"most a third of cluster.step_timeout_s ({config.step_timeout_s:g} s), so both "
+            "attempts of an encoding end before the step timeout; lower it or raise "
+            "step_timeout_s",
+            f"> 0 and <= {limit:g}",
+        )

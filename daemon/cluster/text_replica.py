@@ -28,10 +28,9 @@ from daemon.engine.factory import TINY, EncoderKey, EngineOptions, ModelLoader
 from daemon.engine.text import PromptEncoder, TextEncoders, TextFeatures
 from shared_protocol import ModelUnavailable
 
-log = logging.getLogger("hymotion.text_replica")
+from .config import ENCODE_ATTEMPTS
 
-#: An encoding whose encoder replica dies is sent this many times in all.
-ENCODE_ATTEMPTS = 2
+log = logging.getLogger("hymotion.text_replica")
 
 
 class TextEncoderReplica:
@@ -99,6 +98,8 @@ class SharedEncoders:
 
     def __init__(self, handle: DeploymentHandle, ready_timeout_s: float, call_timeout_s: float):
         self._handle = handle
+        # A router of its own for calls sent again after a timeout (see RemoteEncoders).
+        self._after_timeout = serve.get_deployment_handle(handle.deployment_name, handle.app_name)
         self._ready_timeout_s = ready_timeout_s
         self._call_timeout_s = call_timeout_s
 
@@ -111,34 +112,61 @@ class SharedEncoders:
             problem = f"the text-encoder deployment did not answer: {type(exc).__name__}: {exc}"
         if problem is not None:
             raise TextEncoderError(key.qwen, f"shared text encoders: {problem}")
-        return RemoteEncoders(self._handle, key, self._call_timeout_s)
+        return RemoteEncoders(self._handle, key, self._call_timeout_s, self._after_timeout)
 
 
 class RemoteEncoders:
     """``PromptEncoder`` over the encoder deployment (one Serve call per encoding).
 
-    An encoder replica that dies during a call (process killed, node lost) costs that call
-    only: it is sent once more, and Serve gives it to a live encoder replica (or to the one it
-    starts in place of the dead one). A second loss fails the encoding with a typed error;
-    the engine replica's batch then answers each of its jobs with it.
+    An encoding is sent at most ``ENCODE_ATTEMPTS`` times. A call fails when its encoder
+    replica dies (process killed, node lost) or when no answer comes within ``timeout_s``
+    (a hung replica, or none free or started in time); it is then sent once more:
+
+    - after a loss, through the same handle: its router has dropped the dead replica, so the
+      call goes to a live one (or waits for the one Serve starts in its place);
+    - after a timeout, the call is cancelled and sent through ``after_timeout``, a handle with
+      a router of its own. A router prefers replicas whose queue length it has cached, and the
+      first router's cache still lists the hung replica; the other one knows only replicas
+      that answered its queue probes, which a hung replica cannot, so the call goes to another
+      live replica when there is one.
+
+    The attempts are counted here, on what this client observes: a call that Serve's router
+    re-sent on its own (a replica that died before it accepted the call) is one attempt. When
+    the last attempt fails too, the encoding fails with ``model_unavailable``, reason
+    ``encoder_lost`` or ``encoder_timeout`` after the last failure; the engine replica's batch
+    then answers each of its jobs with it.
     """
 
-    def __init__(self, handle: DeploymentHandle, key: EncoderKey, timeout_s: float) -> None:
+    def __init__(
+        self,
+        handle: DeploymentHandle,
+        key: EncoderKey,
+        timeout_s: float,
+        after_timeout: DeploymentHandle | None = None,
+    ) -> None:
         self._handle, self._key, self._timeout_s = handle, key, timeout_s
+        self._after_timeout = after_timeout or handle
 
     def encode(self, prompts: Sequence[str]) -> TextFeatures:
+        handle = self._handle
         for attempt in range(1, ENCODE_ATTEMPTS + 1):
+            response = handle.encode.remote(self._key, list(prompts))
             try:
-                features: TextFeatures = self._handle.encode.remote(
-                    self._key, list(prompts)
-                ).result(timeout_s=self._timeout_s)
+                features: TextFeatures = response.result(timeout_s=self._timeout_s)
                 return features
             except ray.exceptions.RayActorError as exc:  # the replica, not the encoding
-                log.warning("text-encoder replica lost (attempt %d): %s", attempt, exc)
-                lost = exc
+                timed_out, failure = False, f"lost its replica ({type(exc).__name__})"
+            except TimeoutError:  # the builtin, and Ray's GetTimeoutError
+                response.cancel()  # a hung replica drops it once it runs again
+                handle, timed_out = self._after_timeout, True
+                failure = f"had no answer within cluster.encode_timeout_s = {self._timeout_s:g} s"
+            log.warning(
+                "text-encoder call %s (attempt %d of %d)", failure, attempt, ENCODE_ATTEMPTS
+            )
         raise ModelUnavailable(
-            f"the text-encoder replica encoding this batch's prompts was lost "
-            f"{ENCODE_ATTEMPTS} times (last: {type(lost).__name__}); resubmit the job, or ask "
-            "the operator to check the Ray cluster's text_encoders deployment",
-            reason="encoder_lost",
+            f"the text-encoder deployment {self._handle.deployment_name!r} failed to encode this "
+            f"batch's prompts {ENCODE_ATTEMPTS} times; the last attempt {failure}. Resubmit the "
+            "job, or ask the operator to check the Ray cluster's text-encoder replicas",
+            reason="encoder_timeout" if timed_out else "encoder_lost",
+            timeout_s=self._timeout_s if timed_out else None,
         )

@@ -130,6 +130,9 @@ def parse_device(text: str) -> torch.device | DeviceProblem:
         return DeviceProblem(
             text, "this daemon runs on the CPU or on CUDA GPUs only", "Use cpu, cuda or cuda:N"
         )
+    if device.type == "cpu" and device.index is not None:
+        # torch takes cpu:N as the CPU: listing two would run two engines on one device.
+        return DeviceProblem(text, "the CPU is one device, without an index", "Use cpu (once)")
     return device
 
 
@@ -227,27 +230,6 @@ def _driver_too_old(facts: CudaFacts) -> bool:
     return int(facts.driver_cuda.split(".")[0]) < int(facts.cuda_build.split(".")[0])
 
 
-def same_gpu_twice(devices: Sequence[str]) -> list[DeviceProblem]:
-    """``cuda`` is ``cuda:0``: one worker per GPU, each GPU listed once."""
-    seen: dict[tuple[str, int], str] = {}
-    problems = []
-    for text in devices:
-        device = parse_device(text)
-        if isinstance(device, DeviceProblem) or device.type != "cuda":
-            continue
-        key = (device.type, device.index or 0)
-        if key in seen:
-            problems.append(
-                DeviceProblem(
-                    text,
-                    f"it is the same GPU as {seen[key]}, which devices already lists",
-                    "List each GPU once (one worker per GPU)",
-                )
-            )
-        seen.setdefault(key, text)
-    return problems
-
-
 # --- the configured models --------------------------------------------------------------------
 
 
@@ -311,10 +293,8 @@ def probe_devices(
         dtype = PRECISIONS[opts.precision]
         need = serving_need(models, dtype, opts.text_encoders, opts.qwen_quantization)
         remedies = memory_remedies(opts, models)
-    verdicts = [judge(text, facts, need, remedies) for text in devices]
-    for problem in same_gpu_twice(devices):
-        verdicts.append(DeviceVerdict(problem.device, "", problem))
-    return verdicts
+    # A device listed twice never gets here: the configuration refuses it (daemon/config.py).
+    return [judge(text, facts, need, remedies) for text in devices]
 
 
 def problems(verdicts: Sequence[DeviceVerdict]) -> list[DeviceProblem]:

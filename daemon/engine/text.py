@@ -46,7 +46,8 @@ class TextFeatures:
 
 def language_warnings(prompt: str) -> tuple[str, ...]:
     """A warning when the prompt has letters outside ASCII: the model is English-only."""
-    foreign = sorted({c for c in prompt if c.isalpha() and not c.isascii()})
+    # Each letter once, in the order typed, so the artist recognises their own words.
+    foreign = list(dict.fromkeys(c for c in prompt if c.isalpha() and not c.isascii()))
     if not foreign:
         return ()
     return (

@@ -11,7 +11,8 @@ Per rig, the worst over the clips of (``retarget_checks`` for the definitions): 
 max (median is 0.00 everywhere unless shown), hands and feet vs the model scaled per limb chain
 (the judged figure) and vs the model scaled by leg length (raw), toe slide on the rig against
 the model's (worst clip: rig minus model, negative = less slide than the model), how far a
-planted ankle strays from the model's during a contact, and the largest frame-to-frame bone
+planted foot slips beyond the model's over a contact (summed, at its ankle or toe, whichever
+slips less), and the largest frame-to-frame bone
 turn (flips) against the model's own. Then every clip on the Rigify human.
 """
 
@@ -65,7 +66,7 @@ def main() -> None:
     steps = [model_step_deg(m) for m in motions]
     per_clip = []
     print("| rig | dir max off / on (deg) | hands chain / raw (cm) | feet chain off / on, raw "
-          "(cm) | toe slide minus the model's, off / on (m) | planted ankle strays off / on "
+          "(cm) | toe slide minus the model's, off / on (m) | planted foot slip off / on "
           "(cm) | step over the model's (deg) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for name, rig, mapping in test_rigs():
@@ -94,7 +95,7 @@ def main() -> None:
     print()
     print("Rigify human, every clip (plant feet off -> on):")
     print("| clip | frames | dir median / max (deg) | feet chain (cm) | hands chain (cm) | toe "
-          "slide rig / model (m) | planted ankle strays (cm) |")  # fmt: skip
+          "slide rig / model (m) | planted foot slip (cm) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for clip, off, on in per_clip:
         frames = next(m.rotations.shape[0] for m in motions if m.name == clip)

@@ -138,7 +138,7 @@ class Figures:
     skate_rig: float
     slide_model_m: float  # summed toe slide on skating frames, model
     slide_rig_m: float  # the same on the rig, divided by the leg-length scale
-    plant_drift_cm: float  # how far a planted rig ankle strays from following the model's
+    plant_drift_cm: float  # summed slip of a planted rig foot beyond the model's, worst contact
     max_step_deg: float  # largest frame-to-frame turn of any keyed bone (flips show here)
 
 
@@ -257,19 +257,23 @@ def chain_cm(
 def plant_drift_cm(
     plan: retarget.RigPlan, model_positions: np.ndarray, rig_positions: np.ndarray, fps: float
 ) -> float:
-    """Worst distance in cm, over the model's foot contacts, between how far the rig's ankle
-    moved since the contact began and how far the model's did (turned and scaled): what a
-    planted foot slides on the rig beyond the model's own motion."""
+    """Worst summed slip in cm, over the model's foot contacts, of the rig's foot beyond the
+    model's own motion (turned and scaled): per frame the smaller of the ankle's and the toe's
+    step beyond the model's ankle's and toe's (planting anchors a foot at one of the two; a
+    foot of another shape cannot follow both)."""
     cal = plan.calibration
     legs = model_legs(plan.model)
     found = contacts.detect_contacts(model_positions, fps, legs)
     worst = 0.0
     for leg in range(2):
-        model_ankle = cal.scale * rot.rotate(cal.align, model_positions[:, legs.ankle[leg]])
-        rig_ankle = rig_positions[:, plan.target_legs.ankle[leg]]
+        slips = []
+        for model_joint, rig_joint in ((legs.ankle[leg], plan.target_legs.ankle[leg]),
+                                       (legs.toe[leg], plan.target_legs.toe[leg])):  # fmt: skip
+            model_step = np.diff(cal.scale * rot.rotate(cal.align, model_positions[:, model_joint]),
+                                 axis=0)  # fmt: skip
+            rig_step = np.diff(rig_positions[:, rig_joint], axis=0)
+            slips.append(np.linalg.norm(rig_step - model_step, axis=-1))
+        slip = np.minimum(*slips)
         for start, end in contacts.runs(found.foot[:, leg]):
-            strayed = (rig_ankle[start:end] - rig_ankle[start]) - (
-                model_ankle[start:end] - model_ankle[start]
-            )
-            worst = max(worst, float(np.linalg.norm(strayed, axis=-1).max()))
+            worst = max(worst, float(slip[start : end - 1].sum()))
     return worst * 100

@@ -1,7 +1,10 @@
 """Golden figures of retargeting (no bpy): the keyed values of CMU takes on test rigs, as the
 straightforward per-bone code computed them before the transfer was vectorised (issue 9,
-session 3; the file was written by main at 66c46b1, and again when planting changed on purpose:
-the body follows its planted feet). ``test_retarget_golden.py`` holds the current code to them.
+session 3; the file was written by main at 66c46b1, again when planting changed on purpose:
+the body follows its planted feet, and in session 5 when a take stood on its flat feet instead
+of its lowest joint: on these rigs, whose feet are the model's shape, that moved every key by at
+most 7e-8 m, the float32 rounding of the skeletons' rest positions, and turned none).
+``test_retarget_golden.py`` holds the current code to them.
 
 Regenerate only when retargeting results change on purpose (a quality change, not a speed
 change): ``.venv/bin/python -m tests.addon.retarget_golden`` rewrites

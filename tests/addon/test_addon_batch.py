@@ -41,8 +41,23 @@ def test_batch_writes_everything_and_exits_0(
     result = run_batch(*common, entry="script")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Sampling" in result.stdout and "done: 5 item(s) succeeded, 0 failed" in result.stdout
+    # The lines docs/addon.md describes, in their order.
+    lines = result.stdout.splitlines()
+    own = [line for line in lines if line.startswith(("connected: ", "[", "done: "))]  # not bpy's
+    assert own[0].startswith("connected: daemon ")
+    assert "[2/2] 'a person waves' seed 6: ok" in lines
+    assert (
+        lines[-1] == f"done: 5 item(s) succeeded, 0 failed; summary: {out.resolve()}/summary.json"
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ok"] and summary["failures"] == [] and len(summary["items"]) == 5
+    # The fields docs/addon.md lists (no finishing or character flags given: none of theirs).
+    assert sorted(summary) == ["character", "daemon", "failures", "finishing", "items", "ok",
+                               "seconds"]  # fmt: skip
+    assert summary["character"] is None
+    assert sorted(summary["items"][0]) == ["candidate", "error", "files", "frames", "job_id",
+                                           "model", "prompt", "prompt_index", "seed",
+                                           "untrained", "where"]  # fmt: skip
     # The daemon as its welcome described it; the welcome carries no queue depth (null).
     assert summary["daemon"]["model"] == "test" and summary["daemon"]["queue_depth"] is None
     assert sorted(summary["daemon"]) == ["device", "model", "model_label", "queue_depth",
@@ -101,20 +116,24 @@ def test_an_existing_output_stops_the_batch_before_anything_is_generated(
 def test_batch_failures_are_listed_and_exit_1(tmp_path: Path, daemon: DaemonProcess) -> None:
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(["a person sits", f"broken {FAIL_MARKER}",
-                                   {"prompt": "too long", "duration_s": 99}]))  # fmt: skip
+                                   {"prompt": "too long", "duration_s": 99},
+                                   {"prompt": "no takes", "candidates": 0}]))  # fmt: skip
     out = tmp_path / "out"
     result = run_batch("--prompts", str(prompts), "--out", str(out), "--address", daemon.address,
                        "--duration", "1", "--steps", "5", "--candidates", "1", "--seed", "21",
                        "--formats", "bvh")  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert not summary["ok"] and len(summary["failures"]) == 2
+    assert not summary["ok"] and len(summary["failures"]) == 3
     # Failures name the seeds they were for (--seed 21: one candidate per prompt, one seed each).
     assert summary["failures"][0].startswith("prompts.json[2] seed 21: ")
     assert summary["failures"][1].startswith("prompts.json[3] seed 21: ")
     assert "FAILED prompts.json[2] seed 21: " in result.stdout
     assert "duration_s" in summary["failures"][1]  # caught before sending
-    assert [i["error"] == "" for i in summary["items"]] == [True, False, False]
+    # A candidate count outside the limits fails that prompt alone, naming the field.
+    assert summary["failures"][2].startswith("prompts.json[4] seed 21: candidates: ")
+    assert summary["items"][3]["seeds"] == [] and summary["items"][3]["code"] == "invalid_argument"
+    assert [i["error"] == "" for i in summary["items"]] == [True, False, False, False]
 
 
 def test_batch_usage_errors_exit_2(tmp_path: Path) -> None:
@@ -127,6 +146,13 @@ def test_batch_usage_errors_exit_2(tmp_path: Path) -> None:
     remote = run_batch("--prompts", str(prompts), "--out", str(tmp_path),
                        "--address", "tcp://10.9.9.9:7878")  # fmt: skip
     assert remote.returncode == 2 and "needs CURVE keys" in remote.stderr
+    malformed = run_batch("--prompts", str(prompts), "--out", str(tmp_path), "--address", "foo")
+    assert malformed.returncode == 2 and "'foo' is not a daemon address" in malformed.stderr
+    assert "--address" in malformed.stderr  # the batch's own fix, not only the preferences'
+    # An artist name the daemon would refuse: named at once, not "no daemon answered" later.
+    artist = run_batch("--prompts", str(prompts), "--out", str(tmp_path), "--artist", "bad name!")
+    assert artist.returncode == 2, artist.stdout + artist.stderr
+    assert "the artist name 'bad name!' is not usable" in artist.stderr
     jobs = tmp_path / "jobs.json"
     jobs.write_text('["walk", 3]')  # as docs/addon.md lists: an entry of neither form
     entry = run_batch("--prompts", str(jobs), "--out", str(tmp_path))
@@ -223,3 +249,17 @@ def test_root_bone_with_a_target_rig_is_refused_not_ignored(tmp_path: Path) -> N
     assert result.returncode == 2, result.stdout + result.stderr
     assert "with --target-rig use --root-motion root_bone" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_every_batch_flag_is_documented() -> None:
+    """docs/addon.md, *Headless batch*, names every flag the batch takes, and no other."""
+    import re
+
+    from blender_addon.batch import parser
+
+    flags = {o for a in parser()._actions for o in a.option_strings if o.startswith("--")}
+    doc = (ROOT / "docs" / "addon.md").read_text(encoding="utf-8")
+    section = doc.split("## Headless batch", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"(--[a-z][a-z-]+)", section)) - {"--python", "--python-exit-code"}
+    assert sorted(flags - {"--help"} - named) == []
+    assert sorted(named - flags) == []

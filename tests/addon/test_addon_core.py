@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -236,10 +237,18 @@ def test_loopback_and_online_access() -> None:
         settings.check_address("http://gpu-box", online_access=True)
 
 
-def test_client_config_keys(tmp_path: Path) -> None:
+def test_client_config_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loopback = settings.ConnectionSettings(address="tcp://127.0.0.1:7878", artist="ann")
     config = settings.client_config(loopback, online_access=False)
     assert config.server_key is None and config.artist == "ann"
+    for bad in ("bad name!", "ann\n", "-ann", "a" * 65):  # the daemon would refuse its hello
+        with pytest.raises(SettingsError, match="artist name") as info:
+            settings.client_config(replace(loopback, artist=bad), online_access=False)
+        assert info.value.field == "artist"
+    # No artist name: the login name is claimed, so it is held to the same rule.
+    monkeypatch.setenv("LOGNAME", "Jane Doe")  # what getpass.getuser() reads first
+    with pytest.raises(SettingsError, match="your login name, the default artist name, 'Jane"):
+        settings.client_config(replace(loopback, artist=""), online_access=False)
     remote = settings.ConnectionSettings(address="tcp://10.1.2.3:7878")
     with pytest.raises(ServerKeyError, match="needs CURVE keys") as info:
         settings.client_config(remote, online_access=True)
@@ -331,7 +340,7 @@ def test_prompt_files(tmp_path: Path) -> None:
     data = tmp_path / "p.json"
     data.write_text('["jump", {"prompt": "sit", "steps": 10}]')
     assert [i.settings.steps for i in batch_input.load_prompts(data, defaults)] == [50, 10]
-    bad = [("walk | speed=3\n", "unknown option"), ("walk | seed=x\n", "not a number"),
+    bad = [("walk | speed=3\n", "unknown option"), ("walk | seed=x\n", "not a whole number"),
            ("# nothing\n", "no prompts"), ("walk | seed\n", "key=value"),
            ("walk\nwave | direct=loop\n", "p.txt:2: direct= is not read from a text prompt "
             "file: give the direction in a JSON job file")]  # fmt: skip
@@ -341,6 +350,16 @@ def test_prompt_files(tmp_path: Path) -> None:
             batch_input.load_prompts(text, defaults)
     with pytest.raises(BatchInputError, match="cannot read"):
         batch_input.load_prompts(tmp_path / "absent.txt", defaults)
+    # A JSON count or seed that is not a whole number is refused, not cut to one.
+    for entry, match in (('{"prompt": "sit", "seed": 7.5}', r"p\.json\[1\]: seed=7\.5 is not a "
+                          "whole number"), ('{"prompt": "sit", "candidates": true}', "candidates"),
+                         ('{"prompt": "sit", "duration_s": "long"}', "not a number")):  # fmt: skip
+        data.write_text(f"[{entry}]")
+        with pytest.raises(BatchInputError, match=match):
+            batch_input.load_prompts(data, defaults)
+    data.write_text('[{"prompt": "sit", "seed": 7.0, "steps": "12"}]')  # whole: taken
+    (item,) = batch_input.load_prompts(data, defaults)
+    assert (item.settings.seed, item.settings.steps) == (7, 12)
 
 
 def test_synthetic_fixture_is_self_consistent() -> None:

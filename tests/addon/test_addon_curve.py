@@ -53,6 +53,9 @@ def test_keys_from_the_preferences(
     assert bpy.ops.hy_motion.generate_keys(name="alice") == {"FINISHED"}
     alice = Path(preferences.client_secret_file)
     assert alice.name == "alice.key_secret" and alice.parent == prefs.keys_dir()
+    # A name whose key files exist is refused (docs/addon.md): the key pair is never replaced.
+    with pytest.raises(RuntimeError, match="already exists; delete it first"):
+        bpy.ops.hy_motion.generate_keys(name="alice")
     shutil.copy(alice.with_name("alice.key"), allowed / "alice.key")
     server_key = load_public_key(operator / "server.key")
     daemon = start_daemon("--server-secret-key", str(operator / "server.key_secret"),

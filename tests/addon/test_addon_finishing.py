@@ -4,6 +4,7 @@ re-baking the take's Action from the kept raw take, refusals, exports and the ba
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,10 @@ def test_options_rebake_the_take_and_keep_the_raw_one(scene: Any) -> None:
     assert take.action == action  # same datablock, re-baked in place
     assert take.raw_action is not None
     np.testing.assert_array_equal(_keys(take.raw_action), raw_keys)
-    assert "loop" in take.finishing.status and "skate" in take.finishing.status
+    # The status line as docs/addon.md words it (loop, foot lock's skate, travel, frames).
+    line = (r"loop \d+ frames \(\d+–\d+\) · skate \d+\.\d\d → \d+\.\d\d m · "
+            r"travel/cycle \d+\.\d\d m, [+-]\d+° · \d+ frames")  # fmt: skip
+    assert re.fullmatch(line, take.finishing.status), take.finishing.status
     # the scene plays what the core's pipeline computes from the raw take
     source = bvh_import.load_bvh_take(WALK)
     done = finish(source.skeleton, source.rotations, source.root_positions, 30.0,
@@ -119,6 +123,7 @@ def test_batch_flags_finish_every_take_and_say_so(tmp_path: Path, daemon: Any) -
     assert summary["finishing"]["in_place"] and summary["finishing"]["trim_end"] == 80
     for item in summary["items"]:
         assert item["finishing"]["report"]["frames_out"] == 76
+        assert item["frames"] == item["finishing"]["report"]["frames_in"] == 90  # as generated
         clip = bvh_import.read_bvh(Path(item["files"][0]))
         assert clip.frames == 76
     bad = run_batch(*args[:4], "--trim", "five")

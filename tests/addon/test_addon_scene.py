@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,22 @@ def test_every_frame_of_every_candidate_matches_within_1mm(scene: Any) -> None:
         expected = result.joint_positions[k] @ C.T + np.array(obj.location)
         assert np.abs(heads - expected).max() < TOLERANCE_M
         assert obj.location.x == pytest.approx((k - 1) * scene.hy_motion.spacing)
+
+
+def test_compare_shows_the_active_takes_generate_or_every_take(scene: Any) -> None:
+    """As docs/addon.md states: the active take and its sibling candidates by default, every
+    take with *All*; centred on the origin, in one collection a new comparison replaces."""
+    history.add_result(scene, make_result(candidates=2, frames=30), ServerInfo())
+    waves = dataclasses.replace(make_result(3, 30, "a person waves"), job_id="job-2")
+    second = [t.name for t in history.add_result(scene, waves, ServerInfo())]
+    scene.hy_motion.active_take = 3  # a take of the second Generate
+    assert bpy.ops.hy_motion.compare_takes() == {"FINISHED"}
+    compared = bpy.data.collections[history.COMPARE_COLLECTION].objects
+    assert sorted(o.name for o in compared) == sorted(second)
+    assert sorted(o.location.x for o in compared) == pytest.approx([-1.0, 0.0, 1.0])
+    assert bpy.ops.hy_motion.compare_takes(scope="ALL") == {"FINISHED"}
+    assert len(compared) == 5
+    assert sorted(o.location.x for o in compared) == pytest.approx([-2, -1, 0, 1, 2])
 
 
 def test_other_scene_fps_resamples(scene: Any) -> None:

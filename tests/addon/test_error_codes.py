@@ -37,3 +37,17 @@ def test_the_error_codes_table_lists_exactly_these_codes() -> None:
     documented = documented_codes()
     assert len(documented) == len(set(documented))
     assert sorted(documented) == sorted(c.code for c in own_classes())
+
+
+def test_hints_lead_to_the_preferences_as_blender_shows_them() -> None:
+    """A hint naming a preference gives its path in Blender and its label as docs/addon.md
+    (and the preferences) show it."""
+    doc = DOC.read_text(encoding="utf-8")
+    for cls in own_classes():
+        for place in re.findall(r"Preferences > [^,;().]+", cls.hint):
+            assert place.startswith(
+                ("Preferences > Add-ons > HY-Motion", "Preferences > System > Network")
+            ), (cls.__name__, place)
+            if place.startswith("Preferences > Add-ons > HY-Motion"):
+                setting = place.removeprefix("Preferences > Add-ons > HY-Motion").strip(" >")
+                assert not setting or f"**{setting}**" in doc, (cls.__name__, setting)

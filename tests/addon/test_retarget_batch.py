@@ -38,8 +38,14 @@ def test_batch_onto_a_character_for_unreal(scene: Any, tmp_path: Path, daemon: A
                        "--root-motion", "in_place")  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["character"]["engine"] == "UNREAL"
+    # The character flags as docs/addon.md lists them, values included.
+    assert summary["character"] == {
+        "file": str(hero), "object": "Hero", "root_motion": "IN_PLACE", "plant_feet": True,
+        "relax_fingers": True, "ik_controls": True, "ik_limbs": False, "engine": "UNREAL",
+        "deform_only": False, "preset": None,
+    }  # fmt: skip
     item = summary["items"][0]
+    assert sorted(item["character"]) == ["convention", "joints", "object", "unmapped_bones"]
     assert item["character"]["convention"] == "Mixamo"
     assert "mixamorig:LeftHandIndex3" in item["character"]["unmapped_bones"]
     fbx = out / "001_a_person_walks" / "a_person_walks_s3.fbx"
@@ -64,6 +70,7 @@ def test_batch_onto_a_character_for_unreal(scene: Any, tmp_path: Path, daemon: A
         (["--target-rig", "{hero}:Villain"], "has no object 'Villain'"),
         (["--root-motion", "root_bone"], "--root-motion needs --target-rig"),
         (["--root-motion", "keep"], "--root-motion needs --target-rig"),  # the default, given
+        (["--target-rig", "{no_rig}"], "no_rig.fbx holds 0 armatures (none)"),
     ],
 )
 def test_bad_character_flags_exit_2(
@@ -74,9 +81,11 @@ def test_bad_character_flags_exit_2(
     daemon: Any,  # noqa: F811
 ) -> None:
     hero = character_file(scene, tmp_path)
+    no_rig = tmp_path / "no_rig.fbx"  # an FBX without an armature
+    bpy.ops.export_scene.fbx(filepath=str(no_rig), object_types={"EMPTY"})
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a person walks\n")
-    args = [f.format(hero=hero) for f in flags]
+    args = [f.format(hero=hero, no_rig=no_rig) for f in flags]
     result = run_batch("--prompts", str(prompts), "--out", str(tmp_path / "out"),
                        "--address", daemon.address, *args)  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr

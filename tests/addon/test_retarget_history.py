@@ -118,6 +118,10 @@ def test_operators_choose_and_map_the_character(scene: Any, tmp_path: Any) -> No
     assert bpy.ops.hy_motion.map_character() == {"FINISHED"}
     settings.retarget.preset_folder = str(tmp_path)
     assert bpy.ops.hy_motion.save_mapping(name="hero") == {"FINISHED"}
+    # An existing preset is replaced only with the dialog's Overwrite ticked.
+    with pytest.raises(RuntimeError, match=r"hero\.json already exists"):
+        bpy.ops.hy_motion.save_mapping(name="hero")
+    assert bpy.ops.hy_motion.save_mapping(name="hero", overwrite=True) == {"FINISHED"}
     settings.retarget.preset = "hero"  # the folder's presets are listed in the panel
     assert bpy.ops.hy_motion.load_mapping() == {"FINISHED"}
     assert bpy.ops.hy_motion.apply_take(index=0) == {"FINISHED"}

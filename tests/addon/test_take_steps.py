@@ -226,6 +226,16 @@ def test_export_operator_headless_runs_every_step(scene: Any, tmp_path: Path) ->
     assert all(rig_history.record_for(t, scene_settings(scene).retarget.rig) for t in takes)
 
 
+def test_step_jobs_are_one_undo_step() -> None:
+    """Export on the character writes its Actions there as Compare and re-bake do: all three
+    push one undo step (docs/addon.md; the undo stack itself needs a GUI Blender)."""
+    from blender_addon import finishing_ui, operators
+
+    for operator in (operators.HYMOTION_OT_compare_takes, operators.HYMOTION_OT_export_takes,
+                     finishing_ui.HYMOTION_OT_finish_take):  # fmt: skip
+        assert "UNDO" in operator.bl_options, operator.bl_idname
+
+
 @pytest.fixture
 def queue() -> Iterator[list[Any]]:
     """The queue of jobs for a window, left empty and its timer unregistered (bpy 4.2 and 4.5
@@ -271,3 +281,20 @@ def test_with_a_window_a_toggle_queues_the_job_unless_it_is_one_step(
     assert build.action_frames(playing(hero)) == build.action_frames(playing(scout)) == (1, 30)
     takes[1].finishing.trim_end = 20  # no character plays take 1: one step, done at once
     assert build.action_frames(takes[1].action) == (1, 20) and queue == []
+
+
+def test_new_candidates_on_a_character_are_compared_one_take_per_step(
+    scene: Any, queue: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # *Side by side* after a Generate on the character: with a window, Compare's job is queued
+    # (one take's retarget per step), not made in the timer tick that received the result.
+    from blender_addon import runtime
+
+    hero, takes, _, _ = character_scene(scene)
+    monkeypatch.setattr(step_runner, "has_window", lambda: True)
+    runtime.compare_new_takes(scene, takes)
+    assert queue == [("hy_motion.compare_takes", scene.name, {"scope": "JOB"})]
+    assert not rig_history.record_for(takes[1], hero)  # nothing retargeted yet
+    step_runner._start_queued()  # the timer's tick: Compare runs its job
+    assert all(rig_history.record_for(t, hero) for t in takes)
+    assert len(bpy.data.collections[history.COMPARE_COLLECTION].objects) == 3

@@ -59,6 +59,7 @@ def test_autoscaling_bounds_set_the_dispatch_slots(tmp_path: Path) -> None:
         ("downscale_delay_s = 1e9\n", "cluster.downscale_delay_s"),
         ("upscale_delay_s = inf\n", "cluster.upscale_delay_s"),
         ("step_timeout_s = nan\n", "cluster.step_timeout_s"),
+        ("encode_timeout_s = 0\n", "cluster.encode_timeout_s"),
     ],
 )
 def test_bad_values_are_refused_by_name(tmp_path: Path, table: str, field: str) -> None:
@@ -83,11 +84,29 @@ def test_the_kuberay_builder_takes_the_shared_encoders_timeouts() -> None:
 
     from daemon.cluster.app import build
 
-    args = {"text_encoders": "shared", "ready_timeout_s": 120, "step_timeout_s": 30}
-    assert isinstance(build({"engine": {}, **args}), Application)
+    args = {"text_encoders": "shared", "ready_timeout_s": 120, "encode_timeout_s": 10}
+    assert isinstance(build({"engine": {}, **args, "step_timeout_s": 30}), Application)
     with pytest.raises(ConfigError) as refused:
         build({**args, "step_timeout_s": 0})
     assert refused.value.details["field"] == "cluster.step_timeout_s"
+    with pytest.raises(ConfigError) as refused:
+        build({**args, "step_timeout_s": 29})  # two 10 s attempts would reach the step timeout
+    assert refused.value.details["field"] == "cluster.encode_timeout_s"
+
+
+def test_an_encode_timeout_beyond_a_third_of_the_step_timeout_is_refused(tmp_path: Path) -> None:
+    """Both attempts of an encoding must end before the daemon's step timeout, so a hung
+    encoder gets its own typed error, never a re-run of the batch on another engine replica."""
+    shared = 'text_encoders = "shared"\n'
+    assert load(tmp_path, shared).encode_timeout_s == 20.0  # a third of the default 60 s
+    assert load(tmp_path, shared + "step_timeout_s = 30\nencode_timeout_s = 10\n")
+    with pytest.raises(ConfigError) as refused:
+        load(tmp_path, shared + "step_timeout_s = 30\n")
+    assert refused.value.details["field"] == "cluster.encode_timeout_s"
+    assert refused.value.details["allowed"] == "> 0 and <= 10"
+    assert "at most a third of cluster.step_timeout_s (30 s)" in refused.value.message
+    # per_replica layouts never call shared encoders: the key does not bind them
+    assert load(tmp_path, "step_timeout_s = 30\n").step_timeout_s == 30
 
 
 def test_the_shared_encoders_timeouts_are_part_of_the_deployed_app(tmp_path: Path) -> None:
@@ -100,9 +119,11 @@ def test_the_shared_encoders_timeouts_are_part_of_the_deployed_app(tmp_path: Pat
         return RayBackend(load_config(path, {}, {}))._fingerprint()
 
     shared = 'text_encoders = "shared"\n'
-    assert fingerprint(shared) != fingerprint(shared + "step_timeout_s = 30\n")
+    assert fingerprint(shared) != fingerprint(shared + "encode_timeout_s = 10\n")
     assert fingerprint(shared) != fingerprint(shared + "ready_timeout_s = 30\n")
-    assert fingerprint("") == fingerprint("step_timeout_s = 30\n")  # per_replica: not used there
+    # the daemon's own wait: the replicas do not use it
+    assert fingerprint(shared) == fingerprint(shared + "step_timeout_s = 90\n")
+    assert fingerprint("") == fingerprint("encode_timeout_s = 10\n")  # per_replica: not used
 
 
 def test_the_operations_guide_documents_every_cluster_option_and_metric() -> None:

@@ -32,7 +32,7 @@ from daemon.cluster.backend import RayBackend, _driver_environment
 from daemon.cluster.config import ClusterConfig
 from daemon.cluster.replica import EngineFactory
 from daemon.cluster.session import leave
-from daemon.cluster.text_replica import RemoteEncoders
+from daemon.cluster.text_replica import RemoteEncoders, TextEncoderReplica
 from daemon.config import DaemonConfig, with_overrides
 from daemon.engine.factory import EncoderKey, create_engine
 from shared_protocol import (
@@ -43,6 +43,8 @@ from shared_protocol import (
     Generate,
     Progress,
     Result,
+    Status,
+    StatusRequest,
     Welcome,
 )
 from tests.support import DaemonHandle, DaemonProcess, make_config, read_log, run_daemon
@@ -92,10 +94,12 @@ def stepping_config(tmp_path: Path, cluster: LocalRayCluster, tiny_dir: Path) ->
 
 @contextmanager
 def ray_daemon(
-    config: DaemonConfig, factory: EngineFactory | None = None
+    config: DaemonConfig,
+    factory: EngineFactory | None = None,
+    encoder_class: type[TextEncoderReplica] = TextEncoderReplica,
 ) -> Iterator[DaemonHandle]:
     try:
-        backend = RayBackend.connect(config, factory)
+        backend = RayBackend.connect(config, factory, encoder_class)
         with run_daemon(config, backend=backend) as daemon:
             yield daemon
     finally:
@@ -123,10 +127,15 @@ def write_config(tmp_path: Path, cluster: LocalRayCluster, tiny_dir: Path, more:
 
 
 def generate(
-    peer: Peer, seed: int, steps: int = 4, candidates: int = 1, duration_s: float = SHORT_S
+    peer: Peer,
+    seed: int,
+    steps: int = 4,
+    candidates: int = 1,
+    duration_s: float = SHORT_S,
+    model: str | None = None,
 ) -> str:
     message = Generate(prompt="a person walks", duration_s=duration_s, candidates=candidates,
-                       seed=seed, steps=steps)  # fmt: skip
+                       seed=seed, steps=steps, model=model)  # fmt: skip
     return peer.send(message)
 
 
@@ -414,8 +423,9 @@ def test_autoscaling_adds_a_replica_for_a_waiting_batch_and_the_eta_follows(
         for peer, request_id in zip(peers, asked, strict=True):
             assert isinstance(final_of(peer, request_id), Result)
             peer.close()
-        router = backend._context.handle._router._asyncio_router
-    # Leaving the session stopped what Serve would keep running in this process: the queue
+        # the batches' handle, whose router runs on the daemon's loop
+        router = daemon.call(backend._context.calls.streaming)._router._asyncio_router
+    # Stopping the daemon stopped what Serve would keep running in this process: the queue
     # reports (which failed with "owner is unknown" once the next session began) and polls.
     assert router._metrics_manager._shutdown
     assert not router._metrics_manager.metrics_pusher._async_tasks
@@ -465,11 +475,20 @@ def test_ray_lost_then_back_fails_admitted_jobs_and_refuses_new_ones_until_it_re
 ) -> None:
     """A head of its own (own ports), stopped with every Ray process and started again on the
     same port: the daemon (a process: the Ray driver that loses its cluster) answers `busy`
-    meanwhile, outlives Ray's 60 s limit for a lost head, and rejoins by itself."""
+    meanwhile, outlives Ray's 60 s limit for a lost head, and rejoins by itself. The operator
+    owns the app (deploy = false) and deploys it back with another model: the daemon serves
+    the models the cluster has now."""
     root = Path(tempfile.mkdtemp(prefix="hm-ray-lost-"))  # short: Ray's socket path limit
     cluster = LocalRayCluster(root, num_cpus=1).start()
+
+    def app_serving(model: str) -> dict[str, Any]:
+        engine = {"tiny_dir": str(tiny_dir), "models": {model: "tiny"}}
+        return {"engine": engine, "gpus_per_replica": 0, "cpus_per_replica": 0.5}
+
     try:
-        config_file = write_config(tmp_path, cluster, tiny_dir, 'app = "lost"\nreplicas = 1\n')
+        cluster.deploy("lost", app_serving("before"))
+        more = 'app = "lost"\nreplicas = 1\ndeploy = false\n'
+        config_file = write_config(tmp_path, cluster, tiny_dir, more)
         daemon = DaemonProcess(
             tmp_path, ["--config", str(config_file)], entry=DaemonProcess.REAL_ENGINE,
             start_timeout_s=_WAIT_S,
@@ -487,20 +506,37 @@ def test_ray_lost_then_back_fails_admitted_jobs_and_refuses_new_ones_until_it_re
             assert isinstance(refused, Error) and refused.code == "busy", refused
             assert refused.details["reason"] == "cluster_unavailable"
             assert 1.0 <= refused.details["retry_after_s"] <= 2.0  # spread over one estimate
+            # admission knows the models the cluster served before it was lost
+            unknown = final_of(peer, generate(peer, seed=2, model="after"))
+            assert isinstance(unknown, Error) and unknown.code == "model_unavailable", unknown
             time.sleep(_OUTAGE_S)  # longer than Ray lets a driver live without its head
             cluster.start()  # same port and token
+            cluster.deploy("lost", app_serving("after"))  # the daemon waits for it meanwhile
             deadline = time.monotonic() + 2 * _WAIT_S
-            while not isinstance(answer := final_of(peer, generate(peer, seed=3)), Result):
-                assert isinstance(answer, Error) and answer.code == "busy", answer
+            while True:  # a job for the vanished model: busy until the daemon has rejoined
+                answer = final_of(peer, generate(peer, seed=3, model="before"))
+                if not (isinstance(answer, Error) and answer.code == "busy"):
+                    break
                 assert answer.details["reason"] == "cluster_unavailable"
                 assert time.monotonic() < deadline, "the daemon did not rejoin the cluster"
                 time.sleep(answer.details["retry_after_s"])
+            assert isinstance(answer, Error) and answer.code == "model_unavailable", answer
+            assert (answer.details["field"], answer.details["allowed"]) == ("model", "after")
+            assert isinstance(final_of(peer, generate(peer, seed=3, model="after")), Result)
+            welcome = peer.hello("alice")
+            assert isinstance(welcome, Welcome)
+            assert ([m.name for m in welcome.models], welcome.default_model) == (["after"], "after")
+            _, status = peer.recv_until(Status, re=peer.send(StatusRequest()), timeout_s=_WAIT_S)
+            assert isinstance(status, Status) and [m.name for m in status.models] == ["after"]
             peer.close()
             daemon.signal(signal.SIGTERM)
             assert daemon.wait(_WAIT_S) == 0, daemon.stderr_text()[-4000:]
-        logged = [e["event"] for e in read_log(daemon.log_path)]
+        log = read_log(daemon.log_path)
+        logged = [e["event"] for e in log]
         after = logged[logged.index("cluster_unreachable") :]
         assert after.index("cluster_rejoined") < after.index("cluster_back")
+        [rejoined] = [e for e in log if e["event"] == "cluster_rejoined"]
+        assert rejoined["models"] == {"after": True}
         assert after.index("cluster_left") < after.index("shutdown_done")
     finally:
         cluster.stop()

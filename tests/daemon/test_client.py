@@ -73,6 +73,24 @@ def test_unreachable_within_the_connect_timeout(context: zmq.Context) -> None:
     print(f"DaemonUnreachable after {waited:.2f} s (connect timeout 0.5 s)")
 
 
+def test_a_refused_hello_is_the_daemon_s_error_not_unreachable(
+    tmp_path: Path, context: zmq.Context
+) -> None:
+    # The daemon answers a hello whose name it will not take with invalid_argument; the client
+    # used to drop that reply and report "no daemon answered" after the connect timeout.
+    with run_daemon(make_config(tmp_path)) as daemon:
+        config = ClientConfig(address=daemon.address, artist="bad name!", connect_timeout_s=30)
+        with MotionClient(config, context) as client:
+            started = time.monotonic()
+            with pytest.raises(InvalidArgument) as caught:
+                client.wait_connected()
+            assert caught.value.field == "artist" and "bad name!" in caught.value.message
+            with pytest.raises(InvalidArgument) as caught:
+                client.run(Generate(prompt="walk", duration_s=1.0), timeout_s=60)
+            assert caught.value.field == "artist"
+            assert time.monotonic() - started < 30  # refused, not timed out
+
+
 def test_metrics_over_http_on_loopback(tmp_path: Path, context: zmq.Context) -> None:
     port = _free_port()
     with run_daemon(make_config(tmp_path, metrics_bind=f"127.0.0.1:{port}")) as daemon:

@@ -204,3 +204,16 @@ def test_a_device_failure_during_a_split_answers_every_job_exactly_once(
     codes = [f.code if isinstance(f, Error) else "result" for f in finals]
     assert codes[0] == "internal"
     assert set(codes[1:]) == {"model_unavailable"}
+
+
+@pytest.mark.parametrize("artist", ["alice\n", "boss\n", "bad name"])
+def test_an_artist_name_must_be_the_whole_pattern(
+    tmp_path: Path, peers: Callable[..., Peer], artist: str
+) -> None:
+    # A regex's "$" also matches before a final newline: "boss\n" passed and became a log line,
+    # a metric label and a quota key of its own.
+    with run_daemon(make_config(tmp_path, admins=("boss",))) as daemon:
+        peer = peers(daemon.address)
+        peer.send_raw(raw_request("hello", "hello-1", {"artist": artist, "client": "probe"}))
+        _, error = peer.recv_until(Error, re="hello-1")
+        assert error.code == "invalid_argument" and error.details["field"] == "artist"

@@ -34,7 +34,7 @@ from daemon.metrics import Metrics
 from daemon.quotas import QuotaBook
 from daemon.scheduler import Scheduler, SchedulerLimits
 from daemon.server import CANCEL_WAIT_S
-from shared_protocol import Generate, QuotaExceeded
+from shared_protocol import SIGNATURE, Generate, QuotaExceeded
 from shared_protocol.addresses import is_loopback
 from shared_protocol.keys import ARTIST_NAME, generate_keypair
 from shared_protocol.messages import Error
@@ -114,10 +114,13 @@ def test_every_log_event_is_documented() -> None:
 
 
 def _refused_option(config: DaemonConfig) -> str:
-    """The option named when the daemon refuses to start with ``config``."""
+    """The option named when the daemon refuses to start with ``config``, in the reply's field
+    and in the words the operator reads (``error: OPTION: ...``)."""
     with pytest.raises(ConfigError) as refused, run_daemon(config):
         pass
-    return str(refused.value.details["field"])
+    option = str(refused.value.details["field"])
+    assert refused.value.message.startswith((f"{option}:", f"{option} ")), refused.value.message
+    return option
 
 
 def test_a_key_file_that_cannot_be_used_stops_the_daemon_naming_its_option(
@@ -146,6 +149,12 @@ def test_a_metrics_port_in_use_stops_the_daemon_naming_metrics_bind(tmp_path: Pa
         port = taken.getsockname()[1]
         config = make_config(tmp_path, metrics_bind=f"127.0.0.1:{port}")
         assert _refused_option(config) == "metrics_bind"
+
+
+def test_a_bind_in_use_stops_the_daemon_naming_bind(tmp_path: Path) -> None:
+    assert "a\n`bind` or `metrics_bind` address that is already in use" in GUIDE
+    with run_daemon(make_config(tmp_path / "first")) as first:
+        assert _refused_option(make_config(tmp_path / "second", bind=first.address)) == "bind"
 
 
 def _keygen(*args: str) -> subprocess.CompletedProcess[str]:
@@ -338,6 +347,9 @@ def test_a_bad_value_from_a_flag_or_the_environment_names_its_option() -> None:
         with pytest.raises(ConfigError) as refused:
             load_config(None, environ, flags)
         assert said in refused.value.message, refused.value.message
+    text = " ".join(GUIDE.split())
+    assert "another `HYMOTION_*` name, a misspelt one too, is not an option and is ignored" in text
+    assert load_config(None, {"HYMOTION_MAX_QEUE": "abc"}, {}) == load_config(None, {}, {})
 
 
 def test_a_refused_generate_is_logged_as_rejected_without_a_job(
@@ -384,5 +396,67 @@ def test_a_second_sigint_exits_at_once_with_code_130(
             time.sleep(0.05)
         daemon.signal(signal.SIGINT)
         assert daemon.wait(30) == 130
+    finally:
+        daemon.kill()
+
+
+@pytest.mark.parametrize(
+    ("listed", "repeated"), [("cpu,cpu", "cpu"), ("cuda:0,cuda:1,cuda", "cuda")]
+)
+def test_a_device_listed_twice_is_refused_naming_it(listed: str, repeated: str) -> None:
+    assert "A device may be listed only once" in " ".join(GUIDE.split())
+    # Two workers of one name: status, metrics, logs and device failures mixed them up.
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, {"HYMOTION_DEVICES": listed}, {})
+    assert refused.value.details["field"] == "devices"
+    assert f"devices lists {repeated} " in refused.value.message
+
+
+def test_every_refused_message_of_the_protocol_is_logged_as_malformed(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    text = " ".join(GUIDE.split())
+    assert "`malformed` (a message with `HYMP/` in frame 0 refused before it could be read" in text
+    with run_daemon(make_config(tmp_path)) as daemon:  # make_config logs at debug level
+        peer = peers(daemon.address)
+        peer.send_raw([b"GARBAGE", b"{}"])  # not this protocol: counted, not logged
+        peer.send_raw([b"HYMP/2", b"{}"])  # was answered but never logged
+        peer.recv()
+        peer.send_raw([SIGNATURE, b'{"id": "bad-1", "v": "1.1"}'])
+        peer.recv()
+    logged = [e for e in read_log(tmp_path / "logs" / "daemon.log") if e["event"] == "malformed"]
+    assert [e.get("request_id") for e in logged] == [None, "bad-1"], logged
+    assert "HYMP/2" in logged[0]["reason"]
+
+
+def test_an_empty_path_option_means_its_default(tmp_path: Path) -> None:
+    text = " ".join(GUIDE.split())
+    assert 'An empty path (`HYMOTION_LOG_DIR=`, `--log-dir ""`, `log_dir = ""`)' in text
+    config = tmp_path / "daemon.toml"
+    config.write_text('log_dir = "/var/log/hy-motion"\nstate_dir = ""\n')
+    empty = {env_name(name): "" for name in ("log_dir", "server_secret_key", "allowed_keys_dir")}
+    loaded = load_config(config, empty, {"data_dir": ""})
+    # Before: Path("") is the working directory: logs went there, and CURVE was switched on
+    # with "." as its key file.
+    assert (loaded.log_dir, loaded.state_dir, loaded.curve) == (None, None, False)
+    assert loaded.data_dir == DaemonConfig().data_dir
+
+
+@pytest.mark.slow
+def test_sighup_reloads_only_the_allow_list(tmp_path: Path, peers: Callable[..., Peer]) -> None:
+    text = " ".join(GUIDE.split())
+    assert "and nothing else: the configuration file and the other options are read only" in text
+    config = tmp_path / "daemon.toml"
+    config.write_text("max_per_artist = 1\n")
+    daemon = DaemonProcess(tmp_path, ["--config", str(config), "--step-s", "0.05"]).start()
+    try:
+        config.write_text("max_per_artist = 5\n")
+        daemon.signal(signal.SIGHUP)  # without CURVE: nothing to reload, and the daemon lives on
+        alice = peers(daemon.address)
+        alice.hello("alice")
+        alice.until_running(alice.send(Generate(prompt="walk", duration_s=1.0), "gen-1"))
+        _, refused = alice.recv_until(Error, re=alice.send(Generate(prompt="run", duration_s=1.0)))
+        assert isinstance(refused, Error)
+        assert refused.details["reason"] == "artist_limit"  # the file's new value was not read
     finally:
         daemon.kill()

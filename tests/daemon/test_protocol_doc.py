@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -255,6 +256,7 @@ def test_a_string_over_the_string_limit_is_bad_request_naming_its_field() -> Non
     assert "A longer string or list is `bad_request` naming the field" in text
     over = _refusal("generate", prompt="a" * 8193)
     assert (over.code, over.details["field"]) == ("bad_request", "prompt")
+    assert "Fix the named field" in over.hint
     within = _refusal("generate", prompt="a" * 8192)  # over max_prompt_chars only
     assert (within.code, within.details["field"]) == ("invalid_argument", "prompt")
     many = _refusal("hello", capabilities=["x"] * 257)
@@ -347,6 +349,8 @@ def test_any_duration_out_of_range_is_invalid_argument(seconds: float) -> None:
 def test_a_wrong_json_type_is_bad_request_naming_the_field(constraints: Any, field: str) -> None:
     refused = _refusal("generate", constraints=constraints)
     assert (refused.code, refused.details.get("field")) == ("bad_request", field)
+    # The request is at fault, not the wire format: the hint says so.
+    assert "Fix the named field" in refused.hint and "wire format" not in refused.hint
 
 
 def test_a_refused_array_is_named_in_the_field() -> None:
@@ -420,6 +424,10 @@ def test_unknown_body_fields_are_ignored_whatever_they_hold() -> None:
     message = parse_request(decode([SIGNATURE, frame.encode()], REQUEST_LIMITS))
     assert isinstance(message, Generate)
     message.validate()
+    assert "So is an array whose name this page does not list" in text
+    later = {"later.weights": np.zeros(3, np.float32)}
+    message = parse_request(Envelope("generate", "gen-1", doc_request("generate")["body"], later))
+    assert isinstance(message, Generate) and message.constraints is None
     with pytest.raises(ProtocolError) as refused:  # the same list in a field the daemon reads
         parse_request(decode(frames_of(doc_request("hello", capabilities=["x"] * 257))))
     assert refused.value.details["field"] == "capabilities"
@@ -448,3 +456,34 @@ def test_a_job_cancelled_inside_a_shared_batch_is_answered_when_the_batch_ends(
     cancelled_at = order.index(("cancel-1", "cancelled", None))
     late = [m for m in order[cancelled_at + 1 :] if m[0] == "gen-dropped" and m[1] == "progress"]
     assert len(late) <= 1, late  # at most the step under way when the cancel arrived
+
+
+def test_a_bool_array_holds_only_bytes_0_and_1() -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "a `|b1` array holds only the bytes 0 and 1" in text
+    header = doc_request("ping")
+    header["arrays"] = [{"name": "flags", "dtype": "|b1", "shape": [3]}]
+    frames = [SIGNATURE, json.dumps(header).encode()]
+    assert decode([*frames, bytes([0, 1, 1])], REQUEST_LIMITS).arrays["flags"].tolist() == [
+        False, True, True
+    ]  # fmt: skip
+    with pytest.raises(ProtocolError) as refused:  # numpy would read 2 as a "True" that is 2
+        decode([*frames, bytes([0, 2, 1])], REQUEST_LIMITS)
+    assert (refused.value.code, refused.value.details["field"]) == ("bad_request", "flags")
+
+
+def test_a_non_blocking_send_to_no_daemon_fails_at_once(context: zmq.Context) -> None:
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "`IMMEDIATE=1` with non-blocking sends (`ZMQ_DONTWAIT`)" in text
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dealer = context.socket(zmq.DEALER)
+    try:
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.IMMEDIATE, 1)
+        dealer.connect(f"tcp://127.0.0.1:{port}")
+        with pytest.raises(zmq.Again):  # a blocking send here would never return
+            dealer.send_multipart(frames_of(doc_request("ping")), zmq.DONTWAIT)
+    finally:
+        dealer.close()

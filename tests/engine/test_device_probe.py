@@ -17,7 +17,6 @@ from daemon.engine.device_probe import (
     judge,
     memory_remedies,
     probe_devices,
-    problems,
     read_cuda_facts,
 )
 from daemon.engine.factory import EngineOptions
@@ -151,18 +150,17 @@ def test_two_models_share_one_set_of_text_encoders() -> None:
     assert both.weights_bytes == one.weights_bytes + 460_851_803 * 2
 
 
-def test_names_that_are_not_devices_and_a_gpu_listed_twice() -> None:
+def test_names_that_are_not_devices() -> None:
     assert _message("gpu0", None, need=None) == (
         "device 'gpu0': not a device name. Use cpu, cuda or cuda:N (cuda:0 is the first GPU)."
     )
     assert _message("mps", None, need=None) == (
         "device mps: this daemon runs on the CPU or on CUDA GPUs only. Use cpu, cuda or cuda:N."
     )
-    verdicts = probe_devices(["cuda:0", "cuda"], EngineOptions(), facts=TWO_H200)
-    assert [str(p) for p in problems(verdicts)] == [
-        "device cuda: it is the same GPU as cuda:0, which devices already lists. List each GPU "
-        "once (one worker per GPU)."
-    ]
+    # A second name for the CPU would be a second engine on the same device.
+    assert _message("cpu:1", None, need=None) == (
+        "device cpu:1: the CPU is one device, without an index. Use cpu (once)."
+    )
 
 
 def test_probe_reads_the_configured_models(tiny_root: Path, tmp_path: Path) -> None:

@@ -65,7 +65,10 @@ def test_long_prompts_are_truncated_and_reported(encoders: TextEncoders) -> None
 def test_non_english_prompts_get_a_warning() -> None:
     assert language_warnings("A person walks forward, then jumps!") == ()
     (warning,) = language_warnings("一个人向前走")
-    assert "English" in warning and "一" in warning
+    # The letters as the artist typed them (was sorted by code point: 一个人前向走).
+    assert "English" in warning and "(一个人向前走)" in warning
+    (warning,) = language_warnings("café, déjà vu")
+    assert "(éà)" in warning  # each letter once
 
 
 def test_missing_encoder_directory_is_a_clear_error(tmp_path: Path) -> None:

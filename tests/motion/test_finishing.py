@@ -202,6 +202,13 @@ def test_foot_lock_keeps_a_cycle_seamless(mocap_dir: Path, name: str) -> None:
     assert steps[n - 1] <= np.percentile(np.delete(steps, n - 1), 90)
 
 
+def test_a_blend_longer_than_the_loop_allows_is_reduced_and_reported() -> None:
+    clip, _ = _walk()
+    shortest = max(looping.MIN_LOOP_FRAMES, round(looping.MIN_LOOP_SHARE * clip.frames))
+    _, report = looping.make_loop(clip, blend=1000)
+    assert report.blend == shortest // 2 and report.as_dict()["blend_frames"] == shortest // 2
+
+
 def test_loop_on_a_short_take_refuses() -> None:
     clip, _ = _walk()
     short = clip.frames_slice(0, 20)

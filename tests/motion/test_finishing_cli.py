@@ -57,3 +57,12 @@ def test_refining_flags_with_the_flag_they_refine() -> None:
     eased = options("--ease-out", "4", "--ease-pose", "frame:3")
     assert (eased.ease_pose, eased.ease_frame) == ("FRAME", 3)
     assert options().loop_blend == options("--loop").loop_blend == 12
+
+
+def test_help_states_the_defaults_docs_addon_md_states() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    assert "planted feet (off)" in text and "cross-faded at the loop's start (12)" in text
+    assert "the rest pose or the take's frame N (rest)" in text  # not argparse's "(None)"
+    assert "(None)" not in text

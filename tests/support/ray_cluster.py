@@ -9,6 +9,7 @@ kills every process of the cluster's session by pid: nothing outlives the test r
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -16,11 +17,27 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .runner import REPO_ROOT
 
 _START_TIMEOUT_S = 60.0
+_DEPLOY_TIMEOUT_S = 300.0
+#: An operator's deployment: the KubeRay builder's app, run from a driver that then leaves
+#: (the app stays). Ray's driver teardown can crash at exit: the script ends with os._exit.
+_DEPLOY = """
+import json, os, sys
+import ray
+from ray import serve
+from daemon.cluster.app import build
+address, app, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+ray.init(address=address, log_to_driver=False)
+serve.run(build(args), name=app, route_prefix=None)
+print("deployed", flush=True)
+os._exit(0)
+"""
 _OBJECT_STORE_BYTES = 80 * 1024 * 1024
 
 
@@ -80,6 +97,20 @@ class LocalRayCluster:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError("the Ray head did not start in time")
+
+    def deploy(self, app: str, args: Mapping[str, Any]) -> None:
+        """Deploy ``daemon.cluster.app:build`` with ``args`` as the Serve app ``app``, as an
+        operator does for a daemon with ``deploy = false``; returns once its replicas run."""
+        done = subprocess.run(
+            [sys.executable, "-c", _DEPLOY, self.address, app, json.dumps(dict(args))],
+            cwd=REPO_ROOT,
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=_DEPLOY_TIMEOUT_S,
+        )
+        if "deployed" not in done.stdout:
+            raise RuntimeError(f"deploying {app!r} failed: {done.stderr[-4000:]}")
 
     def pids(self) -> list[int]:
         """Every live process of the cluster (same session as ``ray start``)."""

@@ -36,9 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="frames kept, 1-based inclusive; either side may be empty")  # fmt: skip
     group.add_argument("--ease-in", type=int, default=0, help="frames eased in from the pose")
     group.add_argument("--ease-out", type=int, default=0, help="frames eased out to the pose")
+    # Default None, shown as rest: a given --ease-pose needs --ease-in or --ease-out.
     group.add_argument("--ease-pose", default=None, metavar="rest|frame:N",
                        help="the pose eased from/to: the rest pose or the take's frame N "
-                       "(%(default)s)")  # fmt: skip
+                       "(rest)")  # fmt: skip
 
 
 #: The flag that sets each option (``FinishOptions`` names its fields in its refusals).

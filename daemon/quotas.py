@@ -24,8 +24,8 @@ from shared_protocol import QuotaExceeded
 
 WINDOWS = {"hour": 3600, "day": 86400}
 #: At most one write of ``usage.json`` per this many seconds: a busy daemon admits and finishes
-#: many jobs a second on its one event-loop thread, and a write per charge was a fifth of that
-#: thread's CPU (docs/benchmarks.md). A crash loses at most this interval's charges.
+#: many jobs a second on its one event-loop thread, and a write per charge (two per job) was half
+#: of that thread's CPU (docs/benchmarks.md). A crash loses at most this interval's charges.
 SAVE_INTERVAL_S = 1.0
 
 

@@ -118,6 +118,17 @@ def plant_feet(
 _ALONG_GROUND = np.array([1.0, 0.0, 1.0])
 
 
+def longer_foot(p: RigPlan, leg: int) -> bool:
+    """Whether ``leg``'s rig foot is ``TOE_ANCHOR_MIN_RATIO`` times the model's (scaled) or
+    longer from ankle to toe (it rolls off its toe, not its ankle)."""
+    legs, rest = model_legs(p.model), p.target.positions
+    model_foot = np.linalg.norm(
+        p.model.rest_positions[legs.toe[leg]] - p.model.rest_positions[legs.ankle[leg]]
+    )
+    rig_foot = np.linalg.norm(rest[p.target_legs.toe[leg]] - rest[p.target_legs.ankle[leg]])
+    return bool(rig_foot >= TOE_ANCHOR_MIN_RATIO * p.calibration.scale * model_foot)
+
+
 def _footprint(
     p: RigPlan,
     positions: np.ndarray,
@@ -134,9 +145,7 @@ def _footprint(
     model_ankle, model_toe = (rot.rotate(cal.align, model_positions[:, joints[leg]]) * cal.scale
                               for joints in (legs.ankle, legs.toe))  # fmt: skip
     ankle, toe = p.target_legs.ankle[leg], p.target_legs.toe[leg]
-    rest, model_rest = p.target.positions, p.model.rest_positions
-    model_foot = np.linalg.norm(model_rest[legs.toe[leg]] - model_rest[legs.ankle[leg]])
-    if np.linalg.norm(rest[toe] - rest[ankle]) < TOE_ANCHOR_MIN_RATIO * cal.scale * model_foot:
+    if not longer_foot(p, leg):
         return model_ankle
     turn = np.diff(positions[:, toe] - positions[:, ankle], axis=0)
     about_ankle, toe_step = np.diff(model_ankle, axis=0), np.diff(model_toe, axis=0)

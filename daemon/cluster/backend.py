@@ -37,9 +37,10 @@ from daemon.metrics import Metrics
 from shared_protocol import ModelUnavailable
 
 from .app import DEPLOYMENT, engine_app
-from .cancel_board import start_board
+from .cancel_board import Board, start_board
 from .config import ClusterConfig
 from .dispatch import DispatchSlot, SlotContext, first_line
+from .engine_calls import EngineCalls
 from .engine_view import ClusterEngine
 from .messages import EngineProfile
 from .metrics import ClusterMetrics
@@ -76,10 +77,12 @@ class RayBackend:
         self._encoders = encoder_class
         self.engine: ClusterEngine
         self.slots: list[DispatchSlot] = []
-        self._board: Any = None
+        self._board: Board | None = None
         self._handle: Any = None
         #: Every DeploymentHandle this Ray session made: stopped when the daemon leaves it.
         self._handles: list[Any] = []
+        #: The slots' handle, its router on the daemon's loop.
+        self._calls = EngineCalls(self._cluster.app, self._handles)
         self._down: str | None = None
         self._live = self._cluster.replicas
         self._log: EventLog | None = None
@@ -279,8 +282,9 @@ class RayBackend:
         self.engine.spread = lifecycle.scheduler.spread
         self._metrics = ClusterMetrics(metrics)
         self._metrics.up.set(1)
+        assert self._board is not None  # connect() started it
         self._context = context = SlotContext(
-            handle=self._handle,
+            calls=self._calls,
             board=self._board,
             engine=self.engine,
             down=self.down_reason,
@@ -327,34 +331,40 @@ class RayBackend:
         # its old actors); a rejoin does not wait for it.
         probe: Future[tuple[dict[str, int], EngineProfile | None]] | None = None
         rejoining = False
-        while True:
-            await asyncio.sleep(self._cluster.health_interval_s)
-            if probe is not None and not probe.done() and rejoining == (self._down is not None):
-                continue  # no pile-up of checks (or of rejoins) on a lost cluster
-            rejoining = self._down is not None
-            probe = _in_thread(self._rejoin if rejoining else self._check)
-            limit_s = self._cluster.ready_timeout_s if rejoining else _HEALTH_TIMEOUT_S
-            try:
-                states, rejoined = await asyncio.wait_for(
-                    asyncio.shield(asyncio.wrap_future(probe)), limit_s
-                )
-            except TimeoutError:
-                self._mark_down(f"no answer to a health check within {limit_s:g} s")
-            except Exception as exc:
-                self._mark_down(first_line(exc))
-            else:
-                if rejoined is not None:
-                    self._use_new_session(rejoined)
-                self._mark_up(states)
+        try:
+            while True:
+                await asyncio.sleep(self._cluster.health_interval_s)
+                if probe is not None and not probe.done() and rejoining == (self._down is not None):
+                    continue  # no pile-up of checks (or of rejoins) on a lost cluster
+                rejoining = self._down is not None
+                probe = _in_thread(self._rejoin if rejoining else self._check)
+                limit_s = self._cluster.ready_timeout_s if rejoining else _HEALTH_TIMEOUT_S
+                try:
+                    states, rejoined = await asyncio.wait_for(
+                        asyncio.shield(asyncio.wrap_future(probe)), limit_s
+                    )
+                except TimeoutError:
+                    await self._lost(f"no answer to a health check within {limit_s:g} s")
+                except Exception as exc:
+                    await self._lost(first_line(exc))
+                else:
+                    if rejoined is not None:
+                        self._use_new_session(rejoined)
+                    self._mark_up(states)
+        finally:
+            # Shutdown cancels this task: the batch handle's router is this loop's to stop.
+            await self._calls.close()
 
     def _check(self) -> tuple[dict[str, int], EngineProfile | None]:
         return self._replica_states(), None
 
     def _use_new_session(self, profile: EngineProfile) -> None:
-        """After a rejoin: the slots use the new session's handle and board, and welcome,
-        status and admission the models its engine app describes."""
+        """After a rejoin: the slots use the new session's board (and make their handle in it
+        at their next batch), and welcome, status and admission the models its engine app
+        describes."""
         _restore_signal_handlers()
-        self._context.handle, self._context.board = self._handle, self._board
+        assert self._board is not None  # the rejoin started a new one
+        self._context.board = self._board
         self.engine.use(profile)
         if self._lifecycle is not None:
             self._lifecycle.models = {m.name: m for m in profile.models}
@@ -378,6 +388,10 @@ class RayBackend:
             return self._replica_states().get("RUNNING", 0)
         except Exception:
             return 0
+
+    async def _lost(self, reason: str) -> None:
+        self._mark_down(reason)
+        await self._calls.close()  # its session may not come back; the next batch makes one
 
     def _mark_down(self, reason: str) -> None:
         assert self._log is not None and self._metrics is not None

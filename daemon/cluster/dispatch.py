@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+from ray.serve.handle import DeploymentResponseGenerator
 
 from daemon.engine_api import JobOutput
 from daemon.jobs import Job
@@ -29,6 +29,8 @@ from daemon.logs import EventLog
 from daemon.workers import BatchLoop
 from shared_protocol import HYMotionError, JobCancelled, ModelUnavailable
 
+from .cancel_board import Board
+from .engine_calls import EngineCalls
 from .engine_view import ClusterEngine
 from .messages import (
     BatchRequest,
@@ -49,11 +51,11 @@ ATTEMPTS = 2
 
 @dataclass
 class SlotContext:
-    """What every slot shares: the deployment, the board, the policy. ``handle`` and ``board``
-    are replaced when the daemon rejoins a cluster that came back after an outage."""
+    """What every slot shares: the deployment, the board, the policy. ``board`` is replaced
+    when the daemon rejoins a cluster that came back after an outage."""
 
-    handle: DeploymentHandle
-    board: Any  # CancelBoard actor handle
+    calls: EngineCalls
+    board: Board
     engine: ClusterEngine
     #: Why the cluster cannot take work now (None while it can).
     down: Callable[[], str | None]
@@ -100,7 +102,7 @@ class DispatchSlot(BatchLoop):
             await self._lifecycle.run_isolated(self._ctx.engine, batch, self._outcomes)
         finally:
             if self._told:  # the board keeps only cancelled ids
-                self._ctx.board.forget.remote(sorted(self._told))
+                self._ctx.board.actor.forget.remote(sorted(self._told))
                 self._told.clear()
 
     async def _outcomes(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:
@@ -137,8 +139,8 @@ class DispatchSlot(BatchLoop):
         raise AssertionError("unreachable: the last attempt returns")
 
     async def _attempt(self, batch: Sequence[Job]) -> list[JobOutput | HYMotionError]:
-        request = BatchRequest(tuple(job.spec for job in batch), self._ctx.board)
-        stream = self._ctx.handle.options(stream=True).run.remote(request)
+        request = BatchRequest(tuple(job.spec for job in batch), self._ctx.board.name)
+        stream = self._ctx.calls.streaming().run.remote(request)
         assert isinstance(stream, DeploymentResponseGenerator)  # what stream=True returns
         reports: AsyncIterator[Report] = stream.__aiter__()
         replica: ReplicaInfo | None = None
@@ -215,7 +217,7 @@ class DispatchSlot(BatchLoop):
         fresh = [j.job_id for j in batch if j.cancel_event.is_set() and j.job_id not in self._told]
         if fresh:
             self._told.update(fresh)
-            self._ctx.board.cancel.remote(fresh)
+            self._ctx.board.actor.cancel.remote(fresh)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

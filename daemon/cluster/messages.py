@@ -1,9 +1,9 @@
 """What travels between the daemon and a replica (pickled by Ray; both sides run this code).
 
 A batch is one streaming call. The replica yields ``Report``s: each names the replica and
-carries the progress that piled up since the last one; the last one also carries the outcome
-(``Finished`` or ``EngineFailed``). A fast batch is a single report: every streamed item costs
-a Ray round of its own. Typed job errors
+carries the progress that piled up since the last one (held up to 50 ms for more to join it);
+the last one also carries the outcome (``Finished`` or ``EngineFailed``). A batch faster than
+that is a single report: every streamed item costs a Ray round of its own. Typed job errors
 travel as ``WireError`` (code, message, details), the form the protocol already round-trips.
 """
 
@@ -60,8 +60,8 @@ class EngineProfile:
 @dataclass(frozen=True)
 class BatchRequest:
     jobs: tuple[JobSpec, ...]
-    #: The daemon's CancelBoard actor handle: the replica long-polls it for these jobs.
-    board: Any
+    #: The name of the daemon's CancelBoard: the replica keeps a long poll open on it.
+    board: str
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 ``run`` is a streaming method: the engine runs in the replica's one engine thread while the
 event loop forwards its progress (coalesced: whatever piled up since the last report goes in
-one ``Report``) and long-polls the daemon's CancelBoard. When the daemon gives up on a batch
-(Serve cancels the call), the engine stops at its next sampler step.
+one ``Report``). Cancels come from the daemon's CancelBoard, which the replica watches with one
+long poll for as long as that daemon lives (not one per batch). When the daemon gives up on a
+batch (Serve cancels the call), the engine stops at its next sampler step.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ray.serve.handle import DeploymentHandle
 from daemon.engine_api import Engine, JobOutput, JobSpec, ProgressFn, ShouldStop
 from shared_protocol import HYMotionError
 
+from .cancel_board import BoardWatcher
 from .messages import (
     BatchRequest,
     EngineFailed,
@@ -48,8 +50,9 @@ class EngineFactory(Protocol):
     ) -> Engine: ...
 
 
-#: One long-poll of the CancelBoard; renewed until the batch ends.
-_CANCEL_POLL_S = 30.0
+#: How long progress waits on the replica for more to send with it (half the 0.1 s at which
+#: the daemon forwards a job's steps): a batch faster than this is one streamed report.
+_REPORT_HOLD_S = 0.05
 
 if TYPE_CHECKING:
     from daemon.engine.factory import TextSource
@@ -87,6 +90,8 @@ class EngineReplica:
             self._executor, factory, dict(engine_options), device, text_source
         )
         self._fingerprint = fingerprint
+        #: One per daemon this replica serves, by the name of its CancelBoard.
+        self._boards: dict[str, BoardWatcher] = {}
         self._info = ReplicaInfo(
             replica=serve.get_replica_context().replica_id.unique_id,
             node=ray.util.get_node_ip_address(),
@@ -118,17 +123,16 @@ class EngineReplica:
         loop = asyncio.get_running_loop()
         pending: list[StepUpdate] = []
         arrived = asyncio.Event()
-        cancelled: set[str] = set()
+        board = self._board(request.board)
         give_up = threading.Event()
 
         def progress(job_id: str, stage: str, step: int, total: int) -> None:
             loop.call_soon_threadsafe(_push, pending, arrived, (job_id, stage, step, total))
 
         def should_stop(job_id: str) -> bool:
-            return give_up.is_set() or job_id in cancelled
+            return give_up.is_set() or job_id in board.cancelled
 
         started = time.monotonic()
-        watcher = asyncio.create_task(_watch_cancels(request, cancelled))
         work = loop.run_in_executor(
             self._executor, _run_groups, self._engine, request.jobs, progress, should_stop
         )
@@ -139,12 +143,26 @@ class EngineReplica:
                 await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 if pending and not work.done():
-                    yield Report(self._info, _drain(pending, arrived))
+                    # Let the next steps, or the batch's end, join this report: each streamed
+                    # item is a Ray round trip, and the daemon forwards a job's steps to its
+                    # client at most every 0.1 s anyway.
+                    await asyncio.wait({work}, timeout=_REPORT_HOLD_S)
+                    if not work.done():
+                        yield Report(self._info, _drain(pending, arrived))
             yield Report(self._info, _drain(pending, arrived), self._outcome(work, started))
         finally:
             # Also reached when the daemon cancels the call: stop computing at the next step.
             give_up.set()
-            watcher.cancel()
+
+    def _board(self, name: str) -> BoardWatcher:
+        """The watcher of the daemon's board ``name``, started on its first batch (or again
+        after it lost the board)."""
+        watcher = self._boards.get(name)
+        if watcher is None or not watcher.watching:
+            for gone in [n for n, w in self._boards.items() if not w.watching]:
+                del self._boards[gone]  # daemons that have left
+            watcher = self._boards[name] = BoardWatcher(name)
+        return watcher
 
     def _outcome(
         self, work: asyncio.Future[list[JobOutput | HYMotionError]], started: float
@@ -176,19 +194,6 @@ def _drain(pending: list[StepUpdate], arrived: asyncio.Event) -> tuple[StepUpdat
     pending.clear()
     arrived.clear()
     return tuple(latest.values())
-
-
-async def _watch_cancels(request: BatchRequest, cancelled: set[str]) -> None:
-    waiting = [job.job_id for job in request.jobs]
-    while waiting:
-        try:
-            hits = await request.board.wait.remote(waiting, _CANCEL_POLL_S)
-        except ray.exceptions.RayError:
-            # The daemon (owner of the board) is gone; Serve cancels this call when it notices.
-            log.warning("cancel board unreachable; cancels for this batch are not heard")
-            return
-        cancelled.update(hits)
-        waiting = [job_id for job_id in waiting if job_id not in cancelled]
 
 
 def _run_groups(

@@ -51,8 +51,12 @@ def _stop_router(handle: Any, session_open: bool) -> None:
     router = getattr(handle, "_router", None)
     if router is None:  # never called: no router was made
         return
+    # A router on its caller's loop was shut down from that loop by its owner (EngineCalls):
+    # from this thread it cannot be, Serve's shutdown then schedules a task on the loop
+    separate = getattr(handle, "_is_router_running_in_separate_loop", lambda: True)
     try:
-        handle.shutdown()  # the metrics pusher and the cached-metrics task
+        if separate():
+            handle.shutdown()  # the metrics pusher and the cached-metrics task
     except Exception as exc:  # a router on a lost cluster: its long polls still stop
         log.warning("stopping a Serve handle's metrics failed: %s", exc)
     inner = getattr(router, "_asyncio_router", None)

@@ -423,8 +423,9 @@ def test_autoscaling_adds_a_replica_for_a_waiting_batch_and_the_eta_follows(
         for peer, request_id in zip(peers, asked, strict=True):
             assert isinstance(final_of(peer, request_id), Result)
             peer.close()
-        router = backend._context.handle._router._asyncio_router
-    # Leaving the session stopped what Serve would keep running in this process: the queue
+        # the batches' handle, whose router runs on the daemon's loop
+        router = daemon.call(backend._context.calls.streaming)._router._asyncio_router
+    # Stopping the daemon stopped what Serve would keep running in this process: the queue
     # reports (which failed with "owner is unknown" once the next session began) and polls.
     assert router._metrics_manager._shutdown
     assert not router._metrics_manager.metrics_pusher._async_tasks

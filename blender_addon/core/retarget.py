@@ -359,7 +359,13 @@ def _retarget_take(p: RigPlan, take: TakeMotion, options: RetargetOptions) -> Ri
         _stand_on_flat_feet(p, positions, flat, joints, root_pos)
     if planting:
         target_world, root_pos = retarget_planting.plant_feet(
-            p, target_world, root_pos, joints, positions, found
+            p,
+            target_world,
+            root_pos,
+            joints,
+            positions,
+            found,
+            lift_toes=take.anchor_frame is None,
         )
     return _rig_take(p, target_world, root_pos, found, options)
 

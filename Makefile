@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # PyPI in its own venv under build/bpy/ made from tests/addon/requirements/bpy-<version>.lock;
 # 5.0 is .venv's bpy. The test daemons always run on .venv (torch stays out of Blender's venvs).
 BLENDER_ALL := 4.2 4.5 5.0 5.2 5.3
-BLENDER_CI := 4.2 5.3# the oldest LTS and the newest release: part of every `make test`
+BLENDER_CI := 4.2 4.5 5.2 5.3# every maintained Blender besides 5.0: part of every `make test`
 BPY_VENVS := build/bpy
 PYTEST_ARGS ?= -q
 python_for = $(if $(filter 5.2 5.3,$(1)),$(PYTHON313),$(PYTHON))

@@ -359,17 +359,25 @@ class Batch:
 
 
 def exit_with(code: int) -> NoReturn:
-    """End the batch with ``code``. The bpy *module* of Blender 4.2 crashes (SIGSEGV) at
-    interpreter exit once a property with an update callback has been registered, even if it
-    was unregistered since, which would turn every exit code into 139. There, with everything
-    written and flushed, the process ends without the interpreter's clean-up. A real Blender
-    and the bpy modules from 4.3 on exit normally."""
-    bpy = sys.modules.get("bpy")
-    if bpy is not None and not bpy.app.binary_path and bpy.app.version < (4, 3, 0):
+    """End the batch with ``code``; where the bpy module cannot exit cleanly
+    (:func:`unsafe_module_exit`), with everything written and flushed, without the
+    interpreter's clean-up."""
+    if unsafe_module_exit():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def unsafe_module_exit() -> bool:
+    """Whether this process runs a bpy *module* whose interpreter exit fails after the work is
+    done. 4.2's crashes (SIGSEGV: exit code 139) once a property with an update callback has
+    been registered, even if unregistered since. 4.5's hangs for ever once its delayed-close
+    thread has started (Rigify generating a rig starts it): a destructor at exit
+    waits on that thread's condition variable. 5.0 and later, and a real Blender, exit
+    normally."""
+    bpy = sys.modules.get("bpy")
+    return bpy is not None and not bpy.app.binary_path and bpy.app.version < (5, 0, 0)
 
 
 if __name__ == "__main__":

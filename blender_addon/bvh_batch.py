@@ -66,9 +66,9 @@ def run(
                 record.update(bvh=str(path), convention=convention)
                 records.append(record)
                 written_lines = "".join(f"\n  wrote {file}" for file in record["files"])
-                print(f"[{index}/{len(args.bvh)}] {path}: {record['error'] or 'ok'}{written_lines}",
-                      flush=True)  # fmt: skip
-    failures = [f"{r['bvh']}: {r['error']}" for r in records if r["error"]]
+                outcome = about_file(record["bvh"], record["error"] or "ok")
+                print(f"[{index}/{len(args.bvh)}] {outcome}{written_lines}", flush=True)
+    failures = [about_file(r["bvh"], r["error"]) for r in records if r["error"]]
     summary = {"ok": not failures, "seconds": round(time.monotonic() - started, 3),
                "daemon": None, "finishing": finish.as_dict(),
                "character": character.as_dict() if character else None, "items": records,
@@ -84,3 +84,8 @@ def run(
     print(f"done: {len(records) - len(failures)} item(s) succeeded, {len(failures)} failed; "
           f"summary: {path}")  # fmt: skip
     return 0 if saved and not failures else 1
+
+
+def about_file(path: str, outcome: str) -> str:
+    """``<path>: <outcome>``, the file named once: the BVH reader's errors name it already."""
+    return outcome if path in outcome else f"{path}: {outcome}"

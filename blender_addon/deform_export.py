@@ -1,11 +1,11 @@
 """The temporary clean deform armature a deform-only FBX is written from (bpy side).
 
-``core.deform_tree`` decides the hierarchy; here the rig's posed deforming bones are read frame
-by frame (one ``foreach_get`` per frame), a new armature with those bones under their new
-parents is built, and the motion is baked onto it in bulk so that every bone's world matrix is
-the rig's. Meshes skinned to the rig follow the temporary armature while the file is written.
-Everything made here is removed afterwards, also when writing fails; the artist's rig, its
-actions and meshes are given back as they were.
+``core.deform_tree`` decides the hierarchy; the rig's posed deforming bones, read frame by frame
+(``rig_reader.posed_matrices``), are baked in bulk onto a new armature with those bones under
+their new parents, so that every bone's world matrix is the rig's. Meshes skinned to the rig
+follow the temporary armature while the file is written. Everything made here is removed
+afterwards, also when writing fails; the artist's rig, its actions and meshes are given back as
+they were.
 """
 
 from __future__ import annotations
@@ -41,23 +41,6 @@ def clean_tree(obj: bpy.types.Object, root_bone: str = "") -> DeformTree | None:
 def _rest(bones: Sequence[bpy.types.Bone]) -> np.ndarray:
     """Rest matrices (B, 4, 4), armature space."""
     return np.array([np.array(b.matrix_local) for b in bones], dtype=np.float64).reshape(-1, 4, 4)
-
-
-def posed_matrices(
-    scene: bpy.types.Scene, obj: bpy.types.Object, names: Sequence[str], frames: range
-) -> np.ndarray:
-    """Armature-space matrices (F, K, 4, 4) of ``obj``'s bones ``names`` as Blender evaluates
-    them (constraints included) at each of ``frames``; ``obj`` plays the take already."""
-    pose = build.pose_bones(obj)
-    order = [pose.find(n) for n in names]
-    flat = np.empty(len(pose) * 16, dtype=np.float32)
-    out = np.empty((len(frames), len(names), 4, 4))
-    for f, frame in enumerate(frames):
-        scene.frame_set(frame)
-        pose.foreach_get("matrix", flat)
-        # foreach_get flattens each matrix column by column (Blender's memory order).
-        out[f] = flat.reshape(-1, 4, 4).transpose(0, 2, 1)[order]
-    return out
 
 
 @contextlib.contextmanager

@@ -264,7 +264,8 @@ def character_poses(
     """The character's poses at scene ``frames``, as Blender gives them, on the model skeleton
     (``core.rig_pose``); ``lift``: the ground anchor to read with (None: the first pose's)."""
     obj, rig, plan = character or _character(scene)
-    heads, world = rig_pose.posed_bones(rig, rig_reader.posed_matrices(scene, obj, rig, frames))
+    posed = rig_reader.posed_matrices(scene, obj, rig.names, frames)
+    heads, world = rig_pose.posed_bones(rig, posed)
     return rig_pose.model_poses(plan, heads, world, lift)
 
 

@@ -103,6 +103,7 @@ def prepare(
     retarget = settings.retarget
     retarget.engine = target.engine  # type: ignore[assignment]
     retarget.deform_only = target.deform_only
+    retarget.include_meshes = target.meshes
     if target.path is None:
         return None
     rig = load_rig(scene, target)

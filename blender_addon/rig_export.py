@@ -10,7 +10,8 @@ FBX per engine (``FBX_ENGINES``):
 - ``BLENDER``: the options that re-import into Blender exactly (``export.FBX_OPTIONS``).
 
 In every preset the animation stack is named after the take, keys are baked per frame, no
-leaf bones are added, and ``deform_only`` keeps only deforming bones (Rigify's DEF bones).
+leaf bones are added, ``deform_only`` keeps only deforming bones (Rigify's DEF bones), and
+``include_meshes`` adds the meshes skinned to the rig (else the skeleton and animation only).
 BVH: the posed rig as Blender evaluates it (constraints included), Y up, through
 ``core.bvh.write_bvh``.
 """
@@ -102,16 +103,18 @@ def export_rig_fbx(
     deform_only: bool = False,
     overwrite: bool = False,
     root_bone: str = "",
+    include_meshes: bool = True,
 ) -> Path:
     """The take (``action`` on rig ``obj``) as an FBX for ``engine``; nothing half-written.
 
     ``deform_only``: the deforming bones in a clean tree (``core.deform_tree``; ``root_bone``, the
     root-motion bone, kept on top), written from a temporary armature when the rig's own
-    hierarchy is not clean, with the meshes skinned to the rig."""
+    hierarchy is not clean. ``include_meshes``: the meshes skinned to the rig go in too, skinned
+    to the bones written (a character file); else the skeleton and the animation only."""
     options = fbx_options(engine, deform_only)
     names = (UNREAL_ARMATURE_NAME if engine == "UNREAL" else obj.name, take_name)
     tree = deform_export.clean_tree(obj, root_bone) if deform_only else None
-    meshes = deform_export.skinned_meshes(scene, obj) if deform_only else []
+    meshes = deform_export.skinned_meshes(scene, obj) if include_meshes else []
     if meshes:
         options["object_types"] = {"ARMATURE", "MESH"}
     with atomic_path(path, overwrite) as temp:
@@ -121,7 +124,7 @@ def export_rig_fbx(
         bones = [build.armature_data(obj).bones[i].name for i in tree.indices]
         start, end = build.action_frames(action)
         with _playing(scene, obj, action, (obj.name, scene.name)):
-            posed = deform_export.posed_matrices(scene, obj, bones, range(start, end + 1))
+            posed = rig_reader.posed_matrices(scene, obj, bones, range(start, end + 1))
         with (
             deform_export.temporary_armature(scene, obj, tree, posed, start) as played,
             _at_rest(obj),
@@ -228,18 +231,12 @@ def _evaluate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """World rotations (F, J, 4) and the first bone's head (F, 3), model axes, per frame."""
     start, end = build.action_frames(action)
-    pose = build.pose_bones(obj)
-    bones = [pose[n] for n in names]
-    world_rotations, roots = [], []
     with _playing(scene, obj, action, (obj.name, scene.name)):
-        matrix = np.array(obj.matrix_world)
-        turn = matrix[:3, :3] / np.linalg.norm(matrix[:3, 0])
-        scale = float(np.linalg.norm(matrix[:3, 0]))
-        for frame in range(start, end + 1):
-            scene.frame_set(frame)
-            mats = np.array([np.array(b.matrix) for b in bones])
-            frames = np.einsum("ab,jbc->jac", C.T @ turn, mats[:, :3, :3])
-            frames /= np.linalg.norm(frames, axis=-2, keepdims=True)
-            world_rotations.append(rot.from_matrix(frames))
-            roots.append((turn @ mats[0, :3, 3]) * scale @ C)
-    return rot.make_continuous(np.array(world_rotations)), np.array(roots)
+        posed = rig_reader.posed_matrices(scene, obj, names, range(start, end + 1))
+    matrix = np.array(obj.matrix_world)
+    turn = matrix[:3, :3] / np.linalg.norm(matrix[:3, 0])
+    scale = float(np.linalg.norm(matrix[:3, 0]))
+    frames = np.einsum("ab,fjbc->fjac", C.T @ turn, posed[..., :3, :3])
+    frames /= np.linalg.norm(frames, axis=-2, keepdims=True)
+    roots = (posed[:, 0, :3, 3] @ turn.T) * scale @ C
+    return rot.make_continuous(rot.from_matrix(frames)), roots

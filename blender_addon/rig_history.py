@@ -269,7 +269,8 @@ def _export(
         for fmt, path in files:
             if fmt == "FBX":
                 rig_export.export_rig_fbx(scene, obj, action, path, take.name, options.engine,
-                                          options.deform_only, overwrite, root_bone)  # fmt: skip
+                                          options.deform_only, overwrite, root_bone,
+                                          options.include_meshes)  # fmt: skip
             else:
                 rig_export.export_rig_bvh(scene, obj, action, path, float(take.fps),
                                           options.deform_only, overwrite)  # fmt: skip

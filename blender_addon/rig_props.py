@@ -112,6 +112,12 @@ class HYMOTION_PG_retarget(bpy.types.PropertyGroup):
         name="Deform bones only", default=False,
         description="Export only the bones that deform the mesh (e.g. Rigify's DEF bones)",
     )  # fmt: skip
+    include_meshes: BoolProperty(  # type: ignore[valid-type]
+        name="Include meshes", default=True,
+        description="FBX: also write the meshes skinned to the rig (a character file the engine "
+        "imports as a skeletal mesh with its animation); off: the skeleton and the animation "
+        "only, for a character the engine has already",
+    )  # fmt: skip
     preset: EnumProperty(name="Preset", items=_preset_items)  # type: ignore[valid-type]
     mapping: CollectionProperty(type=HYMOTION_PG_joint_bone)  # type: ignore[valid-type]
     mapping_rig: StringProperty()  # type: ignore[valid-type]  # the rig ``mapping`` shows

@@ -8,6 +8,7 @@ rig in Edit Mode, or a non-uniform / mirrored scale is refused with what to do.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 
 import bpy
 import numpy as np
@@ -41,27 +42,42 @@ def check_rig(obj: bpy.types.Object | None) -> bpy.types.Object:
 
 
 def posed_matrices(
-    scene: bpy.types.Scene, obj: bpy.types.Object, rig: RigBones, frames: list[int]
+    scene: bpy.types.Scene, obj: bpy.types.Object, names: Sequence[str], frames: Iterable[int]
 ) -> np.ndarray:
-    """Armature-space pose matrices (F, N, 4, 4) of ``obj``'s bones in ``rig.names`` order, as
-    Blender evaluates them at each of ``scene``'s ``frames`` (the rig's action, NLA, constraints
-    and drivers); the scene's current frame is set back afterwards."""
-    bones = obj.pose.bones if obj.pose is not None else None
-    if bones is None:
+    """Armature-space pose matrices (F, K, 4, 4) of ``obj``'s bones ``names``, as Blender
+    evaluates them at each of ``frames`` (the rig's action, NLA, constraints and drivers).
+
+    The rig is evaluated alone, in a temporary scene holding only it (at ``scene``'s frame
+    rate); what it depends on (parents, constraint targets, driver sources) comes along through
+    Blender's dependency graph. So the artist's meshes, simulations and other characters are not
+    evaluated once per frame, and ``scene`` (its frame) and the rig's own pose (keys are not
+    written back over a pose being edited) are left as they are. The temporary scene is removed
+    afterwards, also on failure."""
+    pose = obj.pose
+    if pose is None:
         raise RigError(f"armature {obj.name!r} has no pose", field="target")
-    order = {name: i for i, name in enumerate(b.name for b in bones)}
-    index = [order[name] for name in rig.names]
-    flat = np.empty(len(bones) * 16)
-    out = np.empty((len(frames), rig.count, 4, 4))
-    current, subframe = scene.frame_current, scene.frame_subframe
+    index = [pose.bones.find(name) for name in names]
+    if min(index, default=0) < 0:
+        missing = names[index.index(-1)]
+        raise RigError(f"armature {obj.name!r} has no bone {missing!r}", field="target")
+    flat = np.empty(len(pose.bones) * 16)
+    wanted = list(frames)
+    out = np.empty((len(wanted), len(index), 4, 4))
+    alone = bpy.data.scenes.new(f"{obj.name} (pose read)")
     try:
-        for k, frame in enumerate(frames):
-            scene.frame_set(frame)
-            bones.foreach_get("matrix", flat)
+        alone.render.fps, alone.render.fps_base = scene.render.fps, scene.render.fps_base
+        alone.collection.objects.link(obj)
+        for k, frame in enumerate(wanted):
+            alone.frame_set(frame)
+            depsgraph = alone.view_layers[0].depsgraph
+            evaluated = obj.evaluated_get(depsgraph).pose if depsgraph is not None else None
+            if evaluated is None:  # typed optional: frame_set has just evaluated both
+                raise RigError(f"armature {obj.name!r} could not be evaluated", field="target")
+            evaluated.bones.foreach_get("matrix", flat)
             # foreach_get flattens matrices column by column (Blender's matrix memory order).
             out[k] = flat.reshape(-1, 4, 4).transpose(0, 2, 1)[index]
     finally:
-        scene.frame_set(current, subframe=subframe)
+        bpy.data.scenes.remove(alone)
     return out
 
 

@@ -33,7 +33,9 @@ class HYMOTION_PT_character(SidebarPanel):
         col.prop(settings, "relax_fingers")
         col.prop(settings, "key_ik")
         col.prop(settings, "ik_limbs")
-        layout.prop(settings, "deform_only")
+        col = layout.column(align=True)
+        col.prop(settings, "deform_only")
+        col.prop(settings, "include_meshes")
         rig = settings.rig
         box = layout.box()
         row = box.row(align=True)

@@ -3,7 +3,9 @@
 Runs real daemon processes (``tests.support.daemon_main``, the zero-cost test engine) on
 loopback and measures from this process: ping round trip and the round trip of an 8 x 360
 frame result (a ``fetch``), with and without CURVE; the protocol overhead per job
-(end-to-end latency minus the engine's own seconds); scheduler throughput with 50 clients.
+(end-to-end latency minus the engine's own seconds); scheduler throughput with 50 clients and
+the daemon's CPU time per job while it serves them (Linux: read from ``/proc``; all threads, and
+the event loop's thread alone).
 A developer tool: it needs the repository's ``tests/support`` on the path (run from the root).
 """
 
@@ -29,29 +31,56 @@ BIG = Generate(prompt="a person dances", duration_s=12.0, candidates=8, seed=1, 
 SMALL = Generate(prompt="a person walks", duration_s=2.0, candidates=1, seed=1, steps=4)
 
 
-def run_benchmarks(quick: bool, out: TextIO) -> None:
-    from tests.support import DaemonProcess  # developer tool: the test engine lives in tests/
+#: What ``--only`` may pick; every part runs by default.
+PARTS = ("round_trips", "scheduler")
 
+
+def run_benchmarks(quick: bool, out: TextIO, parts: tuple[str, ...] = PARTS) -> None:
     rounds = 200 if quick else 2000
     context = zmq.Context()
     with tempfile.TemporaryDirectory(prefix="hymotion-bench-") as tmp:
         root = Path(tmp)
-        curve_args, client_keys = _keys(root)
         print(f"machine: {platform.processor() or platform.machine()}, "
               f"{_cpus()} CPUs, Python {platform.python_version()}, "
               f"pyzmq {zmq.pyzmq_version()}, libzmq {zmq.zmq_version()}", file=out)  # fmt: skip
-        print(f"rounds: {rounds} (median, p90, p99 in ms)", file=out)
-        for label, args, keys in (("plain", [], {}), ("CURVE", curve_args, client_keys)):
-            with DaemonProcess(root / label, ["--batch-window-s", "0", *args]) as daemon:
-                peer = _Peer(context, daemon.address, keys)
-                _round_trips(label, peer, rounds, out)
-                peer.close()
-        with DaemonProcess(root / "load", ["--max-queue", "256", "--max-per-artist", "4"]) as d:
-            jobs, seconds = _throughput(context, d.address, clients=50, each=4)
-            print(f"scheduler: 50 clients x 4 jobs = {jobs} jobs in {seconds:.2f} s "
-                  f"= {jobs / seconds:.0f} jobs/s (zero-cost engine, default batching)",
-                  file=out)  # fmt: skip
+        if "round_trips" in parts:
+            _round_trip_figures(context, root, rounds, out)
+        if "scheduler" in parts:
+            _scheduler_figures(context, root, 1 if quick else 5, out)
     context.term()
+
+
+def _round_trip_figures(context: zmq.Context, root: Path, rounds: int, out: TextIO) -> None:
+    from tests.support import DaemonProcess  # developer tool: the test engine lives in tests/
+
+    curve_args, client_keys = _keys(root)
+    print(f"rounds: {rounds} (median, p90, p99 in ms)", file=out)
+    for label, args, keys in (("plain", [], {}), ("CURVE", curve_args, client_keys)):
+        with DaemonProcess(root / label, ["--batch-window-s", "0", *args]) as daemon:
+            peer = _Peer(context, daemon.address, keys)
+            _round_trips(label, peer, rounds, out)
+            peer.close()
+
+
+def _scheduler_figures(context: zmq.Context, root: Path, rounds: int, out: TextIO) -> None:
+    """Throughput of many small jobs from 50 clients, and what each job costs the daemon's CPU."""
+    from tests.support import DaemonProcess
+
+    with DaemonProcess(root / "load", ["--max-queue", "256", "--max-per-artist", "4"]) as d:
+        assert d.proc is not None
+        cpu_before = _cpu_s(d.proc.pid)
+        jobs, seconds = 0, 0.0
+        for _ in range(rounds):
+            answered, took = _throughput(context, d.address, clients=50, each=4)
+            jobs, seconds = jobs + answered, seconds + took
+        cpu_after = _cpu_s(d.proc.pid)
+    print(f"scheduler: 50 clients x 4 jobs x {rounds} rounds = {jobs} jobs in {seconds:.2f} s "
+          f"= {jobs / seconds:.0f} jobs/s (zero-cost engine, default batching)",
+          file=out)  # fmt: skip
+    if cpu_before is not None and cpu_after is not None:
+        process, loop = (1000 * (a - b) / jobs for a, b in zip(cpu_after, cpu_before, strict=True))
+        print(f"daemon CPU per job: {process:.3f} ms (all threads), "
+              f"{loop:.3f} ms (event loop thread)", file=out)  # fmt: skip
 
 
 def _round_trips(label: str, peer: _Peer, rounds: int, out: TextIO) -> None:
@@ -125,6 +154,19 @@ def _throughput(context: zmq.Context, address: str, clients: int, each: int) -> 
     for peer in peers:
         peer.close()
     return done, seconds
+
+
+def _cpu_s(pid: int) -> tuple[float, float] | None:
+    """CPU seconds used so far by process ``pid`` (all its threads) and by its main thread (the
+    daemon's event loop), from ``/proc/PID/task/*/schedstat`` (nanoseconds); None off Linux."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return None
+    per_task = {
+        int(task.name): int((task / "schedstat").read_text().split()[0]) / 1e9
+        for task in tasks.iterdir()
+    }
+    return sum(per_task.values()), per_task.get(pid, 0.0)
 
 
 def _keys(root: Path) -> tuple[list[str], dict[str, bytes]]:

@@ -46,8 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--dir", type=Path, required=True, help="where to write the key files")
     keygen.set_defaults(func=_keygen_command)
 
+    from daemon.bench_protocol import PARTS
+
     bench = sub.add_parser("bench-protocol", help="print protocol and scheduler figures")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    bench.add_argument(
+        "--only",
+        choices=PARTS,
+        help="run one part: round trips and overhead per job, or the scheduler's throughput "
+        "and CPU per job",
+    )
     bench.set_defaults(func=_bench_command)
 
     from daemon.engine import commands as engine_commands
@@ -164,7 +172,8 @@ def keygen(role: str, name: str | None, directory: Path) -> str:
 
 
 def _bench_command(args: argparse.Namespace) -> int:
-    from daemon.bench_protocol import run_benchmarks
+    from daemon.bench_protocol import PARTS, run_benchmarks
 
-    run_benchmarks(quick=args.quick, out=sys.stdout)
+    parts = PARTS if args.only is None else (args.only,)
+    run_benchmarks(quick=args.quick, out=sys.stdout, parts=parts)
     return 0

@@ -88,6 +88,7 @@ class JobLifecycle:
         self.quotas = QuotaBook(
             config.quota_for,
             config.state_path / "usage.json",
+            call_later=lambda delay, save: asyncio.get_running_loop().call_later(delay, save),
             on_unsaved=lambda error: log.error("quota_usage_unsaved", error=error),
         )
         self.shutting_down = False
@@ -100,7 +101,8 @@ class JobLifecycle:
         self.jobs.add(job)
         self.scheduler.push(job)
         self.quotas.charge_job(job.artist)
-        position = self.scheduler.positions()[job.job_id]
+        position = self.scheduler.position(job)
+        assert position is not None  # pushed just now
         self._queue_changed()
         self._log.info(
             "job_queued",
@@ -143,7 +145,7 @@ class JobLifecycle:
             self._outbox.send(peer, self._accepted_again(job), re)
 
     def _accepted_again(self, job: Job) -> Accepted:
-        position = self.scheduler.positions().get(job.job_id, 0)
+        position = self.scheduler.position(job) or 0  # 0 for a running job too
         return Accepted(job_id=job.job_id, queue_position=position, duplicate=True)
 
     def _send_job(self, job: Job, message: Message) -> None:
@@ -153,17 +155,27 @@ class JobLifecycle:
         for peer, (re, _) in list(job.observers.items()):
             self._outbox.send(peer, message, re)
 
-    def cancel(self, job: Job, reason: str, retry: bool = False) -> None:
-        """Queued: cancelled now. Running: stops at the engine's next step."""
-        if job.state.finished or job.cancel_reason:  # over, or already being stopped
-            return
+    def cancel(self, job: Job, reason: str) -> Cancelled:
+        """Stop an unfinished job. Queued: cancelled now. Running: stops at the engine's next
+        step. Returns what the requester is told: a job already being stopped keeps the reason
+        it was first stopped for, and the reply says so (``already_stopping``)."""
+        if job.cancel_reason:
+            return self._cancelled(job, already_stopping=True)
         job.cancel_reason = reason
         if job.state is JobState.QUEUED and self.scheduler.remove(job):
-            self._finish(job, JobState.CANCELLED, Cancelled(job.job_id, reason, retry))
+            self._finish(job, JobState.CANCELLED, self._cancelled(job))
             self._queue_changed()
         else:
             job.cancel_event.set()
             self._log.info("job_cancel_requested", **job.log_fields, reason=reason)
+        return self._cancelled(job)
+
+    @staticmethod
+    def _cancelled(job: Job, already_stopping: bool = False) -> Cancelled:
+        """A cancelled job as clients hear of it: only one the daemon's stop cut short is worth
+        resubmitting (``retry``)."""
+        reason = job.cancel_reason or "cancelled"
+        return Cancelled(job.job_id, reason, reason == "shutdown", already_stopping)
 
     def peer_gone(self, peer: bytes) -> None:
         """The connection vanished: closed, dropped by libzmq, or silent for 3 ZMTP heartbeats.
@@ -271,9 +283,7 @@ class JobLifecycle:
         for job, outcome in zip(batch, outcomes, strict=True):
             self.quotas.charge_gpu(job.artist, seconds * job.candidates / total_candidates)
             if isinstance(outcome, JobCancelled):
-                reason = job.cancel_reason or "cancelled"
-                retry = reason == "shutdown"
-                self._finish(job, JobState.CANCELLED, Cancelled(job.job_id, reason, retry))
+                self._finish(job, JobState.CANCELLED, self._cancelled(job))
             elif isinstance(outcome, HYMotionError):
                 self._finish(job, JobState.FAILED, Error.from_exception(outcome))
             else:
@@ -419,9 +429,9 @@ class JobLifecycle:
             self._queue_update.cancel()
             self._queue_update = None
         for job in self.scheduler.order():
-            self.cancel(job, "shutdown", retry=True)
+            self.cancel(job, "shutdown")
 
     def cancel_running(self) -> None:
         """The grace period is over: whatever still runs stops at its next sampler step."""
         for job in self.jobs.unfinished():
-            self.cancel(job, "shutdown", retry=True)
+            self.cancel(job, "shutdown")

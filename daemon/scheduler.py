@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, replace
 
 from daemon.engine_api import JobSpec
@@ -114,25 +114,45 @@ class Scheduler:
 
     def order(self) -> list[Job]:
         """Queued jobs in the order they would run: one per artist per round."""
+        return list(self._in_order())
+
+    def _in_order(self) -> Iterator[Job]:
         queues = list(self._queues.values())
         rounds = max((len(q) for q in queues), default=0)
-        return [q[i] for i in range(rounds) for q in queues if i < len(q)]
+        return (q[i] for i in range(rounds) for q in queues if i < len(q))
 
     def positions(self) -> dict[str, int]:
         """job_id -> 0-based place in the run order."""
-        return {job.job_id: i for i, job in enumerate(self.order())}
+        return {job.job_id: i for i, job in enumerate(self._in_order())}
+
+    def position(self, job: Job) -> int | None:
+        """``job``'s 0-based place in the run order, None if it is not queued; counted per
+        artist instead of walking the whole queue (each admitted job asks)."""
+        own = self._queues.get(job.artist)
+        if own is None or job not in own:
+            return None
+        rounds = own.index(job)  # full rounds before the job's own
+        place, before = rounds, True
+        for artist, queue in self._queues.items():
+            if artist == job.artist:
+                before = False
+            else:  # an artist before it in the rotation also has a job in its round
+                place += min(len(queue), rounds + 1 if before else rounds)
+        return place
 
     def pop_batch(
         self, batch_key: Callable[[JobSpec], Hashable], max_candidates: Callable[[str], int]
     ) -> list[Job]:
         """Remove and return the next batch (empty if nothing is queued)."""
-        order = self.order()
-        if not order:
+        order = self._in_order()
+        first = next(order, None)
+        if first is None:
             return []
-        first = order[0]
         key, limit = batch_key(first.spec), max_candidates(first.spec.model)
         batch, total = [first], first.candidates
-        for job in order[1:]:
+        for job in order:
+            if total >= limit:  # full: the rest of the queue need not be looked at
+                break
             if total + job.candidates <= limit and batch_key(job.spec) == key:
                 batch.append(job)
                 total += job.candidates

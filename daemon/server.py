@@ -98,7 +98,7 @@ class Server:
             )
         try:
             with _writable("state_dir", config.state_path):
-                # Quota usage is saved here on every job: find out now, not on the first job.
+                # Quota usage is saved here while serving: find out now, not on the first job.
                 config.state_path.mkdir(parents=True, exist_ok=True)
                 tempfile.TemporaryFile(dir=config.state_path).close()
         except ConfigError:
@@ -315,6 +315,7 @@ class Server:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.lifecycle.quotas.save()  # every job has been charged: a clean stop loses nothing
         self.backend.close()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()

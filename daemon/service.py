@@ -23,7 +23,6 @@ from shared_protocol import (
     PROTOCOL_VERSION,
     Busy,
     Cancel,
-    Cancelled,
     Envelope,
     Error,
     Fetch,
@@ -253,8 +252,7 @@ class Service:
                 allowed="a queued or running job",
             )
         reason = "artist" if job.artist == who.artist else "admin"
-        self._lifecycle.cancel(job, reason)
-        self._outbox.send(peer, Cancelled(job_id=job.job_id, reason=reason), env.id)
+        self._outbox.send(peer, self._lifecycle.cancel(job, reason), env.id)
 
     def _fetch(self, peer: bytes, who: Peer, env: Envelope, msg: Fetch) -> None:
         self._lifecycle.fetch(self._visible(who, msg.job_id), peer, env.id, who.artist)

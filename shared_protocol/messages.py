@@ -286,6 +286,9 @@ class Cancelled(Message):
     reason: str
     #: True when the job never ran and is worth resubmitting (e.g. daemon shutdown).
     retry: bool = False
+    #: In the reply to a ``cancel``: the job was already being stopped (an earlier cancel, the
+    #: daemon's stop); ``reason`` and ``retry`` are those the job's own ``cancelled`` will carry.
+    already_stopping: bool = False
 
 
 @dataclass(frozen=True)

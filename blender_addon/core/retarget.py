@@ -345,15 +345,27 @@ def _retarget_take(p: RigPlan, take: TakeMotion, options: RetargetOptions) -> Ri
         moved.joint_positions,
     )
     flat = found.ankle & found.toe
+    planting = options.pin_feet and options.root_motion != "IN_PLACE" and found.any
     if take.anchor_frame is not None:  # stands as its anchor pose alone would
         root_pos, joints = root_pos.copy(), joints.copy()
         _stand(p, take, positions, joints, root_pos)
-    elif flat.any():  # stands on its flat feet (else as the transfer stood it: lowest joint)
+    elif flat.any() and (
+        planting or not any(retarget_planting.longer_foot(p, leg) for leg in (0, 1))
+    ):
+        # A longer foot stands on its flat feet only when planting lifts its swinging toes to
+        # the model's height: without it, its toe skims the floor in every swing (stood by the
+        # lowest joint, as the transfer stood it, its flat feet float instead).
         root_pos, joints = root_pos.copy(), joints.copy()
         _stand_on_flat_feet(p, positions, flat, joints, root_pos)
-    if options.pin_feet and options.root_motion != "IN_PLACE" and found.any:
+    if planting:
         target_world, root_pos = retarget_planting.plant_feet(
-            p, target_world, root_pos, joints, positions, found
+            p,
+            target_world,
+            root_pos,
+            joints,
+            positions,
+            found,
+            lift_toes=take.anchor_frame is None,
         )
     return _rig_take(p, target_world, root_pos, found, options)
 

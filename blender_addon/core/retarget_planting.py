@@ -73,10 +73,13 @@ def plant_feet(
     positions: np.ndarray,
     model_positions: np.ndarray,
     found: contacts.Contacts,
+    lift_toes: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plant the rig's feet (see the module docstring): ``world`` (F, J, 4) rotations,
     ``root_pos`` (F, 3) and ``positions`` (F, J, 3) of the target joints as transferred,
-    ``model_positions`` (F, 22, 3) the model's joints, ``found`` its contacts.
+    ``model_positions`` (F, 22, 3) the model's joints, ``found`` its contacts; ``lift_toes``:
+    lift the toes of feet in the air (off for a take held to poses read from the rig, which
+    carry the lift already: lifting again would raise them with every continuation).
     Returns (world rotations, root positions)."""
     contact = found.foot
     footprints = [_footprint(p, positions, model_positions, found, leg) for leg in range(2)]
@@ -90,7 +93,7 @@ def plant_feet(
         landed = ankle + shift * _ALONG_GROUND
         goals.append(_plant_goal(ankle + shift, footprints[leg], ramps[leg], landed))
     weights = [_plant_weight(ramps[leg], len(shift)) for leg in range(2)]
-    for leg in range(2):  # a foot in the air lifts its toe to the model's, as far as IK may
+    for leg in range(2 if lift_toes else 0):  # a foot in the air lifts its toe, as IK may
         toe = positions[:, p.target_legs.toe[leg]] + shift
         lacking = _toe_lacking(p, toe, model_positions, leg)
         goals[leg][:, transfer.UP] += (1.0 - weights[leg]) * lacking
@@ -111,11 +114,23 @@ def plant_feet(
         frames = frames[short]
         shift[frames] += shortfall[short]
     root_pos = root_pos + shift
-    _turn_toes_up(p, posed, root_pos, model_positions, weights)
+    if lift_toes:
+        _turn_toes_up(p, posed, root_pos, model_positions, weights)
     return posed, root_pos
 
 
 _ALONG_GROUND = np.array([1.0, 0.0, 1.0])
+
+
+def longer_foot(p: RigPlan, leg: int) -> bool:
+    """Whether ``leg``'s rig foot is ``TOE_ANCHOR_MIN_RATIO`` times the model's (scaled) or
+    longer from ankle to toe (it rolls off its toe, not its ankle)."""
+    legs, rest = model_legs(p.model), p.target.positions
+    model_foot = np.linalg.norm(
+        p.model.rest_positions[legs.toe[leg]] - p.model.rest_positions[legs.ankle[leg]]
+    )
+    rig_foot = np.linalg.norm(rest[p.target_legs.toe[leg]] - rest[p.target_legs.ankle[leg]])
+    return bool(rig_foot >= TOE_ANCHOR_MIN_RATIO * p.calibration.scale * model_foot)
 
 
 def _footprint(
@@ -134,9 +149,7 @@ def _footprint(
     model_ankle, model_toe = (rot.rotate(cal.align, model_positions[:, joints[leg]]) * cal.scale
                               for joints in (legs.ankle, legs.toe))  # fmt: skip
     ankle, toe = p.target_legs.ankle[leg], p.target_legs.toe[leg]
-    rest, model_rest = p.target.positions, p.model.rest_positions
-    model_foot = np.linalg.norm(model_rest[legs.toe[leg]] - model_rest[legs.ankle[leg]])
-    if np.linalg.norm(rest[toe] - rest[ankle]) < TOE_ANCHOR_MIN_RATIO * cal.scale * model_foot:
+    if not longer_foot(p, leg):
         return model_ankle
     turn = np.diff(positions[:, toe] - positions[:, ankle], axis=0)
     about_ankle, toe_step = np.diff(model_ankle, axis=0), np.diff(model_toe, axis=0)

@@ -26,6 +26,7 @@ class RigTarget:
     engine: str  # BLENDER, UNREAL, UNITY
     deform_only: bool
     preset: Path | None
+    meshes: bool = True  # the rig's skinned meshes go into its FBX files
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -34,7 +35,8 @@ class RigTarget:
             "relax_fingers": self.options.relax_fingers, "ik_controls": self.options.key_ik,
             "ik_limbs": self.options.ik_limbs,
             "engine": self.engine,
-            "deform_only": self.deform_only, "preset": str(self.preset) if self.preset else None,
+            "deform_only": self.deform_only, "meshes": self.meshes,
+            "preset": str(self.preset) if self.preset else None,
         }  # fmt: skip
 
 
@@ -62,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="FBX preset (%(default)s); also for the built-in armature")  # fmt: skip
     group.add_argument("--deform-only", action="store_true",
                        help="export only deforming bones")  # fmt: skip
+    group.add_argument("--no-meshes", action="store_true",
+                       help="FBX with the skeleton and the animation only, without the rig's "
+                       "skinned meshes")  # fmt: skip
     group.add_argument("--mapping-preset", type=Path, default=None, metavar="FILE.json",
                        help="bone mapping for the rig (default: automatic)")  # fmt: skip
 
@@ -75,7 +80,8 @@ def target_from_args(args: argparse.Namespace) -> RigTarget | None:
                            ("--no-plant-feet", args.no_plant_feet),
                            ("--no-relax-fingers", args.no_relax_fingers),
                            ("--no-ik-controls", args.no_ik_controls),
-                           ("--ik-limbs", args.ik_limbs)):  # fmt: skip
+                           ("--ik-limbs", args.ik_limbs),
+                           ("--no-meshes", args.no_meshes)):  # fmt: skip
             if used:
                 raise BatchInputError(f"{flag} needs --target-rig", field=flag)
         if args.engine == "blender" and not args.deform_only:
@@ -109,7 +115,7 @@ def target_from_args(args: argparse.Namespace) -> RigTarget | None:
                               relax_fingers=not args.no_relax_fingers,
                               key_ik=not args.no_ik_controls, ik_limbs=args.ik_limbs)  # fmt: skip
     return RigTarget(path, name, options, args.engine.upper(), args.deform_only,
-                     args.mapping_preset)  # fmt: skip
+                     args.mapping_preset, meshes=not args.no_meshes)  # fmt: skip
 
 
 def _split_object(text: str) -> tuple[Path, str, str]:

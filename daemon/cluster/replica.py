@@ -69,10 +69,11 @@ class EngineReplica:
         factory: EngineFactory | None,
         fingerprint: str,
         encoders: DeploymentHandle | None = None,
-        encoder_timeouts_s: tuple[float, float] = (600.0, 60.0),
+        encoder_timeouts_s: tuple[float, float] | None = None,
     ) -> None:
         """``encoders``: the shared text-encoder deployment (``text_encoders = "shared"``),
-        waited for up to ``encoder_timeouts_s[0]`` at start, each call up to ``[1]``."""
+        waited for up to ``encoder_timeouts_s[0]`` at start, each call up to ``[1]`` (both
+        given together: ``engine_app`` passes the cluster's ready and encode timeouts)."""
         if factory is None:
             from daemon.engine.factory import create_engine
 
@@ -84,6 +85,7 @@ class EngineReplica:
         if encoders is not None:
             from .text_replica import SharedEncoders
 
+            assert encoder_timeouts_s is not None, "shared encoders come with their timeouts"
             text_source = SharedEncoders(encoders, *encoder_timeouts_s)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self._engine = await asyncio.get_running_loop().run_in_executor(

@@ -86,7 +86,7 @@ def reading_cost(repeats: int) -> None:
         started = time.perf_counter()
         rig = rig_reader.rig_bones(obj)
         plan = retarget.plan(MODEL_SKELETON, rig, rig_takes.rig_mapping(obj))
-        matrices = rig_reader.posed_matrices(scene, obj, rig, [11, 41])
+        matrices = rig_reader.posed_matrices(scene, obj, rig.names, [11, 41])
         heads, world = rig_pose.posed_bones(rig, matrices)
         rig_pose.model_poses(plan, heads, world)
         rig_times.append(time.perf_counter() - started)

@@ -11,7 +11,6 @@ points it at ``.venv``). Every ``test_*.py`` file in this folder runs on every v
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,11 +82,11 @@ def scene(addon: None) -> Iterator[object]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """The bpy module of Blender 4.2 crashes at interpreter exit once a property with an update
-    callback was registered (the add-on has some), and 4.5's hangs at exit after the whole
-    suite (every test done and reported), so pytest's exit status would be lost: there, the
+    """Where the bpy module crashes or hangs at interpreter exit (4.2, 4.5: see
+    ``blender_addon.batch.unsafe_module_exit``), pytest's exit status would be lost: there, the
     process ends with that status right after pytest, without the interpreter's clean-up (the
-    batch does the same on 4.2: ``blender_addon.batch.exit_with``)."""
-    bpy = sys.modules.get("bpy")
-    if bpy is not None and not bpy.app.binary_path and bpy.app.version < (5, 0, 0):
+    batch does the same: ``blender_addon.batch.exit_with``)."""
+    from blender_addon.batch import unsafe_module_exit
+
+    if unsafe_module_exit():
         end_with_status_at_exit(exitstatus)

@@ -85,7 +85,7 @@ def other_feet(body: rigs.Body = rigs.TALL_A) -> RigBones:
 
 def _posed(scene: Any, obj: Any, frames: list[int]) -> tuple[np.ndarray, np.ndarray]:
     rig = rig_reader.rig_bones(obj)
-    return rig_pose.posed_bones(rig, rig_reader.posed_matrices(scene, obj, rig, frames))
+    return rig_pose.posed_bones(rig, rig_reader.posed_matrices(scene, obj, rig.names, frames))
 
 
 def _key_artist_action(obj: Any, motion: rig_takes.Motion) -> Any:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from blender_addon import build, history
+from blender_addon.core.errors import BvhError
 from blender_addon.core.finishing.options import FinishOptions
 from blender_addon.core.finishing.pipeline import finish
 from blender_addon.core.motion import bvh_import
@@ -134,11 +135,23 @@ def test_batch_bvh_mode_writes_finished_takes_without_a_daemon(tmp_path: Path) -
     out = tmp_path / "out"
     bad = tmp_path / "bad.bvh"
     bad.write_text("HIERARCHY\nROOT Hips\n{\n OFFSET 0 0 0\n}\n")
-    result = run_batch("--bvh", str(WALK), "--bvh", str(bad), "--out", str(out),
-                       "--formats", "blend,bvh", "--foot-lock", "auto", "--loop")  # fmt: skip
+    missing = tmp_path / "missing.bvh"
+    result = run_batch("--bvh", str(WALK), "--bvh", str(bad), "--bvh", str(missing),
+                       "--out", str(out), "--formats", "blend,bvh", "--foot-lock", "auto",
+                       "--loop")  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
-    good, broken = summary["items"]
+    good, broken, absent = summary["items"]
+    # One line per file naming it once, also where the reader's error names it already.
+    hint = BvhError.hint
+    failures = [f"{bad}: no MOTION section — {hint}",
+                f"cannot read {missing}: No such file or directory — {hint}"]  # fmt: skip
+    assert summary["failures"] == failures
+    lines = result.stdout.splitlines()
+    assert [f"[2/3] {failures[0]}", f"[3/3] {failures[1]}"] == [
+        line for line in lines if line.startswith(("[2/3]", "[3/3]"))
+    ]
+    assert absent["code"] == "bad_bvh" and absent["files"] == []
     assert good["error"] == "" and good["convention"] == "cmu"
     assert good["finishing"]["report"]["loop"]["frames"] >= 20
     (bvh,) = [Path(f) for f in good["files"] if f.endswith(".bvh")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from mathutils import Vector
 
-from blender_addon import build, deform_export, export, rig_export, rig_takes
+from blender_addon import build, deform_export, export, rig_export, rig_reader, rig_takes
 from blender_addon.core import retarget
 from blender_addon.core.errors import ExportError
 from blender_addon.core.motion import bvh_import
@@ -42,11 +42,11 @@ def walk() -> rig_takes.Motion:
                             take.root_positions[:FRAMES], take.fps)  # fmt: skip
 
 
-def skinned_mesh(scene: Any, rig: Any) -> Any:
-    """A small mesh on ``rig``: a triangle at each bone of ``SKINNED``, in its own vertex group
-    (weight 1)."""
+def skinned_mesh(scene: Any, rig: Any, bones: Sequence[str] = SKINNED) -> Any:
+    """A small mesh on ``rig``, its child: a triangle at each of ``bones``, in its own vertex
+    group (weight 1)."""
     verts, faces = [], []
-    for k, name in enumerate(SKINNED):
+    for k, name in enumerate(bones):
         head = rig.matrix_world @ rig.data.bones[name].head_local
         verts += [
             tuple(head),
@@ -60,7 +60,7 @@ def skinned_mesh(scene: Any, rig: Any) -> Any:
     scene.collection.objects.link(mesh)
     mesh.parent = rig
     mesh.matrix_parent_inverse = rig.matrix_world.inverted()
-    for k, name in enumerate(SKINNED):
+    for k, name in enumerate(bones):
         mesh.vertex_groups.new(name=name).add([3 * k, 3 * k + 1, 3 * k + 2], 1.0, "REPLACE")
     mesh.modifiers.new("Armature", "ARMATURE").object = rig
     return mesh
@@ -99,7 +99,7 @@ def deform_names(rig: Any) -> set[str]:
 def file_state() -> dict[str, list[str]]:
     """Every datablock of the kinds an export could leave behind, by name."""
     return {kind: sorted(d.name for d in getattr(bpy.data, kind))
-            for kind in ("objects", "armatures", "actions", "meshes")}  # fmt: skip
+            for kind in ("objects", "armatures", "actions", "meshes", "scenes")}  # fmt: skip
 
 
 @needs_assimp
@@ -150,7 +150,7 @@ def test_rigify_bake_matches_every_deform_bone(rigify: Any) -> None:
     names = [rig.data.bones[i].name for i in tree.indices]
     frames = range(1, FRAMES + 1)
     expected = world_matrices(rig, names, frames)
-    posed = deform_export.posed_matrices(scene, rig, names, frames)
+    posed = rig_reader.posed_matrices(scene, rig, names, frames)
     with deform_export.temporary_armature(scene, rig, tree, posed, 1) as (temp, _):
         got = world_matrices(temp, names, frames)
         made = temp.name

@@ -42,7 +42,7 @@ def test_batch_onto_a_character_for_unreal(scene: Any, tmp_path: Path, daemon: A
     assert summary["character"] == {
         "file": str(hero), "object": "Hero", "root_motion": "IN_PLACE", "plant_feet": True,
         "relax_fingers": True, "ik_controls": True, "ik_limbs": False, "engine": "UNREAL",
-        "deform_only": False, "preset": None,
+        "deform_only": False, "meshes": True, "preset": None,
     }  # fmt: skip
     item = summary["items"][0]
     assert sorted(item["character"]) == ["convention", "joints", "object", "unmapped_bones"]

@@ -1,19 +1,16 @@
-"""The scheduler and quota book, pure: no sockets, a fake clock."""
+"""The scheduler, pure: no sockets (the quota book: test_quotas.py)."""
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from daemon.config import QuotaLimits
 from daemon.engine_api import JobSpec
 from daemon.jobs import Job
-from daemon.quotas import QuotaBook
 from daemon.scheduler import Scheduler, SchedulerLimits
-from shared_protocol import Busy, QuotaExceeded
+from shared_protocol import Busy
 
 _count = 0
 
@@ -40,6 +37,25 @@ def test_round_robin_across_artists() -> None:
     ran = [scheduler.pop_batch(_key, lambda m: 1)[0] for _ in range(9)]
     assert ran[:3] == [greedy[0], single, greedy[1]]
     assert scheduler.pop_batch(_key, lambda m: 1) == []
+
+
+def test_a_jobs_place_counted_per_artist_is_its_place_in_the_run_order() -> None:
+    rng = random.Random(3)
+    scheduler = Scheduler(SchedulerLimits(max_queue=1000, max_per_artist=1000))
+    outside = job("nobody")
+    assert scheduler.position(outside) is None
+    for _ in range(300):  # pushes, cancels and batches in a random mix, checked after each
+        roll = rng.random()
+        if roll < 0.6:
+            scheduler.push(job(f"artist{rng.randrange(6)}", candidates=rng.randint(1, 4)))
+        elif roll < 0.8 and scheduler.depth:
+            scheduler.remove(rng.choice(scheduler.order()))
+        else:
+            scheduler.pop_batch(_key, lambda m: rng.randint(1, 8))
+        order = scheduler.order()
+        assert [scheduler.position(j) for j in order] == list(range(len(order)))
+        assert scheduler.positions() == {j.job_id: i for i, j in enumerate(order)}
+    assert scheduler.position(outside) is None
 
 
 def test_served_artists_go_to_the_back_of_the_rotation() -> None:
@@ -101,44 +117,6 @@ def test_release_and_remove_free_the_artist_slot() -> None:
         scheduler.check_admission("a")
     scheduler.release(running)
     scheduler.check_admission("a")
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_quotas_reset_with_their_window_and_survive_a_restart(tmp_path: Path) -> None:
-    clock = Clock(10 * 3600 + 100.0)
-    limits = {"alice": QuotaLimits(jobs_per_hour=2, gpu_seconds_per_day=10.0)}
-    path = tmp_path / "usage.json"
-    book = QuotaBook(lambda a: limits.get(a, QuotaLimits()), path, clock)
-    book.charge_job("alice")
-    book.charge_job("alice")
-    with pytest.raises(QuotaExceeded) as hourly:
-        book.check("alice")
-    assert hourly.value.resets_at == 11 * 3600 and hourly.value.limit == "jobs_per_hour"
-    book.check("bob")  # unlimited by default
-    restarted = QuotaBook(lambda a: limits.get(a, QuotaLimits()), path, clock)
-    with pytest.raises(QuotaExceeded):
-        restarted.check("alice")
-    clock.now = 11 * 3600 + 1.0  # next hour
-    restarted.check("alice")
-    restarted.charge_gpu("alice", 10.5)
-    with pytest.raises(QuotaExceeded) as daily:
-        restarted.check("alice")
-    assert daily.value.limit == "gpu_seconds_per_day" and daily.value.resets_at == 86400
-
-
-def test_a_damaged_usage_file_does_not_stop_the_daemon(tmp_path: Path) -> None:
-    path = tmp_path / "usage.json"
-    path.write_text("{not json")
-    book = QuotaBook(lambda a: QuotaLimits(jobs_per_day=1), path)
-    assert book.load_error is not None
-    book.check("alice")
 
 
 def test_retry_hints_are_spread_over_one_estimate_never_before_it() -> None:

@@ -264,6 +264,43 @@ def test_cancel_queued_and_running(tmp_path: Path, peers: Callable[..., Peer]) -
         assert error.code == "invalid_argument"
 
 
+def test_a_second_cancel_is_told_the_job_is_already_stopping_and_the_reason_it_ends_with(
+    tmp_path: Path, peers: Callable[..., Peer]
+) -> None:
+    engine = TestEngine(step_s=0.02)
+    with run_daemon(make_config(tmp_path, admins=("boss",)), [engine]) as daemon:
+        alice, boss = peers(daemon.address), peers(daemon.address)
+        alice.hello("alice")
+        assert boss.hello("boss").admin
+        # Two jobs in one batch: a cancelled one is answered only when the batch ends, so it is
+        # "being stopped" for as long as its neighbour runs.
+        long_job = Generate(prompt="walk", duration_s=1.0, candidates=1, steps=200)
+        kept_id, dropped_id = alice.send(long_job), alice.send(long_job)
+        kept = alice.recv_until(Accepted, re=kept_id)[1].job_id
+        dropped = alice.recv_until(Accepted, re=dropped_id)[1].job_id
+        alice.until_running(kept_id)
+        alice.until_running(dropped_id)
+        first = alice.recv_until(Cancelled, re=alice.send(Cancel(job_id=dropped)))[1]
+        assert (first.reason, first.retry, first.already_stopping) == ("artist", False, False)
+        by_admin = boss.recv_until(Cancelled, re=boss.send(Cancel(job_id=dropped)))[1]
+        assert (by_admin.reason, by_admin.retry, by_admin.already_stopping) == (
+            "artist", False, True
+        )  # fmt: skip
+        again = alice.recv_until(Cancelled, re=alice.send(Cancel(job_id=dropped)))[1]
+        assert (again.reason, again.already_stopping) == ("artist", True)
+        alice.send(Cancel(job_id=kept))  # ends the batch: both jobs' own answers come now
+        finals = {}
+        while len(finals) < 2:
+            envelope, message = alice.recv_until(Cancelled)
+            if envelope.re in (kept_id, dropped_id):
+                finals[envelope.re] = message
+        final = finals[dropped_id]
+        assert (final.reason, final.retry, final.already_stopping) == ("artist", False, False)
+    assert engine.calls == [(kept, dropped)]  # one batch all along
+    stops = [e for e in daemon.log_events() if e["event"] == "job_cancel_requested"]
+    assert [(e["job_id"], e["reason"]) for e in stops] == [(dropped, "artist"), (kept, "artist")]
+
+
 def test_waiting_clients_hear_their_place_and_wait_until_they_start(
     tmp_path: Path, peers: Callable[..., Peer]
 ) -> None:

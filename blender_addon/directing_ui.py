@@ -105,9 +105,7 @@ def constraints_for(scene: bpy.types.Scene, duration_s: float) -> wire.Constrain
     elif take is not None and take.action is not None and take.armature is not None:
         _, rotations, pelvis = build.read_motion(take.action, take.armature)
         take_start = build.action_frames(take.action)[0]
-    timeline = tuple(
-        wire.TimelineRow(row.prompt, row.duration_s) for row in options.timeline if row.prompt
-    )
+    timeline = directing.panel_timeline([(row.prompt, row.duration_s) for row in options.timeline])
     clip_frames = round(duration_s * motion.FPS) + sum(
         round(r.duration_s * motion.FPS) for r in timeline
     )
@@ -138,7 +136,7 @@ def directed_settings(scene: bpy.types.Scene, settings: GenerateSettings) -> Gen
     options = direction(scene)
     if options.inbetween == "OFF":
         return replace(settings, constraints=constraints_for(scene, settings.duration_s))
-    timeline = any(row.prompt for row in options.timeline)
+    timeline = len(options.timeline) > 0  # a row without a prompt too: it is refused, not skipped
     if options.start != "NONE" or options.end_on_pose or options.loop or timeline:
         raise directing.DirectionError(INBETWEEN_CONFLICT, field="inbetween")
     take = active_take(scene_settings(scene))

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import rig_history, rig_reader, rig_takes
 from .core import bone_mapping, retarget, rig_pose
-from .core.errors import RigError
+from .core.errors import CharacterFileError
 from .core.motion.skeletons import MODEL_SKELETON
 from .core.rig_cli import RigTarget
 from .props import HYMOTION_PG_take as Take
@@ -24,21 +24,16 @@ def load_rig(scene: bpy.types.Scene, target: RigTarget) -> bpy.types.Object:
     its actions can be written), with its child objects (meshes)."""
     assert target.path is not None
     if target.path.suffix.lower() == ".fbx":
-        before = set(bpy.data.objects)
-        bpy.ops.import_scene.fbx(filepath=str(target.path), automatic_bone_orientation=False)
-        armatures = [o for o in bpy.data.objects if o not in before and o.type == "ARMATURE"]
-        if len(armatures) != 1:
-            names = ", ".join(o.name for o in armatures) or "none"
-            raise RigError(f"{target.path.name} holds {len(armatures)} armatures ({names}); "
-                           "use FILE.blend:OBJECT to pick one", field="--target-rig")  # fmt: skip
-        return rig_reader.check_rig(armatures[0])
+        return rig_reader.check_rig(_fbx_armature(target))
     # The stubs type libraries.load as returning None; it returns a context manager.
     loader: Any = bpy.data.libraries.load(str(target.path), link=False)  # type: ignore[func-returns-value]
     with loader as (source, into):
         if target.object_name not in source.objects:
             names = ", ".join(sorted(source.objects)) or "none"
-            raise RigError(f"{target.path.name} has no object {target.object_name!r} "
-                           f"(objects: {names})", field="--target-rig")  # fmt: skip
+            raise CharacterFileError(
+                f"{target.path.name} has no object {target.object_name!r} (objects: {names})",
+                field="--target-rig",
+            )
         into.objects = list(source.objects)
     loaded = [o for o in into.objects if o is not None]
     rig = next(o for o in loaded if o.name == target.object_name)  # the scene was emptied
@@ -50,6 +45,53 @@ def load_rig(scene: bpy.types.Scene, target: RigTarget) -> bpy.types.Object:
             bpy.data.objects.remove(obj)
     scene.view_layers[0].update()
     return rig_reader.check_rig(rig)
+
+
+def _fbx_armature(target: RigTarget) -> bpy.types.Object:
+    """The armature of a character FBX, imported into the (empty) batch scene: its only one, or
+    the one ``:ARMATURE`` names; the file's other armatures and their children are removed."""
+    assert target.path is not None
+    name, file = target.object_name, target.path.name
+    before = set(bpy.data.objects)
+    try:
+        bpy.ops.import_scene.fbx(filepath=str(target.path), automatic_bone_orientation=False)
+    except RuntimeError as exc:  # the importer's refusal ("Error: ASCII FBX files are not ...")
+        reason = str(exc).strip().removeprefix("Error: ")
+        raise CharacterFileError(
+            f"{file} could not be imported ({reason}); export the character again "
+            "as a binary FBX (Blender's FBX export writes one)",
+            field="--target-rig",
+        ) from exc
+    imported = [o for o in bpy.data.objects if o not in before]
+    armatures = [o for o in imported if o.type == "ARMATURE"]
+    if not armatures:
+        objects = ", ".join(sorted(o.name for o in imported)) or "none"
+        raise CharacterFileError(
+            f"{file} holds no armature (objects: {objects}); export the character "
+            "with its armature (Blender's FBX export: Object Types Armature and Mesh)",
+            field="--target-rig",
+        )
+    names = ", ".join(sorted(o.name for o in armatures))
+    if not name and len(armatures) > 1:
+        raise CharacterFileError(
+            f"{file} holds {len(armatures)} armatures ({names}); name the one to "
+            f"use: --target-rig {file}:{min(o.name for o in armatures)}",
+            field="--target-rig",
+        )
+    if not name:
+        return armatures[0]
+    picked = next((o for o in imported if o.name == name), None)
+    if picked is None:
+        raise CharacterFileError(
+            f"{file} has no object {name!r} (armatures: {names})", field="--target-rig"
+        )
+    if picked.type != "ARMATURE":
+        return picked  # check_rig refuses it, naming what it is
+    for other in armatures:
+        if other is not picked:
+            for obj in [*other.children_recursive, other]:
+                bpy.data.objects.remove(obj)
+    return picked
 
 
 def prepare(

@@ -23,6 +23,7 @@ Relative paths are relative to the job file.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ class DirectionError(SettingsError):
 
 #: Frames of a take's end a continuation starts from (the daemon's timeline overlap, 0.5 s).
 PREFIX_FRAMES = 15
+#: What to do about a timeline row without a prompt (batch and panel say the same).
+BLANK_ROW_FIX = "type what happens next, or remove the row"
 _KEYS = ("start_from", "end_pose", "loop", "path", "timeline", "exact")
 
 
@@ -188,9 +191,11 @@ def _timeline(value: Any, where: str) -> tuple[TimelineRow, ...]:
         field = f"direct.timeline[{i}]"
         if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
             raise BatchInputError(f"{where}: {field} needs a 'prompt'", field=field)
-        rows.append(
-            TimelineRow(row["prompt"], _number(row.get("duration_s"), where, f"{field}.duration_s"))
-        )
+        if not row["prompt"].strip():  # refused here, as an empty prompt is, not by the daemon
+            raise BatchInputError(f"{where}: {field}.prompt is empty: {BLANK_ROW_FIX}",
+                                  field=f"{field}.prompt")  # fmt: skip
+        seconds = _number(row.get("duration_s"), where, f"{field}.duration_s")
+        rows.append(TimelineRow(row["prompt"].strip(), seconds))
     return tuple(rows)
 
 
@@ -280,6 +285,16 @@ def panel_constraints(
         loop=loop,
         timeline=timeline,
     )
+
+
+def panel_timeline(rows: Sequence[tuple[str, float]]) -> tuple[TimelineRow, ...]:
+    """The panel's Timeline rows (prompt, seconds) as wire rows. A row whose prompt is empty or
+    only spaces is refused naming it (1-based, as the list shows it), as an empty prompt is."""
+    for number, (prompt, _) in enumerate(rows, start=1):
+        if not prompt.strip():
+            raise DirectionError(f"Timeline row {number} has no prompt: {BLANK_ROW_FIX} (−)",
+                                 field="timeline")  # fmt: skip
+    return tuple(TimelineRow(prompt.strip(), seconds) for prompt, seconds in rows)
 
 
 #: A followed curve is held every this many frames (and at the clip's last frame).

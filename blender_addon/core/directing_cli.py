@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .directing import constraints_from_json
+from .directing import BLANK_ROW_FIX, constraints_from_json
 from .errors import BatchInputError
 
 #: The flag that sets each key of the "direct" object (for messages).
@@ -150,9 +150,12 @@ def _path_point(text: str) -> dict[str, Any]:
 def _segment(text: str, where: str) -> dict[str, Any]:
     prompt, sep, seconds = text.rpartition(":")
     duration = _number(seconds) if sep else None
-    if not prompt.strip() or duration is None:
+    if duration is None:
         raise BatchInputError(f"{where} takes PROMPT:SECONDS; got {text!r}",
                               field=where.split()[0])  # fmt: skip
+    if not prompt.strip():
+        raise BatchInputError(f"{where}: the prompt before ':' is empty in {text!r}: "
+                              f"{BLANK_ROW_FIX}", field=where.split()[0])  # fmt: skip
     return {"prompt": prompt.strip(), "duration_s": duration}
 
 

@@ -135,6 +135,13 @@ class RigError(HYMotionError):
     hint = "Select your character's armature in Object or Pose Mode and try again."
 
 
+class CharacterFileError(RigError):
+    """The batch's ``--target-rig`` file holds no usable character under the name given."""
+
+    code = "character_file"
+    hint = "Fix --target-rig: FILE.blend:OBJECT, FILE.fbx or FILE.fbx:ARMATURE (docs/addon.md)."
+
+
 class MappingError(HYMotionError):
     """The bone mapping cannot be used (a bone missing, a bone mapped twice, no hips), also
     where the motion core calibrates two skeletons through it: one code for one meaning."""

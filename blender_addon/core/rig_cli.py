@@ -21,7 +21,7 @@ class RigTarget:
     """The character every take is retargeted onto and exported from."""
 
     path: Path | None  # None: no rig, only the export options (built-in armature)
-    object_name: str  # "" for an FBX (its one armature)
+    object_name: str  # "" for an FBX given without ":ARMATURE" (its one armature)
     options: RetargetOptions
     engine: str  # BLENDER, UNREAL, UNITY
     deform_only: bool
@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "character", "retarget every take onto your rig and export from it (docs/addon.md)"
     )
-    group.add_argument("--target-rig", default="", metavar="FILE.blend:OBJECT|FILE.fbx",
-                       help="the armature object in a .blend, or a character .fbx")  # fmt: skip
+    group.add_argument("--target-rig", default="", metavar="FILE.blend:OBJECT|FILE.fbx[:ARMATURE]",
+                       help="the armature object in a .blend, or a character .fbx (:ARMATURE "
+                       "picks one of several)")  # fmt: skip
     # No default value: a --root-motion given without --target-rig is refused, even "keep".
     group.add_argument("--root-motion", default=None,
                        choices=[m.lower() for m in ROOT_MOTION_MODES],
@@ -87,15 +88,21 @@ def target_from_args(args: argparse.Namespace) -> RigTarget | None:
             return None
         return RigTarget(None, "", RetargetOptions(), args.engine.upper(), args.deform_only, None)
     text = args.target_rig
-    path_text, sep, name = text.rpartition(":") if ".blend:" in text else (text, "", "")
-    path = Path(path_text)
+    path, sep, name = _split_object(text)
     if path.suffix.lower() not in RIG_SUFFIXES:
         raise BatchInputError(
-            f"--target-rig takes FILE.blend:OBJECT or FILE.fbx, not {text!r}", field="--target-rig"
+            f"--target-rig takes FILE.blend:OBJECT, FILE.fbx or FILE.fbx:ARMATURE, not {text!r}",
+            field="--target-rig",
         )
     if path.suffix.lower() == ".blend" and not (sep and name):
         raise BatchInputError(
             f"--target-rig {text!r}: name the armature object after ':' (hero.blend:Armature)",
+            field="--target-rig",
+        )
+    if sep and not name:  # "hero.fbx:": a name was meant and left out
+        raise BatchInputError(
+            f"--target-rig {text!r}: name the armature after ':' (hero.fbx:Armature), or leave "
+            "':' out for an FBX with one armature",
             field="--target-rig",
         )
     if not path.is_file():
@@ -109,3 +116,15 @@ def target_from_args(args: argparse.Namespace) -> RigTarget | None:
                               key_ik=not args.no_ik_controls, ik_limbs=args.ik_limbs)  # fmt: skip
     return RigTarget(path, name, options, args.engine.upper(), args.deform_only,
                      args.mapping_preset, meshes=not args.no_meshes)  # fmt: skip
+
+
+def _split_object(text: str) -> tuple[Path, str, str]:
+    """``FILE.blend:OBJECT`` / ``FILE.fbx[:ARMATURE]`` -> (file, ":" or "", object name). Only
+    a ':' right after the suffix splits, so a drive letter (``C:\\rigs\\hero.fbx``) stays."""
+    lowered = text.lower()
+    for suffix in RIG_SUFFIXES:
+        at = lowered.rfind(suffix + ":")
+        if at >= 0:
+            end = at + len(suffix)
+            return Path(text[:end]), ":", text[end + 1 :]
+    return Path(text), "", ""

@@ -70,7 +70,7 @@ def test_batch_onto_a_character_for_unreal(scene: Any, tmp_path: Path, daemon: A
         (["--target-rig", "{hero}:Villain"], "has no object 'Villain'"),
         (["--root-motion", "root_bone"], "--root-motion needs --target-rig"),
         (["--root-motion", "keep"], "--root-motion needs --target-rig"),  # the default, given
-        (["--target-rig", "{no_rig}"], "no_rig.fbx holds 0 armatures (none)"),
+        (["--target-rig", "{no_rig}"], "no_rig.fbx holds no armature (objects: none)"),
     ],
 )
 def test_bad_character_flags_exit_2(
